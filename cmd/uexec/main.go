@@ -1,0 +1,64 @@
+// Command uexec runs and explains program execution with a user-space
+// execve engine. See README.md for the reference.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)
+	defer stop()
+	os.Exit(run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:]))
+}
+
+// Exit statuses, as env(1) uses them.
+const (
+	exitUsage    = 125 // uexec itself failed
+	exitCannot   = 126 // the program was found but could not be run
+	exitNotFound = 127 // the program was not found
+)
+
+const usage = `usage: uexec COMMAND [OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]...
+
+Commands:
+  plan    show what an exec of PROGRAM would do, without running anything
+  run     run PROGRAM with the exec done by uexec
+  help    show this help
+
+Options (plan and run):
+  -i, --ignore-environment   start with an empty environment
+  -u, --unset NAME           remove NAME from the environment
+  -C, --chdir DIR            change to DIR first
+  -a, --argv0 NAME           pass NAME as argv[0] instead of PROGRAM
+      --no-random            no address randomisation (like setarch -R)
+  NAME=VALUE                 set an environment variable
+
+Options (plan):
+      --json                 print the plan as JSON (schema in README.md)
+
+Options (run):
+  -v, --verbose              say what differs from a kernel exec, and why
+`
+
+func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "plan":
+		return cmdPlan(ctx, stdout, stderr, args[1:])
+	case "run":
+		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
+	case "help", "-h", "--help":
+		io.WriteString(stdout, usage)
+		return 0
+	}
+	io.WriteString(stderr, "uexec: unknown command "+args[0]+"\n"+usage)
+	return exitUsage
+}

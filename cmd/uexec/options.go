@@ -1,0 +1,256 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec"
+	"github.com/uexec/uexec/execsw"
+)
+
+// options are the env(1)-like options shared by plan and run.
+type options struct {
+	clearEnv bool
+	unset    []string
+	set      []string // NAME=VALUE in order
+	dir      string
+	argv0    string
+	hasArgv0 bool
+	noRandom bool
+	json     bool
+	verbose  bool
+	argv     []string // PROGRAM [ARG]...
+}
+
+// parseOptions reads options until the program name. Options come first;
+// "--" ends them; the program's own arguments are never touched.
+func parseOptions(args []string, cmd string) (*options, error) {
+	o := &options{}
+	i := 0
+	value := func(name string) (string, error) {
+		if i+1 >= len(args) {
+			return "", fmt.Errorf("option %s needs a value", name)
+		}
+		i++
+		return args[i], nil
+	}
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			if hasVal && name != "" && !strings.Contains(name, "/") {
+				o.set = append(o.set, a)
+				continue
+			}
+			break
+		}
+		var err error
+		get := func() string {
+			if hasVal {
+				return val
+			}
+			var v string
+			v, err = value(name)
+			return v
+		}
+		switch name {
+		case "-i", "--ignore-environment":
+			o.clearEnv = true
+		case "-u", "--unset":
+			o.unset = append(o.unset, get())
+		case "-C", "--chdir":
+			o.dir = get()
+		case "-a", "--argv0":
+			o.argv0, o.hasArgv0 = get(), true
+		case "--no-random":
+			o.noRandom = true
+		case "--json":
+			if cmd != "plan" {
+				return nil, fmt.Errorf("unknown option %s", a)
+			}
+			o.json = true
+		case "-v", "--verbose":
+			o.verbose = true
+		default:
+			return nil, fmt.Errorf("unknown option %s", a)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// A NAME=VALUE after "--" is still an assignment, as with env(1).
+	for i < len(args) {
+		if name, _, ok := strings.Cut(args[i], "="); ok && name != "" && !strings.Contains(name, "/") && len(o.argv) == 0 {
+			o.set = append(o.set, args[i])
+			i++
+			continue
+		}
+		break
+	}
+	o.argv = args[i:]
+	if len(o.argv) == 0 {
+		return nil, errors.New("no program given")
+	}
+	return o, nil
+}
+
+// environ builds the program's environment from the caller's.
+func (o *options) environ() []string {
+	var env []string
+	if !o.clearEnv {
+		env = os.Environ()
+	}
+	drop := func(name string) {
+		out := env[:0]
+		for _, kv := range env {
+			if k, _, _ := strings.Cut(kv, "="); k != name {
+				out = append(out, kv)
+			}
+		}
+		env = out
+	}
+	for _, n := range o.unset {
+		drop(n)
+	}
+	for _, kv := range o.set {
+		k, _, _ := strings.Cut(kv, "=")
+		drop(k)
+		env = append(env, kv)
+	}
+	return env
+}
+
+// plan plans the exec the options describe. A name without a slash is
+// searched in PATH the way execvp(3), and so env(1), searches it; a file
+// the kernel refuses with ENOEXEC is given to /bin/sh, as execvp does.
+func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error) {
+	env := o.environ()
+	prog := o.argv[0]
+	argv := append([]string{}, o.argv...)
+	if o.hasArgv0 {
+		argv[0] = o.argv0
+	}
+	dir := ""
+	if o.dir != "" {
+		abs, err := filepath.Abs(o.dir)
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
+				err = unix.ENOTDIR
+			}
+		}
+		if err != nil {
+			return nil, nil, &execsw.ExecError{Path: o.dir, Reason: "cannot change directory", Err: unwrapErrno(err)}
+		}
+		dir = abs
+	}
+	try := func(path string) (*execsw.Plan, *execsw.Request, error) {
+		req, err := uexec.SelfRequest(path, argv, env)
+		if err != nil {
+			return nil, nil, err
+		}
+		if dir != "" {
+			req.Dir = dir
+		}
+		if o.noRandom {
+			req.NoRandom = true
+		}
+		p, err := sw.Execve(req)
+		if errors.Is(err, unix.ENOEXEC) {
+			// execvp: run it as a shell script.
+			req.Argv = append([]string{"/bin/sh", path}, argv[1:]...)
+			req.Path = "/bin/sh"
+			if p2, err2 := sw.Execve(req); err2 == nil {
+				return p2, req, nil
+			}
+		}
+		return p, req, err
+	}
+	if strings.Contains(prog, "/") {
+		return try(prog)
+	}
+	pathEnv, ok := os.LookupEnv("PATH")
+	if !ok {
+		pathEnv = "/bin:/usr/bin"
+	}
+	var sawEACCES error
+	var last error = &execsw.ExecError{Path: prog, Reason: "not found in PATH", Err: unix.ENOENT}
+	for _, d := range strings.Split(pathEnv, ":") {
+		if d == "" {
+			d = "."
+		}
+		p, req, err := try(d + "/" + prog)
+		switch {
+		case err == nil:
+			return p, req, nil
+		case errors.Is(err, unix.EACCES):
+			sawEACCES = err
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.ESTALE):
+		default:
+			return nil, nil, err
+		}
+	}
+	if sawEACCES != nil {
+		return nil, nil, sawEACCES
+	}
+	return nil, nil, last
+}
+
+func unwrapErrno(err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
+
+// errnoName returns the symbolic name of the errno inside err ("ENOENT").
+func errnoName(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if n := unix.ErrnoName(errno); n != "" {
+			return n
+		}
+		return fmt.Sprintf("errno %d", int(errno))
+	}
+	return ""
+}
+
+// failure prints err as env(1) would and returns its exit status.
+func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err error) int {
+	msg := err.Error()
+	var ee *execsw.ExecError
+	if errors.As(err, &ee) {
+		msg = ee.Reason
+		var errno unix.Errno
+		if errors.As(ee.Err, &errno) {
+			if msg == "" {
+				msg = errno.Error()
+			} else {
+				msg += ": " + errno.Error()
+			}
+		}
+		if ee.Path != prog {
+			msg = ee.Path + ": " + msg
+		}
+	}
+	name := errnoName(err)
+	if name != "" {
+		fmt.Fprintf(stderr, "uexec: %s: %s (%s)\n", prog, msg, name)
+	} else {
+		fmt.Fprintf(stderr, "uexec: %s: %s\n", prog, msg)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return exitNotFound
+	}
+	return exitCannot
+}

@@ -1,0 +1,412 @@
+package execsw
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/kprobe"
+	"github.com/uexec/uexec/vm"
+)
+
+// Linux limits on path lookup (include/uapi/linux/limits.h, fs/namei.c).
+const (
+	pathMax      = 4096 // PATH_MAX, including the NUL
+	nameMax      = 255  // NAME_MAX
+	maxSymlinks  = 40   // MAXSYMLINKS
+	maxRewrites  = 5    // fs/exec.c exec_binprm: at most 5 interpreter rewrites
+	statfsNoexec = 0x8  // ST_NOEXEC in statfs.f_flags
+	statfsNosuid = 0x2  // ST_NOSUID
+)
+
+// ExecError is the error of a failed exec: the errno Linux would return,
+// the file it concerns and why.
+type ExecError struct {
+	Path   string
+	Reason string
+	Err    error // a syscall.Errno, or an error wrapping one
+}
+
+func (e *ExecError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("%s: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.Path, e.Reason, e.Err)
+}
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+func execErr(path string, errno unix.Errno, format string, args ...any) error {
+	return &ExecError{Path: path, Reason: fmt.Sprintf(format, args...), Err: errno}
+}
+
+// CheckExec is the seed's check_exec for epp.Path: resolve and open the
+// file with the caller's credentials, refuse a sixth nested #! rewrite with
+// ELOOP, read the header and try every handler in order.
+//
+// Preconditions: the switch is held as reader (Execve holds it); handlers
+// call CheckExec recursively for an interpreter.
+func (s *Switch) CheckExec(epp *Package) error {
+	if err := epp.openExec(); err != nil {
+		return err
+	}
+	if epp.Depth > maxRewrites {
+		return execErr(epp.Path, unix.ELOOP, "more than %d nested interpreters", maxRewrites)
+	}
+	return s.makeCmds(epp)
+}
+
+// makeCmds reads the header of epp.File and offers it to each handler (the
+// loop of check_exec). The first error other than ENOEXEC is kept; a
+// handler that set FlagDestr stops the search.
+//
+// Preconditions: s.mu held as reader.
+func (s *Switch) makeCmds(epp *Package) error {
+	epp.Hdr = make([]byte, s.hdrsz)
+	n, err := epp.File.R.ReadAt(epp.Hdr, 0)
+	if n < len(epp.Hdr) && err != nil && err != io.EOF {
+		return &ExecError{Path: epp.Path, Reason: "read header", Err: unix.EIO}
+	}
+	epp.HdrValid = n
+	first := error(nil)
+	for _, e := range s.entries {
+		epp.Esw = e
+		cmds, chain := len(epp.Cmds), len(epp.Chain)
+		err := e.Format.MakeCmds(epp)
+		if err == nil {
+			return nil
+		}
+		// A refusing handler leaves nothing behind for the next one.
+		epp.Cmds, epp.Chain = epp.Cmds[:cmds], epp.Chain[:chain]
+		if first == nil || errors.Is(first, unix.ENOEXEC) {
+			first = err
+		}
+		if epp.Flags&FlagDestr != 0 {
+			return err
+		}
+	}
+	epp.Esw = nil
+	if first == nil {
+		first = execErr(epp.Path, unix.ENOEXEC, "no handler recognises the file")
+	}
+	return first
+}
+
+// openExec resolves epp.Path (or takes Req.File at depth 0) and opens it
+// with Linux's do_open_execat checks, setting epp.File, epp.Attr and
+// epp.Resolved.
+func (epp *Package) openExec() error {
+	var (
+		f   *vm.File
+		err error
+	)
+	if epp.Depth == 0 && epp.Req.File != nil {
+		f, err = epp.adopt(epp.Req.File)
+		epp.Resolved = epp.Path
+	} else {
+		f, epp.Resolved, err = epp.open(epp.Path, epp.Depth == 0 && epp.Req.NoFollow)
+	}
+	if err != nil {
+		return err
+	}
+	epp.File = f
+	return nil
+}
+
+// adopt checks an already open file (execveat with AT_EMPTY_PATH).
+func (epp *Package) adopt(file *os.File) (*vm.File, error) {
+	dup, err := unix.FcntlInt(file.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &ExecError{Path: epp.Path, Reason: "dup", Err: err}
+	}
+	fh := os.NewFile(uintptr(dup), epp.Path)
+	vf, err := epp.checkOpened(fh, epp.Path)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return vf, nil
+}
+
+// open resolves name from the caller's root and cwd and opens the file it
+// names for exec. With noFollow a final symlink is ELOOP.
+func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
+	if name == "" {
+		return nil, "", execErr(name, unix.ENOENT, "empty path")
+	}
+	if len(name) >= pathMax {
+		return nil, "", execErr(name, unix.ENAMETOOLONG, "path of %d bytes", len(name))
+	}
+	resolved, st, err := epp.lookup(name, noFollow)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := epp.checkType(name, st.Mode); err != nil {
+		return nil, "", err
+	}
+	host := epp.hostPath(resolved)
+	// O_NONBLOCK: should the file have been swapped for a FIFO since the
+	// lookup, the open must not hang; checkOpened refuses it.
+	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if err == unix.EACCES {
+			return nil, "", execErr(name, unix.EACCES, "uexec cannot read the file (the kernel would not need to)")
+		}
+		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}
+	}
+	fh := os.NewFile(uintptr(fd), resolved)
+	vf, err := epp.checkOpened(fh, name)
+	if err != nil {
+		fh.Close()
+		return nil, "", err
+	}
+	return vf, resolved, nil
+}
+
+// checkType refuses what is not a regular file (do_open_execat: S_ISREG).
+func (epp *Package) checkType(name string, mode uint32) error {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFDIR:
+		return execErr(name, unix.EACCES, "is a directory")
+	default:
+		return execErr(name, unix.EACCES, "not a regular file")
+	}
+}
+
+// checkOpened applies the checks Linux makes on the opened file: regular
+// file, execute permission for the caller, noexec mount, writers (ETXTBSY).
+// It takes ownership of fh on success.
+func (epp *Package) checkOpened(fh *os.File, name string) (*vm.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fh.Fd()), &st); err != nil {
+		return nil, &ExecError{Path: name, Reason: "fstat", Err: err}
+	}
+	if err := epp.checkType(name, st.Mode); err != nil {
+		return nil, err
+	}
+	if !mayExec(&epp.Req.Cred, &st) {
+		return nil, execErr(name, unix.EACCES, "no execute permission for uid %d", epp.Req.Cred.FSUID)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(int(fh.Fd()), &sfs); err != nil {
+		return nil, &ExecError{Path: name, Reason: "fstatfs", Err: err}
+	}
+	if sfs.Flags&statfsNoexec != 0 {
+		return nil, execErr(name, unix.EACCES, "on a noexec mount")
+	}
+	// Only the kernel knows whether someone holds the file open for
+	// writing (deny_write_access): ask it with an exec that must fail.
+	if errno := kprobe.ExecCheck(int(fh.Fd())); errno != 0 {
+		reason := "kernel refuses exec"
+		if errno == unix.ETXTBSY {
+			reason = "file is open for writing"
+		}
+		return nil, execErr(name, errno, "%s", reason)
+	}
+	epp.Attr = Attr{
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
+		NoSuid: sfs.Flags&statfsNosuid != 0,
+	}
+	if epp.Attr.NoSuid {
+		epp.Attr.Mode &^= unix.S_ISUID | unix.S_ISGID
+	}
+	vf := &vm.File{Path: fh.Name(), R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
+	epp.files = append(epp.files, vf)
+	return vf, nil
+}
+
+// mayExec is generic_permission(MAY_EXEC) for a regular file: the owner,
+// group or other class of the mode decides; a caller with CAP_DAC_OVERRIDE
+// needs at least one execute bit.
+func mayExec(c *Cred, st *unix.Stat_t) bool {
+	if c.CapDACOverride {
+		return st.Mode&0o111 != 0
+	}
+	return permits(c, st, 1)
+}
+
+// maySearch is MAY_EXEC on a directory.
+func maySearch(c *Cred, st *unix.Stat_t) bool {
+	if c.CapDACOverride || c.CapDACReadSearch {
+		return true
+	}
+	return permits(c, st, 1)
+}
+
+func permits(c *Cred, st *unix.Stat_t, bit uint32) bool {
+	mode := st.Mode
+	switch {
+	case st.Uid == c.FSUID:
+		return (mode>>6)&bit != 0
+	case inGroup(c, st.Gid):
+		return (mode>>3)&bit != 0
+	default:
+		return mode&bit != 0
+	}
+}
+
+func inGroup(c *Cred, gid uint32) bool {
+	if gid == c.FSGID {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPath maps a path resolved inside the caller's root to the host.
+func (epp *Package) hostPath(resolved string) string {
+	root := epp.Req.Root
+	if root == "" || root == "/" {
+		return resolved
+	}
+	return root + resolved
+}
+
+// lookup walks name component by component from the caller's root or cwd,
+// as Linux's path walk does: symlinks followed (at most 40), search
+// permission checked on every directory with the caller's credentials.
+// It returns the resolved path (from the caller's root) and the final
+// file's lstat.
+func (epp *Package) lookup(name string, noFollow bool) (string, *unix.Stat_t, error) {
+	var comps []string // resolved components from the root
+	if !strings.HasPrefix(name, "/") {
+		cwd := epp.Req.Dir
+		if r := epp.Req.Root; r != "" && r != "/" {
+			cwd = strings.TrimPrefix(cwd, r)
+		}
+		for _, c := range strings.Split(cwd, "/") {
+			if c != "" {
+				comps = append(comps, c)
+			}
+		}
+	}
+	links := 0
+	todo := splitPath(name)
+	trailingSlash := strings.HasSuffix(name, "/")
+	var st unix.Stat_t
+	dirOK := func() error {
+		// The directory we are in must be searchable.
+		p := epp.hostPath("/" + strings.Join(comps, "/"))
+		var dst unix.Stat_t
+		if err := unix.Stat(p, &dst); err != nil {
+			return &ExecError{Path: name, Reason: "lookup", Err: err}
+		}
+		if dst.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return execErr(name, unix.ENOTDIR, "%s is not a directory", "/"+strings.Join(comps, "/"))
+		}
+		if !maySearch(&epp.Req.Cred, &dst) {
+			return execErr(name, unix.EACCES, "no search permission on %s", "/"+strings.Join(comps, "/"))
+		}
+		return nil
+	}
+	// The starting directory itself must be searchable.
+	if err := dirOK(); err != nil {
+		return "", nil, err
+	}
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		last := len(todo) == 0
+		switch c {
+		case ".":
+			if last {
+				st = unix.Stat_t{}
+				if err := unix.Stat(epp.hostPath("/"+strings.Join(comps, "/")), &st); err != nil {
+					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+				}
+			}
+			continue
+		case "..":
+			if len(comps) > 0 {
+				comps = comps[:len(comps)-1]
+			}
+			if last {
+				if err := unix.Stat(epp.hostPath("/"+strings.Join(comps, "/")), &st); err != nil {
+					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+				}
+			}
+			continue
+		}
+		if len(c) > nameMax {
+			return "", nil, execErr(name, unix.ENAMETOOLONG, "component of %d bytes", len(c))
+		}
+		p := epp.hostPath("/" + path.Join(append(append([]string{}, comps...), c)...))
+		if err := unix.Lstat(p, &st); err != nil {
+			return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || trailingSlash || !noFollow) {
+			links++
+			if links > maxSymlinks {
+				return "", nil, execErr(name, unix.ELOOP, "more than %d symbolic links", maxSymlinks)
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				return "", nil, &ExecError{Path: name, Reason: "readlink", Err: err}
+			}
+			if target == "" {
+				return "", nil, execErr(name, unix.ENOENT, "empty symbolic link")
+			}
+			if strings.HasPrefix(target, "/") {
+				comps = comps[:0]
+				if err := dirOK(); err != nil {
+					return "", nil, err
+				}
+			}
+			todo = append(splitPath(target), todo...)
+			if strings.HasSuffix(target, "/") && len(todo) == len(splitPath(target)) {
+				trailingSlash = true
+			}
+			if len(todo) == 0 {
+				// A link to "/": the root directory.
+				if err := unix.Stat(epp.hostPath("/"), &st); err != nil {
+					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+				}
+			}
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK && last && noFollow {
+			return "", nil, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
+		}
+		comps = append(comps, c)
+		if !last {
+			if err := dirOK(); err != nil {
+				return "", nil, err
+			}
+		}
+	}
+	if trailingSlash && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", nil, execErr(name, unix.ENOTDIR, "trailing slash on a non-directory")
+	}
+	return "/" + strings.Join(comps, "/"), &st, nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// OpenInterp opens an ELF interpreter named by PT_INTERP for epp, with the
+// open errors Linux gives (open_exec): ENOENT, ENOTDIR, ELOOP, EACCES for a
+// directory, a non-regular file, a noexec mount or a file without execute
+// permission, ETXTBSY for a file open for writing. Relative paths resolve
+// from the caller's cwd. The file is closed with the package.
+func (epp *Package) OpenInterp(name string) (*vm.File, error) {
+	f, _, err := epp.open(name, false)
+	return f, err
+}

@@ -1,0 +1,164 @@
+package execsw
+
+import (
+	"io"
+	"os"
+
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// Priority is an exec switch entry's class (the seed's EXECSW_PRIO_*):
+// entries are tried First, then Any, then Last, in the order they were added
+// within a class.
+type Priority int
+
+const (
+	PrioFirst Priority = iota
+	PrioAny
+	PrioLast
+)
+
+// Format is a format handler (one execsw entry's es_makecmds and es_hdrsz).
+type Format interface {
+	// Name is the format's name in a plan's handler chain: "elf", "script".
+	Name() string
+	// HeaderSize is how many bytes of the file's start the handler needs
+	// to recognise it (es_hdrsz).
+	HeaderSize() int
+	// MakeCmds recognises epp.Hdr and builds the image into epp: vm
+	// commands, entry point, ELF auxv data, or fake arguments and a
+	// recursive CheckExec for an interpreter. It returns an error
+	// wrapping unix.ENOEXEC when the file is not its format.
+	MakeCmds(epp *Package) error
+}
+
+// Flags are the seed's EXEC_* package flags.
+type Flags uint32
+
+const (
+	FlagIndir   Flags = 1 << iota // EXEC_INDIR: a #! rewrite has happened
+	FlagHasFD                     // EXEC_HASFD
+	FlagHasArgl                   // EXEC_HASARGL: FakeArgs are set
+	FlagSkipArg                   // EXEC_SKIPARG: drop the caller's argv[0]
+	FlagDestr                     // EXEC_DESTR: stop trying other handlers
+	Flag32                        // EXEC_32: a 32-bit image
+)
+
+// Cred is a process's credentials as exec uses them.
+type Cred struct {
+	UID, EUID, SUID, FSUID uint32
+	GID, EGID, SGID, FSGID uint32
+	Groups                 []uint32
+	NoNewPrivs             bool
+	// CapDACOverride, CapDACReadSearch: the caller holds these in its
+	// effective set (root normally does), which changes permission checks.
+	CapDACOverride   bool
+	CapDACReadSearch bool
+}
+
+// Request is one execve as a caller makes it, with the caller's state that
+// the exec reads.
+type Request struct {
+	Path string   // as passed; relative paths resolve against Dir
+	Argv []string // nil and empty are both argc == 0
+	Envp []string
+
+	Dir  string // caller's cwd, an absolute host path
+	Root string // caller's root, an absolute host path; "" means "/"
+
+	// File, when set, is the already-open file to execute (execveat with
+	// AT_EMPTY_PATH, fexecve); Path is then the /dev/fd/N name a #!
+	// interpreter receives.
+	File *os.File
+	// NoFollow is execveat's AT_SYMLINK_NOFOLLOW: a final symlink -> ELOOP.
+	NoFollow bool
+	// CloseOnExec reports that File's descriptor is O_CLOEXEC: a script
+	// reached through it gets ENOENT (its /dev/fd name would be gone).
+	CloseOnExec bool
+
+	Cred        Cred
+	RlimitStack uint64 // RLIMIT_STACK soft limit; ^uint64(0) is unlimited
+	RlimitData  uint64 // RLIMIT_DATA soft limit
+	// NoRandom is personality ADDR_NO_RANDOMIZE (or randomize_va_space
+	// 0): every address is the kernel's deterministic one.
+	NoRandom bool
+	// Downgrade says that whoever applies the plan cannot raise
+	// privileges (uexec does not run as root): set-id bits then leave the
+	// ids unchanged but still make the exec secure, as Linux does for a
+	// process traced by an unprivileged tracer.
+	Downgrade bool
+	// Rand supplies randomness (ASLR offsets, AT_RANDOM); nil means
+	// crypto/rand.
+	Rand io.Reader
+	// Host holds the machine's aux vector values; nil reads them from
+	// this process (stack.HostFromProc).
+	Host *stack.Host
+}
+
+// Link is one step of a handler chain: which format matched which file.
+type Link struct {
+	Format string `json:"format"`
+	Path   string `json:"path"`
+}
+
+// Attr is what exec needs of the file's attributes (the seed's ep_vap).
+type Attr struct {
+	Mode     uint32 // st_mode, set-id bits cleared on a nosuid mount
+	UID, GID uint32
+	Dev, Ino uint64
+	Size     int64
+	NoSuid   bool // the file's mount is nosuid
+}
+
+// ELFInfo is what the ELF handler records for the aux vector, mm fields and
+// the entry (the seed's ep_emul_arg).
+type ELFInfo struct {
+	Phdr, Phent, Phnum uint64
+	Entry              vm.Addr // the program's entry (AT_ENTRY)
+	InterpBase         vm.Addr // AT_BASE; 0 without an interpreter
+	InterpEntry        vm.Addr
+	Interp             string // PT_INTERP path, "" without one
+	StartCode, EndCode vm.Addr
+	StartData, EndData vm.Addr
+	StartBrk           vm.Addr
+	ExecStack          bool // PT_GNU_STACK with PF_X (or none, for ia32)
+	ReadImpliesExec    bool
+}
+
+// Package is the seed's struct exec_package: one exec in progress.
+type Package struct {
+	Req *Request
+	Sw  *Switch
+
+	// Path is the name being executed now: the caller's path, or a #!
+	// interpreter's during the recursive CheckExec.
+	Path     string
+	Resolved string // the path after symlinks, from the root (ep_resolvedname)
+	File     *vm.File
+	Attr     Attr
+
+	Hdr      []byte // ep_hdr: HeaderSize bytes of the switch
+	HdrValid int    // ep_hdrvalid: bytes actually read
+
+	Cmds  []vm.Cmd
+	Entry vm.Addr // where execution starts (the interpreter's entry if any)
+	ELF   ELFInfo
+
+	Flags    Flags
+	FakeArgs []string // arguments a #! rewrite prepends (ep_fa)
+	Depth    int      // nested #! rewrites so far
+
+	Chain []Link
+	Esw   *Entry // the matched switch entry (ep_esch)
+
+	// Space is the geometry of the new address space; handlers take the
+	// ranges they use from it.
+	Space *vm.Layout
+	// Args are the collected strings; a #! handler rewrites them.
+	Args *stack.Args
+	// Rand is Req.Rand or crypto/rand.
+	Rand io.Reader
+
+	files []*vm.File // every file opened for this exec, closed by Close
+}

@@ -1,0 +1,348 @@
+package execsw
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// Address-space geometry of a new x86-64 process (Linux arch/x86/mm/mmap.c,
+// fs/exec.c, arch/x86/include/asm/elf.h).
+const (
+	stackTop64     = vm.TaskSize64 // STACK_TOP = TASK_SIZE_LOW
+	stackTop32     = vm.TaskSize32
+	stackRndMask   = 0x3fffff  // STACK_RND_MASK: 22 bits of pages (16 GiB)
+	stackRndMask32 = 0x7ff     // compat: 11 bits of pages
+	mmapRndBits    = 28        // vm.mmap_rnd_bits default
+	mmapRndBits32  = 8         // vm.mmap_rnd_compat_bits default
+	gapMin         = 128 << 20 // SIZE_128M: least room left for the stack
+	stackGapRand   = 8192      // arch_align_stack: up to 8 KiB below the strings
+	commLen        = 16        // TASK_COMM_LEN, including the NUL
+)
+
+// Execve plans req as Linux's execve would, up to the point of no return
+// (the first half of the seed's execve1). On failure the error wraps the
+// errno the caller's execve would return and nothing needs undoing; on
+// success the caller owns the Plan and must Close it.
+func (s *Switch) Execve(req *Request) (*Plan, error) {
+	epp := &Package{Req: req, Sw: s, Path: req.Path, Rand: req.Rand}
+	if epp.Rand == nil {
+		epp.Rand = rand.Reader
+	}
+	p, err := s.execve(epp)
+	if err != nil {
+		epp.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (s *Switch) execve(epp *Package) (*Plan, error) {
+	req := epp.Req
+	// fs/exec.c getname: an empty name is ENOENT unless AT_EMPTY_PATH gave
+	// a file; PATH_MAX includes the NUL.
+	if req.File == nil {
+		if req.Path == "" {
+			return nil, execErr(req.Path, unix.ENOENT, "empty path")
+		}
+		if len(req.Path) >= pathMax {
+			return nil, execErr(req.Path, unix.ENAMETOOLONG, "path of %d bytes", len(req.Path))
+		}
+	}
+	// do_open_execat comes before the arguments are looked at.
+	if err := epp.openExec(); err != nil {
+		return nil, err
+	}
+	args, err := stack.NewArgs(req.Argv, req.Envp, req.Path, req.RlimitStack)
+	if err != nil {
+		return nil, &ExecError{Path: req.Path, Err: err}
+	}
+	epp.Args = args
+	compatHint := false
+	space, err := newLayout(epp, compatHint)
+	if err != nil {
+		return nil, err
+	}
+	epp.Space = space
+
+	if err := s.tryWithAutoload(epp); err != nil {
+		return nil, err
+	}
+	if epp.Flags&Flag32 != 0 {
+		// The handler found a 32-bit image: the whole geometry is the
+		// compat one. Plan again on a compat layout.
+		if epp.Space.TaskSize != vm.TaskSize32 {
+			return s.replanCompat(epp)
+		}
+	}
+	return finish(epp)
+}
+
+// tryWithAutoload runs the handlers; when all of them answer ENOEXEC and an
+// autoload hook adds handlers (a new generation), it tries once more (the
+// seed's exec_autoload retry in execve1).
+func (s *Switch) tryWithAutoload(epp *Package) error {
+	s.mu.RLock()
+	err := s.makeCmds(epp)
+	if err != nil && errors.Is(err, unix.ENOEXEC) && s.Autoload != nil && epp.Flags&FlagDestr == 0 {
+		gen := s.gen
+		s.mu.RUnlock()
+		s.Autoload(s)
+		s.mu.RLock()
+		if s.gen != gen {
+			epp.Cmds, epp.Chain = nil, nil
+			err = s.makeCmds(epp)
+		}
+	}
+	s.mu.RUnlock()
+	return err
+}
+
+// replanCompat redoes the handlers on an ia32 layout: Linux picks the
+// compat geometry when the ELF handler sets the personality, before the
+// image is mapped.
+func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
+	epp.close()
+	fresh := &Package{Req: epp.Req, Sw: s, Path: epp.Req.Path, Rand: epp.Rand}
+	*epp = *fresh
+	if err := epp.openExec(); err != nil {
+		return nil, err
+	}
+	args, err := stack.NewArgs(epp.Req.Argv, epp.Req.Envp, epp.Req.Path, epp.Req.RlimitStack)
+	if err != nil {
+		return nil, &ExecError{Path: epp.Req.Path, Err: err}
+	}
+	epp.Args = args
+	if epp.Space, err = newLayout(epp, true); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	err = s.makeCmds(epp)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return finish(epp)
+}
+
+// random returns a uniformly random value below 1<<bits from epp.Rand.
+func (epp *Package) random(bits uint) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(epp.Rand, b[:]); err != nil {
+		return 0, fmt.Errorf("randomness: %w", err)
+	}
+	return binary.LittleEndian.Uint64(b[:]) & (1<<bits - 1), nil
+}
+
+// Random returns a random value below 1<<bits for a handler's ASLR offset,
+// or 0 when the request asks for no randomisation.
+func (epp *Package) Random(bits uint) uint64 {
+	if epp.Req.NoRandom {
+		return 0
+	}
+	v, err := epp.random(bits)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// newLayout computes the new image's stack top and mmap base as Linux does
+// (randomize_stack_top, setup_arg_pages, arch_pick_mmap_layout).
+func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
+	req := epp.Req
+	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: vm.MmapMinAddr}
+	rndMask, mmapBits := uint64(stackRndMask), uint(mmapRndBits)
+	if compat {
+		l.TaskSize, l.StackTop = vm.TaskSize32, stackTop32
+		rndMask, mmapBits = stackRndMask32, mmapRndBits32
+	}
+	var stackRnd, mmapRnd uint64
+	if !req.NoRandom {
+		r, err := epp.random(64)
+		if err != nil {
+			return nil, err
+		}
+		stackRnd = (r & rndMask) * vm.PageSize
+		if mmapRnd, err = epp.random(mmapBits); err != nil {
+			return nil, err
+		}
+		mmapRnd *= vm.PageSize
+		// setup_arg_pages: arch_align_stack then PAGE_ALIGN moves the top
+		// down by a page at most.
+		a, err := epp.random(32)
+		if err != nil {
+			return nil, err
+		}
+		top := uint64(l.StackTop) - stackRnd
+		top = (top - a%stackGapRand) &^ 0xf
+		l.StackTop = vm.Addr((top + vm.PageSize - 1) &^ (vm.PageSize - 1))
+	}
+	// mmap_base: below the stack's rlimit, its random range and the guard
+	// gap, at least 128 MiB and at most 5/6 of the address space.
+	gap := req.RlimitStack
+	pad := uint64(vm.StackGuardGap)
+	if !req.NoRandom {
+		pad += (rndMask + 1) * vm.PageSize
+	}
+	if gap+pad > gap {
+		gap += pad
+	}
+	gapMax := uint64(l.TaskSize) / 6 * 5
+	gap = min(max(gap, gapMin), gapMax)
+	l.MmapBase = vm.Addr((uint64(l.TaskSize) - gap - mmapRnd) &^ (vm.PageSize - 1))
+	// The stack's own range is taken: nothing is placed above mmap_base
+	// anyway, but the simulated space renders it.
+	return l, nil
+}
+
+// finish turns a package whose handlers succeeded into a Plan: vdso
+// placement, credentials, the aux vector and the stack.
+func finish(epp *Package) (*Plan, error) {
+	req := epp.Req
+	host := req.Host
+	if host == nil {
+		h, err := stack.HostFromProc()
+		if err != nil {
+			return nil, fmt.Errorf("reading this machine's aux vector: %w", err)
+		}
+		host = h
+	}
+	compat := epp.Flags&Flag32 != 0
+	p := &Plan{
+		Chain:  epp.Chain,
+		Interp: epp.ELF.Interp,
+		Cmds:   epp.Cmds,
+		Entry:  epp.Entry,
+		ELF:    epp.ELF,
+		Compat: compat,
+		Esw:    epp.Esw,
+		Files:  epp.files,
+	}
+	epp.files = nil
+
+	// arch_setup_additional_pages: the vdso (with its vvar pages first)
+	// is the next top-down mapping after the images.
+	if span := host.VvarLen + host.VDSOLen; span > 0 {
+		a, ok := epp.Space.TopDown(span, vm.PageSize)
+		if !ok {
+			return nil, execErr(req.Path, unix.ENOMEM, "no room for the vdso")
+		}
+		epp.Space.Take(vm.Range{Start: a, End: a + vm.Addr(span)})
+		p.VvarStart, p.VDSOStart, p.VDSOEnd = a, a+vm.Addr(host.VvarLen), a+vm.Addr(span)
+	}
+	p.Layout = *epp.Space
+
+	p.Cred = newCred(epp)
+	p.Comm = comm(req.Path)
+	p.AuxIn = stack.AuxInfo{
+		SysinfoEHDR: uint64(p.VDSOStart),
+		Phdr:        epp.ELF.Phdr,
+		Phent:       epp.ELF.Phent,
+		Phnum:       epp.ELF.Phnum,
+		Base:        uint64(epp.ELF.InterpBase),
+		Entry:       uint64(epp.ELF.Entry),
+		UID:         p.Cred.UID,
+		EUID:        p.Cred.EUID,
+		GID:         p.Cred.GID,
+		EGID:        p.Cred.EGID,
+		Secure:      p.Cred.Secure,
+	}
+	img := stack.Image{Top: epp.Space.StackTop, Args: epp.Args, Platform: "x86_64", Compat: compat}
+	if compat {
+		img.Platform = "i686"
+		img.Auxv = stack.Auxv32(host, &p.AuxIn)
+	} else {
+		img.Auxv = stack.Auxv64(host, &p.AuxIn)
+	}
+	if !req.NoRandom {
+		if _, err := io.ReadFull(epp.Rand, img.Random[:]); err != nil {
+			return nil, fmt.Errorf("randomness: %w", err)
+		}
+		g, err := epp.random(32)
+		if err != nil {
+			return nil, err
+		}
+		img.Gap = g % stackGapRand
+	} else if _, err := io.ReadFull(epp.Rand, img.Random[:]); err != nil {
+		// AT_RANDOM is random even without ASLR; a deterministic Rand
+		// gives deterministic bytes.
+		return nil, fmt.Errorf("randomness: %w", err)
+	}
+	p.Image = img
+	lay, err := stack.Build(&img)
+	if err != nil {
+		return nil, &ExecError{Path: req.Path, Err: err}
+	}
+	p.Stack = lay
+	p.StackVMA = stackVMA(epp.Space.StackTop, lay.ArgStart, req.RlimitStack)
+	p.MM = MM{
+		StartCode: epp.ELF.StartCode, EndCode: epp.ELF.EndCode,
+		StartData: epp.ELF.StartData, EndData: epp.ELF.EndData,
+		StartBrk: epp.ELF.StartBrk, Brk: epp.ELF.StartBrk,
+		StartStack: lay.SP,
+		ArgStart:   lay.ArgStart, ArgEnd: lay.ArgEnd,
+		EnvStart: lay.EnvStart, EnvEnd: lay.EnvEnd,
+	}
+	return p, nil
+}
+
+// comm is the task name Linux sets: the basename of the path as passed,
+// truncated to 15 bytes (__set_task_comm(kbasename(bprm->filename))).
+func comm(name string) string {
+	b := path.Base(name)
+	if i := len(name) - 1; i >= 0 && name[i] == '/' {
+		b = ""
+	}
+	if len(b) > commLen-1 {
+		b = b[:commLen-1]
+	}
+	return b
+}
+
+// Close releases the files a plan holds.
+func (p *Plan) Close() error {
+	var first error
+	for _, f := range p.Files {
+		if c, ok := f.R.(io.Closer); ok {
+			if err := c.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	p.Files = nil
+	return first
+}
+
+func (epp *Package) close() {
+	for _, f := range epp.files {
+		if c, ok := f.R.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	epp.files = nil
+}
+
+// stackVMA is the initial [stack] mapping (fs/exec.c setup_arg_pages): the
+// pages the strings occupy, expanded by 128 KiB, or to RLIMIT_STACK when
+// that is smaller.
+func stackVMA(top, lowest vm.Addr, rlim uint64) vm.Range {
+	const stackExpand = 128 << 10
+	start := lowest.RoundDown()
+	used := uint64(top - start)
+	rl := rlim &^ (vm.PageSize - 1)
+	if used+stackExpand > rl {
+		start = top - vm.Addr(rl)
+	} else {
+		start -= stackExpand
+	}
+	return vm.Range{Start: start, End: top}
+}

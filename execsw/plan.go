@@ -1,0 +1,67 @@
+package execsw
+
+import (
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// MM holds the mm_struct fields a new image sets: what /proc/PID/stat
+// reports and prctl(PR_SET_MM_MAP) takes.
+type MM struct {
+	StartCode, EndCode vm.Addr
+	StartData, EndData vm.Addr
+	StartBrk, Brk      vm.Addr
+	StartStack         vm.Addr
+	ArgStart, ArgEnd   vm.Addr
+	EnvStart, EnvEnd   vm.Addr
+}
+
+// NewCred is the credential outcome of an exec (Linux
+// bprm_fill_uid/commit_creds; the seed's set-id block in execve1).
+type NewCred struct {
+	UID, EUID, SUID uint32
+	GID, EGID, SGID uint32
+	Secure          bool // AT_SECURE
+	// SetID reports that the file's set-id bits changed the effective ids.
+	SetID bool
+	// Ignored says why set-id bits were present but not applied ("nosuid
+	// mount", "no_new_privs"); "" when they were applied or absent.
+	Ignored string
+}
+
+// Plan is a complete exec, decided before the point of no return: applying
+// it cannot fail with an ordinary errno.
+type Plan struct {
+	Chain  []Link
+	Interp string // PT_INTERP path, "" for none
+	Cmds   []vm.Cmd
+	Entry  vm.Addr // where execution starts
+	ELF    ELFInfo
+	Compat bool // 32-bit image
+
+	// Stack is the initial stack laid out against Layout.StackTop; a
+	// backend whose stack top differs lays it out again with Image.
+	Stack *stack.Layout
+	Image stack.Image
+	AuxIn stack.AuxInfo
+	MM    MM
+	Cred  NewCred
+	Comm  string // basename of the path, at most 15 bytes
+
+	// Layout is the planned address space: stack top, mmap base, and the
+	// ranges the image takes.
+	Layout vm.Layout
+	// VDSO is where the vdso (with its vvar pages before it) goes in the
+	// planned layout: [VvarStart, VDSOEnd).
+	VvarStart, VDSOStart, VDSOEnd vm.Addr
+
+	// StackVMA is the [stack] mapping the kernel leaves: the pages
+	// holding the strings plus 128 KiB below them (setup_arg_pages
+	// stack_expand), at most RLIMIT_STACK.
+	StackVMA vm.Range
+
+	// Files are the files the vm commands map; Close releases them.
+	Files []*vm.File
+	// Esw is the switch entry that loaded the image.
+	Esw *Entry
+}

@@ -1,0 +1,45 @@
+// Package sys holds the Linux x86-64 system call numbers, constants and raw
+// wrappers that golang.org/x/sys/unix lacks.
+package sys
+
+import (
+	"os"
+	"syscall"
+)
+
+// personality(2) flags (include/uapi/linux/personality.h).
+const (
+	ADDR_NO_RANDOMIZE = 0x0040000
+	READ_IMPLIES_EXEC = 0x0400000
+	// PersonalityQuery makes Personality report the current persona
+	// without changing it.
+	PersonalityQuery = 0xffffffff
+)
+
+// arch_prctl(2) codes (arch/x86/include/uapi/asm/prctl.h).
+const (
+	ARCH_SET_GS       = 0x1001
+	ARCH_SET_FS       = 0x1002
+	ARCH_MAP_VDSO_X32 = 0x2001
+	ARCH_MAP_VDSO_32  = 0x2002
+	ARCH_MAP_VDSO_64  = 0x2003
+)
+
+// PR_SET_MM_MAP_SIZE asks prctl(PR_SET_MM) for the size of struct
+// prctl_mm_map (include/uapi/linux/prctl.h).
+const PR_SET_MM_MAP_SIZE = 15
+
+// PrctlMMMapSize is sizeof(struct prctl_mm_map) on x86-64: eleven u64
+// addresses, the auxv pointer, and two u32 (auxv_size, exe_fd).
+const PrctlMMMapSize = 13*8 + 2*4
+
+// Personality calls personality(2) on the calling thread: the persona is a
+// per-thread attribute, inherited by children that thread forks. It returns
+// the previous persona.
+func Personality(persona uint32) (uint32, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_PERSONALITY, uintptr(persona), 0, 0)
+	if e != 0 {
+		return 0, os.NewSyscallError("personality", e)
+	}
+	return uint32(r), nil
+}

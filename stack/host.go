@@ -1,0 +1,131 @@
+package stack
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+var host struct {
+	once sync.Once
+	h    Host
+	err  error
+}
+
+// HostFromProc returns this machine's aux vector values, read once from
+// /proc/self/auxv, and the vdso geometry from /proc/self/maps. Every process
+// on the machine gets the same values, so the result is cached; each call
+// returns a fresh copy that the caller may change.
+func HostFromProc() (*Host, error) {
+	host.once.Do(func() {
+		host.h, host.err = readHost("/proc/self/auxv", "/proc/self/maps")
+	})
+	if host.err != nil {
+		return nil, host.err
+	}
+	h := host.h
+	return &h, nil
+}
+
+func readHost(auxvPath, mapsPath string) (Host, error) {
+	var h Host
+	b, err := os.ReadFile(auxvPath)
+	if err != nil {
+		return h, err
+	}
+	aux, err := ParseAuxv(b)
+	if err != nil {
+		return h, fmt.Errorf("%s: %w", auxvPath, err)
+	}
+	for _, e := range aux {
+		switch e.Type {
+		case AT_HWCAP:
+			h.HWCap = e.Value
+		case AT_HWCAP2:
+			h.HWCap2 = e.Value
+		case AT_MINSIGSTKSZ:
+			h.MinSigStkSz, h.HasMinSigStkSz = e.Value, true
+		case AT_CLKTCK:
+			h.ClkTck = e.Value
+		case AT_RSEQ_FEATURE_SIZE:
+			h.RseqFeatureSize, h.HasRseq = e.Value, true
+		case AT_RSEQ_ALIGN:
+			h.RseqAlign = e.Value
+		case AT_SYSINFO_EHDR:
+			h.SysinfoEHDR = e.Value
+		}
+	}
+	f, err := os.Open(mapsPath)
+	if err != nil {
+		return h, err
+	}
+	defer f.Close()
+	h.VvarLen, h.VDSOLen, err = vdsoGeometry(f)
+	if err != nil {
+		return h, fmt.Errorf("%s: %w", mapsPath, err)
+	}
+	return h, nil
+}
+
+// ParseAuxv decodes a 64-bit aux vector as /proc/PID/auxv holds it: native
+// endian (type, value) pairs, up to and not including AT_NULL.
+func ParseAuxv(b []byte) ([]AuxEntry, error) {
+	var out []AuxEntry
+	for len(b) >= 16 {
+		t := AuxType(binary.NativeEndian.Uint64(b))
+		v := binary.NativeEndian.Uint64(b[8:])
+		if t == AT_NULL {
+			return out, nil
+		}
+		out = append(out, AuxEntry{t, v})
+		b = b[16:]
+	}
+	return out, fmt.Errorf("aux vector without AT_NULL")
+}
+
+// vdsoGeometry finds [vvar]/[vvar_vclock] and [vdso] in a maps file.
+func vdsoGeometry(r io.Reader) (vvarLen, vdsoLen uint64, err error) {
+	var vvarStart uint64
+	haveVvar := false
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Bytes()
+		f := strings.Fields(string(line))
+		if len(f) < 6 {
+			continue
+		}
+		name := f[5]
+		if !strings.HasPrefix(name, "[vvar") && name != "[vdso]" {
+			continue
+		}
+		rng, _, ok := bytes.Cut(line, []byte(" "))
+		if !ok {
+			continue
+		}
+		lo, hi, ok := strings.Cut(string(rng), "-")
+		if !ok {
+			return 0, 0, fmt.Errorf("bad range %q", rng)
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end < start {
+			return 0, 0, fmt.Errorf("bad range %q", rng)
+		}
+		if name == "[vdso]" {
+			if haveVvar && vvarStart <= start {
+				vvarLen = start - vvarStart
+			}
+			return vvarLen, end - start, nil
+		}
+		if !haveVvar {
+			vvarStart, haveVvar = start, true
+		}
+	}
+	return 0, 0, sc.Err()
+}

@@ -1,0 +1,137 @@
+package uexec
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/format/elf"
+	"github.com/uexec/uexec/format/script"
+)
+
+// NewSwitch returns an exec switch holding Linux's native handlers in
+// Linux's order: #! scripts, then ELF.
+func NewSwitch() *execsw.Switch {
+	sw := &execsw.Switch{}
+	// Errors are impossible: the switch is new and the entries distinct.
+	_ = sw.Add(script.Format{}, execsw.PrioAny)
+	_ = sw.Add(elf.Format{}, execsw.PrioAny)
+	return sw
+}
+
+// SelfRequest describes an execve of path with argv and envp made by this
+// process: its cwd, root, credentials, RLIMIT_STACK, RLIMIT_DATA,
+// personality and no_new_privs.
+func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: "/"}
+	if req.Cred, err = SelfCred(); err != nil {
+		return nil, err
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err != nil {
+		return nil, os.NewSyscallError("getrlimit", err)
+	}
+	req.RlimitStack = rl.Cur
+	if err := unix.Getrlimit(unix.RLIMIT_DATA, &rl); err != nil {
+		return nil, os.NewSyscallError("getrlimit", err)
+	}
+	req.RlimitData = rl.Cur
+	req.NoRandom = !Randomized()
+	req.Downgrade = os.Geteuid() != 0
+	return req, nil
+}
+
+// Randomized reports whether an exec by this process would be randomised:
+// kernel.randomize_va_space is not 0 and the personality lacks
+// ADDR_NO_RANDOMIZE.
+func Randomized() bool {
+	if b, err := os.ReadFile("/proc/sys/kernel/randomize_va_space"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return false
+	}
+	persona, err := unix.Personality(0xffffffff)
+	if err != nil {
+		return true
+	}
+	return persona&unix.ADDR_NO_RANDOMIZE == 0
+}
+
+// SelfCred returns this process's credentials as exec uses them.
+func SelfCred() (execsw.Cred, error) {
+	var c execsw.Cred
+	ruid, euid, suid := getresuid()
+	rgid, egid, sgid := getresgid()
+	c.UID, c.EUID, c.SUID, c.FSUID = ruid, euid, suid, euid
+	c.GID, c.EGID, c.SGID, c.FSGID = rgid, egid, sgid, egid
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return c, os.NewSyscallError("getgroups", err)
+	}
+	for _, g := range groups {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil {
+		c.NoNewPrivs = nnp == 1
+	}
+	capEff, fsuid, fsgid := procStatus()
+	c.CapDACOverride = capEff&(1<<unix.CAP_DAC_OVERRIDE) != 0
+	c.CapDACReadSearch = capEff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	if fsuid >= 0 {
+		c.FSUID = uint32(fsuid)
+	}
+	if fsgid >= 0 {
+		c.FSGID = uint32(fsgid)
+	}
+	return c, nil
+}
+
+func getresuid() (r, e, s uint32) {
+	a, b, c := unix.Getresuid()
+	return uint32(a), uint32(b), uint32(c)
+}
+
+func getresgid() (r, e, s uint32) {
+	a, b, c := unix.Getresgid()
+	return uint32(a), uint32(b), uint32(c)
+}
+
+// procStatus reads CapEff and the fs ids from /proc/self/status; -1 when
+// unknown.
+func procStatus() (capEff uint64, fsuid, fsgid int64) {
+	fsuid, fsgid = -1, -1
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, -1, -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		switch k {
+		case "CapEff":
+			if len(fields) > 0 {
+				capEff, _ = strconv.ParseUint(fields[0], 16, 64)
+			}
+		case "Uid":
+			if len(fields) == 4 {
+				fsuid, _ = strconv.ParseInt(fields[3], 10, 64)
+			}
+		case "Gid":
+			if len(fields) == 4 {
+				fsgid, _ = strconv.ParseInt(fields[3], 10, 64)
+			}
+		}
+	}
+	return capEff, fsuid, fsgid
+}
