@@ -56,12 +56,16 @@ func Randomized() bool {
 	if b, err := os.ReadFile("/proc/sys/kernel/randomize_va_space"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		return false
 	}
-	persona, err := unix.Personality(0xffffffff)
-	if err != nil {
+	// personality(0xffffffff) reads the persona without changing it.
+	persona, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+	if errno != 0 {
 		return true
 	}
-	return persona&unix.ADDR_NO_RANDOMIZE == 0
+	return persona&addrNoRandomize == 0
 }
+
+// addrNoRandomize is ADDR_NO_RANDOMIZE (include/uapi/linux/personality.h).
+const addrNoRandomize = 0x0040000
 
 // SelfCred returns this process's credentials as exec uses them.
 func SelfCred() (execsw.Cred, error) {

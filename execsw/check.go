@@ -62,8 +62,10 @@ func (s *Switch) CheckExec(epp *Package) error {
 }
 
 // makeCmds reads the header of epp.File and offers it to each handler (the
-// loop of check_exec). The first error other than ENOEXEC is kept; a
-// handler that set FlagDestr stops the search.
+// loop of check_exec). ENOEXEC means "not mine, try the next"; any other
+// error ends the search, as in Linux's search_binary_handler (NetBSD would
+// keep trying and remember the first such error; Linux decides what the
+// caller observes). A handler that set FlagDestr also ends it.
 //
 // Preconditions: s.mu held as reader.
 func (s *Switch) makeCmds(epp *Package) error {
@@ -73,7 +75,6 @@ func (s *Switch) makeCmds(epp *Package) error {
 		return &ExecError{Path: epp.Path, Reason: "read header", Err: unix.EIO}
 	}
 	epp.HdrValid = n
-	first := error(nil)
 	for _, e := range s.entries {
 		epp.Esw = e
 		cmds, chain := len(epp.Cmds), len(epp.Chain)
@@ -81,20 +82,14 @@ func (s *Switch) makeCmds(epp *Package) error {
 		if err == nil {
 			return nil
 		}
-		// A refusing handler leaves nothing behind for the next one.
-		epp.Cmds, epp.Chain = epp.Cmds[:cmds], epp.Chain[:chain]
-		if first == nil || errors.Is(first, unix.ENOEXEC) {
-			first = err
-		}
-		if epp.Flags&FlagDestr != 0 {
+		if !errors.Is(err, unix.ENOEXEC) || epp.Flags&FlagDestr != 0 {
 			return err
 		}
+		// A refusing handler leaves nothing behind for the next one.
+		epp.Cmds, epp.Chain = epp.Cmds[:cmds], epp.Chain[:chain]
 	}
 	epp.Esw = nil
-	if first == nil {
-		first = execErr(epp.Path, unix.ENOEXEC, "no handler recognises the file")
-	}
-	return first
+	return execErr(epp.Path, unix.ENOEXEC, "no handler recognises the file")
 }
 
 // openExec resolves epp.Path (or takes Req.File at depth 0) and opens it

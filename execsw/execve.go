@@ -238,6 +238,7 @@ func finish(epp *Package) (*Plan, error) {
 		}
 		epp.Space.Take(vm.Range{Start: a, End: a + vm.Addr(span)})
 		p.VvarStart, p.VDSOStart, p.VDSOEnd = a, a+vm.Addr(host.VvarLen), a+vm.Addr(span)
+		p.vdsoRegions = host.VDSORegions
 	}
 	p.Layout = *epp.Space
 

@@ -64,4 +64,6 @@ type Plan struct {
 	Files []*vm.File
 	// Esw is the switch entry that loaded the image.
 	Esw *Entry
+
+	vdsoRegions []stack.VDSORegion
 }

@@ -134,8 +134,7 @@ func TestCheckExecHandlerErrors(t *testing.T) {
 	}{
 		{"none match", []*fakeFormat{{name: "x", magic: "NOPE"}}, unix.ENOEXEC, "", []int{1}},
 		{"second matches", []*fakeFormat{{name: "x", magic: "NOPE"}, {name: "y", magic: "MAGIC"}}, nil, "y", []int{1, 1}},
-		{"first real error kept", []*fakeFormat{{name: "x", magic: "NOPE"}, {name: "y", magic: "MAGIC", err: eio}, {name: "z", magic: "MAG", err: fmt.Errorf("z: %w", unix.ENOMEM)}}, unix.EIO, "", []int{1, 1, 1}},
-		{"later success wins over error", []*fakeFormat{{name: "y", magic: "MAGIC", err: eio}, {name: "z", magic: "MAG"}}, nil, "z", []int{1, 1}},
+		{"an error other than ENOEXEC stops", []*fakeFormat{{name: "x", magic: "NOPE"}, {name: "y", magic: "MAGIC", err: eio}, {name: "z", magic: "MAG"}}, unix.EIO, "", []int{1, 1, 0}},
 		{"destructive handler stops", []*fakeFormat{{name: "y", magic: "MAGIC", err: eio, destr: true}, {name: "z", magic: "MAG"}}, unix.EIO, "", []int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,10 @@ type Args struct {
 	Envp   []string
 	ExecFn string // the path as passed: AT_EXECFN and the last string on the stack
 
-	avail int64 // bytes of string budget left (bprm->p - bprm->argmin)
+	avail int64  // bytes of string budget left (bprm->p - bprm->argmin)
+	rlim  uint64 // RLIMIT_STACK: caps the growth of the new stack while strings are copied
+	used  uint64 // bytes below the stack top: 8 and the strings (vm_end - bprm->p)
+	peak  uint64 // the most used has been: the new stack does not shrink
 }
 
 // Host holds the aux vector values that come from the machine and the
@@ -40,6 +43,10 @@ type Host struct {
 	// image needs one top-down hole of VvarLen+VDSOLen bytes for them.
 	// Both are 0 when the process has no vdso.
 	VvarLen, VDSOLen uint64
+	// VDSORegions are the labelled mappings from the first vvar page to
+	// the end of [vdso], with offsets from the first: what the kernel
+	// maps for the vdso in every new image.
+	VDSORegions []VDSORegion
 }
 
 // AuxInfo holds the program-specific aux vector values.
@@ -85,4 +92,11 @@ type Layout struct {
 	ExecFnAddr         vm.Addr
 	RandomAddr         vm.Addr
 	PlatformAddr       vm.Addr
+}
+
+// VDSORegion is one labelled mapping of the vdso area.
+type VDSORegion struct {
+	Off, Len uint64
+	Perms    string // as /proc/PID/maps shows them: "r--p"
+	Label    string // "[vvar]", "[vvar_vclock]", "[vdso]"
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/uexec/uexec/vm"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,8 +18,8 @@ const (
 	ptrSz = 8
 )
 
-// RlimInfinit is RLIM_INFINITY, an unlimited RLIMIT_STACK.
-const RlimInfinit = ^uint64(0)
+// RlimInfinity is RLIM_INFINITY, an unlimited RLIMIT_STACK.
+const RlimInfinity = ^uint64(0)
 
 // ArgLimit returns the byte budget for argument and environment strings and
 // their pointers for an RLIMIT_STACK soft limit (Linux bprm_stack_limits):
@@ -32,6 +33,8 @@ func ArgLimit(rlimitStack uint64) uint64 {
 // vectors out of the budget ArgLimit gives, then copy the file name, the
 // environment and the arguments, each string at most MaxArgStrLen bytes with
 // its NUL. An empty argv gets "" as argv[0] as Linux 5.18 and later do.
+// The new stack those strings are copied into may not grow beyond its first
+// page past rlimitStack either.
 // Every error wraps unix.E2BIG, except a string holding a NUL byte, which no
 // execve caller can pass (EINVAL, as Go's syscall package answers).
 func NewArgs(argv, envp []string, execfn string, rlimitStack uint64) (*Args, error) {
@@ -49,7 +52,7 @@ func NewArgs(argv, envp []string, execfn string, rlimitStack uint64) (*Args, err
 		return nil, fmt.Errorf("%d argument and environment pointers need %d bytes, more than the %d of RLIMIT_STACK %s/4: %w",
 			max(len(argv), 1)+len(envp), ptrs, limit, rlimString(rlimitStack), unix.E2BIG)
 	}
-	a := &Args{avail: int64(limit - ptrs)}
+	a := &Args{avail: int64(limit - ptrs), rlim: rlimitStack, used: ptrSz, peak: ptrSz}
 	// Linux copies the file name first, then the environment and the
 	// arguments each from last to first; the first failure wins.
 	if err := a.take("file name", -1, execfn); err != nil {
@@ -97,6 +100,17 @@ func (a *Args) take(what string, i int, s string) error {
 			name, n, a.avail, unix.E2BIG)
 	}
 	a.avail -= n
+	a.used += uint64(n)
+	if a.used > a.peak {
+		a.peak = a.used
+		// The strings are copied into the new stack, which starts as one
+		// page and grows like any stack: beyond the first page, not past
+		// RLIMIT_STACK (mm/mmap.c acct_stack_growth; copy_strings turns
+		// the failure into E2BIG). Only a limit below 128 KiB can bite.
+		if size := (a.peak + vm.PageSize - 1) &^ (vm.PageSize - 1); size > vm.PageSize && size > a.rlim {
+			return fmt.Errorf("%s needs %d bytes of stack, more than RLIMIT_STACK %d: %w", name, size, a.rlim, unix.E2BIG)
+		}
+	}
 	return nil
 }
 
@@ -126,6 +140,7 @@ func (a *Args) StringBytes() uint64 {
 func (a *Args) Rewrite(interp, arg string, hasArg bool, script string) error {
 	if len(a.Argv) > 0 {
 		a.avail += int64(len(a.Argv[0])) + 1
+		a.used -= uint64(len(a.Argv[0])) + 1
 		a.Argv = a.Argv[1:]
 	}
 	pre := make([]string, 0, 3)
@@ -152,7 +167,7 @@ func (a *Args) Rewrite(interp, arg string, hasArg bool, script string) error {
 }
 
 func rlimString(r uint64) string {
-	if r == RlimInfinit {
+	if r == RlimInfinity {
 		return "unlimited"
 	}
 	return fmt.Sprint(r)

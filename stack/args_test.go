@@ -28,7 +28,7 @@ func TestArgLimit(t *testing.T) {
 		{256 << 10, 128 << 10}, // floor ARG_MAX
 		{0, 128 << 10},
 		{64 << 20, 6 << 20}, // ceiling 6 MiB
-		{RlimInfinit, 6 << 20},
+		{RlimInfinity, 6 << 20},
 	} {
 		if got := ArgLimit(tc.rlim); got != tc.want {
 			t.Errorf("ArgLimit(%d) = %d, want %d", tc.rlim, got, tc.want)
@@ -56,8 +56,8 @@ func TestNewArgs(t *testing.T) {
 		{name: "16 max strings at 8MiB", argv: append([]string{"/bin/true"}, bigs(16, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: mib8, err: unix.E2BIG, reason: "does not fit"},
 		{name: "1 max string at 1MiB", argv: append([]string{"/bin/true"}, bigs(1, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: 1 << 20},
 		{name: "2 max strings at 1MiB", argv: append([]string{"/bin/true"}, bigs(2, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: 1 << 20, err: unix.E2BIG},
-		{name: "47 max strings unlimited", argv: append([]string{"/bin/true"}, bigs(47, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: RlimInfinit},
-		{name: "48 max strings unlimited", argv: append([]string{"/bin/true"}, bigs(48, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: RlimInfinit, err: unix.E2BIG},
+		{name: "47 max strings unlimited", argv: append([]string{"/bin/true"}, bigs(47, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: RlimInfinity},
+		{name: "48 max strings unlimited", argv: append([]string{"/bin/true"}, bigs(48, MaxArgStrLen-1)...), execfn: "/bin/true", rlim: RlimInfinity, err: unix.E2BIG},
 		{name: "string too long", argv: []string{"a", "b", "c", big(MaxArgStrLen)}, execfn: "x", rlim: mib8,
 			err: unix.E2BIG, reason: "argument 3 is 131073 bytes, more than 131072"},
 		{name: "env string too long", argv: []string{"a"}, envp: []string{big(200000)}, execfn: "x", rlim: mib8,
@@ -110,13 +110,13 @@ func TestNewArgs(t *testing.T) {
 func TestNewArgsArgc0Budget(t *testing.T) {
 	// The "" argv[0] of an empty argv is charged after everything else:
 	// a budget that the other strings fill exactly leaves no room for it.
-	budget := int(ArgLimit(0)) - 2*8 // pointers: the "" argv[0] and one env
-	env := big(budget - 2 - 1)       // "f\0" and the env NUL
-	_, err := NewArgs(nil, []string{env}, "f", 0)
+	budget := int(ArgLimit(1<<19)) - 2*8 // pointers: the "" argv[0] and one env
+	env := big(budget - 2 - 1)           // "f\0" and the env NUL
+	_, err := NewArgs(nil, []string{env}, "f", 1<<19)
 	if !errors.Is(err, unix.E2BIG) || !strings.Contains(err.Error(), "argv[0]") {
 		t.Errorf("full budget with argc 0: err = %v, want E2BIG for the empty argv[0]", err)
 	}
-	a, err := NewArgs([]string{}, []string{env[1:]}, "f", 0)
+	a, err := NewArgs([]string{}, []string{env[1:]}, "f", 1<<19)
 	if err != nil {
 		t.Fatalf("one byte spare with argc 0: %v", err)
 	}

@@ -66,7 +66,7 @@ func readHost(auxvPath, mapsPath string) (Host, error) {
 		return h, err
 	}
 	defer f.Close()
-	h.VvarLen, h.VDSOLen, err = vdsoGeometry(f)
+	h.VvarLen, h.VDSOLen, h.VDSORegions, err = vdsoGeometry(f)
 	if err != nil {
 		return h, fmt.Errorf("%s: %w", mapsPath, err)
 	}
@@ -89,8 +89,9 @@ func ParseAuxv(b []byte) ([]AuxEntry, error) {
 	return out, fmt.Errorf("aux vector without AT_NULL")
 }
 
-// vdsoGeometry finds [vvar]/[vvar_vclock] and [vdso] in a maps file.
-func vdsoGeometry(r io.Reader) (vvarLen, vdsoLen uint64, err error) {
+// vdsoGeometry finds [vvar]/[vvar_vclock] and [vdso] in a maps file, and
+// the labelled regions they consist of.
+func vdsoGeometry(r io.Reader) (vvarLen, vdsoLen uint64, regions []VDSORegion, err error) {
 	var vvarStart uint64
 	haveVvar := false
 	sc := bufio.NewScanner(r)
@@ -110,22 +111,21 @@ func vdsoGeometry(r io.Reader) (vvarLen, vdsoLen uint64, err error) {
 		}
 		lo, hi, ok := strings.Cut(string(rng), "-")
 		if !ok {
-			return 0, 0, fmt.Errorf("bad range %q", rng)
+			return 0, 0, nil, fmt.Errorf("bad range %q", rng)
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 != nil || err2 != nil || end < start {
-			return 0, 0, fmt.Errorf("bad range %q", rng)
-		}
-		if name == "[vdso]" {
-			if haveVvar && vvarStart <= start {
-				vvarLen = start - vvarStart
-			}
-			return vvarLen, end - start, nil
+			return 0, 0, nil, fmt.Errorf("bad range %q", rng)
 		}
 		if !haveVvar {
 			vvarStart, haveVvar = start, true
 		}
+		regions = append(regions, VDSORegion{Off: start - vvarStart, Len: end - start, Perms: f[1], Label: name})
+		if name == "[vdso]" {
+			vvarLen = start - vvarStart
+			return vvarLen, end - start, regions, nil
+		}
 	}
-	return 0, 0, sc.Err()
+	return 0, 0, nil, sc.Err()
 }

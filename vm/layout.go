@@ -50,9 +50,10 @@ func (l *Layout) Free(r Range) bool {
 }
 
 // TopDown returns the highest address a, aligned to align (a power of two,
-// at least a page), such that [a, a+n) is free and ends at or below
-// MmapBase: what Linux's unmapped_area_topdown returns for a new mapping of n
-// bytes without a hint. ok is false when nothing fits.
+// at least a page), such that [a, a+n) is free, ends at or below MmapBase
+// and starts at or above MinAddr: what Linux's unmapped_area_topdown
+// returns for a new mapping of n bytes without a hint. ok is false when
+// nothing fits. Used ranges may overlap one another.
 func (l *Layout) TopDown(n, align uint64) (a Addr, ok bool) {
 	if align < PageSize {
 		align = PageSize
@@ -60,26 +61,50 @@ func (l *Layout) TopDown(n, align uint64) (a Addr, ok bool) {
 	if n == 0 || n > uint64(l.MmapBase) {
 		return 0, false
 	}
+	m := merged(l.Used)
 	high := l.MmapBase
-	// Walk the gaps from the top down. Used is sorted by Start.
-	for i := len(l.Used); i >= 0; i-- {
+	// Walk the gaps from the top down; m is sorted and disjoint.
+	for i := len(m) - 1; ; i-- {
+		if i >= 0 && m[i].Start >= high {
+			continue // entirely above the current gap
+		}
 		low := l.MinAddr
-		if i > 0 {
-			low = l.Used[i-1].End
+		if i >= 0 {
+			low = max(low, m[i].End)
 		}
-		top := high
-		if i < len(l.Used) && l.Used[i].Start < top {
-			top = l.Used[i].Start
-		}
-		if top >= low && uint64(top-low) >= n {
-			cand := Addr((uint64(top) - n) &^ (align - 1))
-			if cand >= low {
+		if high > low && uint64(high-low) >= n {
+			if cand := Addr((uint64(high) - n) &^ (align - 1)); cand >= low {
 				return cand, true
 			}
 		}
-		if i > 0 && l.Used[i-1].Start < high {
-			high = l.Used[i-1].Start
+		if i < 0 || m[i].Start <= l.MinAddr {
+			return 0, false
+		}
+		high = m[i].Start
+	}
+}
+
+// merged returns rs sorted by Start with overlapping and touching ranges
+// joined and empty ones dropped.
+func merged(rs []Range) []Range {
+	out := make([]Range, 0, len(rs))
+	for _, r := range rs {
+		if r.End > r.Start {
+			out = append(out, r)
 		}
 	}
-	return 0, false
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	j := 0
+	for i := 1; i < len(out); i++ {
+		if out[i].Start <= out[j].End {
+			out[j].End = max(out[j].End, out[i].End)
+			continue
+		}
+		j++
+		out[j] = out[i]
+	}
+	if len(out) > 0 {
+		out = out[:j+1]
+	}
+	return out
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/stack"
-	"github.com/uexec/uexec/vm"
 )
 
 // The JSON form of a plan. Addresses, lengths, offsets and aux values are
@@ -246,11 +244,12 @@ func auxValue(p *execsw.Plan, a stack.AuxEntry) string {
 	return v
 }
 
-var errNoSim = errors.New("no simulated address space")
-
-// planMaps applies the plan to a simulated address space and renders it as
-// /proc/PID/maps would show it after the exec.
+// planMaps renders the memory map the plan gives the new image; a plan
+// whose commands cannot be applied (a fatal ELF) shows the error instead.
 func planMaps(p *execsw.Plan) []string {
-	_ = vm.PageSize
-	return nil
+	m, err := p.Maps()
+	if err != nil {
+		return []string{"(" + err.Error() + ")"}
+	}
+	return m
 }

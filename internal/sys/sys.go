@@ -31,7 +31,7 @@ const PR_SET_MM_MAP_SIZE = 15
 
 // PrctlMMMapSize is sizeof(struct prctl_mm_map) on x86-64: eleven u64
 // addresses, the auxv pointer, and two u32 (auxv_size, exe_fd).
-const PrctlMMMapSize = 13*8 + 2*4
+const PrctlMMMapSize = 12*8 + 2*4
 
 // Personality calls personality(2) on the calling thread: the persona is a
 // per-thread attribute, inherited by children that thread forks. It returns

@@ -1,0 +1,50 @@
+// Package linux is the real-process backend: it applies an execsw.Plan to a
+// new Linux process without the kernel's ELF loader for the program.
+//
+// Start executes the stub (package internal/stub: a tiny freestanding ELF
+// linked at 0x10000001000, run from a sealed memfd or, where memfds are
+// not executable, from a cached file; see StubPath) under ptrace. The
+// kernel's exec of the stub gives a fresh, flushed address space: other
+// threads gone, caught handlers reset, close-on-exec descriptors closed,
+// rseq, fs/gs and FPU state reset. From then on one locked OS thread drives
+// the stub, injecting system calls at a `syscall` instruction (the stub's
+// own, then one in the vdso):
+//
+//  1. unmap the stub's image, and the vdso if the plan needs it elsewhere;
+//  2. run the plan's vm commands (vm.Run) with mmap, munmap and mprotect
+//     on the plan's files, passed to the stub as inherited descriptors;
+//     images the planner let the kernel place (vm.FlagBase) follow the
+//     stub's own randomised mmap_base, or land exactly at the planned
+//     address with Options.NoRandom;
+//  3. map the vdso again with arch_prctl(ARCH_MAP_VDSO_64) where the kernel
+//     would have put it, after the interpreter;
+//  4. lay the stack out again for the stub's stack top (with fresh AT_RANDOM
+//     bytes, the live vdso, and AT_PHDR, AT_ENTRY, AT_BASE moved with their
+//     images), size the [stack] mapping as the kernel would and write it;
+//  5. prctl(PR_SET_MM, PR_SET_MM_MAP) with the code, data, brk, stack,
+//     argument and environment bounds, the aux vector and exe_fd;
+//     prctl(PR_SET_NAME); set-id credentials when the supervisor is root;
+//     close the plan's descriptors;
+//  6. set the entry registers (all general registers 0, rip, rsp, rflags
+//     0x202, no fs/gs base) and detach. The program is then a plain child
+//     of this process: Process.Wait reaps it.
+//
+// The builder of steps 1 to 5 does not depend on ptrace: it needs only a way
+// to make the process execute system calls and to write its memory, so that
+// a driver other than ptrace can reuse it.
+//
+// # Differences from a kernel exec
+//
+// Process.Notes lists those of a given start. Known ones:
+//
+//   - /proc/PID/exe names the stub unless the supervisor has CAP_SYS_ADMIN
+//     or CAP_CHECKPOINT_RESTORE (prctl's exe_fd): os.Executable, re-exec of
+//     /proc/self/exe and $ORIGIN in the main program see the stub.
+//   - An observer can see the stub (comm "uexec-stub" or the memfd's
+//     name) before the program starts.
+//   - Set-id elevation is applied only by a root supervisor; LSM
+//     transitions and audit or fanotify exec events do not happen.
+//   - A start fails when this process is itself being traced (strace -f,
+//     gdb) or ptrace is forbidden.
+//   - 32-bit images are not supported (they need a 32-bit stub).
+package linux

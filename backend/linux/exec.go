@@ -1,0 +1,205 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/tracee"
+	"github.com/uexec/uexec/vm"
+)
+
+func errorIs(err, target error) bool { return errors.Is(err, target) }
+
+// Start runs plan in a new process and returns it running: it executes the
+// stub under ptrace with opts' descriptors, working directory and
+// personality, builds the planned image in it (see the package
+// documentation) and detaches. The plan's files stay open; the caller
+// closes the plan.
+//
+// A failure before the stub's image is touched kills and reaps the stub
+// quietly; a later one kills it with SIGSEGV, as Linux does when an exec
+// fails past the point of no return. Either way the error is an *Error and
+// no process or descriptor is left behind.
+func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if plan.Compat {
+		return nil, fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
+	}
+	type result struct {
+		p   *Process
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// This thread is the tracer for the stub's whole traced life.
+		runtime.LockOSThread()
+		p, err, traced := start(plan, opts)
+		if !traced {
+			runtime.UnlockOSThread()
+		}
+		// Otherwise the goroutine ends locked: its thread exits, and
+		// PTRACE_O_EXITKILL kills whatever it still traced.
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
+}
+
+// start runs on the tracer thread. traced reports whether a tracee may be
+// left attached (only if killing it failed).
+func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool) {
+	files := opts.Files
+	if files == nil {
+		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	}
+	fds := make([]uintptr, 0, len(files)+len(plan.Files))
+	for _, f := range files {
+		if f == nil {
+			fds = append(fds, ^uintptr(0))
+			continue
+		}
+		fds = append(fds, f.Fd())
+	}
+	b := &builder{
+		plan:     plan,
+		noRandom: opts.NoRandom,
+		rand:     randReader(opts.Rand),
+		logf:     opts.Logf,
+		fds:      map[*vm.File]int{},
+		firstFD:  len(fds),
+		exe:      programFile(plan),
+	}
+	// The plan's files go to the stub as inherited descriptors after the
+	// caller's: the image is mapped from the very files that were checked.
+	var opened []*os.File
+	defer func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}()
+	add := func(f *vm.File) error {
+		if f == nil {
+			return nil
+		}
+		if _, ok := b.fds[f]; ok {
+			return nil
+		}
+		fd, err := hostFD(f)
+		if err != nil {
+			return err
+		}
+		if fd.opened != nil {
+			opened = append(opened, fd.opened)
+		}
+		b.fds[f] = len(fds)
+		fds = append(fds, fd.fd)
+		return nil
+	}
+	for _, f := range plan.Files {
+		if err := add(f); err != nil {
+			return nil, &Error{Step: "opening the plan's files", Err: err}, false
+		}
+	}
+	for _, c := range plan.Cmds {
+		if err := add(c.File); err != nil {
+			return nil, &Error{Step: "opening the plan's files", Err: err}, false
+		}
+	}
+
+	t, err := startStub(&tracee.Options{
+		Argv:     []string{"uexec-stub"},
+		Env:      []string{},
+		Dir:      opts.Dir,
+		Files:    fds,
+		Sys:      opts.Sys,
+		NoRandom: opts.NoRandom,
+	})
+	if err != nil {
+		return nil, &Error{Step: "starting the stub", Err: err}, false
+	}
+	b.r, b.pid, b.stubSP = t, t.Pid, t.Regs.Rsp
+	proc, err := os.FindProcess(t.Pid)
+	if err != nil {
+		t.Kill()
+		return nil, &Error{Pid: t.Pid, Step: "opening a pidfd", Err: err}, false
+	}
+	fail := func(err error) (*Process, error, bool) {
+		e := &Error{Pid: t.Pid, Step: b.step, Err: err}
+		if b.destroyed {
+			e.Signal = syscall.SIGSEGV
+			t.Crash(syscall.SIGSEGV)
+		} else {
+			t.Kill()
+		}
+		proc.Release()
+		return nil, e, false
+	}
+	if err := b.run(); err != nil {
+		return fail(err)
+	}
+	b.at("starting the program")
+	regs := tracee.EntryRegs(uint64(b.entry), uint64(b.sp))
+	if err := t.SetRegs(&regs); err != nil {
+		return fail(err)
+	}
+	if err := t.Detach(); err != nil {
+		return fail(err)
+	}
+	return &Process{Pid: t.Pid, Notes: b.notes, Entry: b.entry, SP: b.sp, VDSO: b.vdso, Moved: b.moved, p: proc}, nil, false
+}
+
+// startStub starts the stub from its memfd, falling back to the cached file
+// when the memfd cannot be executed.
+func startStub(o *tracee.Options) (*tracee.Tracee, error) {
+	path, err := StubPath()
+	if err != nil {
+		return nil, err
+	}
+	o.Path = path
+	t, err := tracee.Start(o)
+	if err == nil || path != stubs.memPath || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+		return t, err
+	}
+	markMemfdBad()
+	if o.Path, err = StubFile(); err != nil {
+		return nil, err
+	}
+	return tracee.Start(o)
+}
+
+type hostFile struct {
+	fd     uintptr
+	opened *os.File // to close after the start, if we opened it
+}
+
+// hostFD returns a descriptor of f in this process: its own if f.R is a
+// file, else the path opened again (and checked to be the same file).
+func hostFD(f *vm.File) (hostFile, error) {
+	if fr, ok := f.R.(interface{ Fd() uintptr }); ok {
+		return hostFile{fd: fr.Fd()}, nil
+	}
+	h, err := os.Open(f.Path)
+	if err != nil {
+		return hostFile{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		h.Close()
+		return hostFile{}, os.NewSyscallError("fstat", err)
+	}
+	if (f.Ino != 0 && st.Ino != f.Ino) || (f.Dev != 0 && st.Dev != f.Dev) {
+		h.Close()
+		return hostFile{}, fmt.Errorf("%s changed since it was checked: %w", f.Path, unix.ESTALE)
+	}
+	return hostFile{fd: h.Fd(), opened: h}, nil
+}

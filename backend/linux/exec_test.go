@@ -1,0 +1,145 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// program is a program under test, built once per test binary run.
+type program struct {
+	name  string
+	build func(t *testing.T) string // returns the path
+}
+
+func cProgram(name string, flags ...string) program {
+	return program{name, func(t *testing.T) string { return cc(t, name, showSrc, flags...) }}
+}
+
+func hostProgram(path string) program {
+	return program{filepath.Base(path), func(t *testing.T) string {
+		if _, err := os.Stat(path); err != nil {
+			t.Skipf("%s: %v", path, err)
+		}
+		return path
+	}}
+}
+
+func goProgram() program {
+	return program{"go", func(t *testing.T) string {
+		goBin, err := exec.LookPath("go")
+		need(t, err == nil, "go not in PATH")
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(goSrc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "goprog")
+		cmd := exec.Command(goBin, "build", "-o", bin, "main.go")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		return bin
+	}}
+}
+
+func scriptProgram() program {
+	return program{"script", func(t *testing.T) string {
+		p := filepath.Join(t.TempDir(), "script.sh")
+		src := "#!/bin/sh -e\necho \"script $0 $# $*\"\necho \"A=$A\"\nexit 5\n"
+		if err := os.WriteFile(p, []byte(src), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}}
+}
+
+// TestDifferential runs each program natively and under uexec with the
+// same arguments and environment, and compares what the caller sees
+// (stdout, stderr, exit status) and what the program reports of itself.
+func TestDifferential(t *testing.T) {
+	needPtrace(t)
+	tests := []struct {
+		prog program
+		args []string
+	}{
+		{cProgram("static", "-static"), []string{"a", "b c"}},
+		{cProgram("static-pie", "-static-pie"), []string{"x"}},
+		{cProgram("dynamic-pie", "-pie", "-fPIE"), []string{"x", "exit3"}},
+		{cProgram("dynamic-nopie", "-no-pie"), nil},
+		{hostProgram("/bin/true"), nil},
+		{hostProgram("/bin/false"), nil},
+		{hostProgram("/bin/ls"), []string{"-la", "/"}},
+		{hostProgram("/bin/echo"), []string{"hello", "world"}},
+		{goProgram(), []string{"one", "two"}},
+		{scriptProgram(), []string{"s1", "s2"}},
+	}
+	env := []string{"A=1", "HOME=/nonexistent", "PATH=/usr/bin:/bin", "LC_ALL=C"}
+	for _, tt := range tests {
+		t.Run(tt.prog.name, func(t *testing.T) {
+			path := tt.prog.build(t)
+			argv := append([]string{path}, tt.args...)
+			want := runNative(t, path, argv, env, false)
+			got, p := runUexec(t, path, argv, env, false)
+			if got != want {
+				t.Errorf("uexec:\n%s\nnative:\n%s", fmtResult(got), fmtResult(want))
+			}
+			for _, n := range p.Notes {
+				t.Logf("note: %s", n)
+			}
+		})
+	}
+}
+
+func fmtResult(r result) string {
+	return fmt.Sprintf("status %#x\nstdout:\n%s\nstderr:\n%s", uint32(r.status), r.stdout, r.stderr)
+}
+
+// TestMapsNoRandom compares /proc/self/maps of a program started with
+// ADDR_NO_RANDOMIZE by the kernel (setarch -R) and by uexec.
+func TestMapsNoRandom(t *testing.T) {
+	needPtrace(t)
+	tests := []program{
+		cProgram("static", "-static"),
+		cProgram("static-pie", "-static-pie"),
+		cProgram("dynamic-pie", "-pie", "-fPIE"),
+		cProgram("dynamic-nopie", "-no-pie"),
+	}
+	env := []string{"A=1"}
+	for _, prog := range tests {
+		t.Run(prog.name, func(t *testing.T) {
+			path := prog.build(t)
+			argv := []string{path, "maps"}
+			want := runNative(t, path, argv, env, true)
+			got, _ := runUexec(t, path, argv, env, true)
+			if d := lineDiff(want.stdout, got.stdout); d != "" {
+				t.Errorf("native (-) and uexec (+) differ:\n%s", d)
+			}
+		})
+	}
+}
+
+// lineDiff returns the lines that differ, position by position.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var sb strings.Builder
+	for i := 0; i < max(len(al), len(bl)); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			fmt.Fprintf(&sb, "- %s\n+ %s\n", x, y)
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,81 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/uexec/uexec/vm"
+)
+
+// Options say how Start runs a plan.
+type Options struct {
+	// Files become descriptors 0, 1, 2, ... of the new process; a nil
+	// entry leaves its number closed. Nil Files means os.Stdin, os.Stdout
+	// and os.Stderr.
+	Files []*os.File
+	// Dir is the new process's working directory; "" keeps this
+	// process's.
+	Dir string
+	// NoRandom starts the process with ADDR_NO_RANDOMIZE in its
+	// personality, as the kernel would after setarch -R: the plan's
+	// addresses are then reproduced exactly. It must agree with the
+	// request the plan was made for.
+	NoRandom bool
+	// Sys is passed to the fork of the stub (Setsid, Setpgid, Ctty...);
+	// Ptrace and Pdeathsig are overridden.
+	Sys *syscall.SysProcAttr
+	// Rand supplies the AT_RANDOM bytes; nil means crypto/rand.
+	Rand io.Reader
+	// Logf, when set, receives one line per step of the build.
+	Logf func(format string, args ...any)
+}
+
+// Process is a program started by Start: a plain child of this process.
+type Process struct {
+	Pid int
+	// Notes list what differs from a kernel exec of the same plan and
+	// why ("/proc/PID/exe names the stub: ..."); empty when nothing does.
+	Notes []string
+	// Entry and SP are the registers the program started with; VDSO is
+	// where its vdso is; Moved maps the planned start of each image that
+	// the kernel placed elsewhere to where it went.
+	Entry, SP, VDSO vm.Addr
+	Moved           map[vm.Addr]vm.Addr
+
+	p *os.Process
+}
+
+// Wait waits for the process to exit and returns its status (exit code or
+// signal, through ProcessState.Sys's syscall.WaitStatus).
+func (p *Process) Wait() (*os.ProcessState, error) { return p.p.Wait() }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.p.Signal(sig) }
+
+// Kill kills the process with SIGKILL.
+func (p *Process) Kill() error { return p.p.Kill() }
+
+// Error is a failure of Start. Before the point of no return the stub is
+// killed and reaped quietly and Signal is 0; after it the half-built
+// process is killed with SIGSEGV, as Linux kills a process whose exec fails
+// past that point, and Signal says so.
+type Error struct {
+	Pid    int
+	Step   string // what was being done: "mapping the image", ...
+	Signal syscall.Signal
+	Err    error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("uexec backend: pid %d: %s: %v", e.Pid, e.Step, e.Err)
+	if e.Signal != 0 {
+		s += fmt.Sprintf(" (process killed by %v)", e.Signal)
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }

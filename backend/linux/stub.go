@@ -1,0 +1,207 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/stub"
+)
+
+// StubELF returns the bytes of the stub executable (see package
+// internal/stub for its source).
+func StubELF() []byte { return stub.ELF() }
+
+var stubs struct {
+	mu      sync.Mutex
+	memfd   int    // -1 until made; kept open for the life of the process
+	memPath string // /proc/PID/fd/N of memfd
+	memBad  bool   // executing the memfd failed: use the file
+	file    string // the cached file, once verified
+}
+
+func init() { stubs.memfd = -1 }
+
+// StubPath returns a path that execve(2) runs as the stub. It prefers a
+// sealed memfd of this process, named through /proc/PID/fd so that a child
+// (or a traced process whose execve is redirected) can execute it whatever
+// its own descriptors are; when memfds cannot be created executable it
+// materialises the stub once as a file (see StubFile).
+//
+// The /proc path works for processes that see this process's /proc, that
+// is, the same pid namespace and a mounted /proc.
+func StubPath() (string, error) {
+	stubs.mu.Lock()
+	bad := stubs.memBad
+	stubs.mu.Unlock()
+	if !bad {
+		if p, err := stubMemfd(); err == nil {
+			return p, nil
+		}
+	}
+	return StubFile()
+}
+
+// stubMemfd creates the memfd once.
+func stubMemfd() (string, error) {
+	stubs.mu.Lock()
+	defer stubs.mu.Unlock()
+	if stubs.memfd >= 0 {
+		return stubs.memPath, nil
+	}
+	const name = "uexec-stub"
+	// MFD_EXEC is needed where vm.memfd_noexec is 1; kernels before 6.3
+	// reject the flag.
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if err == unix.EINVAL {
+		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		stubs.memBad = true
+		return "", os.NewSyscallError("memfd_create", err)
+	}
+	fail := func(call string, err error) (string, error) {
+		unix.Close(fd)
+		stubs.memBad = true
+		return "", os.NewSyscallError(call, err)
+	}
+	b := stub.ELF()
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			return fail("write", err)
+		}
+		b = b[n:]
+	}
+	// Nobody, not even we, may change the stub from now on.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+		unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		return fail("fcntl(F_ADD_SEALS)", err)
+	}
+	stubs.memfd = fd
+	stubs.memPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
+	return stubs.memPath, nil
+}
+
+// markMemfdBad makes StubPath use the file from now on: executing the
+// memfd failed (a noexec policy).
+func markMemfdBad() {
+	stubs.mu.Lock()
+	stubs.memBad = true
+	stubs.mu.Unlock()
+}
+
+// StubFile materialises the stub as an executable file, once per process:
+// $XDG_CACHE_HOME/uexec (or ~/.cache/uexec), else the temporary
+// directory, named after the hash of its contents. An existing file is used
+// only if it is a regular file owned by us, writable by nobody else, and
+// holds exactly the stub's bytes; otherwise a fresh one is created with
+// O_EXCL and renamed into place.
+func StubFile() (string, error) {
+	stubs.mu.Lock()
+	defer stubs.mu.Unlock()
+	if stubs.file != "" {
+		return stubs.file, nil
+	}
+	b := stub.ELF()
+	sum := sha256.Sum256(b)
+	name := "stub-" + hex.EncodeToString(sum[:8])
+	var dirs []string
+	if d, err := os.UserCacheDir(); err == nil {
+		dirs = append(dirs, filepath.Join(d, "uexec"))
+	}
+	dirs = append(dirs, filepath.Join(os.TempDir(), fmt.Sprintf("uexec-%d", os.Geteuid())))
+	var errs []error
+	for _, dir := range dirs {
+		p, err := stubFileIn(dir, name, b)
+		if err == nil {
+			stubs.file = p
+			return p, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("materialising the stub: %w", errors.Join(errs...))
+}
+
+func stubFileIn(dir, name string, want []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := checkOwned(dir, true); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
+	if err := verifyStub(p, want); err == nil {
+		return p, nil
+	}
+	f, err := os.CreateTemp(dir, name+".tmp*") // O_EXCL
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	_, err = f.Write(want)
+	if err == nil {
+		err = f.Chmod(0o555)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := verifyStub(p, want); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// checkOwned reports an error unless path is ours and writable by nobody
+// else (a directory may be, if it is sticky).
+func checkOwned(path string, dir bool) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	kind := uint32(unix.S_IFREG)
+	if dir {
+		kind = unix.S_IFDIR
+	}
+	if st.Mode&unix.S_IFMT != kind || st.Uid != uint32(os.Geteuid()) || st.Mode&0o022 != 0 || st.Mode&0o100 == 0 {
+		return fmt.Errorf("%s: mode %o owner %d: not a private %s: %w", path, st.Mode, st.Uid,
+			map[bool]string{true: "directory", false: "file"}[dir], unix.EPERM)
+	}
+	return nil
+}
+
+func verifyStub(p string, want []byte) error {
+	if err := checkOwned(p, false); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	got, err := io.ReadAll(io.LimitReader(f, int64(len(want))+1))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%s: not the stub: %w", p, unix.EEXIST)
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build linux && amd64
+
+package linux
+
+import "runtime"
+
+func tracerThread() { runtime.LockOSThread() }

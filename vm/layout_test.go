@@ -1,0 +1,44 @@
+package vm
+
+import "testing"
+
+func TestTopDown(t *testing.T) {
+	const base = Addr(0x7ffff7fff000)
+	for _, tc := range []struct {
+		name  string
+		used  []Range
+		min   Addr
+		n     uint64
+		align uint64
+		want  Addr
+		ok    bool
+	}{
+		{name: "empty", n: 0x2000, want: base - 0x2000, ok: true},
+		{name: "below a range at the base", used: []Range{{base - 0x1000, base}}, n: 0x1000, want: base - 0x2000, ok: true},
+		{name: "range above the base ignored", used: []Range{{base + 0x1000, base + 0x5000}}, n: 0x1000, want: base - 0x1000, ok: true},
+		{name: "straddling the base", used: []Range{{base - 0x3000, base + 0x1000}}, n: 0x1000, want: base - 0x4000, ok: true},
+		{name: "gap too small", used: []Range{{base - 0x1000, base}, {base - 0x3000, base - 0x2000}}, n: 0x2000, want: base - 0x5000, ok: true},
+		{name: "gap exact", used: []Range{{base - 0x1000, base}, {base - 0x4000, base - 0x3000}}, n: 0x2000, want: base - 0x3000, ok: true},
+		{name: "overlapping used ranges", used: []Range{{base - 0x10000, base - 0x1000}, {base - 0x8000, base - 0x7000}}, n: 0x2000, want: base - 0x12000, ok: true},
+		{name: "nested range does not open a gap", used: []Range{{0x10000, base}, {0x20000, 0x30000}}, n: 0x1000, min: 0x10000, ok: false},
+		{name: "alignment", n: 0x1000, align: 0x200000, want: (base - 0x1000) &^ 0x1fffff, ok: true},
+		{name: "min addr", used: []Range{{0x12000, base}}, min: 0x10000, n: 0x2000, want: 0x10000, ok: true},
+		{name: "min addr too high", used: []Range{{0x12000, base}}, min: 0x10000, n: 0x3000, ok: false},
+		{name: "range below min addr", used: []Range{{0, 0x11000}, {0x13000, base}}, min: 0x10000, n: 0x2000, want: 0x11000, ok: true},
+		{name: "too big", n: uint64(base) + 0x1000, ok: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &Layout{TaskSize: TaskSize64, MmapBase: base, MinAddr: tc.min}
+			for _, r := range tc.used {
+				l.Take(r)
+			}
+			got, ok := l.TopDown(tc.n, tc.align)
+			if ok != tc.ok || (ok && got != tc.want) {
+				t.Errorf("TopDown(%#x) = %v, %v; want %v, %v", tc.n, got, ok, tc.want, tc.ok)
+			}
+			if ok && !l.Free(Range{got, got + Addr(tc.n)}) {
+				t.Errorf("TopDown returned a range that is not Free")
+			}
+		})
+	}
+}
