@@ -47,7 +47,7 @@ type builder struct {
 
 	fds     map[*vm.File]int // descriptor of each plan file in the process
 	exe     *vm.File         // the program file: /proc/PID/exe
-	firstFD int              // descriptors from here on are ours: closed at the end
+	firstFD int              // fds[*] are firstFD, firstFD+1, ...: closed at the end
 	stubSP  uint64           // rsp at the stub's exec stop
 
 	// Set as the build goes.
@@ -390,7 +390,8 @@ func (b *builder) run() error {
 		return err
 	}
 	if len(b.fds) > 0 {
-		if _, err := b.r.Syscall("close_range", unix.SYS_CLOSE_RANGE, uint64(b.firstFD), 0xffffffff, 0); err != nil {
+		last := uint64(b.firstFD + len(b.fds) - 1)
+		if _, err := b.r.Syscall("close_range", unix.SYS_CLOSE_RANGE, uint64(b.firstFD), last, 0); err != nil {
 			return err
 		}
 	}

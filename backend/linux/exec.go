@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -76,45 +77,67 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 		rand:     randReader(opts.Rand),
 		logf:     opts.Logf,
 		fds:      map[*vm.File]int{},
-		firstFD:  len(fds),
 		exe:      programFile(plan),
 	}
 	// The plan's files go to the stub as inherited descriptors after the
 	// caller's: the image is mapped from the very files that were checked.
+	// Descriptors this process holds without FD_CLOEXEC survive a kernel
+	// exec, so they survive here too: the plan's files take numbers no
+	// such descriptor uses, and only those are closed at the end.
+	var planFiles []*vm.File
+	seen := map[*vm.File]bool{}
+	for _, f := range plan.Files {
+		if f != nil && !seen[f] {
+			seen[f] = true
+			planFiles = append(planFiles, f)
+		}
+	}
+	for _, c := range plan.Cmds {
+		if c.File != nil && !seen[c.File] {
+			seen[c.File] = true
+			planFiles = append(planFiles, c.File)
+		}
+	}
 	var opened []*os.File
 	defer func() {
 		for _, f := range opened {
 			f.Close()
 		}
 	}()
-	add := func(f *vm.File) error {
-		if f == nil {
-			return nil
+	if len(planFiles) > 0 {
+		keep := inheritedFDs()
+		first := len(fds)
+		for {
+			free := true
+			for i := first; i < first+len(planFiles); i++ {
+				free = free && !keep[i]
+			}
+			if free {
+				break
+			}
+			first++
 		}
-		if _, ok := b.fds[f]; ok {
-			return nil
+		for i := len(fds); i < first; i++ {
+			if keep[i] {
+				fds = append(fds, uintptr(i))
+			} else {
+				fds = append(fds, ^uintptr(0))
+			}
 		}
-		fd, err := hostFD(f)
-		if err != nil {
-			return err
+		b.firstFD = first
+		for _, f := range planFiles {
+			h, err := hostFD(f)
+			if err != nil {
+				return nil, &Error{Step: "opening the plan's files", Err: err}, false
+			}
+			if h.opened != nil {
+				opened = append(opened, h.opened)
+			}
+			b.fds[f] = len(fds)
+			fds = append(fds, h.fd)
 		}
-		if fd.opened != nil {
-			opened = append(opened, fd.opened)
-		}
-		b.fds[f] = len(fds)
-		fds = append(fds, fd.fd)
-		return nil
 	}
-	for _, f := range plan.Files {
-		if err := add(f); err != nil {
-			return nil, &Error{Step: "opening the plan's files", Err: err}, false
-		}
-	}
-	for _, c := range plan.Cmds {
-		if err := add(c.File); err != nil {
-			return nil, &Error{Step: "opening the plan's files", Err: err}, false
-		}
-	}
+	// Inherited descriptors above the ones we pass stay as they are.
 
 	t, err := startStub(&tracee.Options{
 		Argv:     []string{"uexec-stub"},
@@ -202,4 +225,26 @@ func hostFD(f *vm.File) (hostFile, error) {
 		return hostFile{}, fmt.Errorf("%s changed since it was checked: %w", f.Path, unix.ESTALE)
 	}
 	return hostFile{fd: h.Fd(), opened: h}, nil
+}
+
+// inheritedFDs returns the descriptors of this process that a kernel exec
+// would keep: those without FD_CLOEXEC.
+func inheritedFDs() map[int]bool {
+	keep := map[int]bool{}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return keep
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd == int(d.Fd()) {
+			continue
+		}
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
+			keep[fd] = true
+		}
+	}
+	return keep
 }

@@ -115,11 +115,16 @@ func TestMapsNoRandom(t *testing.T) {
 	for _, prog := range tests {
 		t.Run(prog.name, func(t *testing.T) {
 			path := prog.build(t)
-			argv := []string{path, "maps"}
-			want := runNative(t, path, argv, env, true)
-			got, _ := runUexec(t, path, argv, env, true)
-			if d := lineDiff(want.stdout, got.stdout); d != "" {
-				t.Errorf("native (-) and uexec (+) differ:\n%s", d)
+			for _, what := range []string{"maps", "auxv", "stat"} {
+				argv := []string{path, what}
+				want := runNative(t, path, argv, env, true)
+				got, _ := runUexec(t, path, argv, env, true)
+				if what == "stat" {
+					want.stdout, got.stdout = statFields(want.stdout), statFields(got.stdout)
+				}
+				if d := lineDiff(want.stdout, got.stdout); d != "" {
+					t.Errorf("%s: native (-) and uexec (+) differ:\n%s", what, d)
+				}
 			}
 		})
 	}
@@ -142,4 +147,41 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return sb.String()
+}
+
+func TestShowMaps(t *testing.T) {
+	if os.Getenv("UEXEC_SHOW") == "" {
+		t.Skip("debug")
+	}
+	needPtrace(t)
+	path := cc(t, "dynamic-pie", showSrc, "-pie", "-fPIE")
+	for _, what := range []string{"maps", "auxv", "stat"} {
+		got, p := runUexec(t, path, []string{path, what}, []string{"A=1"}, true)
+		if what == "stat" {
+			got.stdout = statFields(got.stdout)
+		}
+		t.Logf("%s\nnotes %q", got.stdout, p.Notes)
+	}
+}
+
+// statFields keeps the lines of a "stat" run except the /proc/self/stat
+// line, of which it keeps the mm fields (proc(5): startcode, endcode,
+// startstack, start_data, end_data, start_brk, arg_start, arg_end,
+// env_start, env_end) and the comm.
+func statFields(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		i := strings.LastIndex(line, ") ")
+		if !strings.Contains(line, " (") || i < 0 {
+			keep = append(keep, line)
+			continue
+		}
+		f := strings.Fields(line[i+2:]) // f[0] is field 3 (state)
+		field := func(n int) string { return f[n-3] }
+		keep = append(keep, line[strings.Index(line, " (")+1:i+1])
+		for _, n := range []int{26, 27, 28, 45, 46, 47, 48, 49, 50, 51} {
+			keep = append(keep, fmt.Sprintf("stat[%d]=%s", n, field(n)))
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -49,6 +49,12 @@ int main(int argc, char **argv) {
 		cat("/proc/self/stat");
 		fflush(stdout);
 	}
+	if (argc > 1 && strcmp(argv[1], "auxv") == 0) {
+		unsigned long v[2];
+		int fd = open("/proc/self/auxv", O_RDONLY);
+		while (read(fd, v, sizeof v) == sizeof v && v[0] != 0) printf("auxv %lu %#lx\n", v[0], v[1]);
+		close(fd);
+	}
 	return argc == 3 ? 3 : 0;
 }
 `

@@ -27,6 +27,10 @@ type options struct {
 	argv     []string // PROGRAM [ARG]...
 }
 
+// testHook, when set by a test, adjusts every request before it is planned
+// (a fixed machine description and credentials for golden files).
+var testHook func(*execsw.Request)
+
 // parseOptions reads options until the program name. Options come first;
 // "--" ends them; the program's own arguments are never touched.
 func parseOptions(args []string, cmd string) (*options, error) {
@@ -160,6 +164,9 @@ func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error)
 		}
 		if dir != "" {
 			req.Dir = dir
+		}
+		if testHook != nil {
+			testHook(req)
 		}
 		if o.noRandom {
 			req.NoRandom = true

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/testelf"
+	"github.com/uexec/uexec/stack"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// goldenDir is fixed, not a t.TempDir, because the path's length shapes
+// the stack (AT_EXECFN) and so every address in a plan.
+const goldenDir = "/tmp/uexec-golden"
+
+// fixedMachine makes plans independent of the machine and the user.
+func fixedMachine(req *execsw.Request) {
+	req.Host = &stack.Host{
+		HWCap: 0x178bfbff, HWCap2: 0x2, MinSigStkSz: 3376, HasMinSigStkSz: true, ClkTck: 100,
+		RseqFeatureSize: 28, RseqAlign: 32, HasRseq: true,
+		VvarLen: 0x6000, VDSOLen: 0x2000,
+		VDSORegions: []stack.VDSORegion{
+			{Off: 0, Len: 0x4000, Perms: "r--p", Label: "[vvar]"},
+			{Off: 0x4000, Len: 0x2000, Perms: "r--p", Label: "[vvar_vclock]"},
+			{Off: 0x6000, Len: 0x2000, Perms: "r-xp", Label: "[vdso]"},
+		},
+	}
+	req.Cred = execsw.Cred{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, GID: 1000, EGID: 1000, SGID: 1000, FSGID: 1000}
+	req.RlimitStack = 8 << 20
+	req.Downgrade = true
+}
+
+func writeFixtures(t *testing.T) {
+	t.Helper()
+	os.RemoveAll(goldenDir)
+	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(goldenDir) })
+	write := func(name string, b []byte, mode os.FileMode) {
+		p := filepath.Join(goldenDir, name)
+		if err := os.WriteFile(p, b, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+	}
+	write("static", testelf.Static64().Bytes(), 0o755)
+	// A loader (ET_DYN without PT_INTERP) and a PIE that names it.
+	ld := &testelf.File{Type: elf.ET_DYN, Entry: 0x1200, Progs: []testelf.Prog{
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0, Vaddr: 0, Filesz: 0x1300, Memsz: 0x1300, Align: 0x1000},
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2000, Vaddr: 0x2000, Filesz: 0x100, Memsz: 0x2100, Align: 0x1000, Data: make([]byte, 0x100)},
+	}, Blobs: []testelf.Blob{{Off: 0x1200, Data: testelf.PauseCode}}}
+	write("ld.so", ld.Bytes(), 0o755)
+	pie := &testelf.File{Type: elf.ET_DYN, Entry: 0x1100, Interp: goldenDir + "/ld.so", Progs: []testelf.Prog{
+		{Type: elf.PT_LOAD, Flags: elf.PF_R, Off: 0, Vaddr: 0, Filesz: 0x800, Memsz: 0x800, Align: 0x1000},
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x200, Memsz: 0x200, Align: 0x1000},
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2000, Vaddr: 0x3000, Filesz: 0x80, Memsz: 0x1080, Align: 0x1000, Data: make([]byte, 0x80)},
+		{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
+	}}
+	write("pie", pie.Bytes(), 0o755)
+	write("script", []byte("#!"+goldenDir+"/pie -x  y\necho hi\n"), 0o755)
+	write("noexec", []byte("#!/bin/sh\n"), 0o644)
+	write("garbage", []byte("\x7fELF but not really"), 0o755)
+	write("noshell", []byte("#!"+goldenDir+"/missing\n"), 0o755)
+}
+
+// normalise hides what differs between machines and runs: device and inode
+// numbers of the fixtures.
+var devIno = regexp.MustCompile(` [0-9a-f]{2,}:[0-9a-f]{2,} [0-9]+ `)
+
+func normalise(s string) string { return devIno.ReplaceAllString(s, " xx:xx 0 ") }
+
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), strings.NewReader(""), &o, &e, args)
+	return o.String(), e.String(), code
+}
+
+func TestPlanGolden(t *testing.T) {
+	writeFixtures(t)
+	testHook = fixedMachine
+	defer func() { testHook = nil }()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"static", []string{"plan", "-i", "--no-random", goldenDir + "/static", "one", "two"}},
+		{"static.json", []string{"plan", "--json", "-i", "--no-random", "A=1", goldenDir + "/static"}},
+		{"pie", []string{"plan", "-i", "--no-random", "HOME=/", goldenDir + "/pie"}},
+		{"pie.json", []string{"plan", "--json", "-i", "--no-random", goldenDir + "/pie", "x"}},
+		{"script", []string{"plan", "-i", "--no-random", goldenDir + "/script", "arg"}},
+		{"missing.json", []string{"plan", "--json", "-i", "--no-random", goldenDir + "/nothing"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, _ := runCLI(t, tc.args...)
+			got := normalise(out + errOut)
+			file := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (rerun with -update after checking):\n%s", file, lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			b.WriteString("- " + a + "\n+ " + c + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestPlanFailures(t *testing.T) {
+	writeFixtures(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"missing", []string{"plan", goldenDir + "/nothing"}, 127, "uexec: " + goldenDir + "/nothing: lookup: no such file or directory (ENOENT)\n"},
+		{"not in PATH", []string{"plan", "PATH=" + goldenDir, "no-such-program"}, 127, "(ENOENT)"},
+		{"not executable", []string{"plan", goldenDir + "/noexec"}, 126, "(EACCES)"},
+		{"directory", []string{"plan", goldenDir}, 126, "is a directory: permission denied (EACCES)"},
+		{"bad ELF", []string{"plan", goldenDir + "/garbage"}, 0, ""}, // execvp gives it to /bin/sh
+		{"missing interpreter", []string{"plan", goldenDir + "/noshell"}, 127, goldenDir + "/missing"},
+		{"usage", []string{"plan"}, 125, "no program given"},
+		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},
+		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 127, "cannot change directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCLI(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tc.code, errOut)
+			}
+			if !strings.Contains(errOut, tc.stderr) {
+				t.Errorf("stderr %q does not contain %q", errOut, tc.stderr)
+			}
+		})
+	}
+}
+
+func TestPlanJSONSchema(t *testing.T) {
+	writeFixtures(t)
+	out, errOut, code := runCLI(t, "plan", "--json", "--no-random", goldenDir+"/script", "a")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"chain", "entry", "interp", "vmcmds", "maps", "stack", "auxv"} {
+		if _, ok := j[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	if _, ok := j["error"]; ok {
+		t.Errorf("a successful plan has an error field")
+	}
+	chain := j["chain"].([]any)
+	var formats []string
+	for _, l := range chain {
+		formats = append(formats, l.(map[string]any)["format"].(string))
+	}
+	if got := strings.Join(formats, ","); got != "script,elf,interp" {
+		t.Errorf("chain %s, want script,elf,interp", got)
+	}
+	vc := j["vmcmds"].([]any)[0].(map[string]any)
+	for _, k := range []string{"op", "addr", "len", "prot", "offset", "file", "flags"} {
+		if _, ok := vc[k]; !ok {
+			t.Errorf("vm command lacks %q", k)
+		}
+	}
+	if a := j["auxv"].([]any)[0].(map[string]any); a["type"] != "AT_SYSINFO_EHDR" {
+		t.Errorf("first auxv entry %v", a)
+	}
+	st := j["stack"].(map[string]any)
+	if st["argc"].(float64) != 4 || st["sp"] == "" {
+		t.Errorf("stack %v", st)
+	}
+}
