@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -483,7 +484,7 @@ func (b *builder) setMM(mm *execsw.MM, lay *stack.Layout) error {
 		return err
 	}
 	_, err := b.r.Syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, uint64(scratch), sys.PrctlMMMapSize)
-	if err != nil && exeFD != 0xffffffff && (errorIs(err, unix.EPERM) || errorIs(err, unix.EBUSY)) {
+	if err != nil && exeFD != 0xffffffff && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		b.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refused exe_fd (%v); it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", b.exe.Path, err)
 		if err = b.r.WriteMem(uint64(scratch), mmMap(0xffffffff)); err != nil {
 			return err

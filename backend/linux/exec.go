@@ -17,8 +17,6 @@ import (
 	"github.com/uexec/uexec/vm"
 )
 
-func errorIs(err, target error) bool { return errors.Is(err, target) }
-
 // Start runs plan in a new process and returns it running: it executes the
 // stub under ptrace with opts' descriptors, working directory and
 // personality, builds the planned image in it (see the package

@@ -149,21 +149,6 @@ func lineDiff(a, b string) string {
 	return sb.String()
 }
 
-func TestShowMaps(t *testing.T) {
-	if os.Getenv("UEXEC_SHOW") == "" {
-		t.Skip("debug")
-	}
-	needPtrace(t)
-	path := cc(t, "dynamic-pie", showSrc, "-pie", "-fPIE")
-	for _, what := range []string{"maps", "auxv", "stat"} {
-		got, p := runUexec(t, path, []string{path, what}, []string{"A=1"}, true)
-		if what == "stat" {
-			got.stdout = statFields(got.stdout)
-		}
-		t.Logf("%s\nnotes %q", got.stdout, p.Notes)
-	}
-}
-
 // statFields keeps the lines of a "stat" run except the /proc/self/stat
 // line, of which it keeps the mm fields (proc(5): startcode, endcode,
 // startstack, start_data, end_data, start_brk, arg_start, arg_end,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -46,7 +47,7 @@ func needPtrace(t testing.TB) {
 		go func() {
 			// The thread ends with the goroutine: a leftover tracee dies
 			// with it.
-			tracerThread()
+			runtime.LockOSThread()
 			path, err := StubPath()
 			if err != nil {
 				done <- err

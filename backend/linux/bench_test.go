@@ -1,0 +1,63 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// BenchmarkStart measures a whole start and wait under uexec (planning
+// excluded, "plan+start" included) against fork+exec by os/exec.
+func BenchmarkStart(b *testing.B) {
+	needPtrace(b)
+	static := cc(b, "static", "int main(void){return 0;}", "-static")
+	for _, path := range []string{static, "/bin/true"} {
+		name := "static"
+		if path == "/bin/true" {
+			name = "true"
+		}
+		argv := []string{path}
+		b.Run(name+"/native", func(b *testing.B) {
+			for b.Loop() {
+				if err := exec.Command(path).Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/uexec", func(b *testing.B) {
+			plan, err := newSwitch(b).Execve(selfRequest(b, path, argv, nil, false))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer plan.Close()
+			for b.Loop() {
+				p, err := Start(plan, &Options{Files: []*os.File{nil, nil, os.Stderr}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/plan+uexec", func(b *testing.B) {
+			sw := newSwitch(b)
+			for b.Loop() {
+				plan, err := sw.Execve(selfRequest(b, path, argv, nil, false))
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := Start(plan, &Options{Files: []*os.File{nil, nil, os.Stderr}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				plan.Close()
+			}
+		})
+	}
+}
