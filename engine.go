@@ -1,0 +1,117 @@
+package uexec
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+
+	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec/execsw"
+)
+
+// Engine starts programs with uexec's exec engine instead of the kernel's
+// loader: a drop-in for os/exec where the exec must be uexec's.
+type Engine struct {
+	// Switch is the exec switch used to plan every exec; NewEngine
+	// fills it with NewSwitch.
+	Switch *execsw.Switch
+}
+
+// NewEngine returns an engine with the native handlers.
+func NewEngine() *Engine { return &Engine{Switch: NewSwitch()} }
+
+// SpawnRequest describes a program to start.
+type SpawnRequest struct {
+	Path string   // the file to execute; no PATH search
+	Argv []string // argv, argv[0] included
+	Env  []string // the environment; nil means an empty one
+	Dir  string   // working directory; "" means this process's
+	// Files become descriptors 0, 1, 2, ...; nil means os.Stdin,
+	// os.Stdout and os.Stderr.
+	Files []*os.File
+	// NoRandom runs the program without address randomisation
+	// (ADDR_NO_RANDOMIZE), like setarch -R.
+	NoRandom bool
+}
+
+// Process is a program started by Spawn.
+type Process struct {
+	Pid int
+	// Notes say what the program could observe that differs from a
+	// kernel exec, and why.
+	Notes []string
+
+	p    *backend.Process
+	once sync.Once
+	st   *os.ProcessState
+	err  error
+	done chan struct{}
+}
+
+// Spawn plans the exec of s with this process's credentials, limits and
+// personality, and starts it. An exec the kernel would refuse returns an
+// error wrapping the same errno (errors.Is(err, unix.ENOENT)) and starts
+// nothing. When ctx is done before the program exits, the program is
+// killed, as exec.CommandContext does.
+func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
+	if s == nil || s.Path == "" && len(s.Argv) == 0 {
+		return nil, errors.New("uexec: Spawn needs a path")
+	}
+	req, err := SelfRequest(s.Path, s.Argv, s.Env)
+	if err != nil {
+		return nil, err
+	}
+	if s.Dir != "" {
+		req.Dir = s.Dir
+	}
+	if s.NoRandom {
+		req.NoRandom = true
+	}
+	sw := e.Switch
+	if sw == nil {
+		sw = NewSwitch()
+	}
+	plan, err := sw.Execve(req)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.Close()
+	bp, err := backend.Start(plan, &backend.Options{Files: s.Files, Dir: req.Dir, NoRandom: req.NoRandom})
+	if err != nil {
+		return nil, err
+	}
+	sw.Hold(plan.Esw)
+	p := &Process{Pid: bp.Pid, Notes: bp.Notes, p: bp, done: make(chan struct{})}
+	go func() {
+		p.st, p.err = bp.Wait()
+		sw.Release(plan.Esw)
+		close(p.done)
+	}()
+	if ctx.Done() != nil {
+		go func() {
+			select {
+			case <-ctx.Done():
+				bp.Kill()
+			case <-p.done:
+			}
+		}()
+	}
+	return p, nil
+}
+
+// Wait waits for the program to exit and returns its status.
+func (p *Process) Wait() (*os.ProcessState, error) {
+	<-p.done
+	return p.st, p.err
+}
+
+// Signal sends sig to the program.
+func (p *Process) Signal(sig os.Signal) error {
+	select {
+	case <-p.done:
+		return os.ErrProcessDone
+	default:
+	}
+	return p.p.Signal(sig)
+}
