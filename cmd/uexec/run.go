@@ -42,7 +42,12 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return failure(stderr, o.argv[0], err)
 	}
 	defer p.Close()
-	files := []*os.File{fileOf(stdin, os.Stdin), fileOf(stdout, os.Stdout), fileOf(stderr, os.Stderr)}
+	files, closeFiles, err := stdFiles(stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "uexec: %v\n", err)
+		return exitUsage
+	}
+	defer closeFiles()
 	var logf func(string, ...any)
 	if o.verbose {
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
@@ -84,13 +89,56 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 }
 
-// fileOf returns w as an *os.File when it is one, else def: the program's
-// standard descriptors are uexec's own.
-func fileOf(x any, def *os.File) *os.File {
-	if f, ok := x.(*os.File); ok {
-		return f
+// stdFiles returns descriptors for the program's standard input, output and
+// error: the files themselves when they are files (the usual case: uexec's
+// own descriptors pass through), else pipes copied to and from the readers
+// and writers. The returned func waits for the copies to finish.
+func stdFiles(stdin io.Reader, stdout, stderr io.Writer) ([]*os.File, func(), error) {
+	var files []*os.File
+	var wait []chan struct{}
+	var closers []*os.File
+	fail := func(err error) ([]*os.File, func(), error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, nil, err
 	}
-	return def
+	if f, ok := stdin.(*os.File); ok {
+		files = append(files, f)
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, r)
+		files = append(files, r)
+		go func() { io.Copy(w, stdin); w.Close() }()
+	}
+	for _, out := range []io.Writer{stdout, stderr} {
+		if f, ok := out.(*os.File); ok {
+			files = append(files, f)
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, w)
+		files = append(files, w)
+		done := make(chan struct{})
+		wait = append(wait, done)
+		go func() { io.Copy(out, r); r.Close(); close(done) }()
+	}
+	return files, func() {
+		// Our copies of the pipe ends go first, so that the readers see
+		// EOF once the program's copies are gone too.
+		for _, c := range closers {
+			c.Close()
+		}
+		for _, d := range wait {
+			<-d
+		}
+	}, nil
 }
 
 // inForeground reports whether uexec's process group is the foreground one
