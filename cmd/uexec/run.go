@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec"
-	"github.com/uexec/uexec/internal/sigexit"
 	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec/internal/sigexit"
 )
 
 // forwarded are the signals uexec passes on to the program, as a process
