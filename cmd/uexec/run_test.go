@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// uexecBin is the uexec command built for these tests.
+var uexecBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "uexec-cli-")
+	if err != nil {
+		panic(err)
+	}
+	uexecBin = filepath.Join(dir, "uexec")
+	if out, err := exec.Command("go", "build", "-o", uexecBin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	testenv.Cleanup()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testEnv is the environment both runs get.
+var testEnv = []string{"PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin", "HOME=/root", "LANG=C", "LC_ALL=C", "GOCACHE=/tmp/uexec-test-gocache", "GOFLAGS=-buildvcs=false"}
+
+type result struct {
+	stdout, stderr string
+	status         syscall.WaitStatus
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("status %d signal %v\nstdout:\n%s\nstderr:\n%s", r.status.ExitStatus(), r.status.Signal(), r.stdout, r.stderr)
+}
+
+func runCmd(t *testing.T, stdin string, dir string, argv ...string) result {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = testEnv
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	return result{o.String(), e.String(), cmd.ProcessState.Sys().(syscall.WaitStatus)}
+}
+
+func needRun(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t)
+}
+
+// TestRunCorpus runs real programs natively and under `uexec run` and
+// compares their output and status.
+func TestRunCorpus(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file.txt")
+	os.WriteFile(file, []byte("banana\napple\ncherry\n"), 0o644)
+	hello := testenv.BuildC(t, "testdata/progs/hello.c")
+	helloStatic := testenv.BuildC(t, "testdata/progs/hello.c", "-static")
+	helloStaticPie := testenv.BuildC(t, "testdata/progs/hello.c", "-static-pie")
+	helloNoPie := testenv.BuildC(t, "testdata/progs/hello.c", "-no-pie")
+	threads := testenv.BuildC(t, "testdata/progs/threads.c", "-pthread")
+	goProg := testenv.BuildGo(t, "testdata/progs/hello.go")
+	goPie := testenv.BuildGo(t, "testdata/progs/hello.go", "-buildmode=pie")
+	script := filepath.Join(dir, "script.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho script \"$0\" \"$@\"\n"), 0o755)
+	pyScript := filepath.Join(dir, "script.py")
+	os.WriteFile(pyScript, []byte("#!/usr/bin/python3\nimport sys\nprint('py', sys.argv[1:])\n"), 0o755)
+	plScript := filepath.Join(dir, "script.pl")
+	os.WriteFile(plScript, []byte("#!/usr/bin/perl -w\nprint \"pl @ARGV\\n\";\n"), 0o755)
+
+	for _, tc := range []struct {
+		name  string
+		argv  []string
+		stdin string
+	}{
+		{"true", []string{"/bin/true"}, ""},
+		{"false", []string{"/bin/false"}, ""},
+		{"echo", []string{"/bin/echo", "hello", "world"}, ""},
+		{"ls", []string{"/bin/ls", "-la", "/usr"}, ""},
+		{"cat", []string{"/bin/cat", file}, ""},
+		{"cat pipe", []string{"/bin/cat"}, "from a pipe\n"},
+		{"sort", []string{"/usr/bin/sort"}, "c\nb\na\n"},
+		{"sh pipeline", []string{"/bin/sh", "-c", "echo b a c | tr ' ' '\\n' | sort | head -2; exit 3"}, ""},
+		{"bash", []string{"/bin/bash", "-c", "x=(1 2 3); echo ${#x[@]} $((6*7))"}, ""},
+		{"python3", []string{"/usr/bin/python3", "-c", "import sys, os; print(sys.argv, os.getcwd())", "a"}, ""},
+		{"perl", []string{"/usr/bin/perl", "-e", "print join(',', @ARGV), \"\\n\"", "x", "y"}, ""},
+		{"gcc version", []string{"gcc", "--version"}, ""},
+		{"go version", []string{"go", "version"}, ""},
+		{"env", []string{"/usr/bin/env"}, ""},
+		{"stderr and status", []string{"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, ""},
+		{"dynamic PIE", []string{hello, "a b", "c"}, ""},
+		{"non-PIE", []string{helloNoPie, "x"}, ""},
+		{"static", []string{helloStatic, "x"}, ""},
+		{"static-pie", []string{helloStaticPie, "x"}, ""},
+		{"threads", []string{threads}, ""},
+		{"go", []string{goProg, "arg"}, ""},
+		{"go pie", []string{goPie, "arg"}, ""},
+		{"sh script", []string{script, "1", "2"}, ""},
+		{"python script", []string{pyScript, "1"}, ""},
+		{"perl script", []string{plScript, "1"}, ""},
+		{"killed by signal", []string{"/bin/sh", "-c", "kill -TERM $$"}, ""},
+		{"sigsegv", []string{"/bin/sh", "-c", "kill -SEGV $$"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			native := runCmd(t, tc.stdin, dir, tc.argv...)
+			under := runCmd(t, tc.stdin, dir, append([]string{uexecBin, "run", "--"}, tc.argv...)...)
+			if native.stdout != under.stdout || native.stderr != under.stderr || native.status != under.status {
+				t.Errorf("native:\n%v\nunder uexec:\n%v", native, under)
+			}
+		})
+	}
+}
+
+func TestRunExitStatuses(t *testing.T) {
+	needRun(t)
+	for _, tc := range []struct {
+		name   string
+		argv   []string
+		code   int
+		signal syscall.Signal
+	}{
+		{"exit 3", []string{"/bin/sh", "-c", "exit 3"}, 3, 0},
+		{"SIGKILL", []string{"/bin/sh", "-c", "kill -KILL $$"}, -1, syscall.SIGKILL},
+		{"SIGSEGV", []string{"/bin/sh", "-c", "kill -SEGV $$"}, -1, syscall.SIGSEGV},
+		{"not found", []string{"/nonexistent"}, 127, 0},
+		{"not executable", []string{"/etc/passwd"}, 126, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCmd(t, "", "/", append([]string{uexecBin, "run"}, tc.argv...)...)
+			if tc.signal != 0 {
+				if !r.status.Signaled() || r.status.Signal() != tc.signal {
+					t.Errorf("uexec ended with %v, want killed by %v", r, tc.signal)
+				}
+				return
+			}
+			if r.status.ExitStatus() != tc.code {
+				t.Errorf("exit status %d, want %d (%v)", r.status.ExitStatus(), tc.code, r)
+			}
+		})
+	}
+}
+
+// TestRunForwardsSignals sends signals to uexec and checks that the program
+// got them.
+func TestRunForwardsSignals(t *testing.T) {
+	needRun(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			name := strings.TrimPrefix(unixSigName(sig), "SIG")
+			cmd := exec.Command(uexecBin, "run", "/bin/bash", "-c",
+				"trap 'echo got "+name+"; exit 0' "+name+"; echo ready; while :; do sleep 0.05; done")
+			cmd.Env = testEnv
+			var out bytes.Buffer
+			pr, pw, _ := os.Pipe()
+			cmd.Stdout = pw
+			cmd.Stderr = &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			buf := make([]byte, 6)
+			if _, err := pr.Read(buf); err != nil || string(buf) != "ready\n" {
+				t.Fatalf("program did not start: %q %v %s", buf, err, out.String())
+			}
+			cmd.Process.Signal(sig)
+			done := make(chan error)
+			go func() { done <- cmd.Wait() }()
+			rest := make([]byte, 100)
+			n, _ := pr.Read(rest)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("uexec: %v (%s)", err, out.String())
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("program did not end after the signal")
+			}
+			if got := string(rest[:n]); got != "got "+name+"\n" {
+				t.Errorf("program printed %q, want the trap's output", got)
+			}
+		})
+	}
+}
+
+func unixSigName(s syscall.Signal) string {
+	names := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP",
+		syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH", syscall.SIGQUIT: "SIGQUIT"}
+	return names[s]
+}

@@ -1,0 +1,178 @@
+//go:build linux && amd64
+
+package kernelexec
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// addrNoRandomize is ADDR_NO_RANDOMIZE (include/uapi/linux/personality.h).
+const addrNoRandomize = 0x0040000
+
+// personality is personality(2), which x/sys/unix lacks; 0xffffffff
+// queries. It applies to the calling thread only.
+func personality(p uint32) (uint32, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(p), 0, 0)
+	if e != 0 {
+		return 0, os.NewSyscallError("personality", e)
+	}
+	return uint32(r), nil
+}
+
+// proc is a child this goroutine started and must reap.
+type proc struct {
+	pid    int
+	mu     sync.Mutex
+	pidfd  int
+	reaped bool
+}
+
+// spawn starts opts.Path; with trace, the child stops at its exec under
+// the calling thread's ptrace.
+//
+// Preconditions: the calling goroutine is locked to its OS thread and
+// never unlocks it while the child lives.
+func spawn(opts Options, trace bool) (*proc, error) {
+	files := opts.Files
+	if files == nil {
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		defer null.Close()
+		files = []uintptr{null.Fd(), null.Fd(), null.Fd()}
+	}
+	env := opts.Envp
+	if env == nil {
+		env = []string{}
+	}
+	pidfd := -1
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, PidFD: &pidfd}
+	path, argv := opts.Path, opts.Argv
+	if len(opts.Rlimits) > 0 {
+		l, err := launcher()
+		if err != nil {
+			return nil, err
+		}
+		path, argv = l, launcherArgv(l, opts, trace)
+	} else {
+		sys.Ptrace = trace
+		if opts.NoRandom {
+			old, err := personality(0xffffffff)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := personality(old | addrNoRandomize); err != nil {
+				return nil, err
+			}
+			defer personality(old)
+		}
+	}
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: opts.Dir, Env: env, Files: files, Sys: sys})
+	if err != nil {
+		return nil, &os.PathError{Op: "fork/exec", Path: opts.Path, Err: err}
+	}
+	return &proc{pid: pid, pidfd: pidfd}, nil
+}
+
+// launcherArgv is the launcher's command line (see launcherSource).
+func launcherArgv(l string, opts Options, trace bool) []string {
+	var pers uint32
+	if opts.NoRandom {
+		pers = addrNoRandomize
+	}
+	t := "0"
+	if trace {
+		t = "1"
+	}
+	a := []string{l, t, strconv.FormatUint(uint64(pers), 10), strconv.Itoa(len(opts.Rlimits))}
+	for _, r := range opts.Rlimits {
+		a = append(a, strconv.Itoa(r.Resource), strconv.FormatUint(r.Cur, 10), strconv.FormatUint(r.Max, 10))
+	}
+	return append(append(a, opts.Path), opts.Argv...)
+}
+
+// kill sends SIGKILL unless the child has been reaped; it may run on any
+// goroutine.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return
+	}
+	if p.pidfd >= 0 {
+		unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+		return
+	}
+	unix.Kill(p.pid, unix.SIGKILL)
+}
+
+// wait is wait4 on the child, retried on EINTR. A status that ends the
+// child marks it reaped.
+func (p *proc) wait() (unix.WaitStatus, error) {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(p.pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return ws, os.NewSyscallError("wait4", fmt.Errorf("pid %d: %w", p.pid, err))
+		}
+		if ws.Exited() || ws.Signaled() {
+			p.mu.Lock()
+			p.reaped = true
+			p.mu.Unlock()
+		}
+		return ws, nil
+	}
+}
+
+// waitExecStop waits for the SIGTRAP a PTRACE_TRACEME child gets after
+// its execve.
+func (p *proc) waitExecStop() error {
+	ws, err := p.wait()
+	if err != nil {
+		return err
+	}
+	switch {
+	case ws.Stopped() && ws.StopSignal() == unix.SIGTRAP:
+		return nil
+	case ws.Stopped():
+		return fmt.Errorf("kernelexec: pid %d: stopped by %v before its exec", p.pid, ws.StopSignal())
+	case ws.Signaled():
+		return fmt.Errorf("kernelexec: pid %d: killed by %v before its exec", p.pid, ws.Signal())
+	}
+	return launcherExit(p.pid, ws.ExitStatus())
+}
+
+// destroy kills and reaps the child and releases its pidfd.
+func (p *proc) destroy() {
+	p.kill()
+	for {
+		p.mu.Lock()
+		done := p.reaped
+		p.mu.Unlock()
+		if done {
+			break
+		}
+		if _, err := p.wait(); err != nil {
+			// ECHILD: someone else reaped it; nothing is left to wait for.
+			p.mu.Lock()
+			p.reaped = true
+			p.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+	p.mu.Unlock()
+}
