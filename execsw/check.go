@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -120,7 +121,7 @@ func (epp *Package) adopt(file *os.File) (*vm.File, error) {
 		return nil, &ExecError{Path: epp.Path, Reason: "dup", Err: err}
 	}
 	fh := os.NewFile(uintptr(dup), epp.Path)
-	vf, err := epp.checkOpened(fh, epp.Path)
+	vf, err := epp.checkOpened(fh, epp.Path, nil)
 	if err != nil {
 		fh.Close()
 		return nil, err
@@ -136,6 +137,9 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	}
 	if len(name) >= pathMax {
 		return nil, "", execErr(name, unix.ENAMETOOLONG, "path of %d bytes", len(name))
+	}
+	if vf, resolved, ok, err := epp.openFast(name, noFollow); ok {
+		return vf, resolved, err
 	}
 	resolved, st, err := epp.lookup(name, noFollow)
 	if err != nil {
@@ -155,12 +159,72 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}
 	}
 	fh := os.NewFile(uintptr(fd), resolved)
-	vf, err := epp.checkOpened(fh, name)
+	vf, err := epp.checkOpened(fh, name, nil)
 	if err != nil {
 		fh.Close()
 		return nil, "", err
 	}
 	return vf, resolved, nil
+}
+
+// openFast lets the kernel walk the path (openat2 with O_PATH, which opens
+// nothing a device driver sees) when its answer is the caller's: the caller
+// may search every directory (CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH) and
+// shares uexec's root. Then lookup errors (ENOENT, ENOTDIR, ELOOP,
+// ENAMETOOLONG) are the kernel's own, for half the system calls of lookup.
+// ok is false when the slow walk must decide: another root, a caller that
+// lacks the capabilities, or uexec itself refused a search the caller may
+// make.
+func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved string, ok bool, err error) {
+	c := &epp.Req.Cred
+	if !(c.CapDACOverride || c.CapDACReadSearch) || (epp.Req.Root != "" && epp.Req.Root != "/") {
+		return nil, "", false, nil
+	}
+	p := name
+	if !strings.HasPrefix(p, "/") {
+		p = strings.TrimSuffix(epp.Req.Dir, "/") + "/" + name
+		if len(p) >= pathMax {
+			return nil, "", false, nil
+		}
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC}
+	if noFollow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	pfd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	switch {
+	case err == unix.EACCES || err == unix.ENOSYS || err == unix.EPERM:
+		return nil, "", false, nil
+	case err != nil:
+		return nil, "", true, &ExecError{Path: name, Reason: "lookup", Err: err}
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, "", true, &ExecError{Path: name, Reason: "fstat", Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil, "", true, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
+	}
+	if err := epp.checkType(name, st.Mode); err != nil {
+		return nil, "", true, err
+	}
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	if resolved, err = os.Readlink(proc); err != nil {
+		return nil, "", false, nil
+	}
+	fd, err := unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", false, nil
+	}
+	fh := os.NewFile(uintptr(fd), resolved)
+	// The O_PATH descriptor pins the inode: the reopened file is the one
+	// st describes.
+	if vf, err = epp.checkOpened(fh, name, &st); err != nil {
+		fh.Close()
+		return nil, "", true, err
+	}
+	return vf, resolved, true, nil
 }
 
 // checkType refuses what is not a regular file (do_open_execat: S_ISREG).
@@ -177,10 +241,13 @@ func (epp *Package) checkType(name string, mode uint32) error {
 
 // checkOpened applies the checks Linux makes on the opened file: regular
 // file, execute permission for the caller, noexec mount, writers (ETXTBSY).
-// It takes ownership of fh on success.
-func (epp *Package) checkOpened(fh *os.File, name string) (*vm.File, error) {
+// st, when not nil, is the file's fstat. It takes ownership of fh on
+// success.
+func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*vm.File, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(fh.Fd()), &st); err != nil {
+	if known != nil {
+		st = *known
+	} else if err := unix.Fstat(int(fh.Fd()), &st); err != nil {
 		return nil, &ExecError{Path: name, Reason: "fstat", Err: err}
 	}
 	if err := epp.checkType(name, st.Mode); err != nil {
@@ -197,8 +264,8 @@ func (epp *Package) checkOpened(fh *os.File, name string) (*vm.File, error) {
 		return nil, execErr(name, unix.EACCES, "on a noexec mount")
 	}
 	// Only the kernel knows whether someone holds the file open for
-	// writing (deny_write_access): ask it with an exec that must fail.
-	if errno := kprobe.ExecCheck(int(fh.Fd())); errno != 0 {
+	// writing (deny_write_access).
+	if errno := textBusy(int(fh.Fd())); errno != 0 {
 		reason := "kernel refuses exec"
 		if errno == unix.ETXTBSY {
 			reason = "file is open for writing"
@@ -215,6 +282,21 @@ func (epp *Package) checkOpened(fh *os.File, name string) (*vm.File, error) {
 	vf := &vm.File{Path: fh.Name(), R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
 	epp.files = append(epp.files, vf)
 	return vf, nil
+}
+
+// textBusy returns ETXTBSY when the file open as fd is open for writing
+// anywhere, as Linux's deny_write_access finds it. A read lease is refused
+// exactly when the inode is open for writing (inode_is_open_for_write, the
+// counter deny_write_access tests), for two cheap system calls; where
+// leases are not allowed (not the owner without CAP_LEASE, leases
+// disabled) or a lease conflicts, an exec that cannot succeed asks the
+// kernel itself (kprobe.ExecCheck).
+func textBusy(fd int) unix.Errno {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err == nil {
+		unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+		return 0
+	}
+	return kprobe.ExecCheck(fd)
 }
 
 // mayExec is generic_permission(MAY_EXEC) for a regular file: the owner,

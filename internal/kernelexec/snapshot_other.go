@@ -1,0 +1,14 @@
+//go:build !(linux && amd64)
+
+package kernelexec
+
+import (
+	"context"
+	"errors"
+)
+
+// Snapshot needs Linux on x86-64.
+func Snapshot(ctx context.Context, opts Options) (*Snap, error) { return nil, errors.ErrUnsupported }
+
+// SnapshotPid needs Linux on x86-64.
+func SnapshotPid(pid int) (*Snap, error) { return nil, errors.ErrUnsupported }
