@@ -110,7 +110,7 @@ func (epp *Package) openExec() error {
 	if err != nil {
 		return err
 	}
-	epp.File = f
+	epp.File, epp.Attr = f, epp.lastAttr
 	return nil
 }
 
@@ -272,12 +272,14 @@ func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*
 		}
 		return nil, execErr(name, errno, "%s", reason)
 	}
-	epp.Attr = Attr{
+	// The attributes count only for the file that becomes the program
+	// (openExec copies them to epp.Attr), never for an interpreter.
+	epp.lastAttr = Attr{
 		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
 		NoSuid: sfs.Flags&statfsNosuid != 0,
 	}
-	if epp.Attr.NoSuid {
-		epp.Attr.Mode &^= unix.S_ISUID | unix.S_ISGID
+	if epp.lastAttr.NoSuid {
+		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
 	vf := &vm.File{Path: fh.Name(), R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
 	epp.files = append(epp.files, vf)

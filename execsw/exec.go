@@ -160,5 +160,6 @@ type Package struct {
 	// Rand is Req.Rand or crypto/rand.
 	Rand io.Reader
 
-	files []*vm.File // every file opened for this exec, closed by Close
+	files    []*vm.File // every file opened for this exec, closed by Close
+	lastAttr Attr       // attributes of the file checkOpened accepted last
 }

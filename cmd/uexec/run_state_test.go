@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestRunDescriptors checks that the program gets exactly the descriptors
+// a kernel exec would leave it: the caller's without FD_CLOEXEC, none of
+// uexec's own.
+func TestRunDescriptors(t *testing.T) {
+	needRun(t)
+	list := func(argv ...string) string {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		extra, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer extra.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = testEnv
+		cmd.Stdout = w
+		// Descriptors 3 and 4 reach the program without FD_CLOEXEC.
+		cmd.ExtraFiles = []*os.File{extra, extra}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		out, _ := io.ReadAll(r)
+		cmd.Wait()
+		return string(out)
+	}
+	// The shell lists its descriptors and where they point.
+	script := `for f in /proc/$$/fd/*; do printf '%s %s\n' "${f##*/}" "$(readlink $f)"; done`
+	native := list("/bin/bash", "-c", script)
+	under := list(uexecBin, "run", "/bin/bash", "-c", script)
+	norm := func(s string) string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			// Pipes differ by inode between the runs.
+			if i := strings.Index(l, "pipe:["); i > 0 {
+				l = l[:i] + "pipe"
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "\n")
+	}
+	if norm(native) != norm(under) {
+		t.Errorf("descriptors differ\nnative:\n%s\nunder uexec:\n%s", native, under)
+	}
+}
+
+// TestRunTerminal runs a program on a terminal: it reads from it and sees
+// it as its controlling terminal.
+func TestRunTerminal(t *testing.T) {
+	needRun(t)
+	run := func(argv ...string) string {
+		master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+		testenv.Need(t, err == nil, "no pseudo-terminals: %v", err)
+		defer master.Close()
+		if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+			t.Fatal(err)
+		}
+		n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slave, err := os.OpenFile("/dev/pts/"+itoaU(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = testEnv
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		master.Write([]byte("typed\n"))
+		var out bytes.Buffer
+		done := make(chan struct{})
+		go func() { io.Copy(&out, master); close(done) }()
+		werr := make(chan error, 1)
+		go func() { werr <- cmd.Wait() }()
+		select {
+		case <-werr:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("program on the terminal did not end")
+		}
+		master.Close()
+		<-done
+		return strings.ReplaceAll(out.String(), "/dev/pts/"+itoaU(n), "/dev/pts/N")
+	}
+	// A shell leads the terminal's session and starts the program, as
+	// when a user types the command; "; true" keeps it from exec'ing
+	// the command in its place.
+	script := `test -t 0 && echo stdin-is-tty; tty; read x; echo "read $x"; ps -o stat= -p $$`
+	native := run("/bin/sh", "-c", "/bin/sh -c '"+script+"'; true")
+	under := run("/bin/sh", "-c", uexecBin+" run /bin/sh -c '"+script+"'; true")
+	if native != under {
+		t.Errorf("on a terminal:\nnative: %q\nunder uexec: %q", native, under)
+	}
+	if !strings.Contains(native, "read typed") {
+		t.Errorf("native run did not read from the terminal: %q", native)
+	}
+}
+
+func itoaU(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// TestRunSetID compares the credentials a set-id program gets natively and
+// under uexec, as root, on a normal and a nosuid mount, and with
+// no_new_privs.
+func TestRunSetID(t *testing.T) {
+	testenv.NeedRoot(t)
+	ids := testenv.BuildC(t, "testdata/progs/ids.c")
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	install := func(dir string) string {
+		b, err := os.ReadFile(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "ids")
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o755|os.ModeSetuid|os.ModeSetgid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	setid := install(dir)
+	nosuidDir := t.TempDir()
+	if err := unix.Mount("tmpfs", nosuidDir, "tmpfs", unix.MS_NOSUID, "size=4m,mode=755"); err != nil {
+		testenv.Need(t, false, "mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(nosuidDir, unix.MNT_DETACH)
+	nosuid := install(nosuidDir)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	for _, tc := range []struct {
+		name   string
+		prefix []string
+		prog   string
+		want   string
+	}{
+		{"set-id", nil, setid, "uid 0 65534 65534 gid 0 65534 65534 secure 1"},
+		{"nosuid mount", nil, nosuid, "uid 0 0 0 gid 0 0 0 secure 0"},
+		{"no_new_privs", []string{setpriv, "--no-new-privs"}, setid, "uid 0 0 0 gid 0 0 0 secure 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			native := runCmd(t, "", "/", append(tc.prefix, tc.prog)...)
+			under := runCmd(t, "", "/", append(tc.prefix, uexecBin, "run", tc.prog)...)
+			if strings.TrimSpace(native.stdout) != tc.want {
+				t.Errorf("native: %q, want %q", native.stdout, tc.want)
+			}
+			if native.stdout != under.stdout {
+				t.Errorf("native %q, under uexec %q (stderr %q)", native.stdout, under.stdout, under.stderr)
+			}
+		})
+	}
+}
+
+// TestRunUnprivileged runs uexec as an ordinary user: programs run; a
+// set-id program keeps the caller's ids with AT_SECURE set, as the kernel
+// does for a traced exec, and --verbose says why.
+func TestRunUnprivileged(t *testing.T) {
+	testenv.NeedRoot(t)
+	ids := testenv.BuildC(t, "testdata/progs/ids.c")
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	b, _ := os.ReadFile(ids)
+	setid := filepath.Join(dir, "ids")
+	os.WriteFile(setid, b, 0o755)
+	os.Chmod(setid, 0o755|os.ModeSetuid)
+	bin := filepath.Join(dir, "uexec")
+	ub, _ := os.ReadFile(uexecBin)
+	os.WriteFile(bin, ub, 0o755)
+	asNobody := func(argv ...string) result {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = testEnv
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		cmd.Run()
+		return result{o.String(), e.String(), cmd.ProcessState.Sys().(syscall.WaitStatus)}
+	}
+	echo := asNobody(bin, "run", "/bin/echo", "hello")
+	if echo.stdout != "hello\n" || echo.status.ExitStatus() != 0 {
+		t.Fatalf("unprivileged run: %v", echo)
+	}
+	strace := testenv.NeedTool(t, "strace")
+	traced := asNobody(strace, "-o", "/dev/null", setid)
+	under := asNobody(bin, "run", "--verbose", setid)
+	if want := "uid 65534 65534 65534 gid 65534 65534 65534 secure 1\n"; traced.stdout != want {
+		t.Errorf("native traced exec as nobody: %q, want %q", traced.stdout, want)
+	}
+	if under.stdout != traced.stdout {
+		t.Errorf("under uexec %q, native traced exec %q", under.stdout, traced.stdout)
+	}
+	for _, want := range []string{"set-id", "/proc/PID/exe"} {
+		if !strings.Contains(under.stderr, want) {
+			t.Errorf("--verbose does not mention %s: %q", want, under.stderr)
+		}
+	}
+}

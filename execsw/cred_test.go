@@ -1,0 +1,45 @@
+package execsw
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestNewCred(t *testing.T) {
+	user := Cred{UID: 1000, EUID: 1000, GID: 100, EGID: 100}
+	root := Cred{}
+	for _, tc := range []struct {
+		name      string
+		cred      Cred
+		mode      uint32
+		nosuid    bool
+		downgrade bool
+		want      NewCred
+	}{
+		{"plain", user, 0o755, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100}},
+		{"setuid", user, unix.S_ISUID | 0o755, false, false, NewCred{UID: 1000, EUID: 0, SUID: 0, GID: 100, EGID: 100, SGID: 100, Secure: true, SetID: true}},
+		{"setgid needs group x", user, unix.S_ISGID | 0o745, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100}},
+		{"setgid", user, unix.S_ISGID | 0o755, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 50, SGID: 50, Secure: true, SetID: true}},
+		{"nosuid", user, unix.S_ISUID | 0o755, true, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Ignored: "nosuid mount"}},
+		{"no_new_privs", Cred{UID: 1000, EUID: 1000, GID: 100, EGID: 100, NoNewPrivs: true}, unix.S_ISUID | 0o755, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Ignored: "no_new_privs"}},
+		{"traced downgrade", user, unix.S_ISUID | 0o755, false, true, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Secure: true, Ignored: "uexec cannot raise privileges (not root)"}},
+		{"root runs setuid root", root, unix.S_ISUID | 0o755, false, false, NewCred{}},
+		{"setuid caller keeps secure", Cred{UID: 1000, EUID: 0, GID: 100, EGID: 100}, 0o755, false, false, NewCred{UID: 1000, EUID: 0, SUID: 0, GID: 100, EGID: 100, SGID: 100, Secure: true, SetID: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode := tc.mode
+			if tc.nosuid {
+				mode &^= unix.S_ISUID | unix.S_ISGID
+			}
+			epp := &Package{Req: &Request{Cred: tc.cred, Downgrade: tc.downgrade}, Attr: Attr{Mode: mode, UID: 0, GID: 50, NoSuid: tc.nosuid}}
+			if tc.nosuid {
+				epp.Attr.Mode = tc.mode // newCred must ignore the bits on a nosuid mount even if present
+			}
+			got := newCred(epp)
+			if got != tc.want {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
