@@ -12,3 +12,11 @@ func Snapshot(ctx context.Context, opts Options) (*Snap, error) { return nil, er
 
 // SnapshotPid needs Linux on x86-64.
 func SnapshotPid(pid int) (*Snap, error) { return nil, errors.ErrUnsupported }
+
+// Run needs Linux on x86-64.
+func Run(ctx context.Context, opts Options) (stdout, stderr []byte, status int, err error) {
+	return nil, nil, 0, errors.ErrUnsupported
+}
+
+// RunProbe needs Linux on x86-64.
+func RunProbe(ctx context.Context, opts Options) (*ProbeOutput, error) { return nil, errors.ErrUnsupported }
