@@ -19,4 +19,6 @@ func Run(ctx context.Context, opts Options) (stdout, stderr []byte, status int, 
 }
 
 // RunProbe needs Linux on x86-64.
-func RunProbe(ctx context.Context, opts Options) (*ProbeOutput, error) { return nil, errors.ErrUnsupported }
+func RunProbe(ctx context.Context, opts Options) (*ProbeOutput, error) {
+	return nil, errors.ErrUnsupported
+}

@@ -201,22 +201,34 @@ func TestSnapshotASLR(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/sys/kernel/randomize_va_space"); strings.TrimSpace(string(b)) == "0" {
 		t.Skip("ASLR is off")
 	}
-	opts := Options{Path: "/bin/true", Argv: []string{"true"}, Envp: []string{"A=1"}}
-	a, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
+	progs := []string{"/bin/true"}
+	if _, err := exec.LookPath(compiler()); err == nil {
+		for _, m := range []ProbeMode{ProbeStaticPIE, ProbeNoPIE} {
+			if bin, err := BuildProbe(m); err == nil {
+				progs = append(progs, bin)
+			}
+		}
 	}
-	b, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
+	for _, prog := range progs {
+		t.Run(filepath.Base(prog), func(t *testing.T) {
+			opts := Options{Path: prog, Argv: []string{"p"}, Envp: []string{"A=1"}}
+			a, err := Snapshot(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Snapshot(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := Compare(a, b, CompareOptions{AllowRandom: true}); len(d) == 0 {
+				t.Errorf("two randomised snapshots compare equal without AllowASLR")
+			}
+			if d := Compare(a, b, CompareOptions{AllowRandom: true, AllowASLR: true}); len(d) != 0 {
+				t.Errorf("two randomised snapshots differ beyond ASLR:\n%s", joinDiffs(d))
+			}
+			checkLinuxEntry(t, a, opts)
+		})
 	}
-	if d := Compare(a, b, CompareOptions{AllowRandom: true}); len(d) == 0 {
-		t.Errorf("two randomised snapshots compare equal without AllowASLR")
-	}
-	if d := Compare(a, b, CompareOptions{AllowRandom: true, AllowASLR: true}); len(d) != 0 {
-		t.Errorf("two randomised snapshots differ beyond ASLR:\n%s", joinDiffs(d))
-	}
-	checkLinuxEntry(t, a, opts)
 }
 
 func TestSnapshotRlimitStack(t *testing.T) {
