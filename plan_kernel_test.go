@@ -1,0 +1,168 @@
+package uexec_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/uexec/uexec"
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/kernelexec"
+	"github.com/uexec/uexec/internal/testenv"
+	"github.com/uexec/uexec/stack"
+)
+
+// TestPlanMatchesKernel plans execs of real programs with ASLR off and
+// compares the plan with what the kernel gives the same exec at its first
+// instruction: every mapping, the entry and stack pointer, the whole initial
+// stack byte for byte (but the 16 AT_RANDOM bytes), the aux vector and the
+// mm fields of /proc/PID/stat.
+func TestPlanMatchesKernel(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "hello.c")
+	os.WriteFile(src, []byte("#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n"), 0o644)
+	gosrc := filepath.Join(dir, "hello.go")
+	os.WriteFile(gosrc, []byte("package main\nfunc main(){println(\"hi\")}\n"), 0o644)
+	script := filepath.Join(dir, "script")
+	os.WriteFile(script, []byte("#!/bin/sh -e\necho hi\n"), 0o755)
+	progs := []struct {
+		name string
+		path string
+		argv []string
+	}{
+		{"true", "/bin/true", []string{"true"}},
+		{"ls", "/bin/ls", []string{"ls", "-l", "/"}},
+		{"python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}},
+		{"sh", "/bin/sh", []string{"sh"}},
+		{"dynamic PIE", testenv.BuildC(t, src), []string{"hello"}},
+		{"non-PIE", testenv.BuildC(t, src, "-no-pie"), []string{"hello", "x"}},
+		{"static", testenv.BuildC(t, src, "-static"), []string{"hello"}},
+		{"static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello", ""}},
+		{"go", testenv.BuildGo(t, gosrc), []string{"hello"}},
+		{"go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}},
+		{"script", script, []string{"script", "a", "b"}},
+		{"argc 0", "/bin/true", nil},
+		{"relative path", "../../bin/true", []string{"true"}},
+	}
+	envp := []string{"HOME=/root", "PATH=/usr/bin:/bin", "LANG=C", "A="}
+	sw := uexec.NewSwitch()
+	for _, p := range progs {
+		t.Run(p.name, func(t *testing.T) {
+			if _, err := os.Stat(p.path); err != nil && p.name != "relative path" {
+				testenv.Need(t, false, "%s: %v", p.path, err)
+			}
+			req, err := uexec.SelfRequest(p.path, p.argv, envp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Dir, req.NoRandom = "/usr/lib", true
+			plan, err := sw.Execve(req)
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			defer plan.Close()
+			snap, err := kernelexec.Snapshot(context.Background(), kernelexec.Options{
+				Path: p.path, Argv: p.argv, Envp: envp, Dir: "/usr/lib", NoRandom: true})
+			if err != nil {
+				t.Fatalf("kernel: %v", err)
+			}
+			for _, d := range comparePlan(plan, snap) {
+				t.Error(d)
+			}
+		})
+	}
+}
+
+// comparePlan lists the differences between a plan and a snapshot of the
+// kernel's exec.
+func comparePlan(p *execsw.Plan, s *kernelexec.Snap) []string {
+	var diffs []string
+	diff := func(what string, plan, kernel any) {
+		if fmt.Sprint(plan) != fmt.Sprint(kernel) {
+			diffs = append(diffs, fmt.Sprintf("%s: plan %v, kernel %v", what, plan, kernel))
+		}
+	}
+	diff("rip", fmt.Sprintf("%#x", uint64(p.Entry)), fmt.Sprintf("%#x", s.Regs.Rip))
+	diff("rsp", fmt.Sprintf("%#x", uint64(p.Stack.SP)), fmt.Sprintf("%#x", s.Regs.Rsp))
+
+	maps, err := p.Maps()
+	if err != nil {
+		return append(diffs, "plan maps: "+err.Error())
+	}
+	var kmaps []string
+	for _, m := range s.Maps {
+		kmaps = append(kmaps, mapLine(m))
+	}
+	if len(maps) != len(kmaps) {
+		diffs = append(diffs, fmt.Sprintf("maps: plan has %d, kernel %d", len(maps), len(kmaps)))
+	}
+	for i := 0; i < len(maps) || i < len(kmaps); i++ {
+		var a, b string
+		if i < len(maps) {
+			a = maps[i]
+		}
+		if i < len(kmaps) {
+			b = kmaps[i]
+		}
+		diff(fmt.Sprintf("maps[%d]", i), a, b)
+	}
+
+	// The stack, from rsp to the top, with the random bytes masked.
+	ks := append([]byte(nil), s.Stack...)
+	ps := append([]byte(nil), p.Stack.Bytes...)
+	if len(ks) != len(ps) {
+		diffs = append(diffs, fmt.Sprintf("stack: plan %d bytes, kernel %d", len(ps), len(ks)))
+	} else {
+		off := int(uint64(p.Stack.RandomAddr) - uint64(p.Stack.SP))
+		if off >= 0 && off+16 <= len(ks) {
+			copy(ks[off:off+16], make([]byte, 16))
+			copy(ps[off:off+16], make([]byte, 16))
+		}
+		for i := range ks {
+			if ks[i] != ps[i] {
+				diffs = append(diffs, fmt.Sprintf("stack byte at %#x: plan %#x, kernel %#x", uint64(p.Stack.SP)+uint64(i), ps[i], ks[i]))
+				break
+			}
+		}
+	}
+	var kaux []string
+	for _, a := range s.Auxv {
+		kaux = append(kaux, fmt.Sprintf("%s=%#x", stack.AuxType(a.Type), a.Val))
+	}
+	var paux []string
+	for _, a := range p.Stack.Auxv {
+		paux = append(paux, fmt.Sprintf("%s=%#x", a.Type, a.Value))
+	}
+	diff("auxv", paux, kaux)
+	m := p.MM
+	st := s.Stat
+	diff("start_code", uint64(m.StartCode), st.StartCode)
+	diff("end_code", uint64(m.EndCode), st.EndCode)
+	diff("start_data", uint64(m.StartData), st.StartData)
+	diff("end_data", uint64(m.EndData), st.EndData)
+	diff("start_brk", uint64(m.StartBrk), st.StartBrk)
+	diff("start_stack", uint64(m.StartStack), st.StartStack)
+	diff("arg_start", uint64(m.ArgStart), st.ArgStart)
+	diff("arg_end", uint64(m.ArgEnd), st.ArgEnd)
+	diff("env_start", uint64(m.EnvStart), st.EnvStart)
+	diff("env_end", uint64(m.EnvEnd), st.EnvEnd)
+	diff("comm", p.Comm, s.Comm)
+	return diffs
+}
+
+// mapLine renders a kernel mapping as /proc/PID/maps shows it.
+func mapLine(m kernelexec.Mapping) string {
+	var maj, min uint32
+	fmt.Sscanf(m.Dev, "%x:%x", &maj, &min)
+	s := fmt.Sprintf("%08x-%08x %s %08x %02x:%02x %d ", m.Start, m.End, m.Perms, m.Offset, maj, min, m.Inode)
+	if m.Path != "" {
+		for len(s) < 25+8*6-1 {
+			s += " "
+		}
+		s += " " + m.Path
+	}
+	return s
+}
