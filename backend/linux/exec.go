@@ -173,6 +173,12 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 	if err := t.SetRegs(&regs); err != nil {
 		return fail(err)
 	}
+	if opts.AtEntry != nil {
+		// The program is complete and stopped at its first instruction.
+		if err := opts.AtEntry(t.Pid); err != nil {
+			return fail(err)
+		}
+	}
 	if err := t.Detach(); err != nil {
 		return fail(err)
 	}

@@ -32,6 +32,11 @@ type Options struct {
 	Rand io.Reader
 	// Logf, when set, receives one line per step of the build.
 	Logf func(format string, args ...any)
+	// AtEntry, when set, is called with the program stopped at its first
+	// instruction, on the thread that traces it, just before it is let
+	// go: tests compare what it holds with a kernel exec there. An error
+	// kills the program.
+	AtEntry func(pid int) error
 }
 
 // Process is a program started by Start: a plain child of this process.
