@@ -59,6 +59,26 @@ type builder struct {
 	entry, sp  vm.Addr
 	vdso       vm.Addr
 	stackStart vm.Addr // the [stack] mapping's start once written
+
+	// sigMask, when set, is the signal mask the program starts with.
+	sigMask *uint64
+}
+
+// setSigMask sets the process's signal mask (rt_sigprocmask SIG_SETMASK),
+// with the mask written in the scratch space below the stack and cleared
+// after.
+func (b *builder) setSigMask(mask uint64, lay *stack.Layout) error {
+	low := min(lay.SP, vm.Addr(b.stubSP))
+	scratch := (low - scratchLen) &^ 15
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], mask)
+	if err := b.r.WriteMem(uint64(scratch), buf[:]); err != nil {
+		return err
+	}
+	if _, err := b.r.Syscall("rt_sigprocmask", unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uint64(scratch), 0, 8); err != nil {
+		return err
+	}
+	return b.r.WriteMem(uint64(scratch), make([]byte, 8))
 }
 
 func (b *builder) note(format string, args ...any) {
@@ -381,6 +401,12 @@ func (b *builder) run() error {
 			if _, err := b.r.Syscall("setresuid", unix.SYS_SETRESUID, uint64(c.UID), uint64(c.EUID), uint64(c.SUID)); err != nil {
 				return err
 			}
+		}
+	}
+
+	if b.sigMask != nil {
+		if err := b.setSigMask(*b.sigMask, lay); err != nil {
+			return err
 		}
 	}
 

@@ -76,6 +76,7 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 		logf:     opts.Logf,
 		fds:      map[*vm.File]int{},
 		exe:      programFile(plan),
+		sigMask:  opts.SigMask,
 	}
 	// The plan's files go to the stub as inherited descriptors after the
 	// caller's: the image is mapped from the very files that were checked.

@@ -32,6 +32,11 @@ type Options struct {
 	Rand io.Reader
 	// Logf, when set, receives one line per step of the build.
 	Logf func(format string, args ...any)
+	// SigMask, when set, is the signal mask the program starts with:
+	// the caller's, which a kernel exec keeps. (The stub otherwise starts
+	// with this process's mask, where the Go runtime has unblocked the
+	// signals it handles.)
+	SigMask *uint64
 	// AtEntry, when set, is called with the program stopped at its first
 	// instruction, on the thread that traces it, just before it is let
 	// go: tests compare what it holds with a kernel exec there. An error

@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	initialSigMask = readSigMask()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)
 	defer stop()
 	os.Exit(run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:]))

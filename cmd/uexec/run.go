@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +21,45 @@ import (
 // supervisor would; the program decides what they do.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// initialSigMask is the signal mask uexec was started with, which the
+// program inherits as from a kernel exec; nil when unknown.
+var initialSigMask *uint64
+
+// readSigMask reads the blocked set of the main thread, which still has
+// the mask uexec was started with when main begins: the Go runtime only
+// changes masks once signals are requested with os/signal.
+func readSigMask() *uint64 {
+	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return nil
+			}
+			return &m
+		}
+	}
+	return nil
+}
+
+// catchable returns the forwarded signals that uexec's caller did not
+// ignore. An ignored signal must stay ignored in uexec, so that the program
+// inherits SIG_IGN as it would from a kernel exec: catching it here would
+// leave it at its default in the program. (The Go runtime keeps an
+// inherited SIG_IGN only for SIGHUP and SIGINT; see the README's limits.)
+func catchable() []os.Signal {
+	var out []os.Signal
+	for _, s := range forwarded {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // ttySignals are the signals a terminal sends to its whole foreground
 // process group, which holds the program too: forwarding them again would
@@ -34,7 +75,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	// Signals that arrive while the program is being built are held and
 	// forwarded once it runs.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, catchable()...)
 	defer signal.Stop(sigs)
 
 	p, req, err := o.plan(uexec.NewSwitch())
@@ -52,7 +93,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if o.verbose {
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
 	}
-	proc, err := backend.Start(p, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf})
+	proc, err := backend.Start(p, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask})
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
 		return exitCannot

@@ -227,3 +227,37 @@ func TestRunUnprivileged(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSignalState starts uexec with signals blocked and ignored and
+// checks that the program inherits them as from a kernel exec. (Only the
+// signals the Go runtime leaves alone before uexec's main can be checked:
+// see the README's limits.)
+func TestRunSignalState(t *testing.T) {
+	needRun(t)
+	py := testenv.NeedTool(t, "python3")
+	launch := func(argv ...string) string {
+		code := "import os, signal, sys\n" +
+			"signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH})\n" +
+			"signal.signal(signal.SIGINT, signal.SIG_IGN)\n" +
+			"signal.signal(signal.SIGHUP, signal.SIG_IGN)\n" +
+			"signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n" +
+			"signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n" +
+			"os.execv(sys.argv[1], sys.argv[1:])\n"
+		r := runCmd(t, "", "/", append([]string{py, "-c", code}, argv...)...)
+		var keep []string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, "SigBlk") || strings.HasPrefix(l, "SigIgn") || strings.HasPrefix(l, "SigCgt") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	native := launch("/bin/cat", "/proc/self/status")
+	under := launch(uexecBin, "run", "/bin/cat", "/proc/self/status")
+	if !strings.Contains(native, "SigBlk:\t0000000008000a00") || !strings.Contains(native, "SigIgn:\t0000000000000003") {
+		t.Fatalf("the launcher did not set up the signals:\n%s", native)
+	}
+	if native != under {
+		t.Errorf("signal state differs\nnative:\n%s\nunder uexec:\n%s", native, under)
+	}
+}
