@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/uexec/uexec"
@@ -165,4 +166,29 @@ func mapLine(m kernelexec.Mapping) string {
 		s += " " + m.Path
 	}
 	return s
+}
+
+// TestPlanStackLimit: an initial stack larger than RLIMIT_STACK cannot be
+// written by the kernel after the point of no return: the plan is fatal.
+func TestPlanStackLimit(t *testing.T) {
+	sw := uexec.NewSwitch()
+	for _, tc := range []struct {
+		rlim  uint64
+		env   int
+		fatal bool
+	}{{0, 10, true}, {16 << 10, 5000, false}, {8 << 20, 5000, false}} {
+		req, err := uexec.SelfRequest("/bin/true", []string{"true"}, []string{"A=" + strings.Repeat("x", tc.env)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.RlimitStack = tc.rlim
+		p, err := sw.Execve(req)
+		if err != nil {
+			t.Fatalf("RLIMIT_STACK %d: %v", tc.rlim, err)
+		}
+		if (p.Fatal != nil) != tc.fatal {
+			t.Errorf("RLIMIT_STACK %d: fatal %v, want %v", tc.rlim, p.Fatal, tc.fatal)
+		}
+		p.Close()
+	}
 }

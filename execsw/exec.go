@@ -1,12 +1,19 @@
 package execsw
 
 import (
+	"errors"
 	"io"
 	"os"
 
 	"github.com/uexec/uexec/stack"
 	"github.com/uexec/uexec/vm"
 )
+
+// ErrFatal marks an exec that passes every check Linux makes before the
+// point of no return and fails after it: execve does not return, the
+// process is killed with SIGSEGV. Handlers wrap it; Execve then returns a
+// Plan whose Fatal field says why.
+var ErrFatal = errors.New("exec fails after the point of no return (SIGSEGV)")
 
 // Priority is an exec switch entry's class (the seed's EXECSW_PRIO_*):
 // entries are tried First, then Any, then Last, in the order they were added

@@ -74,6 +74,9 @@ func (s *Switch) execve(epp *Package) (*Plan, error) {
 	epp.Space = space
 
 	if err := s.tryWithAutoload(epp); err != nil {
+		if errors.Is(err, ErrFatal) {
+			return fatalPlan(epp, err), nil
+		}
 		return nil, err
 	}
 	if epp.Flags&Flag32 != 0 {
@@ -128,9 +131,23 @@ func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
 	err = s.makeCmds(epp)
 	s.mu.RUnlock()
 	if err != nil {
+		if errors.Is(err, ErrFatal) {
+			return fatalPlan(epp, err), nil
+		}
 		return nil, err
 	}
 	return finish(epp)
+}
+
+// fatalPlan is the plan of an exec that fails past the point of no return.
+func fatalPlan(epp *Package, err error) *Plan {
+	p := &Plan{Fatal: err, Chain: epp.Chain, Interp: epp.ELF.Interp, Cmds: epp.Cmds, Entry: epp.Entry,
+		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path)}
+	if epp.Space != nil {
+		p.Layout = *epp.Space
+	}
+	epp.files = nil
+	return p
 }
 
 // random returns a uniformly random value below 1<<bits from epp.Rand.
@@ -285,6 +302,11 @@ func finish(epp *Package) (*Plan, error) {
 	}
 	p.Stack = lay
 	p.StackVMA = stackVMA(epp.Space.StackTop, lay.ArgStart, req.RlimitStack)
+	// The kernel grows the new stack while it writes the tables; past
+	// RLIMIT_STACK the write faults after the point of no return.
+	if need := uint64(epp.Space.StackTop - lay.SP.RoundDown()); need > req.RlimitStack&^(vm.PageSize-1) {
+		p.Fatal = fmt.Errorf("%w: the initial stack needs %d bytes, RLIMIT_STACK is %d", ErrFatal, need, req.RlimitStack)
+	}
 	p.MM = MM{
 		StartCode: epp.ELF.StartCode, EndCode: epp.ELF.EndCode,
 		StartData: epp.ELF.StartData, EndData: epp.ELF.EndData,

@@ -32,6 +32,11 @@ type NewCred struct {
 // Plan is a complete exec, decided before the point of no return: applying
 // it cannot fail with an ordinary errno.
 type Plan struct {
+	// Fatal, when set, wraps ErrFatal: the exec goes past the point of no
+	// return and the process is then killed with SIGSEGV, as Linux does.
+	// Cmds hold the commands up to the failure; Stack is nil.
+	Fatal error
+
 	Chain  []Link
 	Interp string // PT_INTERP path, "" for none
 	Cmds   []vm.Cmd

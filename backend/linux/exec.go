@@ -31,6 +31,11 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
+	if plan.Fatal != nil {
+		// Linux kills the process past the point of no return: nothing of
+		// the new image ever runs.
+		return nil, &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
+	}
 	if plan.Compat {
 		return nil, fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
 	}

@@ -32,7 +32,14 @@ type planJSON struct {
 	MM           *mmJSON        `json:"mm,omitempty"`
 	Cred         *credJSON      `json:"cred,omitempty"`
 	Comm         string         `json:"comm,omitempty"`
+	Fatal        *fatalJSON     `json:"fatal,omitempty"`
 	Error        *errorJSON     `json:"error,omitempty"`
+}
+
+// fatalJSON describes an exec that fails after the point of no return.
+type fatalJSON struct {
+	Signal  string `json:"signal"`
+	Message string `json:"message"`
 }
 
 type vmcmdJSON struct {
@@ -122,6 +129,11 @@ func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
 		}
 		j.VMCmds = append(j.VMCmds, vc)
 	}
+	if p.Fatal != nil {
+		j.Fatal = &fatalJSON{Signal: "SIGSEGV", Message: p.Fatal.Error()}
+		j.Maps, j.Auxv = []string{}, []auxJSON{}
+		return j
+	}
 	j.Maps = planMaps(p)
 	if p.Stack != nil {
 		s := p.Stack
@@ -188,6 +200,10 @@ func printPlan(w io.Writer, p *execsw.Plan, req *execsw.Request) {
 	fmt.Fprintf(w, "\nvm commands:\n")
 	for _, c := range p.Cmds {
 		fmt.Fprintf(w, "  %v\n", c)
+	}
+	if p.Fatal != nil {
+		fmt.Fprintf(w, "\npast the point of no return: %v\nthe process is killed by SIGSEGV\n", p.Fatal)
+		return
 	}
 	fmt.Fprintf(w, "\nmemory map:\n")
 	for _, m := range planMaps(p) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,6 +96,18 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 	proc, err := backend.Start(p, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask})
 	if err != nil {
+		var be *backend.Error
+		if errors.As(err, &be) && be.Signal != 0 {
+			// Past the point of no return the kernel kills the process;
+			// the caller sees only the signal.
+			if o.verbose {
+				fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+			}
+			closeFiles()
+			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+			sigexit.Die(be.Signal)
+			return 128 + int(be.Signal)
+		}
 		fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
 		return exitCannot
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
 
@@ -259,5 +262,40 @@ func TestRunSignalState(t *testing.T) {
 	}
 	if native != under {
 		t.Errorf("signal state differs\nnative:\n%s\nunder uexec:\n%s", native, under)
+	}
+}
+
+// TestRunFatal runs ELF files that Linux accepts up to the point of no
+// return and then kills with SIGSEGV: uexec run ends the same way, and
+// uexec plan says why.
+func TestRunFatal(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	bad := testelf.Static64()
+	bad.Progs[1].Filesz = 0x4000 // p_filesz > p_memsz
+	badPath := filepath.Join(dir, "filesz")
+	os.WriteFile(badPath, bad.Bytes(), 0o755)
+	noLoad := &testelf.File{Type: elf.ET_DYN, Entry: 0x1000, Progs: []testelf.Prog{{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W}}}
+	noLoadPath := filepath.Join(dir, "noload")
+	os.WriteFile(noLoadPath, noLoad.Bytes(), 0o755)
+	for _, prog := range []string{badPath, noLoadPath} {
+		t.Run(filepath.Base(prog), func(t *testing.T) {
+			native := runCmd(t, "", dir, prog)
+			under := runCmd(t, "", dir, uexecBin, "run", prog)
+			if !native.status.Signaled() || native.status.Signal() != syscall.SIGSEGV {
+				t.Fatalf("native: %v, want SIGSEGV", native)
+			}
+			if under.status != native.status || under.stdout != "" || under.stderr != "" {
+				t.Errorf("under uexec: %v, want the native SIGSEGV and no output", under)
+			}
+			out, _, code := runCLI(t, "plan", "--json", prog)
+			var j planJSON
+			if err := json.Unmarshal([]byte(out), &j); err != nil {
+				t.Fatal(err)
+			}
+			if code != 0 || j.Fatal == nil || j.Fatal.Signal != "SIGSEGV" {
+				t.Errorf("plan: exit %d fatal %+v", code, j.Fatal)
+			}
+		})
 	}
 }

@@ -2,11 +2,14 @@ package elf
 
 import (
 	"errors"
+
+	"github.com/uexec/uexec/execsw"
 )
 
 // ErrFatal marks a defect that Linux detects only after the point of no
-// return: execve does not fail, the process is killed with SIGSEGV.
-var ErrFatal = errors.New("exec fails after the point of no return (SIGSEGV)")
+// return: execve does not fail, the process is killed with SIGSEGV. It is
+// execsw.ErrFatal, so that the planner turns it into a fatal plan.
+var ErrFatal = execsw.ErrFatal
 
 // FormatError is a rejected or unloadable ELF file: why, and the errno
 // (or ErrFatal) that the exec returns.
