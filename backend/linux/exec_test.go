@@ -75,7 +75,7 @@ func TestDifferential(t *testing.T) {
 		{cProgram("dynamic-nopie", "-no-pie"), nil},
 		{hostProgram("/bin/true"), nil},
 		{hostProgram("/bin/false"), nil},
-		{hostProgram("/bin/ls"), []string{"-la", "/"}},
+		{hostProgram("/bin/ls"), []string{"-la", "/usr"}},
 		{hostProgram("/bin/echo"), []string{"hello", "world"}},
 		{goProgram(), []string{"one", "two"}},
 		{scriptProgram(), []string{"s1", "s2"}},
