@@ -10,18 +10,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/testenv"
 )
-
-// requireAll reports whether CI demands every capability-dependent test.
-func requireAll() bool { return os.Getenv("UEXEC_REQUIRE_ALL") == "1" }
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if requireAll() {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // kernelOpenErrno asks the kernel what execve(path) gives at the open stage
 // for a process with the given ids: the file's content is not a format the
@@ -53,9 +44,7 @@ func kernelOpenErrno(t *testing.T, path, dir string, uid uint32) error {
 }
 
 func TestCheckExecErrnos(t *testing.T) {
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to test other users' permissions")
-	}
+	testenv.NeedRoot(t)
 	dir := t.TempDir()
 	// Other users must be able to reach the test tree.
 	os.Chmod(filepath.Dir(dir), 0o755)
@@ -209,7 +198,7 @@ func mountTmpfs(t *testing.T, opts uintptr) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", opts, "size=1m"); err != nil {
-		skipOrFail(t, "mount tmpfs: %v", err)
+		testenv.Need(t, false, "mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	return dir

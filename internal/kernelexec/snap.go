@@ -1,6 +1,8 @@
 package kernelexec
 
 import (
+	"github.com/uexec/uexec/stack"
+
 	"bytes"
 	"fmt"
 	"strconv"
@@ -104,59 +106,23 @@ type Aux struct {
 
 func (a Aux) String() string { return fmt.Sprintf("%s=%#x", AuxName(a.Type), a.Val) }
 
-// Aux vector types (include/uapi/linux/auxvec.h, arch/x86).
+// Aux vector types, as uint64 for Aux.Type; the names are package
+// stack's.
 const (
-	AT_NULL              = 0
-	AT_IGNORE            = 1
-	AT_EXECFD            = 2
-	AT_PHDR              = 3
-	AT_PHENT             = 4
-	AT_PHNUM             = 5
-	AT_PAGESZ            = 6
-	AT_BASE              = 7
-	AT_FLAGS             = 8
-	AT_ENTRY             = 9
-	AT_NOTELF            = 10
-	AT_UID               = 11
-	AT_EUID              = 12
-	AT_GID               = 13
-	AT_EGID              = 14
-	AT_PLATFORM          = 15
-	AT_HWCAP             = 16
-	AT_CLKTCK            = 17
-	AT_SECURE            = 23
-	AT_BASE_PLATFORM     = 24
-	AT_RANDOM            = 25
-	AT_HWCAP2            = 26
-	AT_RSEQ_FEATURE_SIZE = 27
-	AT_RSEQ_ALIGN        = 28
-	AT_HWCAP3            = 29
-	AT_HWCAP4            = 30
-	AT_EXECFN            = 31
-	AT_SYSINFO           = 32
-	AT_SYSINFO_EHDR      = 33
-	AT_MINSIGSTKSZ       = 51
+	AT_BASE         = uint64(stack.AT_BASE)
+	AT_ENTRY        = uint64(stack.AT_ENTRY)
+	AT_EXECFN       = uint64(stack.AT_EXECFN)
+	AT_HWCAP        = uint64(stack.AT_HWCAP)
+	AT_NULL         = uint64(stack.AT_NULL)
+	AT_PHDR         = uint64(stack.AT_PHDR)
+	AT_PLATFORM     = uint64(stack.AT_PLATFORM)
+	AT_RANDOM       = uint64(stack.AT_RANDOM)
+	AT_SYSINFO      = uint64(stack.AT_SYSINFO)
+	AT_SYSINFO_EHDR = uint64(stack.AT_SYSINFO_EHDR)
 )
 
-var auxNames = map[uint64]string{
-	AT_NULL: "AT_NULL", AT_IGNORE: "AT_IGNORE", AT_EXECFD: "AT_EXECFD", AT_PHDR: "AT_PHDR",
-	AT_PHENT: "AT_PHENT", AT_PHNUM: "AT_PHNUM", AT_PAGESZ: "AT_PAGESZ", AT_BASE: "AT_BASE",
-	AT_FLAGS: "AT_FLAGS", AT_ENTRY: "AT_ENTRY", AT_NOTELF: "AT_NOTELF", AT_UID: "AT_UID",
-	AT_EUID: "AT_EUID", AT_GID: "AT_GID", AT_EGID: "AT_EGID", AT_PLATFORM: "AT_PLATFORM",
-	AT_HWCAP: "AT_HWCAP", AT_CLKTCK: "AT_CLKTCK", AT_SECURE: "AT_SECURE",
-	AT_BASE_PLATFORM: "AT_BASE_PLATFORM", AT_RANDOM: "AT_RANDOM", AT_HWCAP2: "AT_HWCAP2",
-	AT_RSEQ_FEATURE_SIZE: "AT_RSEQ_FEATURE_SIZE", AT_RSEQ_ALIGN: "AT_RSEQ_ALIGN",
-	AT_HWCAP3: "AT_HWCAP3", AT_HWCAP4: "AT_HWCAP4", AT_EXECFN: "AT_EXECFN",
-	AT_SYSINFO: "AT_SYSINFO", AT_SYSINFO_EHDR: "AT_SYSINFO_EHDR", AT_MINSIGSTKSZ: "AT_MINSIGSTKSZ",
-}
-
 // AuxName returns the kernel's name for an aux vector type, or "AT_<n>".
-func AuxName(t uint64) string {
-	if s, ok := auxNames[t]; ok {
-		return s
-	}
-	return "AT_" + strconv.FormatUint(t, 10)
-}
+func AuxName(t uint64) string { return stack.AuxType(t).String() }
 
 // auxIsAddr reports whether the value of an aux type is an address in the
 // new image (and so moves with ASLR).

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -49,37 +51,30 @@ var cache struct {
 func BuildC(t testing.TB, src string, flags ...string) string {
 	t.Helper()
 	gcc := NeedTool(t, "gcc")
-	cache.Lock()
-	defer cache.Unlock()
-	key := src + "\x00" + filepath.Join(flags...)
-	if p, ok := cache.built[key]; ok {
-		return p
-	}
-	if cache.dir == "" {
-		d, err := os.MkdirTemp("", "uexec-test-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache.dir, cache.built = d, map[string]string{}
-	}
-	out := filepath.Join(cache.dir, "c"+itoa(len(cache.built)))
-	cmd := exec.Command(gcc, append(append([]string{"-O1", "-o", out}, flags...), src)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gcc %v %s: %v\n%s", flags, src, err, b)
-	}
-	cache.built[key] = out
-	return out
+	return build(t, "c", append([]string{src}, flags...), func(out string) *exec.Cmd {
+		return exec.Command(gcc, append(append([]string{"-O1", "-o", out}, flags...), src)...)
+	})
 }
 
-// BuildGo builds the Go main package in dir (a module-less single file is
-// fine) and returns the binary's path.
+// BuildGo builds the single-file Go program src with go build and flags
+// once per test binary and returns the binary's path.
 func BuildGo(t testing.TB, src string, flags ...string) string {
 	t.Helper()
 	gobin := NeedTool(t, "go")
+	return build(t, "go", append([]string{src}, flags...), func(out string) *exec.Cmd {
+		cmd := exec.Command(gobin, append(append([]string{"build", "-o", out}, flags...), src)...)
+		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
+		return cmd
+	})
+}
+
+// build runs the command cmd makes for an output path, once per key.
+func build(t testing.TB, kind string, key []string, cmd func(out string) *exec.Cmd) string {
+	t.Helper()
 	cache.Lock()
 	defer cache.Unlock()
-	key := "go\x00" + src + "\x00" + filepath.Join(flags...)
-	if p, ok := cache.built[key]; ok {
+	k := kind + "\x00" + strings.Join(key, "\x00")
+	if p, ok := cache.built[k]; ok {
 		return p
 	}
 	if cache.dir == "" {
@@ -89,13 +84,12 @@ func BuildGo(t testing.TB, src string, flags ...string) string {
 		}
 		cache.dir, cache.built = d, map[string]string{}
 	}
-	out := filepath.Join(cache.dir, "go"+itoa(len(cache.built)))
-	cmd := exec.Command(gobin, append(append([]string{"build", "-o", out}, flags...), src)...)
-	cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", src, err, b)
+	out := filepath.Join(cache.dir, kind+strconv.Itoa(len(cache.built)))
+	c := cmd(out)
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", c.Args, err, b)
 	}
-	cache.built[key] = out
+	cache.built[k] = out
 	return out
 }
 
@@ -107,15 +101,4 @@ func Cleanup() {
 		os.RemoveAll(cache.dir)
 		cache.dir, cache.built = "", nil
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
