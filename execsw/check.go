@@ -120,7 +120,7 @@ func (epp *Package) adopt(file *os.File) (*vm.File, error) {
 	if err != nil {
 		return nil, &ExecError{Path: epp.Path, Reason: "dup", Err: err}
 	}
-	fh := os.NewFile(uintptr(dup), epp.Path)
+	fh := &fdFile{fd: dup, name: epp.Path}
 	vf, err := epp.checkOpened(fh, epp.Path, nil)
 	if err != nil {
 		fh.Close()
@@ -158,7 +158,7 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 		}
 		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}
 	}
-	fh := os.NewFile(uintptr(fd), resolved)
+	fh := &fdFile{fd: fd, name: resolved}
 	vf, err := epp.checkOpened(fh, name, nil)
 	if err != nil {
 		fh.Close()
@@ -217,7 +217,7 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 	if err != nil {
 		return nil, "", false, nil
 	}
-	fh := os.NewFile(uintptr(fd), resolved)
+	fh := &fdFile{fd: fd, name: resolved}
 	// The O_PATH descriptor pins the inode: the reopened file is the one
 	// st describes.
 	if vf, err = epp.checkOpened(fh, name, &st); err != nil {
@@ -243,11 +243,11 @@ func (epp *Package) checkType(name string, mode uint32) error {
 // file, execute permission for the caller, noexec mount, writers (ETXTBSY).
 // st, when not nil, is the file's fstat. It takes ownership of fh on
 // success.
-func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*vm.File, error) {
+func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*vm.File, error) {
 	var st unix.Stat_t
 	if known != nil {
 		st = *known
-	} else if err := unix.Fstat(int(fh.Fd()), &st); err != nil {
+	} else if err := unix.Fstat(fh.fd, &st); err != nil {
 		return nil, &ExecError{Path: name, Reason: "fstat", Err: err}
 	}
 	if err := epp.checkType(name, st.Mode); err != nil {
@@ -257,7 +257,7 @@ func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*
 		return nil, execErr(name, unix.EACCES, "no execute permission for uid %d", epp.Req.Cred.FSUID)
 	}
 	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(int(fh.Fd()), &sfs); err != nil {
+	if err := unix.Fstatfs(fh.fd, &sfs); err != nil {
 		return nil, &ExecError{Path: name, Reason: "fstatfs", Err: err}
 	}
 	if sfs.Flags&statfsNoexec != 0 {
@@ -265,7 +265,7 @@ func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*
 	}
 	// Only the kernel knows whether someone holds the file open for
 	// writing (deny_write_access).
-	if errno := textBusy(int(fh.Fd())); errno != 0 {
+	if errno := textBusy(fh.fd); errno != 0 {
 		reason := "kernel refuses exec"
 		if errno == unix.ETXTBSY {
 			reason = "file is open for writing"
@@ -281,7 +281,7 @@ func (epp *Package) checkOpened(fh *os.File, name string, known *unix.Stat_t) (*
 	if epp.lastAttr.NoSuid {
 		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	vf := &vm.File{Path: fh.Name(), R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
+	vf := &vm.File{Path: fh.name, R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
 	epp.files = append(epp.files, vf)
 	return vf, nil
 }

@@ -1,6 +1,6 @@
 package vm
 
-import "sort"
+import "slices"
 
 // x86-64 address-space constants (Linux arch/x86/include/asm/page_64_types.h,
 // processor.h, elf.h).
@@ -32,7 +32,7 @@ type Layout struct {
 // Take records r as used.
 func (l *Layout) Take(r Range) {
 	l.Used = append(l.Used, r)
-	sort.Slice(l.Used, func(i, j int) bool { return l.Used[i].Start < l.Used[j].Start })
+	slices.SortFunc(l.Used, Range.Compare)
 }
 
 // Free reports whether r lies inside the usable range and overlaps nothing
@@ -93,7 +93,7 @@ func merged(rs []Range) []Range {
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	slices.SortFunc(out, Range.Compare)
 	j := 0
 	for i := 1; i < len(out); i++ {
 		if out[i].Start <= out[j].End {

@@ -44,6 +44,17 @@ type Range struct {
 // Len returns the length of r.
 func (r Range) Len() uint64 { return uint64(r.End - r.Start) }
 
+// Compare orders ranges by start address, for slices.SortFunc.
+func (r Range) Compare(o Range) int {
+	switch {
+	case r.Start < o.Start:
+		return -1
+	case r.Start > o.Start:
+		return 1
+	}
+	return 0
+}
+
 // Overlaps reports whether r and o share an address.
 func (r Range) Overlaps(o Range) bool { return r.Start < o.End && o.Start < r.End }
 

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 
 	"github.com/uexec/uexec/vm"
 )
@@ -599,7 +599,7 @@ func rangeAdd(s []vm.Range, r vm.Range) []vm.Range {
 		r.End = max(r.End, x.End)
 	}
 	out = append(out, r)
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	slices.SortFunc(out, vm.Range.Compare)
 	return out
 }
 

@@ -1,0 +1,52 @@
+package execsw
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdFile is a file an exec opened: a bare descriptor read with pread. An
+// *os.File would register every exec's files with the runtime's poller, for
+// two system calls more per file and nothing gained: regular files never
+// block. Plans own their files and close them (Plan.Close).
+type fdFile struct {
+	fd   int
+	name string
+}
+
+// ReadAt implements io.ReaderAt.
+func (f *fdFile) ReadAt(b []byte, off int64) (int, error) {
+	if f.fd < 0 {
+		return 0, os.ErrClosed
+	}
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pread(f.fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &os.PathError{Op: "pread", Path: f.name, Err: err}
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Fd returns the descriptor (backends pass it to the new process).
+func (f *fdFile) Fd() uintptr { return uintptr(f.fd) }
+
+// Close closes the descriptor; closing twice is harmless.
+func (f *fdFile) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	return err
+}
