@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -167,14 +166,16 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	return vf, resolved, nil
 }
 
-// openFast lets the kernel walk the path (openat2 with O_PATH, which opens
-// nothing a device driver sees) when its answer is the caller's: the caller
-// may search every directory (CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH) and
-// shares uexec's root. Then lookup errors (ENOENT, ENOTDIR, ELOOP,
-// ENAMETOOLONG) are the kernel's own, for half the system calls of lookup.
-// ok is false when the slow walk must decide: another root, a caller that
-// lacks the capabilities, or uexec itself refused a search the caller may
-// make.
+// openFast lets the kernel walk the path when its answer is the caller's:
+// the caller may search every directory (CAP_DAC_OVERRIDE or
+// CAP_DAC_READ_SEARCH) and shares uexec's root. Then lookup errors
+// (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG) are the kernel's own, for a
+// fraction of the system calls of lookup. The type is checked with statx
+// before the open, so that no device or FIFO is ever opened (Linux's
+// may_open refuses them before any driver sees an open); checkOpened checks
+// the opened file again. ok is false when the slow walk must decide:
+// another root, a caller that lacks the capabilities, or uexec itself was
+// refused a search the caller may make.
 func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved string, ok bool, err error) {
 	c := &epp.Req.Cred
 	if !(c.CapDACOverride || c.CapDACReadSearch) || (epp.Req.Root != "" && epp.Req.Root != "/") {
@@ -187,44 +188,35 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 			return nil, "", false, nil
 		}
 	}
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC}
+	statFlags, openFlags := unix.AT_STATX_SYNC_AS_STAT, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY
 	if noFollow {
-		how.Flags |= unix.O_NOFOLLOW
+		statFlags |= unix.AT_SYMLINK_NOFOLLOW
+		openFlags |= unix.O_NOFOLLOW
 	}
-	pfd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	var stx unix.Statx_t
+	err = unix.Statx(unix.AT_FDCWD, p, statFlags, unix.STATX_TYPE|unix.STATX_MODE, &stx)
 	switch {
 	case err == unix.EACCES || err == unix.ENOSYS || err == unix.EPERM:
 		return nil, "", false, nil
 	case err != nil:
 		return nil, "", true, &ExecError{Path: name, Reason: "lookup", Err: err}
 	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
-		return nil, "", true, &ExecError{Path: name, Reason: "fstat", Err: err}
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if uint32(stx.Mode)&unix.S_IFMT == unix.S_IFLNK {
 		return nil, "", true, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
 	}
-	if err := epp.checkType(name, st.Mode); err != nil {
+	if err := epp.checkType(name, uint32(stx.Mode)); err != nil {
 		return nil, "", true, err
 	}
-	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
-	if resolved, err = os.Readlink(proc); err != nil {
-		return nil, "", false, nil
-	}
-	fd, err := unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	fd, err := unix.Open(p, openFlags, 0)
 	if err != nil {
 		return nil, "", false, nil
 	}
-	fh := &fdFile{fd: fd, name: resolved}
-	// The O_PATH descriptor pins the inode: the reopened file is the one
-	// st describes.
-	if vf, err = epp.checkOpened(fh, name, &st); err != nil {
+	fh := &fdFile{fd: fd, name: p}
+	if vf, err = epp.checkOpened(fh, name, nil); err != nil {
 		fh.Close()
 		return nil, "", true, err
 	}
-	return vf, resolved, true, nil
+	return vf, p, true, nil
 }
 
 // checkType refuses what is not a regular file (do_open_execat: S_ISREG).
@@ -281,7 +273,7 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	if epp.lastAttr.NoSuid {
 		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	vf := &vm.File{Path: fh.name, R: fh, Size: st.Size, Dev: st.Dev, Ino: st.Ino}
+	vf := vm.NewFile(fh.name, fh, st.Size, st.Dev, st.Ino, fh.resolvedName)
 	epp.files = append(epp.files, vf)
 	return vf, nil
 }

@@ -3,6 +3,7 @@ package execsw
 import (
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +50,17 @@ func (f *fdFile) Close() error {
 	err := unix.Close(f.fd)
 	f.fd = -1
 	return err
+}
+
+// resolvedName is the file's name with every symlink resolved, as the
+// kernel prints it in /proc/PID/maps; "" once the file is closed.
+func (f *fdFile) resolvedName() string {
+	if f.fd < 0 {
+		return ""
+	}
+	n, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.fd))
+	if err != nil {
+		return ""
+	}
+	return n
 }

@@ -73,7 +73,7 @@ func runOne(as AddressSpace, c Cmd, fixed bool) (Addr, error) {
 			if err == nil {
 				err = syscall.EIO
 			}
-			return 0, fmt.Errorf("read %s at %#x: %w", c.File.Path, c.Offset, err)
+			return 0, fmt.Errorf("read %s at %#x: %w", c.File.Name(), c.Offset, err)
 		}
 		if err := as.Write(addr, buf); err != nil {
 			return 0, err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 )
 
 // PageSize is the x86-64 page size (Linux ELF_MIN_ALIGN).
@@ -156,10 +157,11 @@ func (f Flag) String() string {
 
 // File is an opened file that vm commands map or read.
 type File struct {
-	// Path is the file's name as the exec resolved it (what
-	// /proc/PID/maps shows for its mappings).
+	// Path is the file's name: as the exec resolved it (symlinks
+	// followed; what /proc/PID/maps shows for its mappings) once Name has
+	// resolved it, else the name it was opened by. Read it through Name.
 	Path string
-	// R reads the file's contents. For a host file it is the *os.File
+	// R reads the file's contents. For a host file it is the descriptor
 	// that the exec opened, so that the image is built from the file that
 	// was checked, not from whatever the path names later.
 	R io.ReaderAt
@@ -167,6 +169,27 @@ type File struct {
 	Size int64
 	// Dev and Ino identify the file (what /proc/PID/maps prints).
 	Dev, Ino uint64
+
+	resolve func() string // finds the resolved name, once
+	once    sync.Once
+}
+
+// NewFile returns a File whose resolved name is found by resolve the first
+// time Name is called: resolving costs a lookup that only displays need.
+func NewFile(name string, r io.ReaderAt, size int64, dev, ino uint64, resolve func() string) *File {
+	return &File{Path: name, R: r, Size: size, Dev: dev, Ino: ino, resolve: resolve}
+}
+
+// Name returns the file's resolved name.
+func (f *File) Name() string {
+	f.once.Do(func() {
+		if f.resolve != nil {
+			if n := f.resolve(); n != "" {
+				f.Path = n
+			}
+		}
+	})
+	return f.Path
 }
 
 // Cmd is one vm command (the seed's struct exec_vmcmd).
@@ -187,7 +210,7 @@ func (c Cmd) End() (Addr, bool) { return c.Addr.Add(c.Len) }
 func (c Cmd) String() string {
 	s := fmt.Sprintf("%-7s %#x-%#x %s", c.Op, uint64(c.Addr), uint64(c.Addr)+c.Len, c.Prot)
 	if c.File != nil {
-		s += fmt.Sprintf(" %s@%#x", c.File.Path, c.Offset)
+		s += fmt.Sprintf(" %s@%#x", c.File.Name(), c.Offset)
 	}
 	if c.Flags != 0 {
 		s += " [" + c.Flags.String() + "]"

@@ -511,7 +511,7 @@ func (b *builder) setMM(mm *execsw.MM, lay *stack.Layout) error {
 	}
 	_, err := b.r.Syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, uint64(scratch), sys.PrctlMMMapSize)
 	if err != nil && exeFD != 0xffffffff && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
-		b.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refused exe_fd (%v); it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", b.exe.Path, err)
+		b.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refused exe_fd (%v); it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", b.exe.Name(), err)
 		if err = b.r.WriteMem(uint64(scratch), mmMap(0xffffffff)); err != nil {
 			return err
 		}

@@ -221,7 +221,7 @@ func hostFD(f *vm.File) (hostFile, error) {
 	if fr, ok := f.R.(interface{ Fd() uintptr }); ok {
 		return hostFile{fd: fr.Fd()}, nil
 	}
-	h, err := os.Open(f.Path)
+	h, err := os.Open(f.Name())
 	if err != nil {
 		return hostFile{}, err
 	}
@@ -232,7 +232,7 @@ func hostFD(f *vm.File) (hostFile, error) {
 	}
 	if (f.Ino != 0 && st.Ino != f.Ino) || (f.Dev != 0 && st.Dev != f.Dev) {
 		h.Close()
-		return hostFile{}, fmt.Errorf("%s changed since it was checked: %w", f.Path, unix.ESTALE)
+		return hostFile{}, fmt.Errorf("%s changed since it was checked: %w", f.Name(), unix.ESTALE)
 	}
 	return hostFile{fd: h.Fd(), opened: h}, nil
 }

@@ -47,12 +47,12 @@ func (s space) landed(op string, addr vm.Addr, fixed bool, got uint64) (vm.Addr,
 func (s space) MapFile(addr vm.Addr, n uint64, prot vm.Prot, f *vm.File, off uint64, fixed bool) (vm.Addr, error) {
 	fd, ok := s.b.fds[f]
 	if !ok {
-		return 0, fmt.Errorf("mmap: %s was not passed to the process: %w", f.Path, unix.EBADF)
+		return 0, fmt.Errorf("mmap: %s was not passed to the process: %w", f.Name(), unix.EBADF)
 	}
 	hint, flags := s.place(addr, fixed)
 	got, err := s.b.r.Syscall("mmap", unix.SYS_MMAP, hint, n, uint64(prot), uint64(unix.MAP_PRIVATE|flags), uint64(fd), off)
 	if err != nil {
-		return 0, fmt.Errorf("%s at %#x: %w", f.Path, off, err)
+		return 0, fmt.Errorf("%s at %#x: %w", f.Name(), off, err)
 	}
 	return s.landed("mmap", addr, fixed, got)
 }

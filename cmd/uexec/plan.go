@@ -121,7 +121,7 @@ func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
 		vc := vmcmdJSON{Op: c.Op.String(), Addr: hex(uint64(c.Addr)), Len: hex(c.Len), Prot: c.Prot.String(),
 			Offset: hex(c.Offset), Flags: []string{}}
 		if c.File != nil {
-			f := c.File.Path
+			f := c.File.Name()
 			vc.File = &f
 		}
 		if c.Flags != 0 {

@@ -158,11 +158,12 @@ func (s *Stat) fields() []namedVal {
 	}
 }
 
-// StatusKeys are the /proc/PID/status lines a snapshot keeps.
+// StatusKeys are the /proc/PID/status lines a snapshot keeps. (Not SigQ:
+// it counts the signals queued for every process of the user.)
 var StatusKeys = []string{
 	"Umask", "Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp",
 	"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-	"SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
+	"SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
 }
 
 // Snap is what a process looks like at one instant, normally its first

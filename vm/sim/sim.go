@@ -24,7 +24,7 @@ type Mapping struct {
 // Name is what /proc/PID/maps shows in the last column.
 func (m Mapping) Name() string {
 	if m.File != nil {
-		return m.File.Path
+		return m.File.Name()
 	}
 	return m.Label
 }
@@ -386,6 +386,6 @@ func canMerge(a, b Mapping) bool {
 		return false
 	}
 	same := a.File == b.File ||
-		(a.File.Dev == b.File.Dev && a.File.Ino == b.File.Ino && a.File.Ino != 0 && a.File.Path == b.File.Path)
+		(a.File.Dev == b.File.Dev && a.File.Ino == b.File.Ino && a.File.Ino != 0 && a.File.Name() == b.File.Name())
 	return same && a.Offset+uint64(a.End-a.Start) == b.Offset
 }
