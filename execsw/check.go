@@ -22,6 +22,7 @@ const (
 	maxRewrites  = 5    // fs/exec.c exec_binprm: at most 5 interpreter rewrites
 	statfsNoexec = 0x8  // ST_NOEXEC in statfs.f_flags
 	statfsNosuid = 0x2  // ST_NOSUID
+	readAhead    = 4096 // bytes of a file read with its header
 )
 
 // ExecError is the error of a failed exec: the errno Linux would return,
@@ -69,12 +70,14 @@ func (s *Switch) CheckExec(epp *Package) error {
 //
 // Preconditions: s.mu held as reader.
 func (s *Switch) makeCmds(epp *Package) error {
-	epp.Hdr = make([]byte, s.hdrsz)
-	n, err := epp.File.R.ReadAt(epp.Hdr, 0)
-	if n < len(epp.Hdr) && err != nil && err != io.EOF {
+	// One read of a page costs what a read of the header does, and holds
+	// what handlers read next (ELF program headers, PT_INTERP).
+	buf := make([]byte, max(s.hdrsz, readAhead))
+	n, err := epp.File.R.ReadAt(buf, 0)
+	if n < len(buf) && err != nil && err != io.EOF {
 		return &ExecError{Path: epp.Path, Reason: "read header", Err: unix.EIO}
 	}
-	epp.HdrValid = n
+	epp.Hdr, epp.HdrValid, epp.Head = buf[:s.hdrsz], min(n, s.hdrsz), buf[:n]
 	for _, e := range s.entries {
 		epp.Esw = e
 		cmds, chain := len(epp.Cmds), len(epp.Chain)
@@ -119,7 +122,7 @@ func (epp *Package) adopt(file *os.File) (*vm.File, error) {
 	if err != nil {
 		return nil, &ExecError{Path: epp.Path, Reason: "dup", Err: err}
 	}
-	fh := &fdFile{fd: dup, name: epp.Path}
+	fh := newExecFile(dup, epp.Path)
 	vf, err := epp.checkOpened(fh, epp.Path, nil)
 	if err != nil {
 		fh.Close()
@@ -157,7 +160,7 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 		}
 		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}
 	}
-	fh := &fdFile{fd: fd, name: resolved}
+	fh := newExecFile(fd, resolved)
 	vf, err := epp.checkOpened(fh, name, nil)
 	if err != nil {
 		fh.Close()
@@ -211,7 +214,7 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 	if err != nil {
 		return nil, "", false, nil
 	}
-	fh := &fdFile{fd: fd, name: p}
+	fh := newExecFile(fd, p)
 	if vf, err = epp.checkOpened(fh, name, nil); err != nil {
 		fh.Close()
 		return nil, "", true, err
@@ -273,7 +276,7 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	if epp.lastAttr.NoSuid {
 		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	vf := vm.NewFile(fh.name, fh, st.Size, st.Dev, st.Ino, fh.resolvedName)
+	vf := fh.file(st.Size, st.Dev, st.Ino)
 	epp.files = append(epp.files, vf)
 	return vf, nil
 }

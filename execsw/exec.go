@@ -147,6 +147,9 @@ type Package struct {
 
 	Hdr      []byte // ep_hdr: HeaderSize bytes of the switch
 	HdrValid int    // ep_hdrvalid: bytes actually read
+	// Head is every byte read of the file's start, Hdr's and more (up to
+	// a page): handlers may find what they read next in it.
+	Head []byte
 
 	Cmds  []vm.Cmd
 	Entry vm.Addr // where execution starts (the interpreter's entry if any)
@@ -164,9 +167,10 @@ type Package struct {
 	Space *vm.Layout
 	// Args are the collected strings; a #! handler rewrites them.
 	Args *stack.Args
-	// Rand is Req.Rand or crypto/rand.
-	Rand io.Reader
+	// Rand serves the exec's randomness from Req.Rand or crypto/rand.
+	Rand *randPool
 
-	files    []*vm.File // every file opened for this exec, closed by Close
-	lastAttr Attr       // attributes of the file checkOpened accepted last
+	files    []*vm.File  // every file opened for this exec, closed by Close
+	filesBuf [2]*vm.File // files' first backing array: a program and its interpreter
+	lastAttr Attr        // attributes of the file checkOpened accepted last
 }

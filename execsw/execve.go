@@ -2,7 +2,6 @@ package execsw
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,10 +32,13 @@ const (
 // errno the caller's execve would return and nothing needs undoing; on
 // success the caller owns the Plan and must Close it.
 func (s *Switch) Execve(req *Request) (*Plan, error) {
-	epp := &Package{Req: req, Sw: s, Path: req.Path, Rand: req.Rand}
-	if epp.Rand == nil {
-		epp.Rand = rand.Reader
+	epp := &Package{Req: req, Sw: s, Path: req.Path}
+	epp.files = epp.filesBuf[:0]
+	src := req.Rand
+	if src == nil {
+		src = rand.Reader
 	}
+	epp.Rand = newRandPool(src)
 	p, err := s.execve(epp)
 	if err != nil {
 		epp.close()
@@ -152,11 +154,8 @@ func fatalPlan(epp *Package, err error) *Plan {
 
 // random returns a uniformly random value below 1<<bits from epp.Rand.
 func (epp *Package) random(bits uint) (uint64, error) {
-	var b [8]byte
-	if _, err := io.ReadFull(epp.Rand, b[:]); err != nil {
-		return 0, fmt.Errorf("randomness: %w", err)
-	}
-	return binary.LittleEndian.Uint64(b[:]) & (1<<bits - 1), nil
+	v := epp.Rand.Uint64()
+	return v & (1<<bits - 1), epp.Rand.err
 }
 
 // Random returns a random value below 1<<bits for a handler's ASLR offset,
@@ -282,18 +281,18 @@ func finish(epp *Package) (*Plan, error) {
 		img.Auxv = stack.Auxv64(host, &p.AuxIn)
 	}
 	if !req.NoRandom {
-		if _, err := io.ReadFull(epp.Rand, img.Random[:]); err != nil {
-			return nil, fmt.Errorf("randomness: %w", err)
+		if _, err := epp.Rand.Read(img.Random[:]); err != nil {
+			return nil, err
 		}
 		g, err := epp.random(32)
 		if err != nil {
 			return nil, err
 		}
 		img.Gap = g % stackGapRand
-	} else if _, err := io.ReadFull(epp.Rand, img.Random[:]); err != nil {
+	} else if _, err := epp.Rand.Read(img.Random[:]); err != nil {
 		// AT_RANDOM is random even without ASLR; a deterministic Rand
 		// gives deterministic bytes.
-		return nil, fmt.Errorf("randomness: %w", err)
+		return nil, err
 	}
 	p.Image = img
 	lay, err := stack.Build(&img)

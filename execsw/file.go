@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/vm"
 )
 
 // fdFile is a file an exec opened: a bare descriptor read with pread. An
@@ -15,6 +17,7 @@ import (
 type fdFile struct {
 	fd   int
 	name string
+	ef   *execFile // the allocation f lives in
 }
 
 // ReadAt implements io.ReaderAt.
@@ -52,9 +55,9 @@ func (f *fdFile) Close() error {
 	return err
 }
 
-// resolvedName is the file's name with every symlink resolved, as the
+// ResolvedName is the file's name with every symlink resolved, as the
 // kernel prints it in /proc/PID/maps; "" once the file is closed.
-func (f *fdFile) resolvedName() string {
+func (f *fdFile) ResolvedName() string {
 	if f.fd < 0 {
 		return ""
 	}
@@ -63,4 +66,25 @@ func (f *fdFile) resolvedName() string {
 		return ""
 	}
 	return n
+}
+
+// execFile is a vm.File and its descriptor in one allocation.
+type execFile struct {
+	vm.File
+	fd fdFile
+}
+
+// newExecFile wraps an open descriptor; checkOpened turns it into the
+// vm.File of the exec with file.
+func newExecFile(fd int, name string) *fdFile {
+	ef := &execFile{fd: fdFile{fd: fd, name: name}}
+	ef.fd.ef = ef
+	return &ef.fd
+}
+
+// file returns the vm.File of f.
+func (f *fdFile) file(size int64, dev, ino uint64) *vm.File {
+	ef := f.ef
+	ef.File = vm.File{Path: f.name, R: f, Size: size, Dev: dev, Ino: ino}
+	return &ef.File
 }

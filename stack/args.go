@@ -68,9 +68,11 @@ func NewArgs(argv, envp []string, execfn string, rlimitStack uint64) (*Args, err
 			return nil, err
 		}
 	}
+	// The slices are kept, not copied: an exec's strings are the
+	// caller's until the exec is done with them.
 	a.ExecFn = execfn
-	a.Envp = append([]string(nil), envp...)
-	a.Argv = append([]string(nil), argv...)
+	a.Envp = envp
+	a.Argv = argv
 	if len(argv) == 0 {
 		// Linux 5.18 fs/exec.c: "" becomes argv[0] after the strings are
 		// copied, so it is checked against what is left.
@@ -84,10 +86,26 @@ func NewArgs(argv, envp []string, execfn string, rlimitStack uint64) (*Args, err
 
 // take charges s to the budget (copy_strings, copy_string_kernel).
 func (a *Args) take(what string, i int, s string) error {
-	name := what
-	if i >= 0 {
-		name = fmt.Sprintf("%s %d", what, i)
+	// The name is only for errors: formatting it for every string would
+	// cost an allocation each.
+	n := int64(len(s)) + 1
+	peak := max(a.peak, a.used+uint64(n))
+	size := (peak + vm.PageSize - 1) &^ (vm.PageSize - 1)
+	if strings.IndexByte(s, 0) >= 0 || n > MaxArgStrLen || n > a.avail || (size > vm.PageSize && size > a.rlim) {
+		name := what
+		if i >= 0 {
+			name = fmt.Sprintf("%s %d", what, i)
+		}
+		return a.takeNamed(name, s)
 	}
+	a.avail -= n
+	a.used += uint64(n)
+	a.peak = peak
+	return nil
+}
+
+// takeNamed is take's slow path: errors, and a new peak of stack use.
+func (a *Args) takeNamed(name, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {
 		return fmt.Errorf("%s contains a NUL byte: %w", name, unix.EINVAL)
 	}

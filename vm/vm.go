@@ -170,22 +170,21 @@ type File struct {
 	// Dev and Ino identify the file (what /proc/PID/maps prints).
 	Dev, Ino uint64
 
-	resolve func() string // finds the resolved name, once
-	once    sync.Once
+	once sync.Once
 }
 
-// NewFile returns a File whose resolved name is found by resolve the first
-// time Name is called: resolving costs a lookup that only displays need.
-func NewFile(name string, r io.ReaderAt, size int64, dev, ino uint64, resolve func() string) *File {
-	return &File{Path: name, R: r, Size: size, Dev: dev, Ino: ino, resolve: resolve}
+// Namer is implemented by a File's reader when the file's resolved name
+// costs a lookup that only displays need: Name asks it the first time.
+type Namer interface {
+	ResolvedName() string
 }
 
 // Name returns the file's resolved name.
 func (f *File) Name() string {
 	f.once.Do(func() {
-		if f.resolve != nil {
-			if n := f.resolve(); n != "" {
-				f.Path = n
+		if n, ok := f.R.(Namer); ok {
+			if name := n.ResolvedName(); name != "" {
+				f.Path = name
 			}
 		}
 	})

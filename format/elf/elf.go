@@ -60,7 +60,11 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	if h.Is32 && f.No32 {
 		return &FormatError{Path: epp.Path, Reason: "ELF32 (i386) files are disabled (no IA-32 emulation)", Err: unix.ENOEXEC}
 	}
-	progs, err := ReadProgs(epp.File.R, h)
+	r := io.ReaderAt(epp.File.R)
+	if len(epp.Head) > 0 {
+		r = &headReader{head: epp.Head, r: epp.File.R}
+	}
+	progs, err := ReadProgs(r, h)
 	if err != nil {
 		return withPath(err, epp.Path)
 	}
@@ -76,7 +80,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		if p.Type != elf.PT_INTERP {
 			continue
 		}
-		if interp, err = readInterpPath(epp.File.R, p); err != nil {
+		if interp, err = readInterpPath(r, p); err != nil {
 			return withPath(err, epp.Path)
 		}
 		if ifile, err = open(interp); err != nil {
@@ -106,7 +110,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		if ih, err = parseInterpHeader(ihdrBuf, h.Is32); err != nil {
 			return withPath(err, interp)
 		}
-		if iprogs, err = ReadProgs(ifile.R, ih); err != nil {
+		if iprogs, err = ReadProgs(&headReader{head: ihdrBuf, r: ifile.R}, ih); err != nil {
 			var fe *FormatError
 			if errors.As(err, &fe) {
 				fe.Err = unix.ELIBBAD
@@ -201,17 +205,36 @@ func readInterpPath(r io.ReaderAt, p Prog) (string, error) {
 }
 
 // readInterpHeader reads an interpreter's ELF header: size bytes, the
-// sizeof(struct elfhdr) of the program's class; a shorter file is EIO.
+// sizeof(struct elfhdr) of the program's class; a shorter file is EIO. It
+// reads up to a page, which usually holds the program headers too.
 func readInterpHeader(f *vm.File, size int) ([]byte, error) {
-	buf := make([]byte, size)
-	if n, err := f.R.ReadAt(buf, 0); n < size {
+	buf := make([]byte, max(size, headRead))
+	n, err := f.R.ReadAt(buf, 0)
+	if n < size {
 		reason := fmt.Sprintf("interpreter header: read %d of %d bytes", n, size)
 		if err != nil && err != io.EOF {
 			reason += " (" + err.Error() + ")"
 		}
 		return nil, errorf(unix.EIO, reason)
 	}
-	return buf, nil
+	return buf[:n], nil
+}
+
+// headRead is how much of an interpreter's start readInterpHeader reads.
+const headRead = 4096
+
+// headReader serves reads that fall inside head, the bytes of the file's
+// start already read, from memory, and the others from r.
+type headReader struct {
+	head []byte
+	r    io.ReaderAt
+}
+
+func (h *headReader) ReadAt(b []byte, off int64) (int, error) {
+	if off >= 0 && off <= int64(len(h.head)) && int64(len(b)) <= int64(len(h.head))-off {
+		return copy(b, h.head[off:]), nil
+	}
+	return h.r.ReadAt(b, off)
 }
 
 // parseInterpHeader checks an interpreter's header as load_elf_binary does

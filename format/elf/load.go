@@ -101,6 +101,10 @@ func add(a, b uint64) (uint64, bool) {
 
 // randomLong is get_random_long.
 func (l *loader) randomLong() uint64 {
+	if u, ok := l.rand.(interface{ Uint64() uint64 }); ok {
+		// The planner's pool: no allocation, no system call.
+		return u.Uint64()
+	}
 	var b [8]byte
 	if _, err := io.ReadFull(l.rand, b[:]); err != nil {
 		return 0
@@ -584,23 +588,28 @@ func (l *loader) loadInterp(f *vm.File, h *Header, progs []Prog, noBase uint64) 
 	return loadAddr, nil
 }
 
-// rangeAdd adds r to the sorted disjoint set s.
+// rangeAdd adds r to the sorted disjoint set s, in place.
 func rangeAdd(s []vm.Range, r vm.Range) []vm.Range {
 	if r.End <= r.Start {
 		return s
 	}
-	out := make([]vm.Range, 0, len(s)+1)
-	for _, x := range s {
-		if x.End < r.Start || r.End < x.Start {
-			out = append(out, x)
-			continue
-		}
-		r.Start = min(r.Start, x.Start)
-		r.End = max(r.End, x.End)
+	// s[lo:hi] are the ranges r touches; they merge into one.
+	lo := 0
+	for lo < len(s) && s[lo].End < r.Start {
+		lo++
 	}
-	out = append(out, r)
-	slices.SortFunc(out, vm.Range.Compare)
-	return out
+	hi := lo
+	for hi < len(s) && s[hi].Start <= r.End {
+		r.Start = min(r.Start, s[hi].Start)
+		r.End = max(r.End, s[hi].End)
+		hi++
+	}
+	if lo == hi {
+		s = slices.Insert(s, lo, r)
+		return s
+	}
+	s[lo] = r
+	return slices.Delete(s, lo+1, hi)
 }
 
 // rangeSub removes r from the sorted disjoint set s.

@@ -10,6 +10,10 @@ import (
 // BufSize is how much of a file the parser examines (BINPRM_BUF_SIZE).
 const BufSize = 256
 
+// errNoMagic is the answer for every file that is not a script: made once,
+// since the switch offers every exec to this handler first.
+var errNoMagic = fmt.Errorf("no #! at the start: %w", unix.ENOEXEC)
+
 // Parse parses the #! line at the start of buf as Linux's load_script does.
 // Only the first BufSize bytes count; a shorter buf is padded with zeros.
 //
@@ -30,7 +34,7 @@ func Parse(buf []byte) (interp, arg string, hasArg bool, err error) {
 	var b [BufSize]byte
 	copy(b[:], buf)
 	if b[0] != '#' || b[1] != '!' {
-		return "", "", false, fmt.Errorf("no #! at the start: %w", unix.ENOEXEC)
+		return "", "", false, errNoMagic
 	}
 	// Indices below mirror the kernel's pointers into bprm->buf.
 	const bufEnd = BufSize - 1
