@@ -2,7 +2,9 @@ package uexec_test
 
 import (
 	"context"
+
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,23 +32,27 @@ func TestPlanMatchesKernel(t *testing.T) {
 	script := filepath.Join(dir, "script")
 	os.WriteFile(script, []byte("#!/bin/sh -e\necho hi\n"), 0o755)
 	progs := []struct {
-		name string
-		path string
-		argv []string
+		name  string
+		path  string
+		argv  []string
+		stack uint64 // RLIMIT_STACK; 0 keeps this process's
 	}{
-		{"true", "/bin/true", []string{"true"}},
-		{"ls", "/bin/ls", []string{"ls", "-l", "/"}},
-		{"python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}},
-		{"sh", "/bin/sh", []string{"sh"}},
-		{"dynamic PIE", testenv.BuildC(t, src), []string{"hello"}},
-		{"non-PIE", testenv.BuildC(t, src, "-no-pie"), []string{"hello", "x"}},
-		{"static", testenv.BuildC(t, src, "-static"), []string{"hello"}},
-		{"static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello", ""}},
-		{"go", testenv.BuildGo(t, gosrc), []string{"hello"}},
-		{"go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}},
-		{"script", script, []string{"script", "a", "b"}},
-		{"argc 0", "/bin/true", nil},
-		{"relative path", "../../bin/true", []string{"true"}},
+		{"true", "/bin/true", []string{"true"}, 0},
+		{"ls", "/bin/ls", []string{"ls", "-l", "/"}, 0},
+		{"python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}, 0},
+		{"sh", "/bin/sh", []string{"sh"}, 0},
+		{"dynamic PIE", testenv.BuildC(t, src), []string{"hello"}, 0},
+		{"non-PIE", testenv.BuildC(t, src, "-no-pie"), []string{"hello", "x"}, 0},
+		{"static", testenv.BuildC(t, src, "-static"), []string{"hello"}, 0},
+		{"static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello", ""}, 0},
+		{"go", testenv.BuildGo(t, gosrc), []string{"hello"}, 0},
+		{"go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}, 0},
+		{"script", script, []string{"script", "a", "b"}, 0},
+		{"argc 0", "/bin/true", nil, 0},
+		{"relative path", "../../bin/true", []string{"true"}, 0},
+		{"unlimited stack", "/bin/ls", []string{"ls"}, unix.RLIM_INFINITY},
+		{"unlimited stack static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello"}, unix.RLIM_INFINITY},
+		{"small stack", "/bin/true", []string{"true"}, 256 << 10},
 	}
 	envp := []string{"HOME=/root", "PATH=/usr/bin:/bin", "LANG=C", "A="}
 	sw := uexec.NewSwitch()
@@ -60,13 +66,18 @@ func TestPlanMatchesKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Dir, req.NoRandom = "/usr/lib", true
+			var rlimits []kernelexec.Rlimit
+			if p.stack != 0 {
+				req.RlimitStack = p.stack
+				rlimits = []kernelexec.Rlimit{{Resource: unix.RLIMIT_STACK, Cur: p.stack, Max: unix.RLIM_INFINITY}}
+			}
 			plan, err := sw.Execve(req)
 			if err != nil {
 				t.Fatalf("plan: %v", err)
 			}
 			defer plan.Close()
 			snap, err := kernelexec.Snapshot(context.Background(), kernelexec.Options{
-				Path: p.path, Argv: p.argv, Envp: envp, Dir: "/usr/lib", NoRandom: true})
+				Path: p.path, Argv: p.argv, Envp: envp, Dir: "/usr/lib", NoRandom: true, Rlimits: rlimits})
 			if err != nil {
 				t.Fatalf("kernel: %v", err)
 			}

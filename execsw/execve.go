@@ -214,7 +214,9 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	}
 	gapMax := uint64(l.TaskSize) / 6 * 5
 	gap = min(max(gap, gapMin), gapMax)
-	l.MmapBase = vm.Addr((uint64(l.TaskSize) - gap - mmapRnd) &^ (vm.PageSize - 1))
+	// PAGE_ALIGN rounds up: it matters when gap is not a whole number of
+	// pages (5/6 of the address space, with RLIMIT_STACK unlimited).
+	l.MmapBase = vm.Addr((uint64(l.TaskSize) - gap - mmapRnd + vm.PageSize - 1) &^ (vm.PageSize - 1))
 	// The stack's own range is taken: nothing is placed above mmap_base
 	// anyway, but the simulated space renders it.
 	return l, nil
