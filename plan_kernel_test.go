@@ -2,6 +2,8 @@ package uexec_test
 
 import (
 	"context"
+	"errors"
+	"strconv"
 
 	"fmt"
 	"golang.org/x/sys/unix"
@@ -201,5 +203,70 @@ func TestPlanStackLimit(t *testing.T) {
 			t.Errorf("RLIMIT_STACK %d: fatal %v, want %v", tc.rlim, p.Fatal, tc.fatal)
 		}
 		p.Close()
+	}
+}
+
+// TestPlanByDescriptor plans execveat(fd, "", AT_EMPTY_PATH) (fexecve), as
+// measured on Linux 6.18: AT_EXECFN is /dev/fd/N, comm is the loaded file's
+// name (a script's interpreter), a script reached through an O_CLOEXEC
+// descriptor is ENOENT.
+func TestPlanByDescriptor(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "myscript")
+	os.WriteFile(script, []byte("#!/bin/cat -A\n"), 0o755)
+	sw := uexec.NewSwitch()
+	for _, tc := range []struct {
+		name    string
+		file    string
+		cloexec bool
+		comm    string
+		chain   string
+		err     error
+	}{
+		{"elf", "/bin/cat", false, "cat", "elf,interp", nil},
+		{"elf cloexec", "/bin/cat", true, "cat", "elf,interp", nil},
+		{"script", script, false, "cat", "script,elf,interp", nil},
+		{"script cloexec", script, true, "", "", unix.ENOENT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Open(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			path := "/dev/fd/" + strconv.Itoa(int(f.Fd()))
+			req, err := uexec.SelfRequest(path, []string{"x"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.File, req.CloseOnExec = f, tc.cloexec
+			p, err := sw.Execve(req)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("got %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var chain []string
+			for _, l := range p.Chain {
+				chain = append(chain, l.Format)
+			}
+			if got := strings.Join(chain, ","); got != tc.chain {
+				t.Errorf("chain %s, want %s", got, tc.chain)
+			}
+			if p.Comm != tc.comm {
+				t.Errorf("comm %q, want %q", p.Comm, tc.comm)
+			}
+			if p.Image.Args.ExecFn != path {
+				t.Errorf("AT_EXECFN %q, want %q", p.Image.Args.ExecFn, path)
+			}
+			if tc.chain == "script,elf,interp" && (len(p.Image.Args.Argv) < 3 || p.Image.Args.Argv[2] != path) {
+				t.Errorf("script argv %q, want the /dev/fd name as the script path", p.Image.Args.Argv)
+			}
+		})
 	}
 }

@@ -262,6 +262,12 @@ func finish(epp *Package) (*Plan, error) {
 
 	p.Cred = newCred(epp)
 	p.Comm = comm(req.Path)
+	if req.File != nil && epp.File != nil {
+		// An exec by descriptor names the task after the file that is
+		// loaded (its dentry), not after the /dev/fd/N name: for a
+		// script, after its interpreter (measured on 6.18).
+		p.Comm = comm(epp.File.Name())
+	}
 	p.AuxIn = stack.AuxInfo{
 		SysinfoEHDR: uint64(p.VDSOStart),
 		Phdr:        epp.ELF.Phdr,
