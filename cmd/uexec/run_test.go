@@ -208,3 +208,69 @@ func unixSigName(s syscall.Signal) string {
 		syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH", syscall.SIGQUIT: "SIGQUIT"}
 	return names[s]
 }
+
+// TestRunOptions checks the env(1)-like options under run.
+func TestRunOptions(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"clear and set", []string{"-i", "A=1", "B=2", "/usr/bin/env"}, "A=1\nB=2\n"},
+		{"unset", []string{"-u", "HOME", "/bin/sh", "-c", "echo ${HOME-unset}"}, "unset\n"},
+		{"argv0", []string{"-a", "renamed", "/bin/sh", "-c", "echo $0"}, "renamed\n"},
+		{"chdir", []string{"-C", dir, "/bin/pwd"}, dir + "\n"},
+		{"PATH search", []string{"-i", "PATH=/bin:/usr/bin", "echo", "found"}, "found\n"},
+		{"no-random", []string{"--no-random", "/bin/cat", "/proc/self/personality"}, "00040000\n"},
+		{"double dash", []string{"--", "/bin/echo", "--", "-i"}, "-- -i\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCmd(t, "", "/", append([]string{uexecBin, "run"}, tc.args...)...)
+			if r.stdout != tc.want || r.status.ExitStatus() != 0 {
+				t.Errorf("got %v, want stdout %q", r, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunSurvivesUexec kills uexec while its program runs: the program
+// goes on, untraced and not stopped.
+func TestRunSurvivesUexec(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	cmd := exec.Command(uexecBin, "run", "/bin/sh", "-c", "echo $$ > "+pidFile+"; exec sleep 30")
+	cmd.Env = testEnv
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for i := 0; i < 200 && pid == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+			fmt.Sscan(string(b), &pid)
+		}
+	}
+	if pid == 0 {
+		cmd.Process.Kill()
+		t.Fatal("the program did not start")
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(50 * time.Millisecond)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("the program died with uexec: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "TracerPid:") && strings.TrimSpace(strings.TrimPrefix(l, "TracerPid:")) != "0" {
+			t.Errorf("program still traced: %s", l)
+		}
+		if strings.HasPrefix(l, "State:") && (strings.Contains(l, "stopped") || strings.Contains(l, "tracing")) {
+			t.Errorf("program left stopped: %s", l)
+		}
+	}
+}
