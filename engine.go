@@ -10,6 +10,10 @@ import (
 	"github.com/uexec/uexec/execsw"
 )
 
+// ErrFatal marks an exec that Linux kills after the point of no return
+// (with SIGSEGV): Spawn's error then wraps it.
+var ErrFatal = execsw.ErrFatal
+
 // Engine starts programs with uexec's exec engine instead of the kernel's
 // loader: a drop-in for os/exec where the exec must be uexec's.
 type Engine struct {

@@ -1,0 +1,132 @@
+package uexec_test
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec"
+	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec/internal/testelf"
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// openFDs counts this process's descriptors.
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// children lists the pids whose parent is this process.
+func children(t *testing.T) []string {
+	ents, _ := os.ReadDir("/proc")
+	me := strconv.Itoa(os.Getpid())
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == me {
+				out = append(out, e.Name()+" "+s[:i+1])
+			}
+		}
+	}
+	return out
+}
+
+// TestSpawnFailuresLeaveNothing makes every kind of exec failure through
+// Engine.Spawn and checks the errno and that no process and no descriptor
+// is left behind.
+func TestSpawnFailuresLeaveNothing(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, mode)
+		os.Chmod(p, mode)
+		return p
+	}
+	garbage := write("garbage", []byte("garbage\n"), 0o755)
+	noexec := write("noexec", []byte("#!/bin/sh\n"), 0o644)
+	badInterp := write("badinterp", []byte("#!"+dir+"/missing\n"), 0o755)
+	fatalELF := testelf.Static64()
+	fatalELF.Progs[1].Filesz = 0x4000
+	fatal := write("fatal", fatalELF.Bytes(), 0o755)
+	noInterp := &testelf.File{Type: elf.ET_DYN, Entry: 0x1000, Interp: dir + "/nothing", Progs: []testelf.Prog{
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0, Vaddr: 0, Filesz: 0x200, Memsz: 0x200, Align: 0x1000}}}
+	elfNoInterp := write("nointerp", noInterp.Bytes(), 0o755)
+	busy := write("busy", mustRead(t, "/bin/true"), 0o755)
+	w, err := os.OpenFile(busy, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	e := uexec.NewEngine()
+	before, kids := openFDs(t), children(t)
+	for _, tc := range []struct {
+		name string
+		path string
+		argv []string
+		want error
+	}{
+		{"missing", dir + "/nope", nil, unix.ENOENT},
+		{"directory", dir, nil, unix.EACCES},
+		{"not executable", noexec, nil, unix.EACCES},
+		{"garbage", garbage, nil, unix.ENOEXEC},
+		{"missing #! interpreter", badInterp, nil, unix.ENOENT},
+		{"missing PT_INTERP", elfNoInterp, nil, unix.ENOENT},
+		{"text busy", busy, nil, unix.ETXTBSY},
+		{"too big", "/bin/true", []string{"true", strings.Repeat("x", 200000)}, unix.E2BIG},
+		{"past the point of no return", fatal, nil, uexec.ErrFatal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := tc.argv
+			if argv == nil {
+				argv = []string{tc.path}
+			}
+			p, err := e.Spawn(context.Background(), &uexec.SpawnRequest{Path: tc.path, Argv: argv})
+			if err == nil {
+				p.Wait()
+				t.Fatalf("started %s", tc.path)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+			if tc.want == uexec.ErrFatal {
+				var be *backend.Error
+				if !errors.As(err, &be) || be.Signal != syscall.SIGSEGV {
+					t.Errorf("fatal exec: %v, want the SIGSEGV of a failure past the point of no return", err)
+				}
+			}
+		})
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("descriptors: %d before, %d after", before, after)
+	}
+	if after := children(t); len(after) != len(kids) {
+		t.Errorf("children before %v, after %v", kids, after)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
