@@ -2,6 +2,7 @@ package uexec_test
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"strconv"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/kernelexec"
+	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/stack"
 )
@@ -268,5 +270,48 @@ func TestPlanByDescriptor(t *testing.T) {
 				t.Errorf("script argv %q, want the /dev/fd name as the script path", p.Image.Args.Argv)
 			}
 		})
+	}
+}
+
+// TestPlanCompat plans 32-bit (ia32) programs with the compat layout: they
+// cannot run on these machines, but the plan must be the kernel's.
+func TestPlanCompat(t *testing.T) {
+	dir := t.TempDir()
+	static := &testelf.File{Class: elf.ELFCLASS32, Type: elf.ET_EXEC, Entry: 0x8049000, Progs: []testelf.Prog{
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0, Vaddr: 0x8048000, Filesz: 0x1100, Memsz: 0x1100, Align: 0x1000},
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2000, Vaddr: 0x804a000, Filesz: 0x10, Memsz: 0x2000, Align: 0x1000, Data: make([]byte, 0x10)},
+		{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
+	}}
+	path := filepath.Join(dir, "prog32")
+	os.WriteFile(path, static.Bytes(), 0o755)
+	req, err := uexec.SelfRequest(path, []string{"prog32", "a"}, []string{"X=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.NoRandom = true
+	p, err := uexec.NewSwitch().Execve(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.Compat {
+		t.Fatal("not a compat plan")
+	}
+	if p.Image.Top != 0xffffe000 || p.Image.Platform != "i686" {
+		t.Errorf("stack top %#x platform %q, want 0xffffe000 i686", uint64(p.Image.Top), p.Image.Platform)
+	}
+	if p.Stack.SP%16 != 0 || uint64(p.Stack.SP) > 0xffffe000 {
+		t.Errorf("sp %#x", uint64(p.Stack.SP))
+	}
+	if a := p.Stack.Auxv; len(a) < 2 || a[0].Type != stack.AT_SYSINFO || a[1].Type != stack.AT_SYSINFO_EHDR {
+		t.Errorf("compat auxv starts %v, want AT_SYSINFO, AT_SYSINFO_EHDR", a[:2])
+	}
+	for _, c := range p.Cmds {
+		if end, _ := c.End(); uint64(end) > 0xffffe000 {
+			t.Errorf("vm command beyond the compat address space: %v", c)
+		}
+	}
+	if p.Entry != 0x8049000 {
+		t.Errorf("entry %#x", uint64(p.Entry))
 	}
 }
