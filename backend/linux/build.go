@@ -51,6 +51,12 @@ type builder struct {
 	firstFD int              // fds[*] are firstFD, firstFD+1, ...: closed at the end
 	stubSP  uint64           // rsp at the stub's exec stop
 
+	// inPlace says the stub replaced a caller's image (tree mode): the
+	// caller's death signal stays, as a kernel exec keeps it, and the
+	// plan's descriptors, opened inside the process, are closed one by
+	// one.
+	inPlace bool
+
 	// Set as the build goes.
 	step       string
 	destroyed  bool // the point of no return is behind
@@ -411,12 +417,21 @@ func (b *builder) run() error {
 	}
 
 	b.at("closing the plan's descriptors")
-	// The death signal guarded the stub's start; the program starts
-	// without one, as a fork's child does.
-	if _, err := b.r.Syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, 0); err != nil {
-		return err
+	if !b.inPlace || p.Cred.Secure {
+		// The death signal guarded the stub's start; the program starts
+		// without one, as a fork's child does. A secure exec clears the
+		// caller's (fs/exec.c begin_new_exec).
+		if _, err := b.r.Syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, 0); err != nil {
+			return err
+		}
 	}
-	if len(b.fds) > 0 {
+	if b.inPlace {
+		for _, fd := range b.fds {
+			if _, err := b.r.Syscall("close", unix.SYS_CLOSE, uint64(fd)); err != nil {
+				return err
+			}
+		}
+	} else if len(b.fds) > 0 {
 		last := uint64(b.firstFD + len(b.fds) - 1)
 		if _, err := b.r.Syscall("close_range", unix.SYS_CLOSE_RANGE, uint64(b.firstFD), last, 0); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/stub"
 	"github.com/uexec/uexec/internal/tracee"
 	"github.com/uexec/uexec/vm"
 )
@@ -155,6 +156,15 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 		return nil, &Error{Step: "starting the stub", Err: err}, false
 	}
 	b.r, b.pid, b.stubSP = t, t.Pid, t.Regs.Rsp
+	if opts.tree != nil {
+		// Every later exec of the process tree stops in the tracer: the
+		// filter is installed before the program's first instruction.
+		t.SetSyscallSite(stub.SyscallAddr)
+		if err := opts.tree.prepare(t); err != nil {
+			t.Kill()
+			return nil, &Error{Pid: t.Pid, Step: "installing the exec filter", Err: err}, false
+		}
+	}
 	proc, err := os.FindProcess(t.Pid)
 	if err != nil {
 		t.Kill()
@@ -184,6 +194,11 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 		if err := opts.AtEntry(t.Pid); err != nil {
 			return fail(err)
 		}
+	}
+	if opts.tree != nil {
+		// The tree's tracer keeps the program: the event loop resumes it.
+		opts.tree.first = t
+		return &Process{Pid: t.Pid, Notes: b.notes, Entry: b.entry, SP: b.sp, VDSO: b.vdso, Moved: b.moved, p: proc}, nil, true
 	}
 	if err := t.Detach(); err != nil {
 		return fail(err)

@@ -4,6 +4,7 @@ package linux
 
 import (
 	"errors"
+	"io"
 	"os"
 
 	"github.com/uexec/uexec/execsw"
@@ -26,3 +27,6 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) { return nil, err
 
 // StubPath needs Linux on x86-64.
 func StubPath() (string, error) { return "", errors.ErrUnsupported }
+
+// ServeKernelExecs needs Linux on x86-64.
+func ServeKernelExecs(r io.Reader) int { return 1 }

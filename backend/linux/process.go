@@ -42,6 +42,8 @@ type Options struct {
 	// go: tests compare what it holds with a kernel exec there. An error
 	// kills the program.
 	AtEntry func(pid int) error
+
+	tree *Tree // set by StartTree: keep tracing the program's execs
 }
 
 // Process is a program started by Start: a plain child of this process.

@@ -8,9 +8,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	backend "github.com/uexec/uexec/backend/linux"
 )
 
+// serveKernelExecsArg makes uexec the helper that --no-wait-descendants
+// leaves as tracer of the remaining processes (backend ServeKernelExecs).
+const serveKernelExecsArg = "__serve-kernel-execs"
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == serveKernelExecsArg {
+		os.Exit(backend.ServeKernelExecs(os.Stdin))
+	}
 	initialSigMask = readSigMask()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)
 	defer stop()
@@ -44,6 +53,14 @@ Options (plan):
 
 Options (run):
   -v, --verbose              say what differs from a kernel exec, and why
+      --once                 load only PROGRAM; the kernel does the execs it makes
+      --log-execs FILE       one JSON line per exec of the process tree ("-": stderr)
+      --no-wait-descendants  exit when PROGRAM does; descendants still running
+                             continue, their later execs done by the kernel
+
+By default run follows the whole process tree: every execve and execveat of
+PROGRAM and its descendants is done by uexec (a seccomp filter stops only
+those calls), and run exits when the last of them has.
 `
 
 func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {

@@ -24,7 +24,11 @@ type options struct {
 	noRandom bool
 	json     bool
 	verbose  bool
-	argv     []string // PROGRAM [ARG]...
+	// run only: tree mode (the default) and its log.
+	once       bool
+	logExecs   string
+	noWaitDesc bool
+	argv       []string // PROGRAM [ARG]...
 }
 
 // testHook, when set by a test, adjusts every request before it is planned
@@ -84,6 +88,18 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.json = true
 		case "-v", "--verbose":
 			o.verbose = true
+		case "--once", "--no-wait-descendants", "--log-execs":
+			if cmd != "run" {
+				return nil, fmt.Errorf("unknown option %s", a)
+			}
+			switch name {
+			case "--once":
+				o.once = true
+			case "--no-wait-descendants":
+				o.noWaitDesc = true
+			default:
+				o.logExecs = get()
+			}
 		default:
 			return nil, fmt.Errorf("unknown option %s", a)
 		}

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec"
 	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/sigexit"
 )
 
@@ -79,11 +81,22 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	signal.Notify(sigs, catchable()...)
 	defer signal.Stop(sigs)
 
-	p, req, err := o.plan(uexec.NewSwitch())
+	elog, err := openExecLog(o.logExecs, stderr)
 	if err != nil {
+		fmt.Fprintf(stderr, "uexec: --log-execs: %v\n", err)
+		return exitUsage
+	}
+	defer elog.close()
+	sw := uexec.NewSwitch()
+	first := &backend.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
+	p, req, err := o.plan(sw)
+	if err != nil {
+		first.Err = err
+		elog.write(first)
 		return failure(stderr, o.argv[0], err)
 	}
 	defer p.Close()
+	first.Path, first.Argv, first.Chain = req.Path, req.Argv, p.Chain
 	files, closeFiles, err := stdFiles(stdin, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: %v\n", err)
@@ -94,7 +107,15 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if o.verbose {
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
 	}
-	proc, err := backend.Start(p, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask})
+	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask}
+	if !o.once {
+		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
+	}
+	proc, err := backend.Start(p, bopts)
+	if err == nil {
+		first.Pid = proc.Pid
+		elog.write(first)
+	}
 	if err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) && be.Signal != 0 {
@@ -216,6 +237,14 @@ func exitLike(state *os.ProcessState) int {
 	if !ok || !ws.Signaled() {
 		return state.ExitCode()
 	}
+	return exitLikeStatus(ws)
+}
+
+// exitLikeStatus is exitLike for a wait status.
+func exitLikeStatus(ws syscall.WaitStatus) int {
+	if !ws.Signaled() {
+		return ws.ExitStatus()
+	}
 	sig := ws.Signal()
 	// Die of the same signal, without a core file of uexec's own (the
 	// program already dumped its core if it was to).
@@ -225,4 +254,71 @@ func exitLike(state *os.ProcessState) int {
 	// A signal whose default is to be ignored cannot end us: the shell
 	// convention then is 128+signal.
 	return 128 + int(sig)
+}
+
+// runTree runs the first program with every exec of its process tree done
+// by uexec (the default of run).
+func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
+	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
+	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc}
+	if exe, err := os.Executable(); err == nil {
+		topts.Helper = []string{exe, serveKernelExecsArg}
+	}
+	if o.verbose {
+		topts.Logf = bopts.Logf
+		topts.OnExec = func(ev *backend.ExecEvent) {
+			elog.write(ev)
+			if ev.By == "kernel" {
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: exec left to the kernel: %s\n", ev.Pid, ev.Path, ev.Note)
+			} else if ev.Err != nil && ev.Note != "" {
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: %v (%s)\n", ev.Pid, ev.Path, ev.Err, ev.Note)
+			}
+		}
+	}
+	tr, err := backend.StartTree(p, bopts, topts)
+	if err != nil {
+		var be *backend.Error
+		first.Err = err
+		if errors.As(err, &be) && be.Signal != 0 {
+			first.Note = "past the point of no return"
+			elog.write(first)
+			if o.verbose {
+				fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+			}
+			closeFiles()
+			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+			sigexit.Die(be.Signal)
+			return 128 + int(be.Signal)
+		}
+		elog.write(first)
+		fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+		return exitCannot
+	}
+	first.Pid = tr.Pid
+	elog.write(first)
+	if o.verbose {
+		for _, n := range tr.Notes {
+			fmt.Fprintf(stderr, "uexec: note: %s\n", n)
+		}
+		if p.Cred.Ignored != "" {
+			fmt.Fprintf(stderr, "uexec: note: set-id bits of %s not applied: %s\n", first.Path, p.Cred.Ignored)
+		}
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if ttySignals[sig] && inForeground() {
+				continue
+			}
+			tr.Signal(sig.(syscall.Signal))
+		case <-tr.FirstExited():
+			// Descendants may live on: serve them (or let them go) first.
+			<-tr.Done()
+			if err := tr.Err(); err != nil {
+				fmt.Fprintf(stderr, "uexec: %v\n", err)
+			}
+			ws := tr.Wait()
+			return exitLikeStatus(ws)
+		}
+	}
 }

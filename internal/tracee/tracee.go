@@ -48,9 +48,10 @@ type Tracee struct {
 	// Detach delivers the first one.
 	Pending []syscall.Signal
 
-	mem   *os.File // /proc/PID/mem
-	site  uint64   // address of a `syscall` instruction in the tracee
-	state state
+	mem    *os.File // /proc/PID/mem
+	site   uint64   // address of a `syscall` instruction in the tracee
+	state  state
+	status unix.WaitStatus // how it ended, once dead
 }
 
 type state int
@@ -145,6 +146,7 @@ func (t *Tracee) wait() (unix.WaitStatus, error) {
 		}
 		if ws.Exited() || ws.Signaled() {
 			t.state = dead
+			t.status = ws
 		}
 		return ws, nil
 	}
@@ -321,3 +323,54 @@ func (t *Tracee) Crash(sig syscall.Signal) unix.WaitStatus {
 	}
 	return last
 }
+
+// Adopt returns a Tracee for pid, a process that the calling thread
+// already traces and that is in a ptrace-stop (a process tree tracer adopts
+// the children the kernel attached to it). Regs become the template for
+// injected calls. Unlike a started Tracee, an adopted one is not waited
+// for by anyone else: its stops come back through the methods here, and
+// Status says how it ended if it died meanwhile.
+//
+// Preconditions: the calling goroutine is the locked thread that traces
+// pid.
+func Adopt(pid int) (*Tracee, error) {
+	t := &Tracee{Pid: pid}
+	if err := unix.PtraceGetRegs(pid, &t.Regs); err != nil {
+		return nil, ptraceErr("ptrace(PTRACE_GETREGS)", pid, err)
+	}
+	var err error
+	t.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Dead reports whether the tracee has been reaped by one of the methods,
+// and with which status.
+func (t *Tracee) Dead() (unix.WaitStatus, bool) { return t.status, t.state == dead }
+
+// Cont resumes the tracee with PTRACE_CONT, delivering the first pending
+// signal, and forgets it: the caller's own wait loop sees its next stop.
+// The other pending signals are queued to it again.
+func (t *Tracee) Cont() error {
+	if t.state != stopped {
+		return fmt.Errorf("cont: pid %d: %w", t.Pid, os.ErrProcessDone)
+	}
+	sig := 0
+	if len(t.Pending) > 0 {
+		sig = int(t.Pending[0])
+		for _, s := range t.Pending[1:] {
+			unix.Tgkill(t.Pid, t.Pid, s)
+		}
+	}
+	t.closeMem()
+	if err := unix.PtraceCont(t.Pid, sig); err != nil {
+		return ptraceErr("ptrace(PTRACE_CONT)", t.Pid, err)
+	}
+	t.state = detached
+	return nil
+}
+
+// Close releases the tracee's /proc/PID/mem without resuming it.
+func (t *Tracee) Close() { t.closeMem() }

@@ -1,0 +1,355 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+)
+
+// Linux limits on what execve copies (fs/exec.c, include/uapi/linux/binfmts.h).
+const (
+	maxArgStrlen = 131072     // MAX_ARG_STRLEN, including the NUL
+	maxArgBytes  = 256 << 20  // more than any stack budget: E2BIG beyond
+	maxArgCount  = 0x7fffffff // MAX_ARG_STRINGS
+)
+
+// callerMem reads a tracee's memory with process_vm_readv, a page at a
+// time (so that a string ending just before an unmapped page is read), with
+// the pages read so far kept for the strings that share them.
+type callerMem struct {
+	pid   int
+	pages map[uint64][]byte
+	bytes int
+}
+
+var errFault = fmt.Errorf("bad address in the caller: %w", unix.EFAULT)
+
+func (m *callerMem) page(addr uint64) ([]byte, error) {
+	base := addr &^ 4095
+	if p, ok := m.pages[base]; ok {
+		return p, nil
+	}
+	if m.bytes > maxArgBytes+maxArgStrlen {
+		return nil, fmt.Errorf("arguments beyond %d bytes: %w", maxArgBytes, unix.E2BIG)
+	}
+	p := make([]byte, 4096)
+	local := []unix.Iovec{{Base: &p[0], Len: 4096}}
+	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: 4096}}
+	n, err := unix.ProcessVMReadv(m.pid, local, remote, 0)
+	if err != nil || n != 4096 {
+		return nil, errFault
+	}
+	if m.pages == nil {
+		m.pages = map[uint64][]byte{}
+	}
+	m.pages[base] = p
+	m.bytes += 4096
+	return p, nil
+}
+
+// cstring reads the NUL-terminated string at addr, of at most max bytes
+// including the NUL; a longer one is errLong.
+func (m *callerMem) cstring(addr uint64, max int, errLong error) (string, error) {
+	if addr == 0 {
+		return "", errFault
+	}
+	var out []byte
+	for {
+		p, err := m.page(addr)
+		if err != nil {
+			return "", err
+		}
+		off := addr & 4095
+		chunk := p[off:]
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			out = append(out, chunk[:i]...)
+			if len(out)+1 > max {
+				return "", errLong
+			}
+			return string(out), nil
+		}
+		out = append(out, chunk...)
+		if len(out) >= max {
+			return "", errLong
+		}
+		addr += uint64(len(chunk))
+	}
+}
+
+func (m *callerMem) word(addr uint64) (uint64, error) {
+	var b [8]byte
+	for i := range b {
+		p, err := m.page(addr + uint64(i))
+		if err != nil {
+			return 0, err
+		}
+		b[i] = p[(addr+uint64(i))&4095]
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+// vector reads a NULL-terminated array of string pointers (argv, envp);
+// a NULL array is an empty one, as Linux takes it.
+func (m *callerMem) vector(addr uint64) ([]string, error) {
+	if addr == 0 {
+		return nil, nil
+	}
+	var ptrs []uint64
+	for {
+		p, err := m.word(addr + uint64(len(ptrs))*8)
+		if err != nil {
+			return nil, err
+		}
+		if p == 0 {
+			break
+		}
+		if len(ptrs) >= maxArgCount || len(ptrs)*8 > maxArgBytes {
+			return nil, fmt.Errorf("%d strings: %w", len(ptrs), unix.E2BIG)
+		}
+		ptrs = append(ptrs, p)
+	}
+	out := make([]string, len(ptrs))
+	for i, p := range ptrs {
+		s, err := m.cstring(p, maxArgStrlen, fmt.Errorf("string of more than %d bytes: %w", maxArgStrlen, unix.E2BIG))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// caller is what an exec needs of the process making it.
+type caller struct {
+	tid, tgid, ppid int
+	cred            execsw.Cred
+	capEff          uint64
+	personality     uint64
+}
+
+// Capability bits (include/uapi/linux/capability.h).
+const (
+	capSetgid    = 6
+	capSetuid    = 7
+	capSysPtrace = 19
+)
+
+// readCaller reads the credentials and ids of thread tid from
+// /proc/TID/status.
+func readCaller(tid int) (*caller, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return nil, err
+	}
+	c := &caller{tid: tid}
+	ids := func(v string) (r, e, s, fs uint32, ok bool) {
+		f := strings.Fields(v)
+		if len(f) != 4 {
+			return 0, 0, 0, 0, false
+		}
+		var n [4]uint32
+		for i := range n {
+			x, err := strconv.ParseUint(f[i], 10, 32)
+			if err != nil {
+				return 0, 0, 0, 0, false
+			}
+			n[i] = uint32(x)
+		}
+		return n[0], n[1], n[2], n[3], true
+	}
+	var haveUID, haveGID bool
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Tgid":
+			c.tgid, _ = strconv.Atoi(v)
+		case "PPid":
+			c.ppid, _ = strconv.Atoi(v)
+		case "Uid":
+			c.cred.UID, c.cred.EUID, c.cred.SUID, c.cred.FSUID, haveUID = ids(v)
+		case "Gid":
+			c.cred.GID, c.cred.EGID, c.cred.SGID, c.cred.FSGID, haveGID = ids(v)
+		case "Groups":
+			for _, g := range strings.Fields(v) {
+				x, err := strconv.ParseUint(g, 10, 32)
+				if err == nil {
+					c.cred.Groups = append(c.cred.Groups, uint32(x))
+				}
+			}
+		case "CapEff":
+			c.capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "NoNewPrivs":
+			c.cred.NoNewPrivs = v == "1"
+		}
+	}
+	if !haveUID || !haveGID || c.tgid == 0 {
+		return nil, fmt.Errorf("/proc/%d/status: no ids: %w", tid, unix.ESRCH)
+	}
+	c.cred.CapDACOverride = c.capEff&(1<<unix.CAP_DAC_OVERRIDE) != 0
+	c.cred.CapDACReadSearch = c.capEff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	return c, nil
+}
+
+// mayReachUs reports whether the caller may open /proc/<uexec>/fd/N (the
+// stub's memfd, the plan's files): ptrace read access to this process,
+// which root callers have.
+func (c *caller) mayReachUs() bool {
+	if c.capEff&(1<<capSysPtrace) != 0 {
+		return true
+	}
+	return false
+}
+
+// maySetID reports whether the caller, made to run setresuid and
+// setresgid itself, can take any ids.
+func (c *caller) maySetID() bool {
+	return c.capEff&(1<<capSetuid) != 0 && c.capEff&(1<<capSetgid) != 0
+}
+
+// request builds the execsw.Request of an execve or execveat by c from its
+// cwd, root, limits and personality.
+func (c *caller) request(path string, argv, envp []string) (*execsw.Request, error) {
+	proc := "/proc/" + strconv.Itoa(c.tid)
+	dir, err := os.Readlink(proc + "/cwd")
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.Readlink(proc + "/root")
+	if err != nil {
+		return nil, err
+	}
+	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: root, Cred: c.cred}
+	var rl unix.Rlimit
+	if err := unix.Prlimit(c.tgid, unix.RLIMIT_STACK, nil, &rl); err != nil {
+		return nil, os.NewSyscallError("prlimit", err)
+	}
+	req.RlimitStack = rl.Cur
+	if err := unix.Prlimit(c.tgid, unix.RLIMIT_DATA, nil, &rl); err != nil {
+		return nil, os.NewSyscallError("prlimit", err)
+	}
+	req.RlimitData = rl.Cur
+	pb, err := os.ReadFile(proc + "/personality")
+	if err != nil {
+		return nil, err
+	}
+	c.personality, _ = strconv.ParseUint(strings.TrimSpace(string(pb)), 16, 64)
+	req.NoRandom = c.personality&0x0040000 != 0 || !vaRandomized()
+	req.Downgrade = os.Geteuid() != 0
+	return req, nil
+}
+
+func vaRandomized() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/randomize_va_space")
+	return err != nil || strings.TrimSpace(string(b)) != "0"
+}
+
+// selfPath maps the caller's /proc/self and /proc/thread-self to its own
+// pid: uexec resolves the path, and to uexec /proc/self is uexec.
+func (c *caller) selfPath(p string) string {
+	for _, pre := range []string{"/proc/self", "/proc/thread-self"} {
+		if rest, ok := strings.CutPrefix(p, pre); ok && (rest == "" || rest[0] == '/') {
+			to := "/proc/" + strconv.Itoa(c.tgid)
+			if pre == "/proc/thread-self" {
+				to += "/task/" + strconv.Itoa(c.tid)
+			}
+			return to + rest
+		}
+	}
+	return p
+}
+
+// openFD opens the file behind the caller's descriptor fd for reading
+// (O_PATH first, so that no device or FIFO is ever opened), and reports
+// whether the descriptor is close-on-exec. A directory is returned as an
+// O_PATH descriptor: the exec refuses it.
+func (c *caller) openFD(fd int) (*os.File, bool, error) {
+	name := "/proc/" + strconv.Itoa(c.tid) + "/fd/" + strconv.Itoa(fd)
+	opath, err := unix.Open(name, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			err = unix.EBADF
+		}
+		return nil, false, err
+	}
+	cloexec := false
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(c.tid) + "/fdinfo/" + strconv.Itoa(fd)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				fl, _ := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				cloexec = fl&unix.O_CLOEXEC != 0
+			}
+		}
+	}
+	f, err := reopen(opath, name)
+	return f, cloexec, err
+}
+
+// reopen turns an O_PATH descriptor into a readable file when it is a
+// regular file; otherwise it keeps the O_PATH one (whose type makes the
+// exec fail with EACCES).
+func reopen(opath int, name string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(opath, &st); err != nil {
+		unix.Close(opath)
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return os.NewFile(uintptr(opath), name), nil
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(opath), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	unix.Close(opath)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// openAt opens path relative to the caller's directory descriptor dirfd
+// (execveat), with execveat's AT_SYMLINK_NOFOLLOW.
+func (c *caller) openAt(dirfd int, path string, nofollow bool) (*os.File, error) {
+	dname := "/proc/" + strconv.Itoa(c.tid) + "/fd/" + strconv.Itoa(dirfd)
+	d, err := unix.Open(dname, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			err = unix.EBADF
+		}
+		return nil, err
+	}
+	defer unix.Close(d)
+	var st unix.Stat_t
+	if err := unix.Fstat(d, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, unix.ENOTDIR
+	}
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if nofollow {
+		flags |= unix.O_NOFOLLOW
+	}
+	opath, err := unix.Openat(d, path, flags, 0)
+	if err != nil {
+		return nil, err
+	}
+	if nofollow {
+		if err := unix.Fstat(opath, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			unix.Close(opath)
+			return nil, unix.ELOOP
+		}
+	}
+	return reopen(opath, path)
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# bench/tree.sh: an exec-heavy workload (a shell loop starting 500 short
+# programs) natively, under `uexec run` (every exec by uexec), under
+# `uexec run --once` and under `strace -f -e trace=execve` (the reference
+# for the cost of ptrace), in one hyperfine run; prints the ratios.
+# Usage: bench/tree.sh [N]   (needs root for uexec run; hyperfine if
+# installed, else a bash timing loop)
+set -eu
+n=${1:-500}
+cd "$(dirname "$0")/.."
+bin=$(mktemp -d)/uexec
+go build -o "$bin" ./cmd/uexec
+loop="i=0; while [ \$i -lt $n ]; do /bin/true; i=\$((i+1)); done"
+if command -v hyperfine >/dev/null; then
+	hyperfine -N --warmup 2 --runs 10 \
+		-n native "sh -c '$loop'" \
+		-n uexec-tree "$bin run sh -c '$loop'" \
+		-n uexec-once "$bin run --once sh -c '$loop'" \
+		-n strace "strace -f -e trace=execve -o /dev/null sh -c '$loop'"
+else
+	t() { s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+	nat=$(t sh -c "$loop"); tree=$(t "$bin" run sh -c "$loop"); st=$(t strace -f -e trace=execve -o /dev/null sh -c "$loop")
+	echo "native ${nat} ms, uexec run ${tree} ms, strace ${st} ms"
+	echo "ratio uexec/native: $(echo "scale=2; $tree/$nat" | bc), strace/native: $(echo "scale=2; $st/$nat" | bc)"
+fi
+rm -rf "$(dirname "$bin")"

@@ -1,0 +1,1 @@
+int triangle(int n);
