@@ -33,6 +33,30 @@
 // to make the process execute system calls and to write its memory, so that
 // a driver other than ptrace can reuse it.
 //
+// # Process trees
+//
+// StartTree keeps tracing the program and everything it starts. Before the
+// first image is built, the stub installs a seccomp filter that returns
+// SECCOMP_RET_TRACE for execve and execveat (x86-64, x32 and ia32 numbers)
+// and allows every other call; the tracer's options follow forks, vforks
+// and clones. At an exec's seccomp stop the tracer reads the path, argv and
+// envp from the caller (process_vm_readv) and its state from /proc (cwd,
+// root, ids, groups, CapEff, NoNewPrivs, personality; prlimit for
+// RLIMIT_STACK and RLIMIT_DATA; execveat's dirfd and AT_EMPTY_PATH through
+// /proc/PID/fd and fdinfo; the caller's /proc/self is its own pid) and
+// plans the exec. A refused exec is skipped with -errno in rax, the caller
+// untouched. An accepted one is rewritten to exec the stub (its path and a
+// one-string argv written below the caller's red zone); the kernel's exec
+// of the stub is the point of no return and does what a kernel exec does
+// at that moment (other threads end, the vfork parent is released,
+// close-on-exec descriptors close, handlers reset). At the exec's system
+// call exit the plan's files are opened inside the process through
+// /proc/<uexec>/fd and the builder runs as for Start. Execs the tree
+// cannot do are left to the kernel and reported (ExecEvent.By): 32-bit
+// ABIs, callers without CAP_SYS_PTRACE (they cannot open uexec's
+// descriptors), set-id execs by callers that could not set the ids, and
+// callers that cannot execute the stub (a chroot without /proc).
+//
 // # Differences from a kernel exec
 //
 // Process.Notes lists those of a given start. Known ones:

@@ -40,6 +40,9 @@ func ServeKernelExecs(r io.Reader) int {
 	}()
 	os.Stdout.Write([]byte{'\n'}) // ready
 	tasks := map[int]bool{}
+	// handed are the tasks that arrive stopped by the tree's SIGSTOP: the
+	// group-stop they report first is ours, and is undone.
+	handed := map[int]bool{}
 	open := true
 	for open || len(tasks) > 0 {
 		// Take the ids handed over meanwhile; the stops of those already
@@ -54,6 +57,7 @@ func ServeKernelExecs(r io.Reader) int {
 				}
 				if seize(pid) {
 					tasks[pid] = true
+					handed[pid] = true
 				}
 				// The tree waits for this before it lets the next one go.
 				os.Stdout.Write([]byte{'\n'})
@@ -84,9 +88,14 @@ func ServeKernelExecs(r io.Reader) int {
 		sig := ws.StopSignal()
 		switch {
 		case sig == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_STOP:
-			// PTRACE_SEIZE's stops: a group-stop is kept (PTRACE_LISTEN),
-			// the other ones (a new child's first stop) are resumed.
-			if ptraceSiginfo(pid) == nil {
+			// PTRACE_SEIZE's stops: the group-stop of the hand-over is
+			// undone (PTRACE_CONT resumes a seized task from group-stop),
+			// other group-stops are kept (PTRACE_LISTEN), the other stops
+			// (a new child's first) are resumed.
+			if handed[pid] {
+				delete(handed, pid)
+				unix.PtraceCont(pid, 0)
+			} else if ptraceSiginfo(pid) == nil {
 				unix.PtraceCont(pid, 0)
 			} else {
 				unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0)
@@ -108,10 +117,10 @@ func ServeKernelExecs(r io.Reader) int {
 // seize attaches to pid as soon as the tree's detach lets it (EPERM while
 // the tree still traces it: the tree sends the id just before).
 //
-// Known race: between the tree's PTRACE_DETACH and this PTRACE_SEIZE the
-// process runs untraced, and an exec it makes in that window fails with
-// ENOSYS (SECCOMP_RET_TRACE without a tracer, Linux 6.18). A vfork child
-// handed over just before its exec hits it often.
+// The tree detaches each task into a group-stop (SIGSTOP), so that it
+// cannot run untraced between the detach and this PTRACE_SEIZE: an exec it
+// made then would fail with ENOSYS (SECCOMP_RET_TRACE without a tracer,
+// Linux 6.18).
 func seize(pid int) bool {
 	for i := 0; i < 100000; i++ {
 		_, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, kernelExecOptions, 0, 0)
@@ -177,18 +186,18 @@ func (tr *Tree) startHelper() *helper {
 	return h
 }
 
-// handOver sends pid, stopped, to the helper and detaches it; the helper
-// retries PTRACE_SEIZE until the detach lets it, so that the window in
-// which an exec of it would fail with ENOSYS is a few microseconds. It
-// waits for the helper's acknowledgement. Without a helper pid is detached
-// only.
+// handOver sends pid, in the signal-delivery-stop of the tree's SIGSTOP,
+// to the helper and detaches it with that SIGSTOP delivered: the task stays
+// stopped, untraced, until the helper has seized it and resumes it. (Its
+// parent may see the stop: a CLD_STOPPED SIGCHLD.) It waits for the
+// helper's acknowledgement. Without a helper pid is detached and runs.
 func (h *helper) handOver(pid int) {
 	if h.w == nil {
 		ptraceDetach(pid, 0)
 		return
 	}
 	_, err := fmt.Fprintf(h.w, "%d\n", pid)
-	ptraceDetach(pid, 0)
+	ptraceDetach(pid, int(unix.SIGSTOP))
 	if err == nil {
 		var b [1]byte
 		h.ack.Read(b[:])
