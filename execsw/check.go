@@ -135,7 +135,10 @@ func (epp *Package) adopt(file *os.File) (*vm.File, error) {
 // names for exec. With noFollow a final symlink is ELOOP.
 func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	if name == "" {
-		return nil, "", execErr(name, unix.ENOENT, "empty path")
+		// Only an interpreter gets here (Execve refuses an empty path
+		// with ENOENT first): Linux's open_exec of "" walks to the
+		// caller's cwd and refuses the directory (measured on 6.18).
+		return nil, "", execErr(name, unix.EACCES, "an empty interpreter name names the current directory")
 	}
 	if len(name) >= pathMax {
 		return nil, "", execErr(name, unix.ENAMETOOLONG, "path of %d bytes", len(name))

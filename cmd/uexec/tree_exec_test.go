@@ -16,12 +16,7 @@ import (
 
 // knownTreeDiffs are cases of testdata/tree/execs.c whose outcome under
 // uexec differs from the kernel's for a reason outside the tree code.
-var knownTreeDiffs = map[string]string{
-	// The planner opens the empty interpreter name of a "#!" file as
-	// ENOENT (execsw open: "empty path"); Linux walks "" to the cwd and
-	// refuses the directory with EACCES.
-	"bang-only": "planner: #! with an empty interpreter name",
-}
+var knownTreeDiffs = map[string]string{}
 
 // splitCases splits the output of execs into its cases.
 func splitCases(out string) map[string]string {
