@@ -89,20 +89,7 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 	// Descriptors this process holds without FD_CLOEXEC survive a kernel
 	// exec, so they survive here too: the plan's files take numbers no
 	// such descriptor uses, and only those are closed at the end.
-	var planFiles []*vm.File
-	seen := map[*vm.File]bool{}
-	for _, f := range plan.Files {
-		if f != nil && !seen[f] {
-			seen[f] = true
-			planFiles = append(planFiles, f)
-		}
-	}
-	for _, c := range plan.Cmds {
-		if c.File != nil && !seen[c.File] {
-			seen[c.File] = true
-			planFiles = append(planFiles, c.File)
-		}
-	}
+	planFiles := planFileList(plan)
 	var opened []*os.File
 	defer func() {
 		for _, f := range opened {

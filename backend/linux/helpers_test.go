@@ -18,6 +18,7 @@ import (
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/format/elf"
 	"github.com/uexec/uexec/format/script"
+	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/internal/tracee"
 )
 
@@ -25,13 +26,7 @@ import (
 // capability.
 func need(t testing.TB, ok bool, why string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("UEXEC_REQUIRE_ALL") == "1" {
-		t.Fatalf("required capability missing: %s", why)
-	}
-	t.Skip(why)
+	testenv.Need(t, ok, "%s", why)
 }
 
 var ptraceProbe struct {

@@ -112,26 +112,11 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
 	}
 	proc, err := backend.Start(p, bopts)
-	if err == nil {
-		first.Pid = proc.Pid
-		elog.write(first)
-	}
 	if err != nil {
-		var be *backend.Error
-		if errors.As(err, &be) && be.Signal != 0 {
-			// Past the point of no return the kernel kills the process;
-			// the caller sees only the signal.
-			if o.verbose {
-				fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
-			}
-			closeFiles()
-			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-			sigexit.Die(be.Signal)
-			return 128 + int(be.Signal)
-		}
-		fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
-		return exitCannot
+		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
+	first.Pid = proc.Pid
+	elog.write(first)
 	if o.verbose {
 		for _, n := range proc.Notes {
 			fmt.Fprintf(stderr, "uexec: note: %s\n", n)
@@ -256,6 +241,29 @@ func exitLikeStatus(ws syscall.WaitStatus) int {
 	return 128 + int(sig)
 }
 
+// startFailed ends run after the backend could not start the first
+// program: past the point of no return uexec dies of the signal the kernel
+// would have killed the program with (the caller sees only that), before
+// it with exit status 126 and a message.
+func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent, stderr io.Writer, closeFiles func()) int {
+	first.Err = err
+	var be *backend.Error
+	if errors.As(err, &be) && be.Signal != 0 {
+		first.Note = "past the point of no return"
+		elog.write(first)
+		if o.verbose {
+			fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+		}
+		closeFiles()
+		unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+		sigexit.Die(be.Signal)
+		return 128 + int(be.Signal)
+	}
+	elog.write(first)
+	fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+	return exitCannot
+}
+
 // runTree runs the first program with every exec of its process tree done
 // by uexec (the default of run).
 func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
@@ -277,22 +285,7 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 	}
 	tr, err := backend.StartTree(p, bopts, topts)
 	if err != nil {
-		var be *backend.Error
-		first.Err = err
-		if errors.As(err, &be) && be.Signal != 0 {
-			first.Note = "past the point of no return"
-			elog.write(first)
-			if o.verbose {
-				fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
-			}
-			closeFiles()
-			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-			sigexit.Die(be.Signal)
-			return 128 + int(be.Signal)
-		}
-		elog.write(first)
-		fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
-		return exitCannot
+		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
 	first.Pid = tr.Pid
 	elog.write(first)

@@ -13,15 +13,14 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/testenv"
 )
 
 // skipOrFail skips the test, or fails it when UEXEC_REQUIRE_ALL=1.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("UEXEC_REQUIRE_ALL") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Need(t, false, format, args...)
 }
 
 // needPtrace skips the test when this process cannot trace a child.

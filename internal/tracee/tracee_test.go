@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/internal/stub"
+	"github.com/uexec/uexec/internal/testenv"
 )
 
 // TestInject starts the stub, injects system calls and checks their
@@ -28,7 +29,7 @@ func TestInject(t *testing.T) {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		tr, err := Start(&Options{Path: path, Argv: []string{"stub"}, Files: []uintptr{0, 1, 2}})
 		if err != nil {
-			if os.Getenv("UEXEC_REQUIRE_ALL") == "1" {
+			if testenv.RequireAll() {
 				t.Errorf("ptrace: %v", err)
 			} else {
 				t.Logf("skipping, ptrace: %v", err)
