@@ -156,6 +156,7 @@ func TestPlanFailures(t *testing.T) {
 		{"bad ELF", []string{"plan", goldenDir + "/garbage"}, 0, ""}, // execvp gives it to /bin/sh
 		{"missing interpreter", []string{"plan", goldenDir + "/noshell"}, 127, goldenDir + "/missing"},
 		{"usage", []string{"plan"}, 125, "no program given"},
+		{"help", []string{"plan", "--help"}, 0, ""},
 		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},
 		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 127, "cannot change directory"},
 	} {

@@ -31,6 +31,9 @@ type options struct {
 	argv       []string // PROGRAM [ARG]...
 }
 
+// errHelp asks for the usage text.
+var errHelp = errors.New("help")
+
 // testHook, when set by a test, adjusts every request before it is planned
 // (a fixed machine description and credentials for golden files).
 var testHook func(*execsw.Request)
@@ -86,6 +89,8 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				return nil, fmt.Errorf("unknown option %s", a)
 			}
 			o.json = true
+		case "-h", "--help":
+			return nil, errHelp
 		case "-v", "--verbose":
 			o.verbose = true
 		case "--once", "--no-wait-descendants", "--log-execs":

@@ -163,6 +163,10 @@ func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
 func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	o, err := parseOptions(args, "plan")
 	if err != nil {
+		if err == errHelp {
+			io.WriteString(stdout, usage)
+			return 0
+		}
 		fmt.Fprintf(stderr, "uexec plan: %v\n%s", err, usage)
 		return exitUsage
 	}

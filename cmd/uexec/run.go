@@ -72,6 +72,10 @@ var ttySignals = map[os.Signal]bool{syscall.SIGINT: true, syscall.SIGQUIT: true,
 func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	o, err := parseOptions(args, "run")
 	if err != nil {
+		if err == errHelp {
+			io.WriteString(stdout, usage)
+			return 0
+		}
 		fmt.Fprintf(stderr, "uexec run: %v\n%s", err, usage)
 		return exitUsage
 	}
