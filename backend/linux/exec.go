@@ -32,13 +32,8 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if plan.Fatal != nil {
-		// Linux kills the process past the point of no return: nothing of
-		// the new image ever runs.
-		return nil, &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
-	}
-	if plan.Compat {
-		return nil, fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
+	if err := runnable(plan); err != nil {
+		return nil, err
 	}
 	type result struct {
 		p   *Process
@@ -58,6 +53,19 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}()
 	r := <-ch
 	return r.p, r.err
+}
+
+// runnable refuses the plans this backend cannot start.
+func runnable(plan *execsw.Plan) error {
+	if plan.Fatal != nil {
+		// Linux kills the process past the point of no return: nothing of
+		// the new image ever runs.
+		return &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
+	}
+	if plan.Compat {
+		return fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
+	}
+	return nil
 }
 
 // start runs on the tracer thread. traced reports whether a tracee may be

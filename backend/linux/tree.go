@@ -123,11 +123,8 @@ func StartTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tree, err
 	if opts == nil {
 		opts = &Options{}
 	}
-	if plan.Fatal != nil {
-		return nil, &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
-	}
-	if plan.Compat {
-		return nil, fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
+	if err := runnable(plan); err != nil {
+		return nil, err
 	}
 	stubPath, err := StubPath()
 	if err != nil {

@@ -122,12 +122,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	first.Pid = proc.Pid
 	elog.write(first)
 	if o.verbose {
-		for _, n := range proc.Notes {
-			fmt.Fprintf(stderr, "uexec: note: %s\n", n)
-		}
-		if p.Cred.Ignored != "" {
-			fmt.Fprintf(stderr, "uexec: note: set-id bits of %s not applied: %s\n", req.Path, p.Cred.Ignored)
-		}
+		printNotes(stderr, proc.Notes, p, req.Path)
 	}
 	done := make(chan struct{})
 	var state *os.ProcessState
@@ -245,6 +240,17 @@ func exitLikeStatus(ws syscall.WaitStatus) int {
 	return 128 + int(sig)
 }
 
+// printNotes says what the first program can observe that differs from a
+// kernel exec (--verbose).
+func printNotes(stderr io.Writer, notes []string, p *execsw.Plan, path string) {
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "uexec: note: %s\n", n)
+	}
+	if p.Cred.Ignored != "" {
+		fmt.Fprintf(stderr, "uexec: note: set-id bits of %s not applied: %s\n", path, p.Cred.Ignored)
+	}
+}
+
 // startFailed ends run after the backend could not start the first
 // program: past the point of no return uexec dies of the signal the kernel
 // would have killed the program with (the caller sees only that), before
@@ -294,12 +300,7 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 	first.Pid = tr.Pid
 	elog.write(first)
 	if o.verbose {
-		for _, n := range tr.Notes {
-			fmt.Fprintf(stderr, "uexec: note: %s\n", n)
-		}
-		if p.Cred.Ignored != "" {
-			fmt.Fprintf(stderr, "uexec: note: set-id bits of %s not applied: %s\n", first.Path, p.Cred.Ignored)
-		}
+		printNotes(stderr, tr.Notes, p, first.Path)
 	}
 	for {
 		select {
