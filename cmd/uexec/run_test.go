@@ -235,42 +235,61 @@ func TestRunOptions(t *testing.T) {
 	}
 }
 
-// TestRunSurvivesUexec kills uexec while its program runs: the program
-// goes on, untraced and not stopped.
+// TestRunSurvivesUexec kills uexec while its program runs. With --once the
+// program goes on, untraced and not stopped; in tree mode it dies with its
+// tracer (PTRACE_O_EXITKILL): never is it left stopped or traced.
 func TestRunSurvivesUexec(t *testing.T) {
 	needRun(t)
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
-	cmd := exec.Command(uexecBin, "run", "/bin/sh", "-c", "echo $$ > "+pidFile+"; exec sleep 30")
-	cmd.Env = testEnv
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	for i := 0; i < 200 && pid == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
-			fmt.Sscan(string(b), &pid)
-		}
-	}
-	if pid == 0 {
-		cmd.Process.Kill()
-		t.Fatal("the program did not start")
-	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
-	cmd.Process.Kill()
-	cmd.Wait()
-	time.Sleep(50 * time.Millisecond)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("the program died with uexec: %v", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "TracerPid:") && strings.TrimSpace(strings.TrimPrefix(l, "TracerPid:")) != "0" {
-			t.Errorf("program still traced: %s", l)
-		}
-		if strings.HasPrefix(l, "State:") && (strings.Contains(l, "stopped") || strings.Contains(l, "tracing")) {
-			t.Errorf("program left stopped: %s", l)
-		}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		survive bool
+	}{
+		{"once", []string{"--once"}, true},
+		{"tree", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pidFile := filepath.Join(dir, "pid")
+			args := append(append([]string{"run"}, tc.args...), "/bin/sh", "-c", "echo $$ > "+pidFile+"; exec sleep 30")
+			cmd := exec.Command(uexecBin, args...)
+			cmd.Env = testEnv
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var pid int
+			for i := 0; i < 200 && pid == 0; i++ {
+				time.Sleep(10 * time.Millisecond)
+				if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+					fmt.Sscan(string(b), &pid)
+				}
+			}
+			if pid == 0 {
+				cmd.Process.Kill()
+				t.Fatal("the program did not start")
+			}
+			defer syscall.Kill(pid, syscall.SIGKILL)
+			time.Sleep(50 * time.Millisecond) // sleep(1) exec'd
+			cmd.Process.Kill()
+			cmd.Wait()
+			time.Sleep(100 * time.Millisecond)
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			state, tracer := "", ""
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "State:"); ok {
+					state = strings.TrimSpace(v)
+				}
+				if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+					tracer = strings.TrimSpace(v)
+				}
+			}
+			alive := err == nil && !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
+			if alive != tc.survive {
+				t.Errorf("program alive %v (state %q), want %v", alive, state, tc.survive)
+			}
+			if alive && (tracer != "0" || strings.Contains(state, "stopped") || strings.Contains(state, "tracing")) {
+				t.Errorf("program left stopped or traced: state %q tracer %s", state, tracer)
+			}
+		})
 	}
 }
