@@ -45,6 +45,7 @@ func FuzzELF(f *testing.F) {
 			File:     &vm.File{Path: "fuzz", R: bytes.NewReader(b), Size: int64(len(b))},
 			Hdr:      b[:min(len(b), HeaderSize)],
 			HdrValid: min(len(b), HeaderSize),
+			Head:     b[:min(len(b), 4096)], // what the switch reads ahead
 			Space:    space,
 		}
 		open := func(string) (*vm.File, error) {
