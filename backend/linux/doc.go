@@ -57,6 +57,16 @@
 // descriptors), set-id execs by callers that could not set the ids, and
 // callers that cannot execute the stub (a chroot without /proc).
 //
+// The tree is traced with PTRACE_SEIZE semantics: the first stub is
+// started untraced (with PR_SET_PDEATHSIG) and seized in the SIGSTOP it
+// sends itself, with PTRACE_O_EXITKILL, then continued with SIGCONT; the
+// children the kernel attaches are seized too. Group-stops (SIGSTOP,
+// SIGTSTP, SIGTTIN, SIGTTOU) are reported as PTRACE_EVENT_STOP and kept
+// with PTRACE_LISTEN: the process stays stopped, its parent is notified
+// as usual and SIGCONT resumes it, as without a tracer. Other signals are
+// delivered from their signal-delivery-stop. Start (and uexec run --once)
+// still use PTRACE_TRACEME.
+//
 // # Differences from a kernel exec
 //
 // Process.Notes lists those of a given start. Known ones:

@@ -139,14 +139,20 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 	}
 	// Inherited descriptors above the ones we pass stay as they are.
 
-	t, err := startStub(&tracee.Options{
+	to := &tracee.Options{
 		Argv:     []string{"uexec-stub"},
 		Env:      []string{},
 		Dir:      opts.Dir,
 		Files:    fds,
 		Sys:      opts.Sys,
 		NoRandom: opts.NoRandom,
-	})
+	}
+	if opts.tree != nil {
+		// The tree is seized, so that its group-stops can be kept (and
+		// its auto-attached children are seized too).
+		to.Seize = treeOptions
+	}
+	t, err := startStub(to)
 	if err != nil {
 		return nil, &Error{Step: "starting the stub", Err: err}, false
 	}

@@ -97,6 +97,8 @@ type task struct {
 	kernelNext bool // its next exec stop goes to the kernel untouched
 	exec       *pendingExec
 	stopping   bool // release: a SIGSTOP of ours is on its way
+	listening  bool // kept in a group-stop with PTRACE_LISTEN
+	jobStopped bool // release: interrupted in the program's own group-stop
 }
 
 // pendingExec is an exec between the seccomp stop and the built image.
@@ -297,8 +299,25 @@ func (tr *Tree) event(pid int, ws unix.WaitStatus) {
 		tk = &task{tid: pid}
 		tr.tasks[pid] = tk
 	}
+	tk.listening = false
 	sig := ws.StopSignal()
 	switch {
+	case isEventStop(ws):
+		if isStopSignal(sig) {
+			// A group-stop: kept, as without a tracer. The process stays
+			// stopped (its parent has been told) until a SIGCONT, which
+			// brings it back here with SIGTRAP.
+			tk.started = true
+			tk.listening = true
+			if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0); e != 0 && e != unix.ESRCH {
+				tr.logf("pid %d: ptrace(PTRACE_LISTEN): %v", pid, e)
+			}
+			return
+		}
+		// The first stop of an auto-attached child, a PTRACE_INTERRUPT,
+		// or the end of a group-stop (SIGCONT).
+		tk.started = true
+		tr.cont(pid, 0)
 	case sig == syscall.SIGTRAP|0x80:
 		tr.syscallStop(tk)
 	case sig == syscall.SIGTRAP && ws.TrapCause() > 0:
@@ -315,21 +334,21 @@ func (tr *Tree) event(pid int, ws unix.WaitStatus) {
 		default:
 			tr.cont(pid, 0)
 		}
-	case !tk.started && sig == syscall.SIGSTOP:
-		// The stop of a newly attached child.
-		tk.started = true
-		tr.cont(pid, 0)
-	case sig == syscall.SIGSTOP || sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU:
-		if ptraceSiginfo(pid) == unix.EINVAL {
-			// A group-stop: a tracer attached without PTRACE_SEIZE
-			// cannot keep it, it resumes the tracee (as strace does).
-			tr.cont(pid, 0)
-			return
-		}
-		tr.cont(pid, int(sig))
 	default:
+		// A signal-delivery-stop: the signal goes on to the tracee (a
+		// stop signal then starts a group-stop, reported as above).
 		tr.cont(pid, int(sig))
 	}
+}
+
+// isEventStop reports whether ws is a PTRACE_EVENT_STOP of a seized
+// tracee: a group-stop (with the stop signal) or another trap (SIGTRAP).
+func isEventStop(ws unix.WaitStatus) bool {
+	return ws.Stopped() && uint32(ws)>>16 == unix.PTRACE_EVENT_STOP
+}
+
+func isStopSignal(sig syscall.Signal) bool {
+	return sig == syscall.SIGSTOP || sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
 }
 
 func (tr *Tree) exited(pid int, ws unix.WaitStatus) {
@@ -787,7 +806,16 @@ func planFileList(plan *execsw.Plan) []*vm.File {
 func (tr *Tree) release() {
 	h := tr.startHelper()
 	for pid, tk := range tr.tasks {
-		if tk.started {
+		switch {
+		case tk.listening:
+			// Stopped by the program's job control: a SIGSTOP would not
+			// wake it; PTRACE_INTERRUPT reports the group-stop again, and
+			// the helper keeps it.
+			tk.stopping, tk.jobStopped = true, true
+			if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(pid), 0, 0, 0, 0); e != 0 {
+				tr.logf("pid %d: ptrace(PTRACE_INTERRUPT): %v", pid, e)
+			}
+		case tk.started:
 			tk.stopping = true
 			unix.Tgkill(tr.tgidOf(pid), pid, unix.SIGSTOP)
 		}
@@ -829,14 +857,23 @@ func (tr *Tree) release() {
 			tr.tasks[pid] = tk
 		}
 		if ws.Stopped() {
+			sig := ws.StopSignal()
 			switch {
 			case ws.TrapCause() == unix.PTRACE_EVENT_SECCOMP:
 				tk.kernelNext = true
-			case ws.StopSignal() == syscall.SIGSTOP && (!tk.started || tk.stopping):
-				// Our stop, or a child attached meanwhile.
+			case isEventStop(ws) && sig == syscall.SIGTRAP && (!tk.started || tk.jobStopped):
+				// A child attached meanwhile (its first stop is a trap, not
+				// a signal that a detach could deliver), or a job-stopped
+				// task continued meanwhile: stopped with a SIGSTOP of ours.
+				tk.started, tk.stopping, tk.jobStopped = true, true, false
+				unix.Tgkill(tr.tgidOf(pid), pid, unix.SIGSTOP)
+				tr.cont(pid, 0)
+				continue
+			case tk.stopping && (sig == syscall.SIGSTOP && !isEventStop(ws) || isEventStop(ws) && isStopSignal(sig)):
+				// Our stop, or a group-stop (which the detach keeps).
 				delete(tr.tasks, pid)
 				handed[pid] = true
-				h.handOver(pid)
+				h.handOver(pid, tk.jobStopped)
 				continue
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,20 +29,29 @@ const kernelExecOptions = unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK |
 // when no tracer is attached. It returns the exit status for the helper.
 func ServeKernelExecs(r io.Reader) int {
 	runtime.LockOSThread()
-	ids := make(chan int)
+	type handedID struct {
+		pid     int
+		stopped bool // in the program's own group-stop: kept
+	}
+	ids := make(chan handedID)
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			if pid, err := strconv.Atoi(sc.Text()); err == nil {
-				ids <- pid
+			f := strings.Fields(sc.Text())
+			if len(f) == 0 {
+				continue
+			}
+			if pid, err := strconv.Atoi(f[0]); err == nil {
+				ids <- handedID{pid, len(f) > 1 && f[1] == "stopped"}
 			}
 		}
 		close(ids)
 	}()
 	os.Stdout.Write([]byte{'\n'}) // ready
 	tasks := map[int]bool{}
-	// handed are the tasks that arrive stopped by the tree's SIGSTOP: the
-	// group-stop they report first is ours, and is undone.
+	// handed are the tasks that arrive in a group-stop: the one they
+	// report first is undone when it is the tree's SIGSTOP (false), kept
+	// when it is the program's own (true).
 	handed := map[int]bool{}
 	open := true
 	for open || len(tasks) > 0 {
@@ -50,14 +60,14 @@ func ServeKernelExecs(r io.Reader) int {
 		// first can exec and release its parent.
 		for more := open; more; {
 			select {
-			case pid, ok := <-ids:
+			case id, ok := <-ids:
 				if !ok {
 					open, more = false, false
 					break
 				}
-				if seize(pid) {
-					tasks[pid] = true
-					handed[pid] = true
+				if seize(id.pid) {
+					tasks[id.pid] = true
+					handed[id.pid] = id.stopped
 				}
 				// The tree waits for this before it lets the next one go.
 				os.Stdout.Write([]byte{'\n'})
@@ -87,18 +97,18 @@ func ServeKernelExecs(r io.Reader) int {
 		tasks[pid] = true
 		sig := ws.StopSignal()
 		switch {
-		case sig == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_STOP:
+		case isEventStop(ws):
 			// PTRACE_SEIZE's stops: the group-stop of the hand-over is
 			// undone (PTRACE_CONT resumes a seized task from group-stop),
-			// other group-stops are kept (PTRACE_LISTEN), the other stops
-			// (a new child's first) are resumed.
-			if handed[pid] {
-				delete(handed, pid)
-				unix.PtraceCont(pid, 0)
-			} else if ptraceSiginfo(pid) == nil {
-				unix.PtraceCont(pid, 0)
-			} else {
+			// other group-stops (the stop signal, not SIGTRAP) are kept
+			// (PTRACE_LISTEN), the other stops (a new child's first, the
+			// end of a group-stop) are resumed.
+			keep, wasHanded := handed[pid]
+			delete(handed, pid)
+			if isStopSignal(sig) && (keep || !wasHanded) {
 				unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0)
+			} else {
+				unix.PtraceCont(pid, 0)
 			}
 		case sig == syscall.SIGTRAP && ws.TrapCause() > 0:
 			if c := ws.TrapCause(); c == unix.PTRACE_EVENT_FORK || c == unix.PTRACE_EVENT_VFORK || c == unix.PTRACE_EVENT_CLONE {
@@ -191,12 +201,19 @@ func (tr *Tree) startHelper() *helper {
 // stopped, untraced, until the helper has seized it and resumes it. (Its
 // parent may see the stop: a CLD_STOPPED SIGCHLD.) It waits for the
 // helper's acknowledgement. Without a helper pid is detached and runs.
-func (h *helper) handOver(pid int) {
+//
+// jobStopped says pid is in a group-stop of the program's own (job
+// control): the helper keeps it stopped rather than resuming it.
+func (h *helper) handOver(pid int, jobStopped bool) {
 	if h.w == nil {
 		ptraceDetach(pid, 0)
 		return
 	}
-	_, err := fmt.Fprintf(h.w, "%d\n", pid)
+	line := strconv.Itoa(pid)
+	if jobStopped {
+		line += " stopped"
+	}
+	_, err := fmt.Fprintf(h.w, "%s\n", line)
 	ptraceDetach(pid, int(unix.SIGSTOP))
 	if err == nil {
 		var b [1]byte

@@ -328,3 +328,22 @@ func TestTreeNoWaitDescendantsBusy(t *testing.T) {
 	}
 	t.Fatal("the released descendant did not finish")
 }
+
+// TestTreeJobControl: a program in the tree stops its child with SIGSTOP
+// and SIGTSTP and continues it with SIGCONT, natively and under `uexec
+// run`: waitpid reports the stop and the continue, and the child does not
+// run while stopped (the tree's tracer keeps group-stops with
+// PTRACE_LISTEN).
+func TestTreeJobControl(t *testing.T) {
+	needRun(t)
+	bin := testenv.BuildC(t, mustAbs(t, "testdata/tree/jobctl.c"), "-w")
+	dir := t.TempDir()
+	native := runCmd(t, "", "", bin, filepath.Join(dir, "native"))
+	if native.status != 0 || !strings.HasSuffix(native.stdout, "ok\n") {
+		t.Fatalf("natively: %v", native)
+	}
+	under := runCmd(t, "", "", uexecBin, "run", bin, filepath.Join(dir, "uexec"))
+	if native.String() != under.String() {
+		t.Errorf("native:\n%v\nuexec:\n%v", native, under)
+	}
+}

@@ -7,8 +7,9 @@
 // The stub is linked at Base, an address no program uses, so that it does
 // not collide with the image built in its place. Its code stops itself with
 // SIGSTOP (a tracer that started it with PTRACE_TRACEME sees the exec's
-// SIGTRAP before even that) and, when continued untouched, exits with status
-// 127, so that a stub run by mistake never lingers. The `syscall`
+// SIGTRAP before even that; a tree tracer seizes it in that stop) and, when
+// continued untouched, exits with status 127, so that a stub run by
+// mistake never lingers. The `syscall`
 // instruction at SyscallAddr is the one a tracer may use to inject system
 // calls while the stub's page is still mapped.
 //

@@ -36,6 +36,12 @@ type Options struct {
 	// NoRandom starts the program with ADDR_NO_RANDOMIZE in its
 	// personality (setarch -R); otherwise that flag is cleared.
 	NoRandom bool
+	// Seize, when not 0, attaches with PTRACE_SEIZE and these ptrace
+	// options (PTRACE_O_EXITKILL is added) instead of PTRACE_TRACEME, so
+	// that the tracer sees group-stops as PTRACE_EVENT_STOP and its
+	// auto-attached children are seized too. The program must stop itself
+	// with SIGSTOP at its entry (the stub does).
+	Seize int
 }
 
 // Tracee is a process stopped under ptrace by the calling thread.
@@ -68,8 +74,10 @@ func ptraceErr(call string, pid int, err error) error {
 }
 
 // Start forks and executes o.Path with PTRACE_TRACEME and waits for the
-// exec's SIGTRAP stop. The tracee is killed if this process dies
-// (PTRACE_O_EXITKILL; PR_SET_PDEATHSIG covers the moment before the exec).
+// exec's SIGTRAP stop; with o.Seize it waits for the program's own
+// SIGSTOP instead and attaches with PTRACE_SEIZE (see seize). The tracee
+// is killed if this process dies (PTRACE_O_EXITKILL; PR_SET_PDEATHSIG
+// covers the moment before the attach).
 // The caller must clear the death signal (prctl(PR_SET_PDEATHSIG, 0)) in
 // the tracee before detaching if the program should not inherit it.
 //
@@ -80,7 +88,9 @@ func Start(o *Options) (*Tracee, error) {
 	if o.Sys != nil {
 		spa = *o.Sys
 	}
-	spa.Ptrace = true
+	spa.Ptrace = o.Seize == 0
+	// Until the attach the death signal is the only tie to this thread:
+	// should it die then, the child dies too.
 	spa.Pdeathsig = syscall.SIGKILL
 	attr.Sys = &spa
 
@@ -108,18 +118,25 @@ func Start(o *Options) (*Tracee, error) {
 		return nil, fmt.Errorf("starting %s under ptrace: %w", o.Path, err)
 	}
 	t := &Tracee{Pid: pid}
-	ws, err := t.wait()
-	if err != nil {
-		t.Kill()
-		return nil, err
-	}
-	if !ws.Stopped() || ws.StopSignal() != syscall.SIGTRAP {
-		t.Kill()
-		return nil, fmt.Errorf("pid %d: status %#x after exec, want a SIGTRAP stop: %w", pid, uint32(ws), unix.ECHILD)
-	}
-	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL); err != nil {
-		t.Kill()
-		return nil, ptraceErr("ptrace(PTRACE_SETOPTIONS)", pid, err)
+	if o.Seize != 0 {
+		if err := t.seize(o.Seize | unix.PTRACE_O_EXITKILL); err != nil {
+			t.Kill()
+			return nil, err
+		}
+	} else {
+		ws, err := t.wait()
+		if err != nil {
+			t.Kill()
+			return nil, err
+		}
+		if !ws.Stopped() || ws.StopSignal() != syscall.SIGTRAP {
+			t.Kill()
+			return nil, fmt.Errorf("pid %d: status %#x after exec, want a SIGTRAP stop: %w", pid, uint32(ws), unix.ECHILD)
+		}
+		if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL); err != nil {
+			t.Kill()
+			return nil, ptraceErr("ptrace(PTRACE_SETOPTIONS)", pid, err)
+		}
 	}
 	if err := unix.PtraceGetRegs(pid, &t.Regs); err != nil {
 		t.Kill()
@@ -131,6 +148,68 @@ func Start(o *Options) (*Tracee, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// seize attaches to the untraced child t with PTRACE_SEIZE once it has
+// stopped itself (its SIGSTOP at entry), and ends that group-stop with
+// SIGCONT, as a shell's fg would: the group is then no longer "stopped"
+// for the kernel, and a later group-stop of the program is its own. It
+// returns with the tracee in the signal-delivery-stop of that SIGCONT,
+// which is suppressed (the next restart passes no signal), at the
+// instruction after the stub's kill. Other signals that arrive meanwhile
+// are kept in Pending.
+func (t *Tracee) seize(opts int) error {
+	pid := t.Pid
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return ptraceErr("wait4", pid, err)
+		}
+		break
+	}
+	if ws.Exited() || ws.Signaled() {
+		t.state, t.status = dead, ws
+		return fmt.Errorf("pid %d: status %#x before its stop, want a SIGSTOP stop: %w", pid, uint32(ws), unix.ECHILD)
+	}
+	if !ws.Stopped() || ws.StopSignal() != syscall.SIGSTOP {
+		return fmt.Errorf("pid %d: status %#x at start, want a SIGSTOP stop: %w", pid, uint32(ws), unix.ECHILD)
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, uintptr(opts), 0, 0); e != 0 {
+		return ptraceErr("ptrace(PTRACE_SEIZE)", pid, e)
+	}
+	// The SIGCONT is pending before the tracee can leave its stop, so it
+	// reports it before running a single instruction of the stub again.
+	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+		return ptraceErr("kill(SIGCONT)", pid, err)
+	}
+	for {
+		ws, err := t.wait()
+		if err != nil {
+			return err
+		}
+		if t.state == dead {
+			return fmt.Errorf("pid %d died (status %#x) before its start: %w", pid, uint32(ws), os.ErrProcessDone)
+		}
+		if !ws.Stopped() {
+			continue
+		}
+		sig := ws.StopSignal()
+		if ws>>16 == 0 {
+			if sig == syscall.SIGCONT {
+				return nil
+			}
+			t.Pending = append(t.Pending, sig)
+		}
+		// A PTRACE_EVENT_STOP (the seize's trap, the group-stop, the
+		// SIGCONT's notification) or another signal: on to the SIGCONT.
+		if err := unix.PtraceCont(pid, 0); err != nil {
+			return ptraceErr("ptrace(PTRACE_CONT)", pid, err)
+		}
+	}
 }
 
 // wait waits for the next state change of the tracee.
@@ -190,12 +269,15 @@ func (t *Tracee) Syscall(name string, nr uint64, args ...uint64) (uint64, error)
 		if t.state == dead {
 			return 0, fmt.Errorf("%s: pid %d died (status %#x): %w", name, t.Pid, uint32(ws), os.ErrProcessDone)
 		}
-		if ws.StopSignal() == syscall.SIGTRAP {
+		if ws.StopSignal() == syscall.SIGTRAP && ws>>16 == 0 {
 			break
 		}
-		// Another signal arrived: keep it for the program. If the call
-		// was interrupted the kernel has rewound it; step again.
-		t.Pending = append(t.Pending, ws.StopSignal())
+		// Another signal arrived: keep it for the program (a seized
+		// tracee's PTRACE_EVENT_STOP carries none). If the call was
+		// interrupted the kernel has rewound it; step again.
+		if ws>>16 == 0 {
+			t.Pending = append(t.Pending, ws.StopSignal())
+		}
 		if err := unix.PtraceGetRegs(t.Pid, &r); err != nil {
 			return 0, ptraceErr("ptrace(PTRACE_GETREGS)", t.Pid, err)
 		}
