@@ -33,9 +33,11 @@ func runNative(t *testing.T, path string) []mapping {
 	real, _ := filepath.EvalSymlinks(path)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(mapsPath)
-		if err == nil && strings.Contains(string(b), real) {
-			if st, err := os.ReadFile("/proc/" + itoa(cmd.Process.Pid) + "/stat"); err == nil && strings.Contains(string(st), ") S ") {
+		// Sleeping first, then the maps: a reader of the maps during the
+		// exec can see the new image half built.
+		if st, err := os.ReadFile("/proc/" + itoa(cmd.Process.Pid) + "/stat"); err == nil && strings.Contains(string(st), ") S ") {
+			b, err := os.ReadFile(mapsPath)
+			if err == nil && strings.Contains(string(b), real) {
 				return parseMaps(t, string(b))
 			}
 		}
