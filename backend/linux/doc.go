@@ -51,11 +51,28 @@
 // at that moment (other threads end, the vfork parent is released,
 // close-on-exec descriptors close, handlers reset). At the exec's system
 // call exit the plan's files are opened inside the process through
-// /proc/<uexec>/fd and the builder runs as for Start. Execs the tree
-// cannot do are left to the kernel and reported (ExecEvent.By): 32-bit
-// ABIs, callers without CAP_SYS_PTRACE (they cannot open uexec's
-// descriptors), set-id execs by callers that could not set the ids, and
-// callers that cannot execute the stub (a chroot without /proc).
+// /proc/<uexec>/fd and the builder runs as for Start.
+//
+// A caller that will lack CAP_SYS_PTRACE once it runs the stub (the
+// effective set after a plain exec: the bounding set for euid 0, else the
+// ambient set) cannot follow /proc/<uexec>/fd. Its exec runs the stub from
+// SharedStubFile instead (a file any user may execute: mode 0555, in a
+// 0755 directory of the temporary directory, owned by this process's user,
+// content checked), and the plan's files are opened inside the process by
+// their resolved names (vm.File.Name) with openat(O_RDONLY|O_CLOEXEC) and
+// the caller's own credentials, then checked with an injected fstat to be
+// the planned files (dev and inode; a mismatch past the point of no return
+// kills the process with SIGSEGV). Before the stub is exec'd, the tracer
+// checks with the caller's ids, groups and capabilities that it may search
+// every directory on the way and read every file (and execute the stub),
+// and that it shares this process's root and mount namespace.
+//
+// Execs the tree cannot do are left to the kernel and reported
+// (ExecEvent.By): 32-bit ABIs, callers without CAP_SYS_PTRACE that could
+// not open the plan's files or the stub by name (a file they may execute
+// but not read, another root or mount namespace), set-id execs by callers
+// that could not set the ids, and callers that cannot execute the stub (a
+// chroot without /proc).
 //
 // The tree is traced with PTRACE_SEIZE semantics: the first stub is
 // started untraced (with PR_SET_PDEATHSIG) and seized in the SIGSTOP it

@@ -28,6 +28,7 @@ var stubs struct {
 	memPath string // /proc/PID/fd/N of memfd
 	memBad  bool   // executing the memfd failed: use the file
 	file    string // the cached file, once verified
+	shared  string // the file any user may execute, once verified
 }
 
 func init() { stubs.memfd = -1 }
@@ -204,4 +205,81 @@ func verifyStub(p string, want []byte) error {
 		return fmt.Errorf("%s: not the stub: %w", p, unix.EEXIST)
 	}
 	return nil
+}
+
+// SharedStubFile materialises the stub as a file that any user may
+// execute, once per process: for the processes of a tree that dropped
+// their privileges and so cannot reach this process's /proc (see
+// Tree). It lives in the directory uexec-<euid>-stub of the temporary
+// directory (or of /tmp), made mode 0755 and owned by this process's
+// user; the file is mode 0555, owned by this user, holds exactly the
+// stub's bytes, and every directory above it is searchable by all and
+// writable by nobody but root or this user, unless sticky.
+func SharedStubFile() (string, error) {
+	stubs.mu.Lock()
+	defer stubs.mu.Unlock()
+	if stubs.shared != "" {
+		return stubs.shared, nil
+	}
+	b := stub.ELF()
+	sum := sha256.Sum256(b)
+	name := "stub-" + hex.EncodeToString(sum[:8])
+	var errs []error
+	seen := map[string]bool{}
+	for _, tmp := range []string{os.TempDir(), "/tmp"} {
+		top, err := filepath.EvalSymlinks(tmp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[top] {
+			continue
+		}
+		seen[top] = true
+		if err := checkPublicAncestors(top); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		dir := filepath.Join(top, fmt.Sprintf("uexec-%d-stub", os.Geteuid()))
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			errs = append(errs, err)
+			continue
+		}
+		if err := checkOwned(dir, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p, err := stubFileIn(dir, name, b)
+		if err == nil {
+			stubs.shared = p
+			return p, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("materialising a shared stub: %w", errors.Join(errs...))
+}
+
+// checkPublicAncestors reports an error unless dir and every directory
+// above it are searchable by all and, unless sticky, writable only by
+// root or this process's user.
+func checkPublicAncestors(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: d, Err: err}
+		}
+		ok := st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&0o001 != 0 &&
+			(st.Uid == 0 || st.Uid == uint32(os.Geteuid())) &&
+			(st.Mode&0o022 == 0 || st.Mode&unix.S_ISVTX != 0)
+		if !ok {
+			return fmt.Errorf("%s: mode %o owner %d: not a public, safe directory: %w", d, st.Mode, st.Uid, unix.EPERM)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }

@@ -108,6 +108,9 @@ type pendingExec struct {
 	regs   unix.PtraceRegs // at the seccomp stop: to let the kernel retry
 	ev     *ExecEvent
 	execed bool // the kernel's exec of the stub is done
+	// byName: the plan's files are opened by their names with the
+	// caller's credentials (a caller that cannot reach uexec's /proc).
+	byName bool
 }
 
 // treeOptions are the ptrace options of every tracee.
@@ -471,10 +474,6 @@ func (tr *Tree) seccompStop(tk *task) {
 		unSelf(plan, self, path)
 	}
 	switch {
-	case !c.mayReachUs():
-		plan.Close()
-		kernel("the caller cannot open uexec's descriptors (it lacks CAP_SYS_PTRACE)")
-		return
 	case plan.Compat:
 		plan.Close()
 		kernel("a 32-bit image: uexec has no 32-bit stub")
@@ -484,12 +483,26 @@ func (tr *Tree) seccompStop(tk *task) {
 		kernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
 		return
 	}
-	if err := tr.writeStubCall(pid, kind, &regs); err != nil {
+	stubPath, byName := tr.stubPath, false
+	if !c.mayReachUs() {
+		// The caller cannot follow /proc/<uexec>/fd: the stub is exec'd
+		// from a file any user may execute and the plan's files are
+		// opened by name with the caller's own credentials, which must
+		// allow it now, before the point of no return.
+		p, err := tr.byNameCheck(c, req, plan)
+		if err != nil {
+			plan.Close()
+			kernel(err.Error())
+			return
+		}
+		stubPath, byName = p, true
+	}
+	if err := tr.writeStubCall(pid, kind, &regs, stubPath); err != nil {
 		plan.Close()
 		kernel(fmt.Sprintf("no room below the caller's stack for the stub's name: %v", err))
 		return
 	}
-	tk.exec = &pendingExec{plan: plan, req: req, ev: ev, regs: regs}
+	tk.exec = &pendingExec{plan: plan, req: req, ev: ev, regs: regs, byName: byName}
 	tk.exec.savedArgs(kind, dirfd, pathPtr, argvPtr, envpPtr, flags)
 	if err := unix.PtraceSetRegs(pid, &regs); err != nil {
 		tk.exec = nil
@@ -597,9 +610,10 @@ func unSelf(plan *execsw.Plan, self, path string) {
 // stubArgv0 is the stub's argv[0] while it runs.
 const stubArgv0 = "uexec-stub"
 
-// writeStubCall makes the stopped execve or execveat of pid exec the stub:
-// its path and a one-string argv and empty envp are written below the
-// caller's stack pointer, and the call's arguments point at them.
+// writeStubCall makes the stopped execve or execveat of pid exec the stub
+// at stubPath: its path and a one-string argv and empty envp are written
+// below the caller's stack pointer, and the call's arguments point at
+// them.
 //
 // Why writing there is safe: the x86-64 ABI leaves everything below
 // rsp-128 (the red zone) free for the kernel's signal frames at any
@@ -612,17 +626,17 @@ const stubArgv0 = "uexec-stub"
 // pointer is above. The write goes through process_vm_writev, which never
 // grows a mapping: when the pages are not mapped the exec is left to the
 // kernel rather than touching anything else.
-func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs) error {
+func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPath string) error {
 	base := (regs.Rsp - 128 - 1024) &^ 15
 	var buf []byte
 	le := binary.LittleEndian
 	pathAddr := base + 32
-	argv0Addr := pathAddr + uint64(len(tr.stubPath)) + 1
+	argv0Addr := pathAddr + uint64(len(stubPath)) + 1
 	buf = le.AppendUint64(buf, argv0Addr) // argv[0]
 	buf = le.AppendUint64(buf, 0)         // argv[1]
 	buf = le.AppendUint64(buf, 0)         // envp[0]
 	buf = le.AppendUint64(buf, 0)
-	buf = append(buf, tr.stubPath...)
+	buf = append(buf, stubPath...)
 	buf = append(buf, 0)
 	buf = append(buf, stubArgv0...)
 	buf = append(buf, 0)
@@ -728,7 +742,9 @@ func (tr *Tree) syscallStop(tk *task) {
 
 // build builds the planned image in the stub that replaced the caller:
 // the plan's files are opened inside it through /proc/<uexec>/fd (the very
-// files that were checked), then the builder runs as for Start.
+// files that were checked) or, for a caller that cannot reach uexec's
+// /proc, by name and checked to be the same files (openByName); then the
+// builder runs as for Start.
 func (tr *Tree) build(t *tracee.Tracee, ex *pendingExec) error {
 	plan := ex.plan
 	if plan.Fatal != nil {
@@ -750,6 +766,14 @@ func (tr *Tree) build(t *tracee.Tracee, ex *pendingExec) error {
 	b.at("opening the plan's files")
 	scratch := (t.Regs.Rsp - 4096) &^ 15
 	for _, f := range planFileList(plan) {
+		if ex.byName {
+			fd, err := openByName(t, scratch, f)
+			if err != nil {
+				return err
+			}
+			b.fds[f] = fd
+			continue
+		}
 		h, err := hostFD(f)
 		if err != nil {
 			return err
@@ -768,7 +792,11 @@ func (tr *Tree) build(t *tracee.Tracee, ex *pendingExec) error {
 		}
 		b.fds[f] = int(fd)
 	}
-	if err := t.WriteMem(scratch, make([]byte, 64)); err != nil {
+	wipe := 64
+	if ex.byName {
+		wipe = maxByName
+	}
+	if err := t.WriteMem(scratch, make([]byte, wipe)); err != nil {
 		return err
 	}
 	if err := b.run(); err != nil {
@@ -777,6 +805,75 @@ func (tr *Tree) build(t *tracee.Tracee, ex *pendingExec) error {
 	b.at("starting the program")
 	regs := tracee.EntryRegs(uint64(b.entry), uint64(b.sp))
 	return t.SetRegs(&regs)
+}
+
+// byNameCheck decides, before the point of no return, whether an exec by
+// c, which cannot reach uexec's /proc, can still be uexec's: c sees our
+// mounts from the same root, can execute the shared stub file, and can
+// read every file of the plan by its resolved name (openByName). It
+// returns the stub's path, or why not.
+func (tr *Tree) byNameCheck(c *caller, req *execsw.Request, plan *execsw.Plan) (string, error) {
+	if !c.sameMounts(req.Root) {
+		return "", errors.New("the caller, without CAP_SYS_PTRACE, has another root or mount namespace: it can reach neither uexec's descriptors nor its stub file")
+	}
+	p, err := SharedStubFile()
+	if err != nil {
+		return "", fmt.Errorf("the caller lacks CAP_SYS_PTRACE and there is no stub file it could execute: %v", err)
+	}
+	if err := c.mayOpen(p, mayX, 0, 0); err != nil {
+		return "", fmt.Errorf("the caller lacks CAP_SYS_PTRACE and cannot execute the stub file: %v", err)
+	}
+	for _, f := range planFileList(plan) {
+		if f.Ino == 0 {
+			return "", fmt.Errorf("the caller lacks CAP_SYS_PTRACE and %s has no inode to check it by", f.Name())
+		}
+		if len(f.Name()) >= maxByName {
+			return "", fmt.Errorf("the caller lacks CAP_SYS_PTRACE and %s has a name of %d bytes or more", f.Name(), maxByName)
+		}
+		if err := c.mayOpen(f.Name(), mayR, f.Dev, f.Ino); err != nil {
+			if !strings.HasPrefix(err.Error(), "the caller") {
+				err = fmt.Errorf("the caller lacks CAP_SYS_PTRACE and uexec cannot open %s by name: %v", f.Name(), err)
+			}
+			return "", err
+		}
+	}
+	return p, nil
+}
+
+// statSize is sizeof(struct stat) on x86-64.
+const statSize = 144
+
+// maxByName bounds the names that openByName writes below the stub's
+// stack pointer.
+const maxByName = 2048
+
+// openByName opens f inside the stub by its resolved name with
+// openat(O_RDONLY|O_CLOEXEC), with the process's own credentials, and
+// checks with fstat that it is the planned file (its dev and inode): a
+// file replaced since the exec was planned is an error, which past the
+// point of no return kills the process.
+func openByName(t *tracee.Tracee, scratch uint64, f *vm.File) (int, error) {
+	name := f.Name()
+	if err := t.WriteMem(scratch, append([]byte(name), 0)); err != nil {
+		return 0, err
+	}
+	fd, err := t.Syscall("openat", unix.SYS_OPENAT, atFDCWD, scratch, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return 0, fmt.Errorf("opening %s as the caller: %w", name, err)
+	}
+	if _, err := t.Syscall("fstat", unix.SYS_FSTAT, fd, scratch); err != nil {
+		return 0, fmt.Errorf("fstat of %s: %w", name, err)
+	}
+	buf := make([]byte, statSize)
+	if err := t.ReadMem(scratch, buf); err != nil {
+		return 0, err
+	}
+	dev, ino := binary.LittleEndian.Uint64(buf[0:]), binary.LittleEndian.Uint64(buf[8:])
+	if dev != f.Dev || ino != f.Ino {
+		return 0, fmt.Errorf("%s was replaced since the exec was planned (dev %#x inode %d, planned dev %#x inode %d): %w",
+			name, dev, ino, f.Dev, f.Ino, unix.ESTALE)
+	}
+	return int(fd), nil
 }
 
 // planFileList returns the distinct files of plan, in order.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -134,6 +135,7 @@ type caller struct {
 	tid, tgid, ppid int
 	cred            execsw.Cred
 	capEff          uint64
+	capBnd, capAmb  uint64 // the bounding and ambient sets
 	personality     uint64
 }
 
@@ -192,6 +194,10 @@ func readCaller(tid int) (*caller, error) {
 			}
 		case "CapEff":
 			c.capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "CapBnd":
+			c.capBnd, _ = strconv.ParseUint(v, 16, 64)
+		case "CapAmb":
+			c.capAmb, _ = strconv.ParseUint(v, 16, 64)
 		case "NoNewPrivs":
 			c.cred.NoNewPrivs = v == "1"
 		}
@@ -204,14 +210,20 @@ func readCaller(tid int) (*caller, error) {
 	return c, nil
 }
 
-// mayReachUs reports whether the caller may open /proc/<uexec>/fd/N (the
-// stub's memfd, the plan's files): ptrace read access to this process,
-// which root callers have.
+// mayReachUs reports whether the caller, once it has exec'd the stub, may
+// open /proc/<uexec>/fd/N (the stub's memfd, the plan's files): ptrace
+// read access to this process, which root callers have. What counts is
+// the effective set after the exec of the stub (a plain file, no set-id
+// bits, no file capabilities; cap_bprm_creds_from_file): the bounding set
+// for an effective uid 0, else the ambient set. A caller that changed its
+// uid while keeping its capabilities (setpriv, PR_SET_KEEPCAPS) has
+// CAP_SYS_PTRACE now but not in the stub.
 func (c *caller) mayReachUs() bool {
-	if c.capEff&(1<<capSysPtrace) != 0 {
-		return true
+	eff := c.capAmb
+	if c.cred.EUID == 0 {
+		eff = c.capBnd
 	}
-	return false
+	return eff&(1<<capSysPtrace) != 0
 }
 
 // maySetID reports whether the caller, made to run setresuid and
@@ -233,15 +245,12 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 		return nil, err
 	}
 	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: root, Cred: c.cred}
-	var rl unix.Rlimit
-	if err := unix.Prlimit(c.tgid, unix.RLIMIT_STACK, nil, &rl); err != nil {
-		return nil, os.NewSyscallError("prlimit", err)
+	if req.RlimitStack, err = c.rlimit(unix.RLIMIT_STACK, "Max stack size"); err != nil {
+		return nil, err
 	}
-	req.RlimitStack = rl.Cur
-	if err := unix.Prlimit(c.tgid, unix.RLIMIT_DATA, nil, &rl); err != nil {
-		return nil, os.NewSyscallError("prlimit", err)
+	if req.RlimitData, err = c.rlimit(unix.RLIMIT_DATA, "Max data size"); err != nil {
+		return nil, err
 	}
-	req.RlimitData = rl.Cur
 	pb, err := os.ReadFile(proc + "/personality")
 	if err != nil {
 		return nil, err
@@ -250,6 +259,40 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 	req.NoRandom = c.personality&0x0040000 != 0 || !vaRandomized()
 	req.Downgrade = os.Geteuid() != 0
 	return req, nil
+}
+
+// rlimit returns the caller's soft limit res: with prlimit, or, when
+// prlimit is refused (a caller of another user and no CAP_SYS_RESOURCE
+// here), from the line named row of /proc/PID/limits.
+func (c *caller) rlimit(res int, row string) (uint64, error) {
+	var rl unix.Rlimit
+	err := unix.Prlimit(c.tgid, res, nil, &rl)
+	if err == nil {
+		return rl.Cur, nil
+	}
+	if err != unix.EPERM {
+		return 0, os.NewSyscallError("prlimit", err)
+	}
+	b, rerr := os.ReadFile("/proc/" + strconv.Itoa(c.tgid) + "/limits")
+	if rerr != nil {
+		return 0, os.NewSyscallError("prlimit", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, row); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			if f[0] == "unlimited" {
+				return unix.RLIM_INFINITY, nil
+			}
+			if v, perr := strconv.ParseUint(f[0], 10, 64); perr == nil {
+				return v, nil
+			}
+			break
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/limits: no %s: %w", c.tgid, row, unix.EPERM)
 }
 
 func vaRandomized() bool {
@@ -352,4 +395,98 @@ func (c *caller) openAt(dirfd int, path string, nofollow bool) (*os.File, error)
 		}
 	}
 	return reopen(opath, path)
+}
+
+// Access bits of may (include/linux/fs.h MAY_EXEC, MAY_READ).
+const (
+	mayX = 1
+	mayR = 4
+)
+
+// mayAccess is generic_permission for the caller's credentials on a
+// regular file or a directory (capabilities as the kernel counts them).
+func mayAccess(c *execsw.Cred, st *unix.Stat_t, bit uint32) bool {
+	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if c.CapDACOverride {
+		if bit == mayX && !dir {
+			return st.Mode&0o111 != 0
+		}
+		return true
+	}
+	if c.CapDACReadSearch && (bit == mayR || dir && bit == mayX) {
+		return true
+	}
+	mode := st.Mode
+	switch {
+	case st.Uid == c.FSUID:
+		return (mode>>6)&bit != 0
+	case c.FSGID == st.Gid || slicesContains(c.Groups, st.Gid):
+		return (mode>>3)&bit != 0
+	default:
+		return mode&bit != 0
+	}
+}
+
+func slicesContains(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// mayOpen reports why the caller could not open the absolute path name
+// for bit (mayR or mayX) with its own credentials, or nil: every directory
+// on the way must be searchable, none a symlink (the name is resolved),
+// and the file a regular file with the permission. When ino is not 0 the
+// file must be dev and ino.
+func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
+	if !filepath.IsAbs(name) || filepath.Clean(name) != name {
+		return fmt.Errorf("%q is not a resolved absolute name", name)
+	}
+	for d := filepath.Dir(name); ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: d, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%s: not a directory", d)
+		}
+		if !mayAccess(&c.cred, &st, mayX) {
+			return fmt.Errorf("the caller cannot search %s", d)
+		}
+		if d == "/" {
+			break
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(name, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s: not a regular file", name)
+	}
+	if ino != 0 && (st.Dev != dev || st.Ino != ino) {
+		return fmt.Errorf("%s is no longer the planned file", name)
+	}
+	if !mayAccess(&c.cred, &st, bit) {
+		what := "read"
+		if bit == mayX {
+			what = "execute"
+		}
+		return fmt.Errorf("the caller cannot %s %s: uexec needs to", what, name)
+	}
+	return nil
+}
+
+// sameMounts reports whether the caller sees this process's mounts: the
+// same mount namespace and root.
+func (c *caller) sameMounts(root string) bool {
+	if root != "" && root != "/" {
+		return false
+	}
+	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(c.tid) + "/ns/mnt")
+	ours, err2 := os.Readlink("/proc/self/ns/mnt")
+	return err1 == nil && err2 == nil && theirs == ours
 }

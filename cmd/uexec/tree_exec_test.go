@@ -347,3 +347,81 @@ func TestTreeJobControl(t *testing.T) {
 		t.Errorf("native:\n%v\nuexec:\n%v", native, under)
 	}
 }
+
+// TestTreeUnprivilegedCaller: a root shell under `uexec run` drops its
+// privileges with setpriv; the unprivileged processes cannot reach
+// uexec's /proc, yet their execs are uexec's (the stub from a file any
+// user may execute, the plan's files opened by name as the caller), with
+// the same output as natively. A program the caller may execute but not
+// read (mode 0711) is left to the kernel, with a note.
+func TestTreeUnprivilegedCaller(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	drop := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"}
+	t.Run("readable", func(t *testing.T) {
+		argv := append(drop[:len(drop):len(drop)], "/bin/sh", "-c", "/bin/echo hi; id -u")
+		native := runCmd(t, "", "/", argv...)
+		log := filepath.Join(t.TempDir(), "log")
+		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, argv...)...)
+		if native.String() != under.String() || native.stdout != "hi\n65534\n" {
+			t.Errorf("native:\n%v\nuexec:\n%v", native, under)
+		}
+		by := map[string]string{}
+		for _, l := range readExecLog(t, log) {
+			if l.Result == "ok" {
+				by[filepath.Base(l.Path)] = l.By
+			}
+			if l.By != "uexec" {
+				t.Errorf("not by uexec: %+v", l)
+			}
+		}
+		for _, want := range []string{"setpriv", "sh", "echo", "id"} {
+			if by[want] != "uexec" {
+				t.Errorf("log: %s by %q, want uexec; have %v", want, by[want], by)
+			}
+		}
+	})
+	t.Run("unreadable", func(t *testing.T) {
+		dir := t.TempDir()
+		// Reachable by nobody: the test's directories under the
+		// temporary directory become searchable by all.
+		for d := dir; d != "/" && d != filepath.Clean(os.TempDir()); d = filepath.Dir(d) {
+			if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+				os.Chmod(d, st.Mode().Perm()|0o011)
+			}
+		}
+		b, err := os.ReadFile("/bin/true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog := filepath.Join(dir, "true")
+		if err := os.WriteFile(prog, b, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(prog, 0o711)
+		argv := append(drop[:len(drop):len(drop)], "/bin/sh", "-c", prog+" && echo ran")
+		native := runCmd(t, "", "/", argv...)
+		log := filepath.Join(t.TempDir(), "log")
+		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, argv...)...)
+		if native.String() != under.String() || native.stdout != "ran\n" {
+			t.Errorf("native:\n%v\nuexec:\n%v", native, under)
+		}
+		found := false
+		for _, l := range readExecLog(t, log) {
+			if l.Path != prog {
+				if l.By != "uexec" {
+					t.Errorf("not by uexec: %+v", l)
+				}
+				continue
+			}
+			found = true
+			if l.By != "kernel" || !strings.Contains(l.Note, "cannot read "+prog+": uexec needs to") {
+				t.Errorf("the unreadable program: %+v, want by the kernel with a note", l)
+			}
+		}
+		if !found {
+			t.Errorf("the unreadable program is not in the log")
+		}
+	})
+}
