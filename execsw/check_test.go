@@ -45,10 +45,7 @@ func kernelOpenErrno(t *testing.T, path, dir string, uid uint32) error {
 
 func TestCheckExecErrnos(t *testing.T) {
 	testenv.NeedRoot(t)
-	dir := t.TempDir()
-	// Other users must be able to reach the test tree.
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o755)
+	dir := testenv.SharedTempDir(t)
 	mk := func(name, content string, mode os.FileMode) string { return testFile(t, dir, name, content, mode) }
 	prog := mk("prog", "MAGIC...", 0o755)
 	mk("noexec", "MAGIC...", 0o644)

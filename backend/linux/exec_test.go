@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
 )
 
 // program is a program under test, built once per test binary run.
@@ -122,31 +124,12 @@ func TestMapsNoRandom(t *testing.T) {
 				if what == "stat" {
 					want.stdout, got.stdout = statFields(want.stdout), statFields(got.stdout)
 				}
-				if d := lineDiff(want.stdout, got.stdout); d != "" {
+				if d := testenv.LineDiff(want.stdout, got.stdout); d != "" {
 					t.Errorf("%s: native (-) and uexec (+) differ:\n%s", what, d)
 				}
 			}
 		})
 	}
-}
-
-// lineDiff returns the lines that differ, position by position.
-func lineDiff(a, b string) string {
-	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	var sb strings.Builder
-	for i := 0; i < max(len(al), len(bl)); i++ {
-		var x, y string
-		if i < len(al) {
-			x = al[i]
-		}
-		if i < len(bl) {
-			y = bl[i]
-		}
-		if x != y {
-			fmt.Fprintf(&sb, "- %s\n+ %s\n", x, y)
-		}
-	}
-	return sb.String()
 }
 
 // statFields keeps the lines of a "stat" run except the /proc/self/stat

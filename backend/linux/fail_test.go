@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/internal/stub"
+	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -97,7 +98,7 @@ func TestBigArgs(t *testing.T) {
 	env := []string{"A=1"}
 	want := runNative(t, path, argv, env, true)
 	got, _ := runUexec(t, path, argv, env, true)
-	if d := lineDiff(want.stdout, got.stdout); d != "" {
+	if d := testenv.LineDiff(want.stdout, got.stdout); d != "" {
 		t.Errorf("native (-) and uexec (+) differ:\n%s", d)
 	}
 }

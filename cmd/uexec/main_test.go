@@ -14,6 +14,7 @@ import (
 
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/testelf"
+	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/stack"
 )
 
@@ -118,28 +119,10 @@ func TestPlanGolden(t *testing.T) {
 				t.Fatalf("%v (run with -update to create it)", err)
 			}
 			if got != string(want) {
-				t.Errorf("output differs from %s (rerun with -update after checking):\n%s", file, lineDiff(string(want), got))
+				t.Errorf("output differs from %s (rerun with -update after checking):\n%s", file, testenv.LineDiff(string(want), got))
 			}
 		})
 	}
-}
-
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var a, c string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			c = g[i]
-		}
-		if a != c {
-			b.WriteString("- " + a + "\n+ " + c + "\n")
-		}
-	}
-	return b.String()
 }
 
 func TestPlanFailures(t *testing.T) {

@@ -142,9 +142,7 @@ func itoaU(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 func TestRunSetID(t *testing.T) {
 	testenv.NeedRoot(t)
 	ids := testenv.BuildC(t, "testdata/progs/ids.c")
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o755)
+	dir := testenv.SharedTempDir(t)
 	install := func(dir string) string {
 		b, err := os.ReadFile(ids)
 		if err != nil {
@@ -199,9 +197,7 @@ func TestRunSetID(t *testing.T) {
 func TestRunUnprivileged(t *testing.T) {
 	testenv.NeedRoot(t)
 	ids := testenv.BuildC(t, "testdata/progs/ids.c")
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o755)
+	dir := testenv.SharedTempDir(t)
 	b, _ := os.ReadFile(ids)
 	setid := filepath.Join(dir, "ids")
 	os.WriteFile(setid, b, 0o755)

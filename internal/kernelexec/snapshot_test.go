@@ -64,17 +64,7 @@ func checkNoChildren(t *testing.T) {
 func TestSnapshotTrueNoRandom(t *testing.T) {
 	needPtrace(t)
 	opts := Options{Path: "/bin/true", Argv: []string{"true", "a b"}, Envp: []string{"X=1", "EMPTY="}, NoRandom: true}
-	a, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := Compare(a, b, CompareOptions{AllowRandom: true}); len(d) != 0 {
-		t.Errorf("two NoRandom snapshots differ:\n%s", joinDiffs(d))
-	}
+	a, b := twoSnapshots(t, opts)
 	// The AT_RANDOM bytes are the one thing that must differ.
 	if d := Compare(a, b, CompareOptions{}); len(d) == 0 {
 		t.Errorf("AT_RANDOM bytes identical in two runs")
@@ -171,17 +161,7 @@ func TestSnapshotStatic(t *testing.T) {
 		skipOrFail(t, "cannot build a static program: %v", err)
 	}
 	opts := Options{Path: bin, Argv: []string{"st"}, Envp: []string{"A=b"}, NoRandom: true}
-	a, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Snapshot(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := Compare(a, b, CompareOptions{AllowRandom: true}); len(d) != 0 {
-		t.Errorf("two NoRandom snapshots differ:\n%s", joinDiffs(d))
-	}
+	a, _ := twoSnapshots(t, opts)
 	checkLinuxEntry(t, a, opts)
 	if base, ok := a.AuxVal(AT_BASE); !ok || base != 0 {
 		t.Errorf("AT_BASE = %#x, want 0 for a static program", base)
@@ -346,4 +326,21 @@ func TestSnapshotCancel(t *testing.T) {
 	if _, err := Snapshot(ctx, Options{Path: "/bin/true"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// twoSnapshots snapshots opts twice and checks that, ASLR off, the two
+// differ in the AT_RANDOM bytes at most.
+func twoSnapshots(t *testing.T, opts Options) (a, b *Snap) {
+	t.Helper()
+	var err error
+	if a, err = Snapshot(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = Snapshot(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if d := Compare(a, b, CompareOptions{AllowRandom: true}); len(d) != 0 {
+		t.Errorf("two NoRandom snapshots differ:\n%s", joinDiffs(d))
+	}
+	return a, b
 }

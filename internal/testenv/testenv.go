@@ -102,3 +102,37 @@ func Cleanup() {
 		cache.dir, cache.built = "", nil
 	}
 }
+
+// SharedTempDir returns a new temporary directory that other users can
+// reach (t.TempDir's parent is private to root), for tests that run
+// programs under other ids.
+func SharedTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// LineDiff lists the lines of want and got that differ, position by
+// position, as "- want" / "+ got" pairs.
+func LineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var x, y string
+		if i < len(w) {
+			x = w[i]
+		}
+		if i < len(g) {
+			y = g[i]
+		}
+		if x != y {
+			b.WriteString("- " + x + "\n+ " + y + "\n")
+		}
+	}
+	return b.String()
+}
