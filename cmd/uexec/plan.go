@@ -167,7 +167,7 @@ func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 			io.WriteString(stdout, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "uexec plan: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "uexec plan: %v\nTry 'uexec help' for more information.\n", err)
 		return exitUsage
 	}
 	p, req, err := o.plan(uexec.NewSwitch())

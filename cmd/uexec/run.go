@@ -76,7 +76,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 			io.WriteString(stdout, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "uexec run: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "uexec run: %v\nTry 'uexec help' for more information.\n", err)
 		return exitUsage
 	}
 	// Signals that arrive while the program is being built are held and
