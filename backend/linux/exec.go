@@ -35,6 +35,9 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if err := runnable(plan); err != nil {
 		return nil, err
 	}
+	if opts.tree == nil {
+		return spawn(plan, opts)
+	}
 	type result struct {
 		p   *Process
 		err error
@@ -219,7 +222,7 @@ func startStub(o *tracee.Options) (*tracee.Tracee, error) {
 	if err == nil || path != stubs.memPath || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
 		return t, err
 	}
-	markMemfdBad()
+	stubs.markMemfdBad()
 	if o.Path, err = StubFile(); err != nil {
 		return nil, err
 	}

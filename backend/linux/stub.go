@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uexec/uexec/internal/planstub"
 	"github.com/uexec/uexec/internal/stub"
 )
 
@@ -22,7 +23,10 @@ import (
 // internal/stub for its source).
 func StubELF() []byte { return stub.ELF() }
 
-var stubs struct {
+// stubCache materialises one stub executable: as a sealed memfd, or as a
+// file when memfds cannot be executed.
+type stubCache struct {
+	elf     func() []byte
 	mu      sync.Mutex
 	memfd   int    // -1 until made; kept open for the life of the process
 	memPath string // /proc/PID/fd/N of memfd
@@ -31,7 +35,12 @@ var stubs struct {
 	shared  string // the file any user may execute, once verified
 }
 
-func init() { stubs.memfd = -1 }
+// stubs is the tracing stub (internal/stub); planStub the stub that runs a
+// plan itself (internal/planstub).
+var (
+	stubs    = &stubCache{elf: stub.ELF, memfd: -1}
+	planStub = &stubCache{elf: planstub.ELF, memfd: -1}
+)
 
 // StubPath returns a path that execve(2) runs as the stub. It prefers a
 // sealed memfd of this process, named through /proc/PID/fd so that a child
@@ -41,20 +50,22 @@ func init() { stubs.memfd = -1 }
 //
 // The /proc path works for processes that see this process's /proc, that
 // is, the same pid namespace and a mounted /proc.
-func StubPath() (string, error) {
+func StubPath() (string, error) { return stubs.path() }
+
+func (stubs *stubCache) path() (string, error) {
 	stubs.mu.Lock()
 	bad := stubs.memBad
 	stubs.mu.Unlock()
 	if !bad {
-		if p, err := stubMemfd(); err == nil {
+		if p, err := stubs.makeMemfd(); err == nil {
 			return p, nil
 		}
 	}
-	return StubFile()
+	return stubs.cachedFile()
 }
 
 // stubMemfd creates the memfd once.
-func stubMemfd() (string, error) {
+func (stubs *stubCache) makeMemfd() (string, error) {
 	stubs.mu.Lock()
 	defer stubs.mu.Unlock()
 	if stubs.memfd >= 0 {
@@ -76,7 +87,7 @@ func stubMemfd() (string, error) {
 		stubs.memBad = true
 		return "", os.NewSyscallError(call, err)
 	}
-	b := stub.ELF()
+	b := stubs.elf()
 	for len(b) > 0 {
 		n, err := unix.Write(fd, b)
 		if err != nil {
@@ -96,7 +107,7 @@ func stubMemfd() (string, error) {
 
 // markMemfdBad makes StubPath use the file from now on: executing the
 // memfd failed (a noexec policy).
-func markMemfdBad() {
+func (stubs *stubCache) markMemfdBad() {
 	stubs.mu.Lock()
 	stubs.memBad = true
 	stubs.mu.Unlock()
@@ -108,13 +119,15 @@ func markMemfdBad() {
 // only if it is a regular file owned by us, writable by nobody else, and
 // holds exactly the stub's bytes; otherwise a fresh one is created with
 // O_EXCL and renamed into place.
-func StubFile() (string, error) {
+func StubFile() (string, error) { return stubs.cachedFile() }
+
+func (stubs *stubCache) cachedFile() (string, error) {
 	stubs.mu.Lock()
 	defer stubs.mu.Unlock()
 	if stubs.file != "" {
 		return stubs.file, nil
 	}
-	b := stub.ELF()
+	b := stubs.elf()
 	sum := sha256.Sum256(b)
 	name := "stub-" + hex.EncodeToString(sum[:8])
 	var dirs []string
@@ -215,13 +228,15 @@ func verifyStub(p string, want []byte) error {
 // user; the file is mode 0555, owned by this user, holds exactly the
 // stub's bytes, and every directory above it is searchable by all and
 // writable by nobody but root or this user, unless sticky.
-func SharedStubFile() (string, error) {
+func SharedStubFile() (string, error) { return stubs.sharedFile() }
+
+func (stubs *stubCache) sharedFile() (string, error) {
 	stubs.mu.Lock()
 	defer stubs.mu.Unlock()
 	if stubs.shared != "" {
 		return stubs.shared, nil
 	}
-	b := stub.ELF()
+	b := stubs.elf()
 	sum := sha256.Sum256(b)
 	name := "stub-" + hex.EncodeToString(sum[:8])
 	var errs []error

@@ -1,0 +1,525 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/planstub"
+	"github.com/uexec/uexec/internal/sys"
+	"github.com/uexec/uexec/internal/wire"
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// stubEnv is what compiling a plan needs to know of the process the stub
+// will run in.
+type stubEnv struct {
+	fds      map[*vm.File]int // each plan file's descriptor in the stub
+	statusFD int              // where the stub reports a failure; -1 for nowhere
+	closeFDs []int            // the stub's descriptors that are uexec's: closed at the end
+	noRandom bool
+	persona  uint32    // the stub's personality
+	vdso     vdsoFacts // this kernel's vdso
+	rlimit   uint64    // the stub's RLIMIT_STACK (soft)
+	stubArgs int       // bytes of the stub's execfn, argv and envp strings
+	exe      *vm.File  // the file /proc/PID/exe should name; nil leaves it
+	setCreds bool      // apply set-id credentials (a privileged uexec)
+	sigMask  *uint64   // the program's signal mask; nil keeps the stub's
+	rand     io.Reader // AT_RANDOM
+	logf     func(string, ...any)
+}
+
+// compiled is a plan turned into the stub's program.
+type compiled struct {
+	prog  *wire.Program
+	notes []string
+	// sp is the planned stack pointer (the stub's is this plus its stack
+	// top minus the plan's).
+	sp vm.Addr
+}
+
+// compiler builds the ops; registers are handed out in order.
+type compiler struct {
+	p    *execsw.Plan
+	env  *stubEnv
+	ops  []wire.Op
+	data []byte
+	next uint8
+	out  *compiled
+
+	// Set by stack: the layout and the register holding stub top - plan top.
+	lay *stack.Layout
+	rd  uint8
+}
+
+func (c *compiler) reg() (uint8, error) {
+	if c.next >= wire.NRegs {
+		return 0, fmt.Errorf("the plan needs more than %d registers: %w", wire.NRegs, unix.E2BIG)
+	}
+	c.next++
+	return c.next - 1, nil
+}
+
+func (c *compiler) emit(o wire.Op) { c.ops = append(c.ops, o) }
+
+func (c *compiler) syscall(name string, nr uint64, args ...wire.Value) *wire.Op {
+	o := wire.Op{Kind: wire.Syscall, Nr: uint32(nr), Name: name}
+	copy(o.V[:6], args)
+	c.emit(o)
+	return &c.ops[len(c.ops)-1]
+}
+
+// put appends b to the data area, 16-aligned, and returns its offset.
+func (c *compiler) put(b []byte) uint64 {
+	for len(c.data)%16 != 0 {
+		c.data = append(c.data, 0)
+	}
+	off := uint64(len(c.data))
+	c.data = append(c.data, b...)
+	return off
+}
+
+func neg(a uint64) uint64 { return -a }
+
+// compile turns a plan into the stub's program: the same steps, in the same
+// order, as a kernel exec from begin_new_exec on (see builder.run for the
+// ptrace driver's version), with every address that depends on where the
+// kernel put the stub's stack, vdso or a placed image kept relative to the
+// register that holds it.
+func compile(p *execsw.Plan, env *stubEnv) (*compiled, error) {
+	c := &compiler{p: p, env: env, next: wire.RFirst, out: &compiled{}}
+	if err := c.run(); err != nil {
+		return nil, err
+	}
+	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
+	return c.out, nil
+}
+
+func (c *compiler) note(format string, args ...any) {
+	c.out.notes = append(c.out.notes, fmt.Sprintf(format, args...))
+}
+
+func (c *compiler) run() error {
+	p, env := c.p, c.env
+	reserved := vm.Range{Start: planstub.ReservedStart, End: planstub.ReservedEnd}
+	for _, cmd := range p.Cmds {
+		if cmdRange(cmd).Overlaps(reserved) {
+			return fmt.Errorf("the image needs %v, where the stub runs: %w", cmdRange(cmd), unix.ENOMEM)
+		}
+	}
+	if p.ELF.ReadImpliesExec {
+		c.syscall("personality(READ_IMPLIES_EXEC)", unix.SYS_PERSONALITY, wire.Imm(uint64(env.persona|sys.READ_IMPLIES_EXEC)))
+	}
+
+	imgs := splitImages(p.Cmds)
+	delta := make([]uint8, len(imgs)) // register holding landed-planned; 0 when fixed
+	placed := func(k int) bool {
+		f := p.Cmds[imgs[k].first].Flags
+		return f&(vm.FlagFixed|vm.FlagRelative) == 0
+	}
+
+	// The vdso moves when an image is placed by the kernel (it goes where
+	// the stub's vdso is: the top of the mmap area) or, without ASLR, to
+	// the planned address. With ASLR it follows the image planned right
+	// above it, as the kernel maps it next below that one.
+	vvarLen, span := uint64(p.VDSOStart-p.VvarStart), uint64(p.VDSOEnd-p.VvarStart)
+	above := -1
+	for k := range imgs {
+		if placed(k) && imgs[k].span.Start == p.VDSOEnd {
+			above = k
+		}
+	}
+	moveVDSO := p.VvarStart != 0 && env.vdso.ok && (env.noRandom || above >= 0)
+	vdso := wire.At(wire.RVDSO, 0)
+	if moveVDSO {
+		c.syscall("munmap(vdso)", unix.SYS_MUNMAP, wire.At(wire.RVDSO, neg(vvarLen)), wire.Imm(span))
+	}
+
+	for i, cmd := range p.Cmds {
+		k := 0
+		for j := range imgs {
+			if imgs[j].first <= i {
+				k = j
+			}
+		}
+		var addr wire.Value
+		mapFlags := uint64(unix.MAP_PRIVATE)
+		switch {
+		case cmd.Flags&vm.FlagRelative != 0:
+			addr = wire.At(delta[k], uint64(cmd.Addr))
+			mapFlags |= unix.MAP_FIXED
+		case cmd.Flags&vm.FlagFixed != 0:
+			addr = wire.Imm(uint64(cmd.Addr))
+			mapFlags |= unix.MAP_FIXED
+		case env.noRandom:
+			addr = wire.Imm(uint64(cmd.Addr))
+		default:
+			addr = wire.Imm(0)
+		}
+		base := cmd.Flags&vm.FlagBase != 0 && addr.Reg == 0 && mapFlags&unix.MAP_FIXED == 0
+		var o *wire.Op
+		switch cmd.Op {
+		case vm.OpMap:
+			fd, ok := env.fds[cmd.File]
+			if !ok {
+				return fmt.Errorf("mmap: %s was not passed to the stub: %w", cmd.File.Name(), unix.EBADF)
+			}
+			o = c.syscall("mmap "+cmd.File.Name(), unix.SYS_MMAP, addr, wire.Imm(cmd.Len), wire.Imm(uint64(cmd.Prot)),
+				wire.Imm(mapFlags), wire.Imm(uint64(fd)), wire.Imm(cmd.Offset))
+		case vm.OpZero, vm.OpReserve:
+			prot := uint64(cmd.Prot)
+			if cmd.Op == vm.OpReserve {
+				prot = 0
+			}
+			o = c.syscall("mmap "+cmd.Op.String(), unix.SYS_MMAP, addr, wire.Imm(cmd.Len), wire.Imm(prot),
+				wire.Imm(mapFlags|unix.MAP_ANONYMOUS), wire.Imm(^uint64(0)), wire.Imm(0))
+		case vm.OpUnmap:
+			c.syscall("munmap", unix.SYS_MUNMAP, addr, wire.Imm(cmd.Len))
+		case vm.OpClear:
+			if err := c.clear(cmd, addr); err != nil {
+				return err
+			}
+		case vm.OpRead:
+			var err error
+			if o, err = c.read(cmd, addr, mapFlags); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("vm command %d (%v): unknown op: %w", i, cmd, unix.EINVAL)
+		}
+		if o != nil && mapFlags&unix.MAP_FIXED != 0 {
+			o.Flags |= wire.FlagExpect
+			o.V[6] = o.V[0]
+		}
+		if base && o != nil {
+			r, err := c.reg()
+			if err != nil {
+				return err
+			}
+			o.Dst, o.V[7] = r, wire.Imm(neg(uint64(cmd.Addr.RoundDown())))
+			delta[k] = r
+		}
+	}
+
+	if moveVDSO {
+		hint := wire.Imm(uint64(p.VvarStart))
+		if !env.noRandom {
+			hint = wire.At(delta[above], uint64(p.VvarStart))
+		}
+		c.syscall("arch_prctl(ARCH_MAP_VDSO_64)", unix.SYS_ARCH_PRCTL, wire.Imm(sys.ARCH_MAP_VDSO_64), hint)
+		vdso = hint.Plus(vvarLen)
+	}
+
+	// The image that holds the program's entry (AT_ENTRY) carries the mm
+	// fields; a placed interpreter carries AT_BASE and maybe the entry.
+	progEntry := p.ELF.Entry
+	if progEntry == 0 {
+		progEntry = p.Entry
+	}
+	regOf := func(a vm.Addr) uint8 {
+		for k := range imgs {
+			if a >= imgs[k].span.Start && a < imgs[k].span.End {
+				return delta[k]
+			}
+		}
+		return 0
+	}
+	pd := regOf(progEntry)
+	entry := wire.At(regOf(p.Entry), uint64(p.Entry))
+
+	sp, err := c.stack(pd, regOf, vdso)
+	if err != nil {
+		return err
+	}
+	if err := c.mm(pd, sp); err != nil {
+		return err
+	}
+
+	if p.Cred.SetID {
+		if env.setCreds {
+			cr := p.Cred
+			c.syscall("setresgid", unix.SYS_SETRESGID, wire.Imm(uint64(cr.GID)), wire.Imm(uint64(cr.EGID)), wire.Imm(uint64(cr.SGID)))
+			c.syscall("setresuid", unix.SYS_SETRESUID, wire.Imm(uint64(cr.UID)), wire.Imm(uint64(cr.EUID)), wire.Imm(uint64(cr.SUID)))
+		} else {
+			c.note("set-id bits not applied: that needs a root supervisor")
+		}
+	}
+	if env.sigMask != nil {
+		off := c.put(binary.LittleEndian.AppendUint64(nil, *env.sigMask))
+		c.syscall("rt_sigprocmask(SIG_SETMASK)", unix.SYS_RT_SIGPROCMASK, wire.Imm(unix.SIG_SETMASK), wire.At(wire.RData, off), wire.Imm(0), wire.Imm(8))
+	}
+	if p.Cred.Secure {
+		// fs/exec.c begin_new_exec: a secure exec clears the death signal.
+		c.syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_PDEATHSIG), wire.Imm(0))
+	}
+	for _, fd := range env.closeFDs {
+		c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
+	}
+	gadget := wire.Imm(0)
+	if env.vdso.gadget != 0 {
+		gadget = vdso.Plus(env.vdso.gadget)
+	} else {
+		c.note("the stub's last page stays mapped at %#x: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr)
+	}
+	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp}, Name: "enter the program"})
+	return nil
+}
+
+// clear zeroes the tail of a segment's last file page (padzero). A page
+// that is not writable is written through /proc/self/mem, as the kernel's
+// own write ignores the protection.
+func (c *compiler) clear(cmd vm.Cmd, addr wire.Value) error {
+	if cmd.Prot&vm.ProtWrite != 0 {
+		c.emit(wire.Op{Kind: wire.Fill0, V: [8]wire.Value{addr, wire.Imm(cmd.Len)}, Name: "clear"})
+		return nil
+	}
+	path := c.put([]byte("/proc/self/mem\x00"))
+	zeros := c.put(make([]byte, cmd.Len))
+	r, err := c.reg()
+	if err != nil {
+		return err
+	}
+	o := c.syscall("open /proc/self/mem", unix.SYS_OPENAT, wire.Imm(uint64(neg(100))), wire.At(wire.RData, path), wire.Imm(unix.O_RDWR|unix.O_CLOEXEC))
+	o.Dst = r
+	o = c.syscall("pwrite /proc/self/mem", unix.SYS_PWRITE64, wire.At(r, 0), wire.At(wire.RData, zeros), wire.Imm(cmd.Len), addr)
+	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(cmd.Len)
+	c.syscall("close /proc/self/mem", unix.SYS_CLOSE, wire.At(r, 0))
+	return nil
+}
+
+// read maps anonymous memory and reads file bytes into it
+// (vmcmd_map_readvn), then gives it the segment's protection.
+func (c *compiler) read(cmd vm.Cmd, addr wire.Value, mapFlags uint64) (*wire.Op, error) {
+	fd, ok := c.env.fds[cmd.File]
+	if !ok {
+		return nil, fmt.Errorf("read: %s was not passed to the stub: %w", cmd.File.Name(), unix.EBADF)
+	}
+	start := cmd.Addr.RoundDown()
+	end, ok := (cmd.Addr + vm.Addr(cmd.Len)).RoundUp()
+	if !ok {
+		return nil, fmt.Errorf("read at %v: %w", cmd.Addr, unix.EINVAL)
+	}
+	off := cmd.Addr.PageOffset()
+	startV := wire.Value{Reg: addr.Reg, Imm: addr.Imm - off}
+	if addr.Reg == 0 && addr.Imm == 0 {
+		startV = addr
+	}
+	r, err := c.reg()
+	if err != nil {
+		return nil, err
+	}
+	m := c.syscall("mmap read", unix.SYS_MMAP, startV, wire.Imm(uint64(end-start)), wire.Imm(unix.PROT_READ|unix.PROT_WRITE),
+		wire.Imm(mapFlags|unix.MAP_ANONYMOUS), wire.Imm(^uint64(0)), wire.Imm(0))
+	m.Dst = r
+	idx := len(c.ops) - 1
+	o := c.syscall("pread "+cmd.File.Name(), unix.SYS_PREAD64, wire.Imm(uint64(fd)), wire.At(r, off), wire.Imm(cmd.Len), wire.Imm(cmd.Offset))
+	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(cmd.Len)
+	if cmd.Prot != vm.ProtRead|vm.ProtWrite {
+		c.syscall("mprotect", unix.SYS_MPROTECT, wire.At(r, 0), wire.Imm(uint64(end-start)), wire.Imm(uint64(cmd.Prot)))
+	}
+	// A base read's register is the image's delta; the caller sets it on
+	// the mmap.
+	return &c.ops[idx], nil
+}
+
+// stack lays the initial stack out against the plan's stack top, and emits
+// the ops that give the stub's [stack] mapping the kernel's size, clear
+// what the stub's own start left in it, copy the image to the same place
+// below the stub's real top, and fix up every pointer in it. It returns the
+// program's stack pointer.
+func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (wire.Value, error) {
+	p, env := c.p, c.env
+	top := p.Image.Top
+	img := p.Image
+	img.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
+	if _, err := io.ReadFull(env.rand, img.Random[:]); err != nil {
+		return wire.Value{}, fmt.Errorf("AT_RANDOM: %w", err)
+	}
+	lay, err := stack.Build(&img)
+	if err != nil {
+		return wire.Value{}, err
+	}
+	// The same stack 16 MiB lower: the words that moved by that much are
+	// the pointers into the stack.
+	const shift = 16 << 20
+	img2 := img
+	img2.Top = top - shift
+	img2.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
+	lay2, err := stack.Build(&img2)
+	if err != nil || len(lay2.Bytes) != len(lay.Bytes) {
+		return wire.Value{}, fmt.Errorf("laying out the stack again: %v: %w", err, unix.EFAULT)
+	}
+	c.out.sp = lay.SP
+
+	rd, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	c.emit(wire.Op{Kind: wire.Set, Dst: rd, V: [8]wire.Value{wire.At(wire.RTop, neg(uint64(top)))}, Name: "stack delta"})
+	at := func(a vm.Addr) wire.Value { return wire.At(rd, uint64(a)) }
+	sp := at(lay.SP)
+
+	// setup_arg_pages: the mapping the kernel would leave.
+	wantLen := uint64(top - stackStart(p, top, lay, env.rlimit))
+	haveLen := stubStackLen(env.stubArgs, env.rlimit)
+	switch {
+	case wantLen > haveLen:
+		// Only a fault grows a stack: touch its lowest word.
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RTop, neg(wantLen)), wire.Imm(0)}, Name: "grow the stack"})
+	case wantLen < haveLen:
+		c.syscall("munmap(stack bottom)", unix.SYS_MUNMAP, wire.At(wire.RTop, neg(haveLen)), wire.Imm(haveLen-wantLen))
+	}
+
+	low, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	n, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	c.emit(wire.Op{Kind: wire.Min, Dst: low, V: [8]wire.Value{wire.At(wire.RSP, 0), sp}})
+	c.emit(wire.Op{Kind: wire.Sub, Dst: n, V: [8]wire.Value{wire.At(wire.RTop, 0), wire.At(low, 0)}})
+	c.emit(wire.Op{Kind: wire.Fill0, V: [8]wire.Value{wire.At(low, 0), wire.At(n, 0)}, Name: "clear the stub's stack"})
+	off := c.put(lay.Bytes)
+	c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp, wire.At(wire.RData, off), wire.Imm(uint64(len(lay.Bytes)))}, Name: "write the stack"})
+
+	le := binary.LittleEndian
+	aux := map[uint64]wire.Value{} // stack offset of an aux value -> its value
+	for j, e := range lay.Auxv {
+		o := uint64(lay.AuxvAddr-lay.SP) + 16*uint64(j) + 8
+		switch e.Type {
+		case stack.AT_PHDR, stack.AT_ENTRY:
+			aux[o] = wire.At(pd, e.Value)
+		case stack.AT_BASE:
+			if e.Value != 0 {
+				aux[o] = wire.At(regOf(vm.Addr(e.Value)), e.Value)
+			}
+		case stack.AT_SYSINFO_EHDR:
+			aux[o] = vdso
+		}
+	}
+	for o := uint64(0); o+8 <= uint64(len(lay.Bytes)); o += 8 {
+		w1, w2 := le.Uint64(lay.Bytes[o:]), le.Uint64(lay2.Bytes[o:])
+		v, isAux := aux[o]
+		switch {
+		case isAux:
+			if v.Reg == 0 && v.Imm == w1 {
+				continue
+			}
+		case w1-w2 == shift:
+			v = at(vm.Addr(w1))
+		default:
+			continue
+		}
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{sp.Plus(o), v}})
+	}
+	if p.ELF.ExecStack {
+		c.syscall("mprotect(stack, PROT_EXEC)", unix.SYS_MPROTECT, wire.At(wire.RTop, neg(wantLen)), wire.Imm(wantLen),
+			wire.Imm(unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC))
+	}
+	c.lay = lay
+	c.rd = rd
+	return sp, nil
+}
+
+// mm sets the mm fields with prctl(PR_SET_MM, PR_SET_MM_MAP), which needs
+// no capability except for exe_fd: where that is refused (EPERM without
+// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) the call is made again without
+// it. Then comm, with PR_SET_NAME.
+func (c *compiler) mm(pd uint8, sp wire.Value) error {
+	p, env, lay := c.p, c.env, c.lay
+	le := binary.LittleEndian
+	mm := p.MM
+	// The break follows the program when it was planned after its end
+	// (randomised within 1 GiB); a static-pie's break is at
+	// ELF_ET_DYN_BASE whatever the program's place.
+	var brk uint8
+	progEntry := p.ELF.Entry
+	if progEntry == 0 {
+		progEntry = p.Entry
+	}
+	if im := findImage(splitImages(p.Cmds), progEntry); im != nil && mm.StartBrk >= im.span.End && mm.StartBrk-im.span.End <= 1<<30+2*vm.PageSize {
+		brk = pd
+	}
+	rd := c.rd
+	fields := []wire.Value{
+		wire.At(pd, uint64(mm.StartCode)), wire.At(pd, uint64(mm.EndCode)),
+		wire.At(pd, uint64(mm.StartData)), wire.At(pd, uint64(mm.EndData)),
+		wire.At(brk, uint64(mm.StartBrk)), wire.At(brk, uint64(mm.Brk)),
+		sp,
+		wire.At(rd, uint64(lay.ArgStart)), wire.At(rd, uint64(lay.ArgEnd)),
+		wire.At(rd, uint64(lay.EnvStart)), wire.At(rd, uint64(lay.EnvEnd)),
+		wire.At(rd, uint64(lay.AuxvAddr)),
+	}
+	exeFD := -1
+	if fd, ok := env.fds[env.exe]; ok && env.exe != nil {
+		exeFD = fd
+	}
+	auxvSize := uint64(16 * len(lay.Auxv))
+	buf := make([]byte, sys.PrctlMMMapSize)
+	le.PutUint64(buf[96:], auxvSize|uint64(uint32(exeFD))<<32)
+	off := c.put(buf)
+	for i, v := range fields {
+		if v.Reg == 0 {
+			le.PutUint64(c.data[off+8*uint64(i):], v.Imm)
+			continue
+		}
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+8*uint64(i)), v}})
+	}
+	arg := wire.At(wire.RData, off)
+	o := c.syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
+	if exeFD >= 0 {
+		r, err := c.reg()
+		if err != nil {
+			return err
+		}
+		o.Flags, o.Dst = wire.FlagMayFail, r
+		c.emit(wire.Op{Kind: wire.Store, Flags: wire.FlagIfErr, Cond: r,
+			V: [8]wire.Value{wire.At(wire.RData, off+96), wire.Imm(auxvSize | uint64(0xffffffff)<<32)}, Name: "without exe_fd"})
+		o = c.syscall("prctl(PR_SET_MM_MAP) without exe_fd", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
+		o.Flags, o.Cond = wire.FlagIfErr, r
+		if !canSetExeFD() {
+			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses exe_fd without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", env.exe.Name())
+		}
+	} else {
+		c.note("/proc/PID/exe names the stub: the plan maps no program file")
+	}
+	comm := make([]byte, 16)
+	copy(comm[:15], p.Comm)
+	c.syscall("prctl(PR_SET_NAME)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_NAME), wire.At(wire.RData, c.put(comm)))
+	return nil
+}
+
+// stackStart returns where the [stack] mapping of a kernel exec starts for
+// the stack top top (fs/exec.c setup_arg_pages).
+func stackStart(p *execsw.Plan, top vm.Addr, lay *stack.Layout, rlimit uint64) vm.Addr {
+	if r := p.StackVMA; r.End > r.Start && r.End == top {
+		return r.Start
+	}
+	const stackExpand = 128 << 10
+	start := lay.ArgStart.RoundDown() - stackExpand
+	if lim := vm.Addr(rlimit &^ (vm.PageSize - 1)); rlimit != unix.RLIM_INFINITY && top-start > lim {
+		start = top - lim
+	}
+	return start
+}
+
+// stubStackLen is the size of the [stack] mapping the kernel gives the
+// stub, whose strings (execfn, argv, envp) take args bytes: the pages that
+// hold them and the 8 bytes above, plus 128 KiB, at most RLIMIT_STACK but
+// never less than those pages.
+func stubStackLen(args int, rlimit uint64) uint64 {
+	pages := (uint64(args) + 8 + vm.PageSize - 1) &^ (vm.PageSize - 1)
+	n := pages + 128<<10
+	if lim := rlimit &^ (vm.PageSize - 1); rlimit != unix.RLIM_INFINITY && n > lim {
+		n = max(lim, pages)
+	}
+	return n
+}

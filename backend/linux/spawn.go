@@ -1,0 +1,367 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/planstub"
+	"github.com/uexec/uexec/internal/sys"
+	"github.com/uexec/uexec/internal/wire"
+	"github.com/uexec/uexec/vm"
+)
+
+// spawn starts plan the way os/exec starts a program: fork, exec of the
+// plan stub with the plan on a descriptor, and the stub builds the image
+// itself. A pipe (close-on-exec in the program, so only the stub holds
+// it) tells whether the stub got to the program: it is closed just before
+// the jump, or carries the failed op and its result.
+func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
+	files := opts.Files
+	if files == nil {
+		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	}
+	fds := make([]uintptr, 0, len(files)+len(plan.Files)+2)
+	for _, f := range files {
+		if f == nil {
+			fds = append(fds, ^uintptr(0))
+			continue
+		}
+		fds = append(fds, f.Fd())
+	}
+	// The plan's files, the plan and the status pipe take numbers after
+	// the caller's that no inherited descriptor uses: a kernel exec keeps
+	// those, so the program gets them too.
+	planFiles := planFileList(plan)
+	var opened []*os.File
+	defer func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}()
+	env := &stubEnv{fds: map[*vm.File]int{}, noRandom: opts.NoRandom, rand: randReader(opts.Rand),
+		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf,
+		vdso: vdsoOnce()}
+	keep := inheritedFDs()
+	slot := func(fd uintptr) int {
+		for keep[len(fds)] {
+			fds = append(fds, uintptr(len(fds)))
+		}
+		fds = append(fds, fd)
+		return len(fds) - 1
+	}
+	for _, f := range planFiles {
+		h, err := hostFD(f)
+		if err != nil {
+			return nil, &Error{Step: "opening the plan's files", Err: err}
+		}
+		if h.opened != nil {
+			opened = append(opened, h.opened)
+		}
+		n := slot(h.fd)
+		env.fds[f] = n
+		env.closeFDs = append(env.closeFDs, n)
+	}
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		return nil, &Error{Step: "making the status pipe", Err: err}
+	}
+	defer sr.Close()
+	opened = append(opened, sw)
+	env.statusFD = slot(sw.Fd())
+	env.closeFDs = append(env.closeFDs, env.statusFD)
+	planFD := len(fds) // placeholder: the memfd goes here
+	for keep[planFD] {
+		planFD++
+	}
+
+	stubPath, err := planStub.path()
+	if err != nil {
+		return nil, &Error{Step: "materialising the stub", Err: err}
+	}
+	argv := []string{stubArgv0, strconv.Itoa(planFD)}
+	env.stubArgs = stringsLen(stubPath, argv, nil)
+	persona, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return nil, &Error{Step: "reading the personality", Err: err}
+	}
+	persona &^= sys.ADDR_NO_RANDOMIZE
+	if opts.NoRandom {
+		persona |= sys.ADDR_NO_RANDOMIZE
+	}
+	env.persona = persona
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
+		env.rlimit = rl.Cur
+	}
+	cp, err := compile(plan, env)
+	if err != nil {
+		return nil, &Error{Step: "compiling the plan", Err: err}
+	}
+	for _, n := range cp.notes {
+		if opts.Logf != nil {
+			opts.Logf("note: %s", n)
+		}
+	}
+	if opts.Logf != nil {
+		opts.Logf("stub program:\n%s", cp.prog)
+	}
+	mfd, err := planMemfd(cp.prog.Encode())
+	if err != nil {
+		return nil, &Error{Step: "writing the plan", Err: err}
+	}
+	opened = append(opened, mfd)
+	for len(fds) < planFD {
+		fds = append(fds, uintptr(len(fds)))
+	}
+	fds = append(fds, mfd.Fd())
+
+	type result struct {
+		p   *Process
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The persona (and, with AtEntry, the tracer) is this thread's.
+		runtime.LockOSThread()
+		p, err, traced := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
+		if !traced {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
+}
+
+// forkStub forks and execs the stub, and waits until it entered the
+// program or died. traced reports whether a tracee may be left attached.
+func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *compiled, opts *Options,
+	persona uint32, sw, sr *os.File) (p *Process, err error, traced bool) {
+	var spa syscall.SysProcAttr
+	if opts.Sys != nil {
+		spa = *opts.Sys
+	}
+	spa.Ptrace = opts.AtEntry != nil
+	attr := &syscall.ProcAttr{Dir: opts.Dir, Env: []string{}, Files: fds, Sys: &spa}
+	old, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return nil, &Error{Step: "starting the stub", Err: err}, false
+	}
+	if persona != old {
+		if _, err := sys.Personality(persona); err != nil {
+			return nil, &Error{Step: "starting the stub", Err: err}, false
+		}
+	}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if persona != old {
+		_, _ = sys.Personality(old)
+	}
+	sw.Close()
+	if err != nil && path == planStub.memPath && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+		planStub.markMemfdBad()
+		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
+	}
+	if err != nil {
+		return nil, &Error{Step: "starting the stub", Err: err}, false
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, &Error{Pid: pid, Step: "opening a pidfd", Err: err}, false
+	}
+	out := &Process{Pid: pid, Notes: cp.notes, p: proc}
+	if opts.NoRandom {
+		out.SP = cp.sp
+	}
+	if opts.AtEntry != nil {
+		regs, err := runToEntry(pid)
+		if err == nil {
+			out.Entry, out.SP = vm.Addr(regs.Rip), vm.Addr(regs.Rsp)
+			err = opts.AtEntry(pid)
+		}
+		if err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+			proc.Release()
+			return nil, &Error{Pid: pid, Step: "running the stub to the entry", Err: err}, false
+		}
+		if err := unix.PtraceDetach(pid); err != nil {
+			return nil, &Error{Pid: pid, Step: "detaching", Err: err}, true
+		}
+	}
+	if err := stubStatus(sr, cp.prog); err != nil {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		proc.Release()
+		e := &Error{Pid: pid, Step: "building the image", Err: err}
+		if ws.Signaled() {
+			e.Signal = ws.Signal()
+		}
+		var se *stubError
+		if errors.As(err, &se) {
+			e.Step = se.step
+		}
+		return nil, e, false
+	}
+	return out, nil, false
+}
+
+// stubError is a failure the stub reported.
+type stubError struct {
+	step string
+	err  error
+}
+
+func (e *stubError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stubError) Unwrap() error { return e.err }
+
+// stubStatus reads the status pipe to its end: nothing means the stub
+// entered the program.
+func stubStatus(r io.Reader, prog *wire.Program) error {
+	var rec [16]byte
+	n, err := io.ReadFull(r, rec[:])
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil
+	}
+	if n < len(rec) {
+		return fmt.Errorf("the stub died before it entered the program: %w", unix.EFAULT)
+	}
+	step := int64(binary.LittleEndian.Uint64(rec[:]))
+	res := int64(binary.LittleEndian.Uint64(rec[8:]))
+	name := "starting"
+	if step >= 0 && step < int64(len(prog.Ops)) {
+		name = prog.Ops[step].Name
+		if name == "" {
+			name = prog.Ops[step].Kind.String()
+		}
+	}
+	var e error = syscall.Errno(-res)
+	if res >= 0 || res < -4095 {
+		e = fmt.Errorf("result %#x: %w", uint64(res), unix.EFAULT)
+	}
+	return &stubError{step: fmt.Sprintf("stub op %d (%s)", step, name), err: e}
+}
+
+// planMemfd returns a sealed memfd holding b.
+func planMemfd(b []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_NOEXEC_SEAL)
+	if err == unix.EINVAL {
+		fd, err = unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("memfd_create", err)
+	}
+	f := os.NewFile(uintptr(fd), "uexec-plan")
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
+	}
+	return f, nil
+}
+
+// stringsLen is the bytes an exec copies to the new stack as strings: the
+// file name, argv and envp, each with its NUL.
+func stringsLen(execfn string, argv, envp []string) int {
+	n := len(execfn) + 1
+	for _, s := range argv {
+		n += len(s) + 1
+	}
+	for _, s := range envp {
+		n += len(s) + 1
+	}
+	return n
+}
+
+// runToEntry follows a stub started under PTRACE_TRACEME to the program's
+// first instruction: system call stops up to the stub's last munmap (of
+// its own copy), then single steps through the vdso's tail until its ret.
+// It returns the registers there.
+//
+// Preconditions: the calling goroutine is locked to its OS thread, the one
+// that forked pid.
+func runToEntry(pid int) (*unix.PtraceRegs, error) {
+	var ws unix.WaitStatus
+	wait := func(what string) error {
+		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
+			return os.NewSyscallError("wait4", err)
+		}
+		if !ws.Stopped() {
+			return fmt.Errorf("pid %d: status %#x while waiting for %s: %w", pid, uint32(ws), what, unix.ECHILD)
+		}
+		return nil
+	}
+	if err := wait("the exec of the stub"); err != nil {
+		return nil, err
+	}
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD); err != nil {
+		return nil, os.NewSyscallError("ptrace(PTRACE_SETOPTIONS)", err)
+	}
+	var regs unix.PtraceRegs
+	entering := true
+	for {
+		if err := unix.PtraceSyscall(pid, 0); err != nil {
+			return nil, os.NewSyscallError("ptrace(PTRACE_SYSCALL)", err)
+		}
+		if err := wait("the stub's system calls"); err != nil {
+			return nil, err
+		}
+		if ws.StopSignal() != syscall.SIGTRAP|0x80 {
+			return nil, fmt.Errorf("pid %d: the stub stopped with %v: %w", pid, ws.StopSignal(), unix.EFAULT)
+		}
+		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
+			return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", err)
+		}
+		last := regs.Orig_rax == unix.SYS_MUNMAP && regs.Rdi == planstub.RunAddr
+		if !entering && last {
+			break
+		}
+		entering = !entering
+	}
+	for i := 0; i < 64; i++ {
+		var insn [1]byte
+		if _, err := unix.PtracePeekData(pid, uintptr(regs.Rip), insn[:]); err != nil {
+			return nil, os.NewSyscallError("ptrace(PTRACE_PEEKDATA)", err)
+		}
+		if err := unix.PtraceSingleStep(pid); err != nil {
+			return nil, os.NewSyscallError("ptrace(PTRACE_SINGLESTEP)", err)
+		}
+		if err := wait("a single step"); err != nil {
+			return nil, err
+		}
+		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
+			return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", err)
+		}
+		if insn[0] == 0xc3 {
+			return &regs, nil
+		}
+	}
+	return nil, fmt.Errorf("pid %d: no ret after the stub's last munmap: %w", pid, unix.EFAULT)
+}
+
+// canSetExeFD reports whether this process (and so a stub it starts) may
+// set exe_fd with prctl(PR_SET_MM_MAP): CAP_SYS_ADMIN or
+// CAP_CHECKPOINT_RESTORE in its user namespace.
+func canSetExeFD() bool {
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return has(unix.CAP_SYS_ADMIN) || has(unix.CAP_CHECKPOINT_RESTORE)
+}

@@ -1,0 +1,297 @@
+/*
+ * uexec's plan stub: a freestanding x86-64 program (no libc, no SSE) that
+ * builds a planned image in its own process and jumps to it. The kernel's
+ * exec of the stub already flushed what a new image needs (other threads,
+ * caught handlers, close-on-exec descriptors, rseq, fs/gs, FPU, a vfork
+ * parent); the plan does the rest with ordinary system calls. The format of
+ * the plan is package internal/wire's; build.sh turns this file into
+ * stub.elf, and TestStubBuild checks that stub.elf is exactly its build.
+ *
+ * Steps:
+ *  1. _start copies the stub into anonymous memory at RUN_ADDR, jumps there
+ *     and unmaps the stub's file, so that no mapping of the stub's file is
+ *     left (prctl(PR_SET_MM_MAP)'s exe_fd fails with EBUSY while one is).
+ *  2. stub_main reads what only the running process knows (its stack top,
+ *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
+ *     descriptor named by argv[1], closes it, and runs the plan's ops.
+ *  3. The last op (finish) unmaps the copy and the plan and enters the
+ *     program: it jumps to a `syscall` in the vdso that is followed only by
+ *     register clears and `ret`, with rax = munmap and the program's entry
+ *     stored just below its stack pointer. The stub's code is gone before
+ *     the program's first instruction, and every register but rflags is what
+ *     the kernel leaves (the clears set ZF and PF: rflags is 0x246, not
+ *     0x202).
+ * Any failure kills the process with SIGSEGV, as Linux does past the point
+ * of no return, after writing {op index, result} to the plan's status
+ * descriptor, if it has one.
+ */
+#include "layout.h"
+
+typedef unsigned long u64;
+typedef long s64;
+typedef unsigned int u32;
+typedef unsigned char u8;
+
+/* An op: see internal/wire. Value i is R[reg[i]] + imm[i]. */
+struct op {
+	u8 kind, flags, dst, cond;
+	u32 nr;
+	u8 reg[8];
+	s64 imm[8];
+};
+
+struct hdr {
+	u32 magic, version, nops, opsize;
+	s64 statusfd;
+	u64 dataoff, datalen, size;
+};
+
+enum { K_SYSCALL = 1, K_SET, K_MIN, K_STORE, K_COPY, K_FILL0, K_FINISH, K_SUB };
+enum { F_MAYFAIL = 1, F_EXPECT = 2, F_IFERR = 4, F_IFOK = 8 };
+enum { R_ZERO, R_DATA, R_TOP, R_VDSO, R_SP, R_UNMAPLEN, R_FIRST_FREE };
+
+#define AT_EXECFN 31
+#define AT_SYSINFO_EHDR 33
+
+static u64 R[NREGS];
+static s64 status_fd = -1;
+
+static s64 sys6(s64 n, u64 a, u64 b, u64 c, u64 d, u64 e, u64 f)
+{
+	register u64 r10 __asm__("r10") = d;
+	register u64 r8 __asm__("r8") = e;
+	register u64 r9 __asm__("r9") = f;
+	s64 ret;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static int iserr(u64 v) { return v > (u64)-4096; }
+
+/* die reports the failed op and faults: a real SIGSEGV, even if blocked. */
+static __attribute__((noreturn)) void die(u64 step, s64 res)
+{
+	if (status_fd >= 0) {
+		s64 rec[2] = {(s64)step, res};
+		sys6(1 /* write */, status_fd, (u64)rec, sizeof rec, 0, 0, 0);
+	}
+	for (;;)
+		__asm__ volatile("movb $0, 0" ::: "memory");
+}
+
+/* gcc may emit calls to these two for loops and struct copies. */
+void *memcpy(void *d, const void *s, u64 n)
+{
+	void *r = d;
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+	return r;
+}
+
+void *memset(void *d, int c, u64 n)
+{
+	void *r = d;
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return r;
+}
+
+static u64 val(const struct op *o, int i) { return R[o->reg[i]] + (u64)o->imm[i]; }
+
+/*
+ * finish leaves the stub for good. With a gadget: rsp = sp-8 holding the
+ * entry; rax = munmap, rdi/rsi = the range; every other register 0; jump to
+ * the vdso's `syscall`, whose tail clears rcx, rdx, rsi, rdi and r11 and
+ * returns into the entry with rsp = sp. Without one (a vdso without such a
+ * tail), the same registers, and `ret` from the stub's page, which stays.
+ */
+static __attribute__((noreturn)) void finish(u64 gadget, u64 entry, u64 sp, u64 start, u64 len)
+{
+	((u64 *)sp)[-1] = entry;
+	register u64 r11 __asm__("r11") = sp - 8;
+	if (gadget)
+		__asm__ volatile("mov %%r11, %%rsp\n\t"
+				 "xor %%ebx, %%ebx\n\t"
+				 "xor %%ebp, %%ebp\n\t"
+				 "xor %%r8d, %%r8d\n\t"
+				 "xor %%r9d, %%r9d\n\t"
+				 "xor %%r10d, %%r10d\n\t"
+				 "xor %%r12d, %%r12d\n\t"
+				 "xor %%r13d, %%r13d\n\t"
+				 "xor %%r14d, %%r14d\n\t"
+				 "xor %%r15d, %%r15d\n\t"
+				 "jmp *%%rcx"
+				 :
+				 : "a"(11), "D"(start), "S"(len), "d"(0), "c"(gadget), "r"(r11)
+				 : "memory");
+	else
+		__asm__ volatile("mov %%r11, %%rsp\n\t"
+				 "xor %%eax, %%eax\n\t"
+				 "xor %%ebx, %%ebx\n\t"
+				 "xor %%ecx, %%ecx\n\t"
+				 "xor %%edx, %%edx\n\t"
+				 "xor %%esi, %%esi\n\t"
+				 "xor %%edi, %%edi\n\t"
+				 "xor %%ebp, %%ebp\n\t"
+				 "xor %%r8d, %%r8d\n\t"
+				 "xor %%r9d, %%r9d\n\t"
+				 "xor %%r10d, %%r10d\n\t"
+				 "xor %%r11d, %%r11d\n\t"
+				 "xor %%r12d, %%r12d\n\t"
+				 "xor %%r13d, %%r13d\n\t"
+				 "xor %%r14d, %%r14d\n\t"
+				 "xor %%r15d, %%r15d\n\t"
+				 "ret"
+				 :
+				 : "r"(r11)
+				 : "memory");
+	__builtin_unreachable();
+}
+
+static u64 strlen_(const char *s)
+{
+	u64 n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+__attribute__((noreturn, used)) void stub_main(u64 *sp)
+{
+	u64 argc = sp[0];
+	char **argv = (char **)(sp + 1);
+	u64 *p = (u64 *)(argv + argc + 1);
+	while (*p)
+		p++;
+	u64 execfn = 0;
+	for (p++; p[0]; p += 2) {
+		if (p[0] == AT_SYSINFO_EHDR)
+			R[R_VDSO] = p[1];
+		if (p[0] == AT_EXECFN)
+			execfn = p[1];
+	}
+	if (argc < 2 || !execfn)
+		die(-1UL, -22);
+	/* fs/exec.c: the exec's file name is copied first, below 8 zero bytes
+	 * at the very top of the stack mapping. */
+	R[R_TOP] = execfn + strlen_((char *)execfn) + 1 + 8;
+	R[R_SP] = (u64)sp;
+
+	u64 fd = 0;
+	for (char *c = argv[1]; *c; c++) {
+		if (*c < '0' || *c > '9')
+			die(-1UL, -22);
+		fd = fd * 10 + (u64)(*c - '0');
+	}
+	s64 size = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
+	if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
+		die(-1UL, size < 0 ? size : -8);
+	s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
+		     0x100002 /* MAP_PRIVATE|MAP_FIXED_NOREPLACE */, fd, 0);
+	if ((u64)m != PLAN_ADDR)
+		die(-1UL, m);
+	sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
+
+	const struct hdr *h = (const struct hdr *)PLAN_ADDR;
+	status_fd = h->statusfd;
+	if (h->magic != PLAN_MAGIC || h->version != PLAN_VERSION || h->opsize != sizeof(struct op) ||
+	    h->size != (u64)size || h->dataoff > (u64)size || h->datalen > (u64)size - h->dataoff ||
+	    (u64)h->nops > ((u64)size - sizeof *h) / sizeof(struct op) ||
+	    sizeof *h + (u64)h->nops * sizeof(struct op) > h->dataoff)
+		die(-1UL, -8 /* ENOEXEC */);
+	R[R_DATA] = PLAN_ADDR + h->dataoff;
+	R[R_UNMAPLEN] = ((PLAN_ADDR + (u64)size + 4095) & ~4095UL) - RUN_ADDR;
+
+	const struct op *ops = (const struct op *)(h + 1);
+	for (u64 i = 0; i < h->nops; i++) {
+		const struct op *o = &ops[i];
+		if (o->dst >= NREGS || o->cond >= NREGS)
+			die(i, -8);
+		for (int j = 0; j < 8; j++)
+			if (o->reg[j] >= NREGS)
+				die(i, -8);
+		if ((o->flags & F_IFERR) && !iserr(R[o->cond]))
+			continue;
+		if ((o->flags & F_IFOK) && iserr(R[o->cond]))
+			continue;
+		u64 res = 0;
+		if (o->kind == K_SYSCALL) {
+			res = (u64)sys6(o->nr, val(o, 0), val(o, 1), val(o, 2), val(o, 3), val(o, 4), val(o, 5));
+			if (iserr(res) && !(o->flags & F_MAYFAIL))
+				die(i, (s64)res);
+			if ((o->flags & F_EXPECT) && res != val(o, 6))
+				die(i, (s64)res);
+		} else if (o->kind == K_SET) {
+			res = val(o, 0) + val(o, 1);
+		} else if (o->kind == K_SUB) {
+			res = val(o, 0) - val(o, 1);
+		} else if (o->kind == K_MIN) {
+			u64 a = val(o, 0), b = val(o, 1);
+			res = a < b ? a : b;
+		} else if (o->kind == K_STORE) {
+			*(u64 *)val(o, 0) = val(o, 1);
+		} else if (o->kind == K_COPY) {
+			memcpy((void *)val(o, 0), (const void *)val(o, 1), val(o, 2));
+		} else if (o->kind == K_FILL0) {
+			memset((void *)val(o, 0), 0, val(o, 1));
+		} else if (o->kind == K_FINISH) {
+			finish(val(o, 0), val(o, 1), val(o, 2), RUN_ADDR, R[R_UNMAPLEN]);
+		} else {
+			die(i, -8);
+		}
+		if (o->dst)
+			R[o->dst] = res + val(o, 7);
+	}
+	die(h->nops, -8);
+}
+
+/* The stub's own stack, in its .bss: the kernel's stack is where the
+ * program's goes. */
+__asm__(".section .bss\n"
+	".balign 16\n"
+	"stub_stack: .space 16384\n"
+	"stub_stack_top:\n"
+	".text\n"
+	".globl _start\n"
+	"_start:\n"
+	"	mov %rsp, %r12\n"
+	/* r13 = the image's length in pages: [__ehdr_start, _end) */
+	"	lea __ehdr_start(%rip), %rsi\n"
+	"	lea _end(%rip), %r13\n"
+	"	sub %rsi, %r13\n"
+	"	add $4095, %r13\n"
+	"	and $-4096, %r13\n"
+	/* mmap(RUN_ADDR, r13, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE, -1, 0) */
+	"	mov $9, %eax\n"
+	"	movabs $0x10010000000, %rdi\n"
+	"	mov %r13, %rsi\n"
+	"	mov $7, %edx\n"
+	"	mov $0x100022, %r10d\n"
+	"	mov $-1, %r8\n"
+	"	xor %r9d, %r9d\n"
+	"	syscall\n"
+	"	cmp %rdi, %rax\n"
+	"	jne 2f\n"
+	/* copy the image, then continue in the copy */
+	"	lea __ehdr_start(%rip), %rsi\n"
+	"	mov %r13, %rcx\n"
+	"	rep movsb\n"
+	"	lea 1f(%rip), %rax\n"
+	"	lea __ehdr_start(%rip), %rcx\n"
+	"	sub %rcx, %rax\n"
+	"	movabs $0x10010000000, %rcx\n"
+	"	add %rcx, %rax\n"
+	"	jmp *%rax\n"
+	/* munmap(STUB_BASE, r13): no mapping of the stub's file is left */
+	"1:	mov $11, %eax\n"
+	"	movabs $0x10000001000, %rdi\n"
+	"	mov %r13, %rsi\n"
+	"	syscall\n"
+	"	test %rax, %rax\n"
+	"	jne 2f\n"
+	"	lea stub_stack_top(%rip), %rsp\n"
+	"	mov %r12, %rdi\n"
+	"	call stub_main\n"
+	"2:	movb $0, 0\n"
+	"	jmp 2b\n");

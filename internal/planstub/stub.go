@@ -1,0 +1,31 @@
+// Package planstub holds the plan stub: a freestanding x86-64 program
+// (csrc/stub.c, built by csrc/build.sh into stub.elf, listed in stub.lst) that
+// executes a plan in package internal/wire's format in its own process and
+// jumps to the program it built, without a tracer. See csrc/stub.c for its
+// steps.
+//
+// The stub is started with argv {anything, "N"}, where N is the descriptor
+// of its plan (a sealed memfd); the kernel's exec of the stub is the point
+// of no return of the exec it carries out.
+package planstub
+
+import (
+	_ "embed"
+)
+
+//go:generate csrc/build.sh
+
+//go:embed stub.elf
+var stubELF []byte
+
+// ELF returns the stub's executable.
+func ELF() []byte { return stubELF }
+
+// The stub's address space (layout.h).
+const (
+	ReservedStart = 0x100_0000_0000
+	ReservedEnd   = 0x100_4000_0000
+	Base          = 0x100_0000_1000
+	RunAddr       = 0x100_1000_0000
+	PlanAddr      = 0x100_2000_0000
+)

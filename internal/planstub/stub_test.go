@@ -1,0 +1,94 @@
+package planstub
+
+import (
+	"bytes"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+	"github.com/uexec/uexec/internal/wire"
+)
+
+// TestStubBuild rebuilds the stub from stub.c and checks that the committed
+// stub.elf is exactly that build, and stub.lst its listing: the binary uexec
+// runs is the source beside it.
+func TestStubBuild(t *testing.T) {
+	testenv.NeedTool(t, "gcc")
+	testenv.NeedTool(t, "objdump")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "stub.elf")
+	if b, err := exec.Command("csrc/build.sh", out).CombinedOutput(); err != nil {
+		t.Fatalf("build.sh: %v\n%s", err, b)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, ELF()) {
+		t.Fatalf("stub.elf is not the build of stub.c (%d bytes built, %d committed): run go generate ./internal/planstub", len(got), len(ELF()))
+	}
+	lst, err := exec.Command("objdump", "-d", "--no-show-raw-insn", "stub.elf").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(lst, []byte("Disassembly")); i >= 0 {
+		lst = lst[i:]
+	}
+	want, err := os.ReadFile("stub.lst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(lst, want) {
+		t.Fatalf("stub.lst is not the listing of stub.elf: run go generate ./internal/planstub")
+	}
+}
+
+// TestLayout checks that layout.h, the Go constants and the ELF agree.
+func TestLayout(t *testing.T) {
+	h, err := os.ReadFile("csrc/layout.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := map[string]uint64{}
+	for _, m := range regexp.MustCompile(`#define (\w+)\s+(0x[0-9a-fA-F]+|\d+)`).FindAllSubmatch(h, -1) {
+		v, err := strconv.ParseUint(string(m[2]), 0, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defs[string(m[1])] = v
+	}
+	for name, want := range map[string]uint64{
+		"RESERVED_START": ReservedStart, "RESERVED_END": ReservedEnd, "STUB_BASE": Base,
+		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr,
+		"PLAN_MAGIC": wire.Magic, "PLAN_VERSION": wire.Version, "NREGS": wire.NRegs,
+	} {
+		if defs[name] != want {
+			t.Errorf("layout.h %s = %#x, Go has %#x", name, defs[name], want)
+		}
+	}
+	f, err := elf.NewFile(bytes.NewReader(ELF()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end uint64
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD {
+			continue
+		}
+		if p.Vaddr < Base || p.Vaddr+p.Memsz > RunAddr {
+			t.Errorf("segment %#x+%#x outside [Base, RunAddr)", p.Vaddr, p.Memsz)
+		}
+		end = max(end, p.Vaddr+p.Memsz)
+		if p.Flags&elf.PF_W != 0 && p.Flags&elf.PF_X != 0 {
+			t.Errorf("segment %#x is writable and executable", p.Vaddr)
+		}
+	}
+	if end-Base > PlanAddr-RunAddr {
+		t.Errorf("the stub (%#x bytes) does not fit below the plan", end-Base)
+	}
+}
