@@ -2,6 +2,7 @@ package uexec_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -108,9 +109,14 @@ func TestStartMatchesKernelAtEntry(t *testing.T) {
 				// orig_rax is the tracer's view of the exec syscall the
 				// native snapshot stops in; the program never sees it.
 				// SigQ counts the signals queued for the whole user.
+				// rflags is the one register the stub cannot leave as
+				// the kernel does (see backend.EntryFlags).
 				for _, d := range kernelexec.Compare(native, under, kernelexec.CompareOptions{
-					AllowRandom: true, AllowASLR: !noRandom, Ignore: []string{"fds", "pid", "regs.orig_rax", "status.SigQ"}}) {
+					AllowRandom: true, AllowASLR: !noRandom, Ignore: []string{"fds", "pid", "regs.orig_rax", "regs.eflags", "status.SigQ"}}) {
 					t.Error(d)
+				}
+				if native.Regs.Eflags != 0x202 || under.Regs.Eflags != backend.EntryFlags {
+					t.Errorf("rflags %#x natively, %#x under uexec; want 0x202 and %#x", native.Regs.Eflags, under.Regs.Eflags, backend.EntryFlags)
 				}
 			})
 		}
@@ -148,7 +154,13 @@ func TestProbeMatchesKernel(t *testing.T) {
 				if err != nil {
 					t.Fatalf("probe output under uexec: %v\n%s", err, out)
 				}
-				ignore := append([]string{}, kernelexec.ProbeVolatile...)
+				ignore := append([]string{"entry.rflags"}, kernelexec.ProbeVolatile...)
+				// A static probe sees the stub's rflags (backend.EntryFlags)
+				// at its first instruction; ld.so's leave the program's
+				// as they are natively.
+				if v, n := under.Get("entry.rflags"), native.Get("entry.rflags"); v != n && v != fmt.Sprintf("%#x", backend.EntryFlags) {
+					t.Errorf("entry.rflags = %s under uexec, %s natively", v, n)
+				}
 				if !noRandom {
 					// Addresses are random; their relations are checked
 					// by the probe itself (rsp alignment, auxv on the

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/uexec/uexec/internal/stub"
+	"github.com/uexec/uexec/internal/planstub"
 	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/vm"
 )
@@ -37,10 +37,10 @@ func TestFailure(t *testing.T) {
 		errno  error
 	}{
 		{
-			// A dynamic program moves the vdso while the stub's page is
-			// still in use: a plan that needs that page fails early.
+			// The stub runs from its pages until the end: a plan that
+			// needs them fails before the stub starts.
 			name:   "overlaps stub",
-			extra:  vm.Cmd{Op: vm.OpZero, Addr: stub.Base, Len: vm.PageSize, Prot: vm.ProtRead, Flags: vm.FlagFixed},
+			extra:  vm.Cmd{Op: vm.OpZero, Addr: planstub.RunAddr, Len: vm.PageSize, Prot: vm.ProtRead, Flags: vm.FlagFixed},
 			signal: 0,
 			errno:  unix.ENOMEM,
 		},
@@ -73,10 +73,14 @@ func TestFailure(t *testing.T) {
 			if e.Signal != tt.signal || !errors.Is(err, tt.errno) {
 				t.Errorf("got %v (signal %v), want signal %v and %v", err, e.Signal, tt.signal, tt.errno)
 			}
-			if !strings.Contains(err.Error(), "pid ") {
+			if tt.signal == 0 {
+				// Refused before any process was started.
+				if e.Pid != 0 {
+					t.Errorf("error names pid %d, want none", e.Pid)
+				}
+			} else if !strings.Contains(err.Error(), "pid ") {
 				t.Errorf("error %q does not name the pid", err)
-			}
-			if err := unix.Kill(e.Pid, 0); err != unix.ESRCH {
+			} else if err := unix.Kill(e.Pid, 0); err != unix.ESRCH {
 				t.Errorf("pid %d still exists: kill(0) = %v", e.Pid, err)
 			}
 			if after := openFDs(t); after != before {

@@ -255,23 +255,37 @@ func stubStatus(r io.Reader, prog *wire.Program) error {
 
 // planMemfd returns a sealed memfd holding b.
 func planMemfd(b []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_NOEXEC_SEAL)
+	f, err := newMemfd("uexec-plan")
+	if err != nil {
+		return nil, err
+	}
+	if err := fillMemfd(f, b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// newMemfd returns an empty memfd that can be sealed and never executed.
+func newMemfd(name string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_NOEXEC_SEAL)
 	if err == unix.EINVAL {
-		fd, err = unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
 	}
-	f := os.NewFile(uintptr(fd), "uexec-plan")
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, err
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// fillMemfd writes b to the memfd f and seals it: nobody, not even we, may
+// change it from then on.
+func fillMemfd(f *os.File, b []byte) error {
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
 	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		f.Close()
-		return nil, os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
-	}
-	return f, nil
+	_, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
+	return os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
 }
 
 // stringsLen is the bytes an exec copies to the new stack as strings: the
@@ -365,3 +379,9 @@ func canSetExeFD() bool {
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
 	return has(unix.CAP_SYS_ADMIN) || has(unix.CAP_CHECKPOINT_RESTORE)
 }
+
+// EntryFlags is rflags at the program's first instruction: the kernel's
+// 0x202 (IF and the reserved bit) with ZF and PF set, which the register
+// clears of the vdso's `syscall ... ret` tail leave behind (see
+// internal/planstub). Every other register is the kernel's.
+const EntryFlags = 0x246

@@ -1,0 +1,162 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
+	"github.com/uexec/uexec/vm"
+)
+
+// InPlaceOptions say how ExecInPlace runs a plan.
+type InPlaceOptions struct {
+	// Path, Argv and Env are the exec as requested: the kernel does it
+	// with them when uexec cannot do it exactly (a set-id program that
+	// this process could not give its privileges).
+	Path string
+	Argv []string
+	Env  []string
+	// NoRandom and SigMask are as in Options.
+	NoRandom bool
+	SigMask  *uint64
+	// Logf, when set, receives the notes and the stub's program.
+	Logf func(format string, args ...any)
+}
+
+// ExecInPlace replaces this process with the plan's program, as execve(2)
+// replaces its caller: it execs the plan stub, which builds the image and
+// jumps to it, so the program keeps this process's pid, parent, process
+// group, session, terminal, limits and the descriptors that are not
+// close-on-exec. It returns only if the stub could not be exec'd; the
+// process is then intact. Past the stub's exec a failure kills the process
+// with SIGSEGV, as Linux does past the point of no return.
+func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
+	if err := runnable(plan); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if plan.Cred.SetID && os.Geteuid() != 0 {
+		// Only the kernel can give a set-id program its ids here.
+		if opts.Logf != nil {
+			opts.Logf("note: %s is set-id and uexec is not root: the kernel execs it", opts.Path)
+		}
+		return os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))
+	}
+	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: opts.NoRandom, rand: randReader(nil),
+		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf, vdso: vdsoOnce()}
+	var dups []int
+	fail := func(step string, err error) error {
+		for _, fd := range dups {
+			unix.Close(fd)
+		}
+		return &Error{Pid: os.Getpid(), Step: step, Err: err}
+	}
+	// Descriptors without FD_CLOEXEC survive the exec of the stub.
+	dup := func(fd uintptr) (int, error) {
+		n, err := unix.FcntlInt(fd, unix.F_DUPFD, 3)
+		if err != nil {
+			return -1, os.NewSyscallError("fcntl(F_DUPFD)", err)
+		}
+		dups = append(dups, n)
+		return n, nil
+	}
+	for _, f := range planFileList(plan) {
+		h, err := hostFD(f)
+		if err != nil {
+			return fail("opening the plan's files", err)
+		}
+		n, err := dup(h.fd)
+		if h.opened != nil {
+			h.opened.Close()
+		}
+		if err != nil {
+			return fail("opening the plan's files", err)
+		}
+		env.fds[f] = n
+		env.closeFDs = append(env.closeFDs, n)
+	}
+	persona, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return fail("reading the personality", err)
+	}
+	persona &^= sys.ADDR_NO_RANDOMIZE
+	if opts.NoRandom {
+		persona |= sys.ADDR_NO_RANDOMIZE
+	}
+	env.persona = persona
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
+		env.rlimit = rl.Cur
+	}
+	stubPath, err := planStub.path()
+	if err != nil {
+		return fail("materialising the stub", err)
+	}
+	// The plan's memfd is made first, so that its number (in the stub's
+	// argv, whose length the plan depends on) is known when compiling.
+	mfd, err := newMemfd("uexec-plan")
+	if err != nil {
+		return fail("writing the plan", err)
+	}
+	n, err := dup(mfd.Fd())
+	if err != nil {
+		mfd.Close()
+		return fail("writing the plan", err)
+	}
+	argv := []string{stubArgv0, strconv.Itoa(n)}
+	exec := func(stubPath string) error {
+		env.stubArgs = stringsLen(stubPath, argv, nil)
+		cp, err := compile(plan, env)
+		if err != nil {
+			return fail("compiling the plan", err)
+		}
+		if err := fillMemfd(mfd, cp.prog.Encode()); err != nil {
+			return fail("writing the plan", err)
+		}
+		if opts.Logf != nil {
+			for _, note := range cp.notes {
+				opts.Logf("note: %s", note)
+			}
+		}
+		old, err := sys.Personality(persona)
+		if err != nil {
+			return fail("setting the personality", err)
+		}
+		err = unix.Exec(stubPath, argv, []string{})
+		_, _ = sys.Personality(old)
+		return os.NewSyscallError("execve", err)
+	}
+	err = exec(stubPath)
+	if stubPath == planStub.memPath && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+		planStub.markMemfdBad()
+		// A sealed memfd cannot be written again: a new one takes the
+		// same number.
+		mfd.Close()
+		if mfd, err = newMemfd("uexec-plan"); err != nil {
+			return fail("writing the plan", err)
+		}
+		if err = unix.Dup3(int(mfd.Fd()), n, 0); err != nil {
+			mfd.Close()
+			return fail("writing the plan", os.NewSyscallError("dup3", err))
+		}
+		if stubPath, err = planStub.cachedFile(); err != nil {
+			mfd.Close()
+			return fail("materialising the stub", err)
+		}
+		err = exec(stubPath)
+	}
+	mfd.Close()
+	var be *Error
+	if errors.As(err, &be) {
+		return err
+	}
+	return fail("executing the stub", err)
+}
