@@ -34,6 +34,7 @@ func newCred(epp *Package) NewCred {
 		// the exec secure.
 		n.EUID, n.EGID = c.UID, c.GID
 		n.Ignored = "uexec cannot raise privileges (not root)"
+		n.Downgraded = true
 	} else if isSetID {
 		n.SetID = true
 	}

@@ -27,6 +27,10 @@ type NewCred struct {
 	// Ignored says why set-id bits were present but not applied ("nosuid
 	// mount", "no_new_privs"); "" when they were applied or absent.
 	Ignored string
+	// Downgraded reports that the ids would change but whoever applies
+	// the plan cannot change them (Request.Downgrade): only the kernel's
+	// own exec of the file gives them.
+	Downgraded bool
 }
 
 // Plan is a complete exec, decided before the point of no return: applying

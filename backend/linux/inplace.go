@@ -23,6 +23,8 @@ type InPlaceOptions struct {
 	Path string
 	Argv []string
 	Env  []string
+	// Dir, when set, is the program's working directory.
+	Dir string
 	// NoRandom and SigMask are as in Options.
 	NoRandom bool
 	SigMask  *uint64
@@ -43,7 +45,12 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if plan.Cred.SetID && os.Geteuid() != 0 {
+	if opts.Dir != "" {
+		if err := os.Chdir(opts.Dir); err != nil {
+			return &Error{Pid: os.Getpid(), Step: "changing directory", Err: err}
+		}
+	}
+	if plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0 {
 		// Only the kernel can give a set-id program its ids here.
 		if opts.Logf != nil {
 			opts.Logf("note: %s is set-id and uexec is not root: the kernel execs it", opts.Path)

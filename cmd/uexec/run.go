@@ -115,6 +115,19 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if !o.once {
 		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
 	}
+	if onStdFDs(files) {
+		// uexec becomes the program, as env(1) does: the program keeps
+		// uexec's pid, parent, process group, session and terminal.
+		first.Pid, first.Ppid = os.Getpid(), os.Getppid()
+		elog.write(first)
+		elog.close()
+		if o.verbose {
+			printNotes(stderr, nil, p, req.Path)
+		}
+		err := backend.ExecInPlace(p, &backend.InPlaceOptions{Path: req.Path, Argv: req.Argv, Env: req.Envp,
+			Dir: req.Dir, NoRandom: req.NoRandom, SigMask: initialSigMask, Logf: logf})
+		return startFailed(err, o, nil, first, stderr, closeFiles)
+	}
 	proc, err := backend.Start(p, bopts)
 	if err != nil {
 		return startFailed(err, o, elog, first, stderr, closeFiles)
@@ -146,6 +159,17 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 			return exitLike(state)
 		}
 	}
+}
+
+// onStdFDs reports whether files are this process's descriptors 0, 1 and 2,
+// so that an exec in place gives the program the same standard files.
+func onStdFDs(files []*os.File) bool {
+	for i, f := range files {
+		if f == nil || f.Fd() != uintptr(i) {
+			return false
+		}
+	}
+	return len(files) == 3
 }
 
 // stdFiles returns descriptors for the program's standard input, output and
