@@ -235,9 +235,10 @@ func TestRunOptions(t *testing.T) {
 	}
 }
 
-// TestRunSurvivesUexec kills uexec while its program runs. With --once the
-// program goes on, untraced and not stopped; in tree mode it dies with its
-// tracer (PTRACE_O_EXITKILL): never is it left stopped or traced.
+// TestRunSurvivesUexec kills uexec while its program runs. With --once
+// there is no uexec left to kill: uexec became the program (same pid); in
+// tree mode the program dies with its tracer (PTRACE_O_EXITKILL): never is
+// it left stopped or traced.
 func TestRunSurvivesUexec(t *testing.T) {
 	needRun(t)
 	for _, tc := range []struct {
@@ -269,6 +270,14 @@ func TestRunSurvivesUexec(t *testing.T) {
 				t.Fatal("the program did not start")
 			}
 			defer syscall.Kill(pid, syscall.SIGKILL)
+			if tc.survive {
+				if pid != cmd.Process.Pid {
+					t.Errorf("--once: the program is pid %d, uexec was %d", pid, cmd.Process.Pid)
+				}
+				cmd.Process.Kill()
+				cmd.Wait()
+				return
+			}
 			time.Sleep(50 * time.Millisecond) // sleep(1) exec'd
 			cmd.Process.Kill()
 			cmd.Wait()
