@@ -52,9 +52,8 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	env := &stubEnv{fds: map[*vm.File]int{}, noRandom: opts.NoRandom, rand: randReader(opts.Rand),
 		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf,
 		vdso: vdsoOnce()}
-	keep := inheritedFDs()
 	slot := func(fd uintptr) int {
-		for keep[len(fds)] {
+		for inherited(len(fds)) {
 			fds = append(fds, uintptr(len(fds)))
 		}
 		fds = append(fds, fd)
@@ -81,7 +80,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	env.statusFD = slot(sw.Fd())
 	env.closeFDs = append(env.closeFDs, env.statusFD)
 	planFD := len(fds) // placeholder: the memfd goes here
-	for keep[planFD] {
+	for inherited(planFD) {
 		planFD++
 	}
 
@@ -126,6 +125,11 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	fds = append(fds, mfd.Fd())
 
+	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil {
+		// Nothing is this thread's: fork from here.
+		p, err, _ := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
+		return p, err
+	}
 	type result struct {
 		p   *Process
 		err error
@@ -365,6 +369,13 @@ func runToEntry(pid int) (*unix.PtraceRegs, error) {
 		}
 	}
 	return nil, fmt.Errorf("pid %d: no ret after the stub's last munmap: %w", pid, unix.EFAULT)
+}
+
+// inherited reports whether this process's descriptor fd survives an exec:
+// it is open without FD_CLOEXEC.
+func inherited(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && fl&unix.FD_CLOEXEC == 0
 }
 
 // canSetExeFD reports whether this process (and so a stub it starts) may

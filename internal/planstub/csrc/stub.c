@@ -250,7 +250,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
  * program's goes. */
 __asm__(".section .bss\n"
 	".balign 16\n"
-	"stub_stack: .space 16384\n"
+	"stub_stack: .space 8192\n"
 	"stub_stack_top:\n"
 	".text\n"
 	".globl _start\n"
@@ -273,9 +273,10 @@ __asm__(".section .bss\n"
 	"	syscall\n"
 	"	cmp %rdi, %rax\n"
 	"	jne 2f\n"
-	/* copy the image, then continue in the copy */
+	/* copy the image up to its .bss (already zero), then continue in the copy */
 	"	lea __ehdr_start(%rip), %rsi\n"
-	"	mov %r13, %rcx\n"
+	"	lea _edata(%rip), %rcx\n"
+	"	sub %rsi, %rcx\n"
 	"	rep movsb\n"
 	"	lea 1f(%rip), %rax\n"
 	"	lea __ehdr_start(%rip), %rcx\n"
