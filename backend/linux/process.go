@@ -44,6 +44,10 @@ type Options struct {
 	AtEntry func(pid int) error
 
 	tree *Tree // set by StartTree: keep tracing the program's execs
+
+	// failAt, when positive, replaces op failAt-1 of the stub's program
+	// with a system call that fails: tests of every step's failure.
+	failAt int
 }
 
 // Process is a program started by Start: a plain child of this process.

@@ -115,6 +115,9 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if opts.Logf != nil {
 		opts.Logf("stub program:\n%s", cp.prog)
 	}
+	if i := opts.failAt - 1; i >= 0 && i < len(cp.prog.Ops) {
+		cp.prog.Ops[i] = wire.Op{Kind: wire.Syscall, Nr: 1 << 20, Name: "injected failure"}
+	}
 	mfd, err := planMemfd(cp.prog.Encode())
 	if err != nil {
 		return nil, &Error{Step: "writing the plan", Err: err}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestOnceInPlace: with --once uexec execs in place, so the program is
+// the process its caller started: same pid, parent, process group and
+// session.
+func TestOnceInPlace(t *testing.T) {
+	needRun(t)
+	ids := `echo $$ $PPID $(ps -o pgid= -o sid= -p $$)`
+	r := runCmd(t, "", "", "/bin/sh", "-c", ids+"; exec "+uexecBin+" run --once /bin/sh -c '"+ids+"'")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.status != 0 || len(lines) != 2 {
+		t.Fatalf("%v", r)
+	}
+	if strings.Join(strings.Fields(lines[0]), " ") != strings.Join(strings.Fields(lines[1]), " ") {
+		t.Errorf("pid ppid pgid sid: %q natively, %q under uexec --once", lines[0], lines[1])
+	}
+}
+
+// TestOnceWithoutPtrace: --once needs no ptrace: it works under strace -f,
+// under gdb, and under a seccomp filter that makes ptrace fail.
+func TestOnceWithoutPtrace(t *testing.T) {
+	needRun(t)
+	noptrace := testenv.BuildC(t, "testdata/progs/noptrace.c")
+	strace := testenv.NeedTool(t, "strace")
+	gdb := testenv.NeedTool(t, "gdb")
+	for _, tc := range []struct {
+		name string
+		pre  []string
+	}{
+		{"strace -f", []string{strace, "-f", "-o", "/dev/null"}},
+		{"gdb", []string{gdb, "-batch", "-nx", "-ex", "run", "--args"}},
+		{"ptrace denied", []string{noptrace}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := append(append([]string{}, tc.pre...), uexecBin, "run", "--once", "/bin/sh", "-c", "echo ok; ls -d /; exit 3")
+			r := runCmd(t, "", "", argv...)
+			if !strings.Contains(r.stdout, "ok\n") || !strings.Contains(r.stdout, "/\n") {
+				t.Errorf("%v", r)
+			}
+			if tc.name != "gdb" && r.status.ExitStatus() != 3 {
+				t.Errorf("exit status %d, want 3\n%v", r.status.ExitStatus(), r)
+			}
+			if tc.name == "gdb" && !strings.Contains(r.stdout, "exited with code 03") {
+				t.Errorf("gdb did not see the program exit with 3:\n%v", r)
+			}
+		})
+	}
+}
+
+// TestTreeWithoutPtrace: where tree mode cannot intercept, uexec says so in
+// one line, names --once, and exits 125.
+func TestTreeWithoutPtrace(t *testing.T) {
+	needRun(t)
+	noptrace := testenv.BuildC(t, "testdata/progs/noptrace.c")
+	r := runCmd(t, "", "", noptrace, uexecBin, "run", "/bin/true")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.status.ExitStatus() != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "--once") || !strings.Contains(lines[0], "ptrace") {
+		t.Errorf("want exit %d and one line naming ptrace and --once; got %v", exitUsage, r)
+	}
+	if r := runCmd(t, "", "", noptrace, uexecBin, "run", "--once", "/bin/true"); r.status != 0 {
+		t.Errorf("--once under the same filter: %v", r)
+	}
+}
+
+// TestOnceSetuidAsUser: a set-uid program that an ordinary user's uexec
+// could not give its ids is exec'd by the kernel in place, so it runs as
+// natively, with its owner's euid.
+func TestOnceSetuidAsUser(t *testing.T) {
+	needRun(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir := testenv.SharedTempDir(t)
+	id := dir + "/id"
+	b, err := os.ReadFile("/usr/bin/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(id, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(id, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	user := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}
+	native := runCmd(t, "", "/", append(user, id)...)
+	under := runCmd(t, "", "/", append(user, uexecBin, "run", "--once", id)...)
+	testenv.Need(t, native.status == 0 && strings.Contains(native.stdout, "euid=0"), "a set-uid copy in %s does not work natively: %v", dir, native)
+	if under.stdout != native.stdout || under.status != native.status {
+		t.Errorf("natively:\n%v\nunder uexec --once:\n%v", native, under)
+	}
+}
