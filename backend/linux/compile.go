@@ -20,9 +20,12 @@ import (
 // stubEnv is what compiling a plan needs to know of the process the stub
 // will run in.
 type stubEnv struct {
-	fds      map[*vm.File]int // each plan file's descriptor in the stub
-	statusFD int              // where the stub reports a failure; -1 for nowhere
-	closeFDs []int            // the stub's descriptors that are uexec's: closed at the end
+	fds map[*vm.File]int // each plan file's descriptor in the stub
+	// open names the plan files the stub opens itself (through a tracer's
+	// /proc/PID/fd), instead of fds.
+	open     map[*vm.File]string
+	statusFD int   // where the stub reports a failure; -1 for nowhere
+	closeFDs []int // the stub's descriptors that are uexec's: closed at the end
 	noRandom bool
 	persona  uint32    // the stub's personality
 	vdso     vdsoFacts // this kernel's vdso
@@ -56,6 +59,10 @@ type compiler struct {
 	// Set by stack: the layout and the register holding stub top - plan top.
 	lay *stack.Layout
 	rd  uint8
+	// fdv is each plan file's descriptor in the stub; closeFDs those the
+	// stub opened itself.
+	fdv      map[*vm.File]wire.Value
+	closeFDs []wire.Value
 }
 
 func (c *compiler) reg() (uint8, error) {
@@ -117,6 +124,27 @@ func (c *compiler) run() error {
 		c.syscall("personality(READ_IMPLIES_EXEC)", unix.SYS_PERSONALITY, wire.Imm(uint64(env.persona|sys.READ_IMPLIES_EXEC)))
 	}
 
+	// Files the stub opens itself get a register each.
+	c.fdv = map[*vm.File]wire.Value{}
+	for f, fd := range env.fds {
+		c.fdv[f] = wire.Imm(uint64(fd))
+	}
+	for _, f := range planFileList(p) {
+		name, ok := env.open[f]
+		if !ok {
+			continue
+		}
+		r, err := c.reg()
+		if err != nil {
+			return err
+		}
+		o := c.syscall("open "+f.Name(), unix.SYS_OPENAT, wire.Imm(uint64(neg(100))), wire.At(wire.RData, c.put(append([]byte(name), 0))),
+			wire.Imm(unix.O_RDONLY|unix.O_CLOEXEC))
+		o.Dst = r
+		c.fdv[f] = wire.At(r, 0)
+		c.closeFDs = append(c.closeFDs, wire.At(r, 0))
+	}
+
 	imgs := splitImages(p.Cmds)
 	delta := make([]uint8, len(imgs)) // register holding landed-planned; 0 when fixed
 	placed := func(k int) bool {
@@ -166,12 +194,12 @@ func (c *compiler) run() error {
 		var o *wire.Op
 		switch cmd.Op {
 		case vm.OpMap:
-			fd, ok := env.fds[cmd.File]
+			fd, ok := c.fdv[cmd.File]
 			if !ok {
 				return fmt.Errorf("mmap: %s was not passed to the stub: %w", cmd.File.Name(), unix.EBADF)
 			}
 			o = c.syscall("mmap "+cmd.File.Name(), unix.SYS_MMAP, addr, wire.Imm(cmd.Len), wire.Imm(uint64(cmd.Prot)),
-				wire.Imm(mapFlags), wire.Imm(uint64(fd)), wire.Imm(cmd.Offset))
+				wire.Imm(mapFlags), fd, wire.Imm(cmd.Offset))
 		case vm.OpZero, vm.OpReserve:
 			prot := uint64(cmd.Prot)
 			if cmd.Op == vm.OpReserve {
@@ -261,6 +289,9 @@ func (c *compiler) run() error {
 	for _, fd := range env.closeFDs {
 		c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
 	}
+	for _, fd := range c.closeFDs {
+		c.syscall("close", unix.SYS_CLOSE, fd)
+	}
 	gadget := wire.Imm(0)
 	if env.vdso.gadget != 0 {
 		gadget = vdso.Plus(env.vdso.gadget)
@@ -296,7 +327,7 @@ func (c *compiler) clear(cmd vm.Cmd, addr wire.Value) error {
 // read maps anonymous memory and reads file bytes into it
 // (vmcmd_map_readvn), then gives it the segment's protection.
 func (c *compiler) read(cmd vm.Cmd, addr wire.Value, mapFlags uint64) (*wire.Op, error) {
-	fd, ok := c.env.fds[cmd.File]
+	fd, ok := c.fdv[cmd.File]
 	if !ok {
 		return nil, fmt.Errorf("read: %s was not passed to the stub: %w", cmd.File.Name(), unix.EBADF)
 	}
@@ -318,7 +349,7 @@ func (c *compiler) read(cmd vm.Cmd, addr wire.Value, mapFlags uint64) (*wire.Op,
 		wire.Imm(mapFlags|unix.MAP_ANONYMOUS), wire.Imm(^uint64(0)), wire.Imm(0))
 	m.Dst = r
 	idx := len(c.ops) - 1
-	o := c.syscall("pread "+cmd.File.Name(), unix.SYS_PREAD64, wire.Imm(uint64(fd)), wire.At(r, off), wire.Imm(cmd.Len), wire.Imm(cmd.Offset))
+	o := c.syscall("pread "+cmd.File.Name(), unix.SYS_PREAD64, fd, wire.At(r, off), wire.Imm(cmd.Len), wire.Imm(cmd.Offset))
 	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(cmd.Len)
 	if cmd.Prot != vm.ProtRead|vm.ProtWrite {
 		c.syscall("mprotect", unix.SYS_MPROTECT, wire.At(r, 0), wire.Imm(uint64(end-start)), wire.Imm(uint64(cmd.Prot)))
@@ -458,13 +489,11 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 		wire.At(rd, uint64(lay.EnvStart)), wire.At(rd, uint64(lay.EnvEnd)),
 		wire.At(rd, uint64(lay.AuxvAddr)),
 	}
-	exeFD := -1
-	if fd, ok := env.fds[env.exe]; ok && env.exe != nil {
-		exeFD = fd
-	}
+	exe, haveExe := c.fdv[env.exe]
+	haveExe = haveExe && env.exe != nil
 	auxvSize := uint64(16 * len(lay.Auxv))
-	buf := make([]byte, sys.PrctlMMMapSize)
-	le.PutUint64(buf[96:], auxvSize|uint64(uint32(exeFD))<<32)
+	buf := make([]byte, sys.PrctlMMMapSize+8) // 8 bytes of room for the exe_fd store below
+	le.PutUint64(buf[96:], auxvSize|uint64(0xffffffff)<<32)
 	off := c.put(buf)
 	for i, v := range fields {
 		if v.Reg == 0 {
@@ -473,9 +502,14 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 		}
 		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+8*uint64(i)), v}})
 	}
+	if haveExe {
+		// exe_fd is the u32 at 100: a 64-bit store of the descriptor
+		// writes it and 4 bytes of the room after the struct.
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+100), exe}, Name: "exe_fd"})
+	}
 	arg := wire.At(wire.RData, off)
 	o := c.syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
-	if exeFD >= 0 {
+	if haveExe {
 		r, err := c.reg()
 		if err != nil {
 			return err

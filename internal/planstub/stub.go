@@ -4,9 +4,10 @@
 // jumps to the program it built, without a tracer. See csrc/stub.c for its
 // steps.
 //
-// The stub is started with argv {anything, "N"}, where N is the descriptor
-// of its plan (a sealed memfd); the kernel's exec of the stub is the point
-// of no return of the exec it carries out.
+// The stub is started with argv {anything, PLAN}, where PLAN is the
+// descriptor of its plan (a sealed memfd) or a path the stub opens (a
+// tracer's /proc/PID/fd/N); the kernel's exec of the stub is the point of
+// no return of the exec it carries out.
 package planstub
 
 import (

@@ -13,7 +13,8 @@
  *     left (prctl(PR_SET_MM_MAP)'s exe_fd fails with EBUSY while one is).
  *  2. stub_main reads what only the running process knows (its stack top,
  *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
- *     descriptor named by argv[1], closes it, and runs the plan's ops.
+ *     descriptor named by argv[1] (a number, or a path to open), closes
+ *     it, and runs the plan's ops.
  *  3. The last op (finish) unmaps the copy and the plan and enters the
  *     program: it jumps to a `syscall` in the vdso that is followed only by
  *     register clears and `ret`, with rax = munmap and the program's entry
@@ -178,11 +179,20 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	R[R_TOP] = execfn + strlen_((char *)execfn) + 1 + 8;
 	R[R_SP] = (u64)sp;
 
+	/* argv[1] is the plan's descriptor, or a path to open (a tracer's
+	 * /proc/PID/fd/N). */
 	u64 fd = 0;
-	for (char *c = argv[1]; *c; c++) {
-		if (*c < '0' || *c > '9')
-			die(-1UL, -22);
-		fd = fd * 10 + (u64)(*c - '0');
+	if (argv[1][0] == '/') {
+		s64 r = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)argv[1], 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
+		if (r < 0)
+			die(-1UL, r);
+		fd = (u64)r;
+	} else {
+		for (char *c = argv[1]; *c; c++) {
+			if (*c < '0' || *c > '9')
+				die(-1UL, -22);
+			fd = fd * 10 + (u64)(*c - '0');
+		}
 	}
 	s64 size = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
 	if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
