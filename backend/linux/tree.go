@@ -99,6 +99,17 @@ type task struct {
 	stopping   bool // release: a SIGSTOP of ours is on its way
 	listening  bool // kept in a group-stop with PTRACE_LISTEN
 	jobStopped bool // release: interrupted in the program's own group-stop
+	// hold are the files of the plan stub this task last exec'd: closed at
+	// its next event, when the stub has opened them.
+	hold []*os.File
+}
+
+// release closes what tk held for its stub.
+func (tk *task) release() {
+	for _, f := range tk.hold {
+		f.Close()
+	}
+	tk.hold = nil
 }
 
 // pendingExec is an exec between the seccomp stop and the built image.
@@ -111,6 +122,10 @@ type pendingExec struct {
 	// byName: the plan's files are opened by their names with the
 	// caller's credentials (a caller that cannot reach uexec's /proc).
 	byName bool
+	// planStub: the stub runs the plan itself; hold keeps the plan and
+	// its files open until it has opened them through /proc/<uexec>/fd.
+	planStub bool
+	hold     []*os.File
 }
 
 // treeOptions are the ptrace options of every tracee.
@@ -326,11 +341,14 @@ func (tr *Tree) event(pid int, ws unix.WaitStatus) {
 	case sig == syscall.SIGTRAP && ws.TrapCause() > 0:
 		switch ws.TrapCause() {
 		case unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK, unix.PTRACE_EVENT_CLONE:
+			// The program runs: its stub has opened what it needed.
+			tk.release()
 			if child, err := unix.PtraceGetEventMsg(pid); err == nil && tr.tasks[int(child)] == nil {
 				tr.tasks[int(child)] = &task{tid: int(child)}
 			}
 			tr.cont(pid, 0)
 		case unix.PTRACE_EVENT_SECCOMP:
+			tk.release()
 			tr.seccompStop(tk)
 		case unix.PTRACE_EVENT_EXEC:
 			tr.execStop(tk)
@@ -355,8 +373,13 @@ func isStopSignal(sig syscall.Signal) bool {
 }
 
 func (tr *Tree) exited(pid int, ws unix.WaitStatus) {
-	if tk := tr.tasks[pid]; tk != nil && tk.exec != nil {
-		tk.exec.plan.Close()
+	if tk := tr.tasks[pid]; tk != nil {
+		tk.release()
+		if tk.exec != nil {
+			tk.exec.plan.Close()
+			tk.hold = tk.exec.hold
+			tk.release()
+		}
 	}
 	delete(tr.tasks, pid)
 	if pid == tr.Pid && !tr.firstGone {
@@ -497,12 +520,27 @@ func (tr *Tree) seccompStop(tk *task) {
 		}
 		stubPath, byName = p, true
 	}
-	if err := tr.writeStubCall(pid, kind, &regs, stubPath); err != nil {
+	stubArgv := []string{stubArgv0}
+	var hold []*os.File
+	if !byName {
+		// The plan stub runs the plan itself: the supervisor only
+		// intercepts and plans.
+		var err error
+		if stubPath, stubArgv, hold, err = tr.planStubCall(c, req, plan); err != nil {
+			plan.Close()
+			kernel(fmt.Sprintf("preparing the stub: %v", err))
+			return
+		}
+	}
+	if err := tr.writeStubCall(pid, kind, &regs, stubPath, stubArgv); err != nil {
 		plan.Close()
+		for _, f := range hold {
+			f.Close()
+		}
 		kernel(fmt.Sprintf("no room below the caller's stack for the stub's name: %v", err))
 		return
 	}
-	tk.exec = &pendingExec{plan: plan, req: req, ev: ev, regs: regs, byName: byName}
+	tk.exec = &pendingExec{plan: plan, req: req, ev: ev, regs: regs, byName: byName, planStub: !byName, hold: hold}
 	tk.exec.savedArgs(kind, dirfd, pathPtr, argvPtr, envpPtr, flags)
 	if err := unix.PtraceSetRegs(pid, &regs); err != nil {
 		tk.exec = nil
@@ -611,7 +649,7 @@ func unSelf(plan *execsw.Plan, self, path string) {
 const stubArgv0 = "uexec-stub"
 
 // writeStubCall makes the stopped execve or execveat of pid exec the stub
-// at stubPath: its path and a one-string argv and empty envp are written
+// at stubPath: its path, argv and an empty envp are written
 // below the caller's stack pointer, and the call's arguments point at
 // them.
 //
@@ -626,20 +664,25 @@ const stubArgv0 = "uexec-stub"
 // pointer is above. The write goes through process_vm_writev, which never
 // grows a mapping: when the pages are not mapped the exec is left to the
 // kernel rather than touching anything else.
-func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPath string) error {
+func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPath string, argv []string) error {
 	base := (regs.Rsp - 128 - 1024) &^ 15
 	var buf []byte
 	le := binary.LittleEndian
-	pathAddr := base + 32
-	argv0Addr := pathAddr + uint64(len(stubPath)) + 1
-	buf = le.AppendUint64(buf, argv0Addr) // argv[0]
-	buf = le.AppendUint64(buf, 0)         // argv[1]
-	buf = le.AppendUint64(buf, 0)         // envp[0]
-	buf = le.AppendUint64(buf, 0)
+	vec := uint64(8 * (len(argv) + 2)) // argv, its NULL, envp's NULL
+	pathAddr := base + vec
+	str := pathAddr + uint64(len(stubPath)) + 1
+	for _, a := range argv {
+		buf = le.AppendUint64(buf, str)
+		str += uint64(len(a)) + 1
+	}
+	buf = le.AppendUint64(buf, 0) // argv's NULL
+	buf = le.AppendUint64(buf, 0) // envp[0]
 	buf = append(buf, stubPath...)
 	buf = append(buf, 0)
-	buf = append(buf, stubArgv0...)
-	buf = append(buf, 0)
+	for _, a := range argv {
+		buf = append(buf, a...)
+		buf = append(buf, 0)
+	}
 	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
 	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
 	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
@@ -649,11 +692,12 @@ func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPat
 	if n != len(buf) {
 		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
 	}
+	envp := base + vec - 8
 	if kind == traceExecveat {
 		regs.Rdi = atFDCWD
-		regs.Rsi, regs.Rdx, regs.R10, regs.R8 = pathAddr, base, base+16, 0
+		regs.Rsi, regs.Rdx, regs.R10, regs.R8 = pathAddr, base, envp, 0
 	} else {
-		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, base+16
+		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
 	}
 	return nil
 }
@@ -673,6 +717,16 @@ func (tr *Tree) execStop(tk *task) {
 		}
 	}
 	if tk.exec == nil {
+		tr.cont(pid, 0)
+		return
+	}
+	if ex := tk.exec; ex.planStub {
+		// The stub builds the image itself; it opens what uexec holds
+		// for it before any later event of this task.
+		tk.exec = nil
+		tk.hold = ex.hold
+		ex.plan.Close()
+		tr.emit(ex.ev)
 		tr.cont(pid, 0)
 		return
 	}
@@ -702,6 +756,8 @@ func (tr *Tree) syscallStop(tk *task) {
 		r.Rax = r.Orig_rax
 		r.Rip -= 2 // the syscall instruction
 		ex.plan.Close()
+		tk.hold = ex.hold
+		tk.release()
 		if err := unix.PtraceSetRegs(pid, &r); err != nil {
 			tr.logf("pid %d: ptrace(PTRACE_SETREGS): %v", pid, err)
 		}
@@ -1003,3 +1059,58 @@ func (tr *Tree) tgidOf(tid int) int {
 
 // atFDCWD is AT_FDCWD as a register value.
 var atFDCWD = func() uint64 { v := int64(unix.AT_FDCWD); return uint64(v) }()
+
+// planStubCall prepares the plan stub's exec for caller c: the plan,
+// compiled for the caller's state, in a sealed memfd, and the plan's files,
+// all opened by the stub through /proc/<uexec>/fd. It returns the stub's
+// path and argv, and the files to hold open until the stub has opened them.
+func (tr *Tree) planStubCall(c *caller, req *execsw.Request, plan *execsw.Plan) (string, []string, []*os.File, error) {
+	var hold []*os.File
+	fail := func(err error) (string, []string, []*os.File, error) {
+		for _, f := range hold {
+			f.Close()
+		}
+		return "", nil, nil, err
+	}
+	env := &stubEnv{open: map[*vm.File]string{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
+		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
+		persona: uint32(c.personality), logf: tr.opts.Logf}
+	self := "/proc/" + strconv.Itoa(tr.self) + "/fd/"
+	for _, f := range planFileList(plan) {
+		h, err := hostFD(f)
+		if err != nil {
+			return fail(err)
+		}
+		held := h.opened
+		if held == nil {
+			// The plan's own descriptor goes with the plan, which is
+			// closed before the stub opens it: hold a copy.
+			fd, err := unix.FcntlInt(h.fd, unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fail(os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err))
+			}
+			held = os.NewFile(uintptr(fd), f.Name())
+		}
+		hold = append(hold, held)
+		env.open[f] = self + strconv.Itoa(int(held.Fd()))
+	}
+	mfd, err := newMemfd("uexec-plan")
+	if err != nil {
+		return fail(err)
+	}
+	hold = append(hold, mfd)
+	stubPath, err := planStub.path()
+	if err != nil {
+		return fail(err)
+	}
+	argv := []string{stubArgv0, self + strconv.Itoa(int(mfd.Fd()))}
+	env.stubArgs = stringsLen(stubPath, argv, nil)
+	cp, err := compile(plan, env)
+	if err != nil {
+		return fail(err)
+	}
+	if err := fillMemfd(mfd, cp.prog.Encode()); err != nil {
+		return fail(err)
+	}
+	return stubPath, argv, hold, nil
+}
