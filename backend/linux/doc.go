@@ -1,37 +1,46 @@
 // Package linux is the real-process backend: it applies an execsw.Plan to a
 // new Linux process without the kernel's ELF loader for the program.
 //
-// Start executes the stub (package internal/stub: a tiny freestanding ELF
-// linked at 0x10000001000, run from a sealed memfd or, where memfds are
-// not executable, from a cached file; see StubPath) under ptrace. The
-// kernel's exec of the stub gives a fresh, flushed address space: other
-// threads gone, caught handlers reset, close-on-exec descriptors closed,
-// rseq, fs/gs and FPU state reset. From then on one locked OS thread drives
-// the stub, injecting system calls at a `syscall` instruction (the stub's
-// own, then one in the vdso):
+// The plan is compiled (compile.go) into a program for the plan stub
+// (package internal/planstub: a freestanding ELF built from C, linked at
+// 0x10000001000), in package internal/wire's versioned format, and handed
+// to the stub on a sealed memfd. The kernel's exec of the stub gives a
+// fresh, flushed address space (other threads gone, caught handlers reset,
+// close-on-exec descriptors closed, rseq, fs/gs and FPU state reset, a
+// vfork parent released) and is the exec's point of no return. The stub
+// then, with ordinary system calls and no tracer:
 //
-//  1. unmap the stub's image, and the vdso if the plan needs it elsewhere;
-//  2. run the plan's vm commands (vm.Run) with mmap, munmap and mprotect
-//     on the plan's files, passed to the stub as inherited descriptors;
-//     images the planner let the kernel place (vm.FlagBase) follow the
-//     stub's own randomised mmap_base, or land exactly at the planned
-//     address with Options.NoRandom;
-//  3. map the vdso again with arch_prctl(ARCH_MAP_VDSO_64) where the kernel
+//  1. moves itself to anonymous memory and unmaps its file (so that
+//     prctl's exe_fd is accepted later), maps the plan and closes it;
+//  2. unmaps the vdso when the plan needs it elsewhere, and runs the plan's
+//     vm commands (mmap, munmap, mprotect, pread, clears) on the plan's
+//     files; images the planner let the kernel place (vm.FlagBase) follow
+//     the stub's own randomised mmap_base, or land exactly at the planned
+//     address with ASLR off, and a register keeps how far each moved;
+//  3. maps the vdso again with arch_prctl(ARCH_MAP_VDSO_64) where the kernel
 //     would have put it, after the interpreter;
-//  4. lay the stack out again for the stub's stack top (with fresh AT_RANDOM
-//     bytes, the live vdso, and AT_PHDR, AT_ENTRY, AT_BASE moved with their
-//     images), size the [stack] mapping as the kernel would and write it;
+//  4. sizes its [stack] mapping as the kernel would, clears what its own
+//     start left there and writes the planned stack at the same distance
+//     from its real stack top, with every pointer (argv, envp, AT_EXECFN,
+//     AT_RANDOM, AT_PLATFORM, AT_PHDR, AT_ENTRY, AT_BASE, AT_SYSINFO_EHDR)
+//     fixed up;
 //  5. prctl(PR_SET_MM, PR_SET_MM_MAP) with the code, data, brk, stack,
-//     argument and environment bounds, the aux vector and exe_fd;
-//     prctl(PR_SET_NAME); set-id credentials when the supervisor is root;
-//     close the plan's descriptors;
-//  6. set the entry registers (all general registers 0, rip, rsp, rflags
-//     0x202, no fs/gs base) and detach. The program is then a plain child
-//     of this process: Process.Wait reaps it.
+//     argument and environment bounds, the aux vector and exe_fd (again
+//     without exe_fd where that is refused); prctl(PR_SET_NAME); set-id
+//     credentials when permitted; the signal mask; closes the plan's
+//     descriptors;
+//  6. unmaps its copy and the plan from a `syscall` in the vdso whose tail
+//     clears rcx, rdx, rsi, rdi and r11 and returns into the entry: every
+//     general register 0, no fs/gs base, FPU in its initial state, nothing
+//     of the stub left. rflags is EntryFlags (0x246), not 0x202.
 //
-// The builder of steps 1 to 5 does not depend on ptrace: it needs only a way
-// to make the process execute system calls and to write its memory, so that
-// a driver other than ptrace can reuse it.
+// Three drivers start it: Start (as os/exec starts a program: fork, exec
+// of the stub with the plan on a descriptor and a status pipe that reports
+// a failed step), ExecInPlace (this process execs the stub: uexec run
+// --once), and the tree's tracer, which redirects an intercepted exec to
+// the stub with the plan and its files reachable through /proc/<uexec>/fd.
+// Options.AtEntry (tests) starts the stub under PTRACE_TRACEME and follows
+// it to the program's first instruction.
 //
 // # Process trees
 //
@@ -45,13 +54,20 @@
 // RLIMIT_STACK and RLIMIT_DATA; execveat's dirfd and AT_EMPTY_PATH through
 // /proc/PID/fd and fdinfo; the caller's /proc/self is its own pid) and
 // plans the exec. A refused exec is skipped with -errno in rax, the caller
-// untouched. An accepted one is rewritten to exec the stub (its path and a
-// one-string argv written below the caller's red zone); the kernel's exec
-// of the stub is the point of no return and does what a kernel exec does
-// at that moment (other threads end, the vfork parent is released,
-// close-on-exec descriptors close, handlers reset). At the exec's system
-// call exit the plan's files are opened inside the process through
-// /proc/<uexec>/fd and the builder runs as for Start.
+// untouched. An accepted one is rewritten to exec the plan stub (its path
+// and argv, naming the plan as /proc/<uexec>/fd/N, written below the
+// caller's red zone); the kernel's exec of the stub is the point of no
+// return and does what a kernel exec does at that moment (other threads
+// end, the vfork parent is released, close-on-exec descriptors close,
+// handlers reset). The stub opens the plan and its files through
+// /proc/<uexec>/fd and builds the image as for Start; the tracer holds
+// them open until the task's next event.
+//
+// The first program of a tree, and the execs of callers that cannot reach
+// /proc/<uexec>/fd (below), are still built by the tracing stub (package
+// internal/stub) with system calls injected through ptrace (builder in
+// build.go): the first needs the tree's seizure and seccomp filter set up
+// before it runs.
 //
 // A caller that will lack CAP_SYS_PTRACE once it runs the stub (the
 // effective set after a plain exec: the bounding set for euid 0, else the
@@ -88,14 +104,18 @@
 //
 // Process.Notes lists those of a given start. Known ones:
 //
-//   - /proc/PID/exe names the stub unless the supervisor has CAP_SYS_ADMIN
-//     or CAP_CHECKPOINT_RESTORE (prctl's exe_fd): os.Executable, re-exec of
-//     /proc/self/exe and $ORIGIN in the main program see the stub.
-//   - An observer can see the stub (comm "uexec-stub" or the memfd's
-//     name) before the program starts.
-//   - Set-id elevation is applied only by a root supervisor; LSM
+//   - /proc/PID/exe names the stub unless the stub's process has
+//     CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl's exe_fd):
+//     os.Executable, re-exec of /proc/self/exe and $ORIGIN in the main
+//     program see the stub.
+//   - rflags is 0x246 at the first instruction (EntryFlags), and the 8
+//     bytes below the initial stack pointer hold the entry address.
+//   - An observer can see the stub (comm "uexec-stub") for the moment
+//     before the program starts.
+//   - Set-id elevation is applied only where the stub's process may set
+//     the ids (root); ExecInPlace leaves such an exec to the kernel. LSM
 //     transitions and audit or fanotify exec events do not happen.
-//   - A start fails when this process is itself being traced (strace -f,
-//     gdb) or ptrace is forbidden.
+//   - StartTree fails when this process is itself being traced (strace -f,
+//     gdb) or ptrace is forbidden; Start and ExecInPlace do not need it.
 //   - 32-bit images are not supported (they need a 32-bit stub).
 package linux
