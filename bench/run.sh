@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Measures `uexec run` against the kernel's own exec, in one run, with
-# hyperfine (Debian package "hyperfine"; installed when missing and apt is
-# available). Prints hyperfine's summary: the ratios are what the README
-# records.
+# Measures `uexec run --once` against the kernel's own exec and against the
+# floor of any Go launcher (bench/gorun: a minimal Go program that runs its
+# arguments with os/exec), in one hyperfine run per program. Prints
+# hyperfine's summaries: the ratios are what the README records.
 #
 #   bench/run.sh            # /bin/true, a static C program, a dynamic one
 #   RUNS=500 bench/run.sh
@@ -16,12 +16,15 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/uexec" ./cmd/uexec
+go build -o "$work/gorun" ./bench/gorun
 printf 'int main(void){return 0;}\n' >"$work/t.c"
 gcc -O2 -static -o "$work/static" "$work/t.c"
 gcc -O2 -o "$work/dynamic" "$work/t.c"
 
 for prog in /bin/true "$work/static" "$work/dynamic"; do
+	name=$(basename "$prog")
 	hyperfine -N --warmup 20 --runs "$runs" \
-		-n "kernel $(basename "$prog")" "$prog" \
-		-n "uexec run $(basename "$prog")" "$work/uexec run --once $prog"
+		-n "kernel $name" "$prog" \
+		-n "go os/exec $name" "$work/gorun $prog" \
+		-n "uexec run --once $name" "$work/uexec run --once $prog"
 done

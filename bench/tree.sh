@@ -1,12 +1,12 @@
 #!/bin/sh
-# bench/tree.sh: an exec-heavy workload (a shell loop starting 500 short
+# bench/tree.sh: an exec-heavy workload (a shell loop starting 300 short
 # programs) natively, under `uexec run` (every exec by uexec), under
 # `uexec run --once` and under `strace -f -e trace=execve` (the reference
 # for the cost of ptrace), in one hyperfine run; prints the ratios.
 # Usage: bench/tree.sh [N]   (needs root for uexec run; hyperfine if
 # installed, else a bash timing loop)
 set -eu
-n=${1:-500}
+n=${1:-300}
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/uexec
 go build -o "$bin" ./cmd/uexec

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/uexec/uexec/vm"
 )
 
 // BenchmarkStart measures a whole start and wait under uexec (planning
@@ -60,4 +62,38 @@ func BenchmarkStart(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSteps measures the steps of one start that happen in this
+// process, for the README's breakdown: compiling the plan into the stub's
+// program, and writing it to a sealed memfd.
+func BenchmarkSteps(b *testing.B) {
+	needPtrace(b)
+	plan, err := newSwitch(b).Execve(selfRequest(b, "/bin/true", []string{"/bin/true"}, nil, false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plan.Close()
+	b.Run("compile", func(b *testing.B) {
+		env := &stubEnv{fds: map[*vm.File]int{}, rand: randReader(nil), statusFD: 9, vdso: vdsoOnce(), exe: programFile(plan), rlimit: 8 << 20}
+		for i, f := range planFileList(plan) {
+			env.fds[f] = 3 + i
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := compile(plan, env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("memfd", func(b *testing.B) {
+		prog := make([]byte, 8000)
+		for b.Loop() {
+			f, err := planMemfd(prog)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
 }
