@@ -36,6 +36,12 @@ type stubEnv struct {
 	sigMask  *uint64   // the program's signal mask; nil keeps the stub's
 	rand     io.Reader // AT_RANDOM
 	logf     func(string, ...any)
+	// notify: the stub installs the untraced tree's seccomp filter (with
+	// no_new_privs first when noNewPrivs) before the program runs, and
+	// sends its listener to the supervisor over the socket notifySock.
+	notify     bool
+	notifySock int
+	noNewPrivs bool
 }
 
 // compiled is a plan turned into the stub's program.
@@ -285,6 +291,11 @@ func (c *compiler) run() error {
 	if p.Cred.Secure {
 		// fs/exec.c begin_new_exec: a secure exec clears the death signal.
 		c.syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_PDEATHSIG), wire.Imm(0))
+	}
+	if env.notify {
+		if err := c.notifyFilter(); err != nil {
+			return err
+		}
 	}
 	for _, fd := range env.closeFDs {
 		c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
@@ -556,4 +567,54 @@ func stubStackLen(args int, rlimit uint64) uint64 {
 		n = max(lim, pages)
 	}
 	return n
+}
+
+// notifyFilter installs the untraced tree's seccomp filter (notifyFilter)
+// with a new listener and sends the listener to the supervisor over
+// env.notifySock with SCM_RIGHTS.
+func (c *compiler) notifyFilter() error {
+	le := binary.LittleEndian
+	prog := notifyFilter()
+	code := c.put(filterBytes(prog))
+	fprog := make([]byte, 16) // struct sock_fprog: u16 len, pad, pointer
+	le.PutUint16(fprog, uint16(len(prog)))
+	fp := c.put(fprog)
+	c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, fp+8), wire.At(wire.RData, code)}})
+	if c.env.noNewPrivs {
+		c.syscall("prctl(PR_SET_NO_NEW_PRIVS)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_NO_NEW_PRIVS), wire.Imm(1), wire.Imm(0), wire.Imm(0), wire.Imm(0))
+	}
+	l, err := c.reg()
+	if err != nil {
+		return err
+	}
+	o := c.syscall("seccomp(SECCOMP_SET_MODE_FILTER)", unix.SYS_SECCOMP, wire.Imm(unix.SECCOMP_SET_MODE_FILTER),
+		wire.Imm(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER|unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV), wire.At(wire.RData, fp))
+	o.Dst = l
+	// struct msghdr with one byte and one SCM_RIGHTS descriptor.
+	one := c.put([]byte{'L'})
+	iov := make([]byte, 16)
+	le.PutUint64(iov[8:], 1)
+	iovOff := c.put(iov)
+	cmsg := make([]byte, 24) // CMSG_SPACE(4); the 8-byte store of the fd fills its padding
+	le.PutUint64(cmsg, 20)   // CMSG_LEN(4)
+	le.PutUint32(cmsg[8:], unix.SOL_SOCKET)
+	le.PutUint32(cmsg[12:], unix.SCM_RIGHTS)
+	cmsgOff := c.put(cmsg)
+	msg := make([]byte, 56)
+	le.PutUint64(msg[24:], 1)  // msg_iovlen
+	le.PutUint64(msg[40:], 24) // msg_controllen
+	msgOff := c.put(msg)
+	for _, st := range [][2]wire.Value{
+		{wire.At(wire.RData, iovOff), wire.At(wire.RData, one)},
+		{wire.At(wire.RData, cmsgOff+16), wire.At(l, 0)},
+		{wire.At(wire.RData, msgOff+16), wire.At(wire.RData, iovOff)},
+		{wire.At(wire.RData, msgOff+32), wire.At(wire.RData, cmsgOff)},
+	} {
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{st[0], st[1]}})
+	}
+	o = c.syscall("sendmsg(listener)", unix.SYS_SENDMSG, wire.Imm(uint64(c.env.notifySock)), wire.At(wire.RData, msgOff), wire.Imm(0))
+	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(1)
+	c.syscall("close(listener)", unix.SYS_CLOSE, wire.At(l, 0))
+	c.syscall("close(socket)", unix.SYS_CLOSE, wire.Imm(uint64(c.env.notifySock)))
+	return nil
 }

@@ -30,3 +30,6 @@ func StubPath() (string, error) { return "", errors.ErrUnsupported }
 
 // ServeKernelExecs needs Linux on x86-64.
 func ServeKernelExecs(r io.Reader) int { return 1 }
+
+// ServeNotify needs Linux on x86-64.
+func ServeNotify() int { return 1 }

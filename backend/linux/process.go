@@ -45,6 +45,10 @@ type Options struct {
 
 	tree *Tree // set by StartTree: keep tracing the program's execs
 
+	// notifySock, when set, gets the listener of the untraced tree's
+	// filter, which the stub installs (StartTree).
+	notifySock *os.File
+
 	// failAt, when positive, replaces op failAt-1 of the stub's program
 	// with a system call that fails: tests of every step's failure.
 	failAt int

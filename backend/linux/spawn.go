@@ -71,6 +71,10 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		env.fds[f] = n
 		env.closeFDs = append(env.closeFDs, n)
 	}
+	if opts.notifySock != nil {
+		env.notify, env.notifySock = true, slot(opts.notifySock.Fd())
+		env.noNewPrivs = !selfHasCap(unix.CAP_SYS_ADMIN)
+	}
 	sr, sw, err := os.Pipe()
 	if err != nil {
 		return nil, &Error{Step: "making the status pipe", Err: err}

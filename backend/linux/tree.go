@@ -36,6 +36,10 @@ type TreeOptions struct {
 	NoWaitDescendants bool
 	// Logf, when set, receives one line per step of every build.
 	Logf func(format string, args ...any)
+	// Traced runs the tree under ptrace for good (the older design:
+	// every fork, exit and signal goes through the tracer), instead of
+	// seccomp user notification.
+	Traced bool
 	// Helper is the argv of a program that runs ServeKernelExecs on its
 	// standard input; with NoWaitDescendants it becomes the tracer of the
 	// released processes. Without it they are detached only, and an exec
@@ -145,6 +149,9 @@ func StartTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tree, err
 	}
 	if err := runnable(plan); err != nil {
 		return nil, err
+	}
+	if !topts.Traced {
+		return startNotifyTree(plan, opts, topts)
 	}
 	stubPath, err := StubPath()
 	if err != nil {
@@ -460,7 +467,7 @@ func (tr *Tree) seccompStop(tk *task) {
 	argv, argErr := mem.vector(argvPtr)
 	envp, envErr := mem.vector(envpPtr)
 	ev.Argv = argv
-	req, self, err := tr.request(c, dirfd, path, flags, argv, envp)
+	req, self, err := execRequest(c, dirfd, path, flags, argv, envp)
 	if err != nil {
 		refuse(err)
 		return
@@ -580,7 +587,7 @@ func isOpenErrno(e unix.Errno) bool {
 // request builds the Request of an exec by c: execve, or execveat with
 // dirfd and flags. self, when not "", is the path with the caller's
 // /proc/self replaced by its pid.
-func (tr *Tree) request(c *caller, dirfd int, path string, flags uint64, argv, envp []string) (req *execsw.Request, self string, err error) {
+func execRequest(c *caller, dirfd int, path string, flags uint64, argv, envp []string) (req *execsw.Request, self string, err error) {
 	if flags&^uint64(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
 		return nil, "", fmt.Errorf("execveat flags %#x: %w", flags, unix.EINVAL)
 	}

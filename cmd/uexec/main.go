@@ -13,12 +13,17 @@ import (
 )
 
 // serveKernelExecsArg makes uexec the helper that --no-wait-descendants
-// leaves as tracer of the remaining processes (backend ServeKernelExecs).
+// leaves to let the kernel do the later execs of the remaining processes:
+// their tracer (backend ServeKernelExecs) for a traced tree, or, with the
+// extra argument "notify", the listener of an untraced one (ServeNotify).
 const serveKernelExecsArg = "__serve-kernel-execs"
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == serveKernelExecsArg {
 		os.Exit(backend.ServeKernelExecs(os.Stdin))
+	}
+	if len(os.Args) == 3 && os.Args[1] == serveKernelExecsArg && os.Args[2] == "notify" {
+		os.Exit(backend.ServeNotify())
 	}
 	initialSigMask = readSigMask()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)

@@ -1,0 +1,552 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/vm"
+)
+
+// The untraced tree. The first program's stub installs a seccomp filter
+// that returns SECCOMP_RET_USER_NOTIF for execve and execveat, and sends
+// the filter's listener to this process; nothing of the tree is traced.
+// Forks, exits, signals, stops and waits are the kernel's. For each exec
+// the listener delivers (the caller waits in the kernel meanwhile):
+//
+//   - a refused exec is answered with its errno, the caller untouched;
+//   - an exec uexec leaves to the kernel (32-bit, AT_EXECVE_CHECK, a caller
+//     this process may not trace, a set-id exec the caller could not do)
+//     is answered CONTINUE: the kernel runs the caller's own call;
+//   - an exec uexec builds is redirected to the plan stub: the caller is
+//     seized with PTRACE_SEIZE for that moment only, the plan, its files
+//     and the stub are installed in it with SECCOMP_IOCTL_NOTIF_ADDFD, the
+//     call is answered -ERESTARTNOINTR after a PTRACE_INTERRUPT, and in
+//     the resulting stop its registers are rewritten to
+//     execveat(stub, "", {"uexec-stub", plan}, {}, AT_EMPTY_PATH) with
+//     notifyMarker in r9 (the filter lets that one through), all signals
+//     blocked so that no handler frame lands on the strings written below
+//     the red zone. At the exec's PTRACE_EVENT_EXEC the mask is restored
+//     and the process detached; the stub builds the image untraced.
+//
+// See ../shared/reference/policies.md, sections 7 and 9.
+
+// startNotifyTree runs plan as Start does, with the notifying filter
+// installed by the first stub, and serves the tree's execs.
+func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tree, error) {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	ours := os.NewFile(uintptr(sp[0]), "uexec-listener")
+	theirs := os.NewFile(uintptr(sp[1]), "uexec-listener")
+	defer ours.Close()
+	o := *opts
+	o.notifySock = theirs
+	p, err := spawn(plan, &o)
+	theirs.Close()
+	if err != nil {
+		return nil, err
+	}
+	listener, err := recvFD(int(ours.Fd()))
+	if err != nil {
+		p.Kill()
+		p.Wait()
+		return nil, &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(listener)
+		p.Kill()
+		p.Wait()
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
+		firstDone: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		st, err := p.Wait()
+		if err == nil {
+			tr.firstWS = unix.WaitStatus(st.Sys().(syscall.WaitStatus))
+		}
+		tr.firstGone = true
+		close(tr.firstDone)
+		unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}()
+	go func() {
+		// ptrace calls for a caller come from one thread.
+		runtime.LockOSThread()
+		tr.serve(listener, wake)
+		unix.Close(wake)
+		close(tr.done)
+	}()
+	return tr, nil
+}
+
+// recvFD receives the descriptor the stub sent on sock; it is already
+// there when the stub has entered the program.
+func recvFD(sock int) (int, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("recvmsg", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("no descriptor from the stub: %v: %w", err, unix.EBADMSG)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return -1, fmt.Errorf("no descriptor from the stub: %v: %w", err, unix.EBADMSG)
+	}
+	return fds[0], nil
+}
+
+// serve answers the listener's notifications until every process of the
+// tree is gone (the listener hangs up), or, with NoWaitDescendants, the
+// first program is: the listener then goes to a helper that lets the
+// kernel do every later exec.
+func (tr *Tree) serve(listener, wake int) {
+	defer func() {
+		if listener >= 0 {
+			unix.Close(listener)
+		}
+	}()
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	var n seccompNotif
+	for {
+		if tr.firstGone && tr.opts.NoWaitDescendants {
+			tr.handOff(listener)
+			return
+		}
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			tr.err = os.NewSyscallError("poll", err)
+			return
+		}
+		if fds[1].Revents != 0 {
+			var b [8]byte
+			unix.Read(wake, b[:])
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+				return // no process uses the filter any more
+			}
+			continue
+		}
+		if err := notifRecv(listener, &n); err != nil {
+			if err == unix.EINTR || err == unix.ENOENT {
+				continue // the caller went away meanwhile
+			}
+			tr.err = fmt.Errorf("seccomp notification: %w", err)
+			return
+		}
+		tr.notified(listener, &n)
+	}
+}
+
+// handOff gives the listener to the helper process (TreeOptions.Helper
+// with ServeNotify), which answers CONTINUE to every later exec: without
+// a listener Linux fails them with ENOSYS.
+func (tr *Tree) handOff(listener int) {
+	if len(tr.opts.Helper) == 0 {
+		tr.logf("no helper: the later execs of the remaining processes fail with ENOSYS")
+		return
+	}
+	cmd := exec.Command(tr.opts.Helper[0], append(tr.opts.Helper[1:], serveNotifyArg)...)
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(listener), "listener")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		tr.err = fmt.Errorf("starting the helper: %w", err)
+		return
+	}
+	go cmd.Wait()
+}
+
+// serveNotifyArg is the helper's argument after TreeOptions.Helper.
+const serveNotifyArg = "notify"
+
+// ServeNotify is the helper of a released untraced tree: it answers
+// CONTINUE to every notification of the listener on descriptor 3 until the
+// listener hangs up. It returns the helper's exit status.
+func ServeNotify() int {
+	const listener = 3
+	var n seccompNotif
+	fds := []unix.PollFd{{Fd: listener, Events: unix.POLLIN}}
+	for {
+		fds[0].Revents = 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return 1
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			return 0
+		}
+		if err := notifRecv(listener, &n); err != nil {
+			if err == unix.EINTR || err == unix.ENOENT {
+				continue
+			}
+			return 1
+		}
+		notifSend(listener, n.id, true, 0, 0)
+	}
+}
+
+// notified handles one exec of the tree.
+func (tr *Tree) notified(listener int, n *seccompNotif) {
+	pid := int(n.pid)
+	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
+	answered := false
+	kernel := func(note string) {
+		ev.By, ev.Note = "kernel", note
+		tr.emit(ev)
+		if !answered {
+			notifSend(listener, n.id, true, 0, 0)
+		}
+	}
+	refuse := func(err error) {
+		errno := errnoOf(err)
+		if errno == 0 {
+			kernel(fmt.Sprintf("uexec could not plan the exec: %v", err))
+			return
+		}
+		ev.Err = err
+		tr.emit(ev)
+		notifSend(listener, n.id, false, -int32(errno), 0)
+	}
+	if n.arch != unix.AUDIT_ARCH_X86_64 || n.nr&x32Bit != 0 {
+		kernel("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
+		return
+	}
+	kind := uint(traceExecve)
+	dirfd, pathPtr, argvPtr, envpPtr, flags := unix.AT_FDCWD, n.args[0], n.args[1], n.args[2], uint64(0)
+	if n.nr == unix.SYS_EXECVEAT {
+		kind = traceExecveat
+		dirfd, pathPtr, argvPtr, envpPtr, flags = int(int32(n.args[0])), n.args[1], n.args[2], n.args[3], n.args[4]
+	}
+	if flags&atExecveCheck != 0 {
+		// Every check, no exec: the kernel's own answer, with the
+		// caller's securebits, is the native one.
+		kernel("AT_EXECVE_CHECK: checked by the kernel")
+		return
+	}
+	c, err := readCaller(pid)
+	if err != nil {
+		kernel(fmt.Sprintf("reading the caller's state: %v", err))
+		return
+	}
+	ev.Ppid = c.ppid
+	var probe [1]byte
+	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
+		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
+		kernel("this process may not read the caller's memory")
+		return
+	}
+	mem := &callerMem{pid: pid}
+	path, err := mem.cstring(pathPtr, pathMax, fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG))
+	if err != nil {
+		refuse(err)
+		return
+	}
+	ev.Path = path
+	argv, argErr := mem.vector(argvPtr)
+	envp, envErr := mem.vector(envpPtr)
+	ev.Argv = argv
+	if !notifValid(listener, n.id) {
+		return // the caller is gone or interrupted: what was read may not be its
+	}
+	req, self, err := execRequest(c, dirfd, path, flags, argv, envp)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	if req.File != nil {
+		defer req.File.Close()
+	}
+	if argErr == nil {
+		argErr = envErr
+	}
+	if argErr != nil {
+		req.Argv, req.Envp = nil, nil
+		if p, err := tr.opts.Switch.Execve(req); err != nil && isOpenErrno(errnoOf(err)) {
+			argErr = err
+		} else if err == nil {
+			p.Close()
+		}
+		refuse(argErr)
+		return
+	}
+	plan, err := tr.opts.Switch.Execve(req)
+	if err != nil {
+		if plan != nil {
+			plan.Close()
+		}
+		refuse(err)
+		return
+	}
+	defer plan.Close()
+	ev.Chain = plan.Chain
+	if self != "" {
+		unSelf(plan, self, path)
+	}
+	switch {
+	case plan.Compat:
+		kernel("a 32-bit image: uexec has no 32-bit stub")
+		return
+	case plan.Cred.SetID && !c.maySetID():
+		kernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
+		return
+	case plan.Cred.Downgraded:
+		kernel("a set-id exec uexec could not give its ids")
+		return
+	}
+	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
+		if answered {
+			// Past the point of no return, or a caller left half-way.
+			ev.Err, ev.Note = err, note
+			tr.emit(ev)
+			return
+		}
+		kernel(fmt.Sprintf("%s: %v", note, err))
+		return
+	}
+	tr.emit(ev)
+}
+
+// atExecveCheck is execveat's AT_EXECVE_CHECK (Linux 6.14).
+const atExecveCheck = 0x10000
+
+// redirect turns the caller's pending exec into an exec of the plan stub
+// (see the comment at the top of this file). Before *answered is set the
+// caller is untouched, and a failure leaves the exec to the kernel.
+func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool) (string, error) {
+	tid := int(n.pid)
+	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
+		// Traced by someone else (gdb or strace in the tree), or not
+		// ours to trace.
+		return "the caller cannot be seized", os.NewSyscallError("ptrace(PTRACE_SEIZE)", e)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			// Seized but still waiting for the answer: let the kernel
+			// run its call, and detach at the first stop that brings.
+			unix.PtraceInterrupt(tid)
+			if !*answered {
+				notifSend(listener, n.id, true, 0, 0)
+				*answered = true
+			}
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err == nil && ws.Stopped() {
+				unix.PtraceDetach(tid)
+			}
+		}
+	}()
+	if !notifValid(listener, n.id) {
+		*answered = true // nothing to answer: the caller is gone
+		return "the caller went away", unix.ESRCH
+	}
+
+	// The plan's files, the plan and the stub go into the caller.
+	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
+		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
+		persona: uint32(c.personality), logf: tr.opts.Logf}
+	add := func(fd uintptr, cloexec bool) (int, error) {
+		return notifAddfd(listener, n.id, int(fd), cloexec)
+	}
+	for _, f := range planFileList(plan) {
+		h, err := hostFD(f)
+		if err != nil {
+			return "opening the plan's files", err
+		}
+		num, err := add(h.fd, false)
+		if h.opened != nil {
+			h.opened.Close()
+		}
+		if err != nil {
+			return "installing the plan's files", err
+		}
+		env.fds[f] = num
+		env.closeFDs = append(env.closeFDs, num)
+	}
+	mfd, err := newMemfd("uexec-plan")
+	if err != nil {
+		return "writing the plan", err
+	}
+	defer mfd.Close()
+	planFD, err := add(mfd.Fd(), false)
+	if err != nil {
+		return "installing the plan", err
+	}
+	stubFile, err := planStub.openFile()
+	if err != nil {
+		return "opening the stub", err
+	}
+	defer stubFile.Close()
+	stubFD, err := add(stubFile.Fd(), true)
+	if err != nil {
+		return "installing the stub", err
+	}
+	argv := []string{stubArgv0, strconv.Itoa(planFD)}
+	env.stubArgs = stringsLen("/dev/fd/"+strconv.Itoa(stubFD), argv, nil)
+	cp, err := compile(plan, env)
+	if err != nil {
+		return "compiling the plan", err
+	}
+	if err := fillMemfd(mfd, cp.prog.Encode()); err != nil {
+		return "writing the plan", err
+	}
+
+	// Stop the caller as it returns from the call, which restarts.
+	if err := unix.PtraceInterrupt(tid); err != nil {
+		return "ptrace(PTRACE_INTERRUPT)", err
+	}
+	*answered = true
+	if err := notifSend(listener, n.id, false, -errRestartNoIntr, 0); err != nil {
+		return "answering the notification", err
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
+		stopped = true // dead, or not ours any more
+		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
+	}
+	stopped = true
+	detached := false
+	defer func() {
+		if !detached {
+			unix.PtraceDetach(tid)
+		}
+	}()
+	if !isEventStop(ws) {
+		// A signal came first: it goes back to the queue, blocked below
+		// until the new image runs.
+		defer unix.Tgkill(c.tgid, tid, ws.StopSignal())
+	}
+	var mask, all uint64 = 0, ^uint64(0)
+	if err := ptraceSigmask(tid, true, &mask); err != nil {
+		return "ptrace(PTRACE_GETSIGMASK)", err
+	}
+	if err := ptraceSigmask(tid, false, &all); err != nil {
+		return "ptrace(PTRACE_SETSIGMASK)", err
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
+		return "ptrace(PTRACE_GETREGS)", err
+	}
+	saved := regs
+	if err := writeStubExecveat(tid, &regs, stubFD, argv); err != nil {
+		ptraceSigmask(tid, false, &mask)
+		return "writing the stub's arguments", err
+	}
+	if err := unix.PtraceSetRegs(tid, &regs); err != nil {
+		ptraceSigmask(tid, false, &mask)
+		return "ptrace(PTRACE_SETREGS)", err
+	}
+	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
+	// its exit if the kernel could not exec the stub.
+	for {
+		if err := unix.PtraceSyscall(tid, 0); err != nil {
+			return "ptrace(PTRACE_SYSCALL)", err
+		}
+		if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil {
+			if err == unix.ECHILD && c.tgid != tid {
+				// A thread that exec'd took the leader's pid.
+				tid = c.tgid
+				if _, err = unix.Wait4(tid, &ws, unix.WALL, nil); err == nil {
+					goto got
+				}
+			}
+			detached = true
+			return "waiting for the stub's exec", err
+		}
+	got:
+		if ws.Exited() || ws.Signaled() {
+			detached = true
+			return "the caller died during its exec", unix.ESRCH
+		}
+		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			break
+		}
+		if ws.StopSignal() == syscall.SIGTRAP|0x80 {
+			var now unix.PtraceRegs
+			unix.PtraceGetRegs(tid, &now)
+			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == unix.SYS_EXECVEAT {
+				continue // the entry of the restarted call
+			}
+			// The exit: the kernel could not exec the stub for this
+			// caller. Its own call is made again, by the kernel.
+			saved.Rax = saved.Orig_rax
+			saved.Rip -= 2
+			saved.R9 = notifyMarker
+			unix.PtraceSetRegs(tid, &saved)
+			ptraceSigmask(tid, false, &mask)
+			return "the stub could not be executed", unix.Errno(-int64(now.Rax))
+		}
+		// A signal-delivery-stop: all signals are blocked, so only one
+		// that was already on its way; queue it again, for the new image.
+		unix.Tgkill(c.tgid, tid, ws.StopSignal())
+	}
+	if err := ptraceSigmask(tid, false, &mask); err != nil {
+		tr.logf("pid %d: ptrace(PTRACE_SETSIGMASK): %v", tid, err)
+	}
+	if err := unix.PtraceDetach(tid); err != nil {
+		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
+	}
+	detached = true
+	return "", nil
+}
+
+// writeStubExecveat writes "", the stub's argv and an empty envp below the
+// caller's red zone (see writeStubCall for why that is safe) and sets regs
+// for execveat(stubFD, "", argv, envp, AT_EMPTY_PATH) with the marker.
+func writeStubExecveat(pid int, regs *unix.PtraceRegs, stubFD int, argv []string) error {
+	base := (regs.Rsp - 128 - 1024) &^ 15
+	le := binary.LittleEndian
+	vec := uint64(8 * (len(argv) + 2))
+	empty := base + vec
+	str := empty + 1
+	var buf []byte
+	for _, a := range argv {
+		buf = le.AppendUint64(buf, str)
+		str += uint64(len(a)) + 1
+	}
+	buf = le.AppendUint64(buf, 0) // argv's NULL
+	buf = le.AppendUint64(buf, 0) // envp[0]
+	buf = append(buf, 0)          // ""
+	for _, a := range argv {
+		buf = append(append(buf, a...), 0)
+	}
+	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
+	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+	if err != nil {
+		return os.NewSyscallError("process_vm_writev", err)
+	}
+	if n != len(buf) {
+		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
+	}
+	regs.Orig_rax = unix.SYS_EXECVEAT
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = uint64(stubFD), empty, base, base+vec-8, unix.AT_EMPTY_PATH, notifyMarker
+	return nil
+}
+
+// errRestartNoIntr is ERESTARTNOINTR (include/linux/errno.h): a system call
+// returning it is made again, after whatever stop or handler comes first.
+const errRestartNoIntr = 513

@@ -1,0 +1,94 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// seccompNotif is struct seccomp_notif (include/uapi/linux/seccomp.h).
+type seccompNotif struct {
+	id    uint64
+	pid   uint32
+	flags uint32
+	nr    int32
+	arch  uint32
+	ip    uint64
+	args  [6]uint64
+}
+
+// seccompNotifResp is struct seccomp_notif_resp.
+type seccompNotifResp struct {
+	id    uint64
+	val   int64
+	error int32
+	flags uint32
+}
+
+// seccompNotifAddfd is struct seccomp_notif_addfd.
+type seccompNotifAddfd struct {
+	id         uint64
+	flags      uint32
+	srcfd      uint32
+	newfd      uint32
+	newfdFlags uint32
+}
+
+func ioctlPtr(fd int, req uint, arg unsafe.Pointer) (uintptr, error) {
+	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
+	if e != 0 {
+		return r, e
+	}
+	return r, nil
+}
+
+// notifRecv waits for the next notification on listener.
+func notifRecv(listener int, n *seccompNotif) error {
+	*n = seccompNotif{}
+	_, err := ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(n))
+	return err
+}
+
+// notifSend answers notification id: CONTINUE (the kernel runs the call),
+// or the call's result (-errno in errno, or val).
+func notifSend(listener int, id uint64, cont bool, errno int32, val int64) error {
+	r := seccompNotifResp{id: id, val: val, error: errno}
+	if cont {
+		r = seccompNotifResp{id: id, flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	}
+	_, err := ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&r))
+	return err
+}
+
+// notifValid reports whether notification id is still pending: the caller
+// has not died nor been interrupted since it was received.
+func notifValid(listener int, id uint64) bool {
+	_, err := ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id))
+	return err == nil
+}
+
+// notifAddfd installs a copy of our descriptor src in the caller of
+// notification id, at the lowest free number, and returns that number.
+func notifAddfd(listener int, id uint64, src int, cloexec bool) (int, error) {
+	a := seccompNotifAddfd{id: id, srcfd: uint32(src)}
+	if cloexec {
+		a.newfdFlags = unix.O_CLOEXEC
+	}
+	r, err := ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ADDFD, unsafe.Pointer(&a))
+	return int(r), err
+}
+
+// ptraceSigmask gets (get) or sets the blocked set of tracee pid.
+func ptraceSigmask(pid int, get bool, mask *uint64) error {
+	req := unix.PTRACE_SETSIGMASK
+	if get {
+		req = unix.PTRACE_GETSIGMASK
+	}
+	_, _, e := unix.Syscall6(unix.SYS_PTRACE, uintptr(req), uintptr(pid), 8, uintptr(unsafe.Pointer(mask)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
