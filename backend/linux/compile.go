@@ -275,6 +275,13 @@ func (c *compiler) run() error {
 		return err
 	}
 
+	// The filter goes in while the stub has the caller's privileges:
+	// seccomp needs CAP_SYS_ADMIN or no_new_privs.
+	if env.notify {
+		if err := c.notifyFilter(); err != nil {
+			return err
+		}
+	}
 	if p.Cred.SetID {
 		if env.setCreds {
 			cr := p.Cred
@@ -291,11 +298,6 @@ func (c *compiler) run() error {
 	if p.Cred.Secure {
 		// fs/exec.c begin_new_exec: a secure exec clears the death signal.
 		c.syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_PDEATHSIG), wire.Imm(0))
-	}
-	if env.notify {
-		if err := c.notifyFilter(); err != nil {
-			return err
-		}
 	}
 	for _, fd := range env.closeFDs {
 		c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))

@@ -65,32 +65,40 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		p.Wait()
 		return nil, &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	// The first program is reaped by the serving thread, through a
+	// pidfd in its poll set: a wait from any other thread could take the
+	// ptrace stops of the program's own redirected execs.
+	pidfd, err := unix.PidfdOpen(p.Pid, 0)
 	if err != nil {
 		unix.Close(listener)
 		p.Kill()
 		p.Wait()
-		return nil, os.NewSyscallError("eventfd", err)
+		return nil, os.NewSyscallError("pidfd_open", err)
 	}
+	p.p.Release()
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		st, err := p.Wait()
-		if err == nil {
-			tr.firstWS = unix.WaitStatus(st.Sys().(syscall.WaitStatus))
-		}
-		tr.firstGone = true
-		close(tr.firstDone)
-		unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}()
-	go func() {
 		// ptrace calls for a caller come from one thread.
 		runtime.LockOSThread()
-		tr.serve(listener, wake)
-		unix.Close(wake)
+		tr.serve(listener, pidfd)
+		unix.Close(pidfd)
 		close(tr.done)
 	}()
 	return tr, nil
+}
+
+// reapFirst waits for the first program (flags 0 or WNOHANG) and records
+// its status.
+func (tr *Tree) reapFirst(flags int) {
+	var ws unix.WaitStatus
+	pid, err := unix.Wait4(tr.Pid, &ws, flags, nil)
+	if flags != 0 && pid == 0 && err == nil {
+		return // not yet
+	}
+	tr.firstWS = ws
+	tr.firstGone = true
+	close(tr.firstDone)
 }
 
 // recvFD receives the descriptor the stub sent on sock; it is already
@@ -117,13 +125,16 @@ func recvFD(sock int) (int, error) {
 // tree is gone (the listener hangs up), or, with NoWaitDescendants, the
 // first program is: the listener then goes to a helper that lets the
 // kernel do every later exec.
-func (tr *Tree) serve(listener, wake int) {
+func (tr *Tree) serve(listener, pidfd int) {
 	defer func() {
 		if listener >= 0 {
 			unix.Close(listener)
 		}
+		if !tr.firstGone {
+			tr.reapFirst(0)
+		}
 	}()
-	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
 	var n seccompNotif
 	for {
 		if tr.firstGone && tr.opts.NoWaitDescendants {
@@ -138,9 +149,10 @@ func (tr *Tree) serve(listener, wake int) {
 			tr.err = os.NewSyscallError("poll", err)
 			return
 		}
-		if fds[1].Revents != 0 {
-			var b [8]byte
-			unix.Read(wake, b[:])
+		if fds[1].Revents != 0 && !tr.firstGone {
+			if tr.reapFirst(unix.WNOHANG); tr.firstGone {
+				fds[1].Fd = -1 // poll ignores it from now on
+			}
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {

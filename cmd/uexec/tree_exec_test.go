@@ -296,13 +296,24 @@ func TestTreeNoWaitDescendants(t *testing.T) {
 func TestTreeTracersInside(t *testing.T) {
 	needRun(t)
 	strace := testenv.NeedTool(t, "strace")
-	r := runCmd(t, "", "", uexecBin, "run", strace, "-o", "/dev/null", "/bin/true")
-	if r.status == 0 || !strings.Contains(r.stderr, "Operation not permitted") {
-		t.Errorf("strace inside the tree: %v (want EPERM: the limitation changed?)", r)
+	gdb := testenv.NeedTool(t, "gdb")
+	dir := t.TempDir()
+	out := dir + "/strace.out"
+	// strace -f inside the untraced tree traces its program and that
+	// program's own exec, as natively.
+	r := runCmd(t, "", "", uexecBin, "run", strace, "-f", "-e", "trace=execve", "-o", out, "/bin/sh", "-c", "/bin/true; echo ok")
+	b, _ := os.ReadFile(out)
+	if r.status != 0 || r.stdout != "ok\n" || !strings.Contains(string(b), `execve("/bin/true"`) {
+		t.Errorf("strace -f inside the tree: %v\n%s", r, b)
 	}
-	r = runCmd(t, "", "", uexecBin, "run", "--once", strace, "-f", "-o", "/dev/null", "/bin/true")
-	if r.status != 0 {
-		t.Errorf("strace under --once: %v", r)
+	r = runCmd(t, "", "", uexecBin, "run", gdb, "-batch", "-nx", "-ex", "run", "--args", "/bin/sh", "-c", "echo ok; exit 3")
+	if !strings.Contains(r.stdout, "ok\n") || !strings.Contains(r.stdout, "exited with code 03") {
+		t.Errorf("gdb inside the tree: %v", r)
+	}
+	// Outside a tracer's moment, a process of the tree is not traced.
+	r = runCmd(t, "", "", uexecBin, "run", "/bin/sh", "-c", "grep TracerPid /proc/self/status")
+	if strings.Fields(r.stdout + " x")[1] != "0" {
+		t.Errorf("TracerPid inside the tree: %v", r)
 	}
 }
 
