@@ -42,6 +42,8 @@ type stubEnv struct {
 	notify     bool
 	notifySock int
 	noNewPrivs bool
+	// nonDumpable: the caller may not read the program (PR_SET_DUMPABLE 0).
+	nonDumpable bool
 }
 
 // compiled is a plan turned into the stub's program.
@@ -290,6 +292,9 @@ func (c *compiler) run() error {
 		} else {
 			c.note("set-id bits not applied: that needs a root supervisor")
 		}
+	}
+	if env.nonDumpable {
+		c.syscall("prctl(PR_SET_DUMPABLE, 0)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_DUMPABLE), wire.Imm(0))
 	}
 	if env.sigMask != nil {
 		off := c.put(binary.LittleEndian.AppendUint64(nil, *env.sigMask))

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,9 @@ import (
 // startNotifyTree runs plan as Start does, with the notifying filter
 // installed by the first stub, and serves the tree's execs.
 func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tree, error) {
+	if err := ptraceUsable(); err != nil {
+		return nil, &Error{Step: "starting the stub", Err: err}
+	}
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
@@ -99,6 +103,26 @@ func (tr *Tree) reapFirst(flags int) {
 	tr.firstWS = ws
 	tr.firstGone = true
 	close(tr.firstDone)
+}
+
+// ptraceUsable reports why this process could not seize the callers it
+// redirects: ptrace refused to it (a sandbox's seccomp filter answers EPERM
+// before the kernel looks at the pid, which is 0 here and so ESRCH
+// otherwise), or a tracer of its own, which attaches to its children first.
+func ptraceUsable() error {
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, 0, 0, 0, 0, 0); e == unix.EPERM || e == unix.EACCES || e == unix.ENOSYS {
+		return os.NewSyscallError("ptrace", e)
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok && strings.TrimSpace(v) != "0" {
+			return fmt.Errorf("uexec is traced by pid %s: %w", strings.TrimSpace(v), unix.EPERM)
+		}
+	}
+	return nil
 }
 
 // recvFD receives the descriptor the stub sent on sock; it is already
@@ -341,6 +365,27 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	tr.emit(ev)
 }
 
+// unreadableBy reports whether the caller may not read one of the plan's
+// files: the kernel then makes the new image non-dumpable (fs/exec.c
+// would_dump), so that it cannot be read through /proc or ptrace.
+func unreadableBy(c *caller, plan *execsw.Plan) bool {
+	for _, f := range planFileList(plan) {
+		h, err := hostFD(f)
+		if err != nil {
+			return true
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(int(h.fd), &st)
+		if h.opened != nil {
+			h.opened.Close()
+		}
+		if err != nil || !mayAccess(&c.cred, &st, mayR) {
+			return true
+		}
+	}
+	return false
+}
+
 // atExecveCheck is execveat's AT_EXECVE_CHECK (Linux 6.14).
 const atExecveCheck = 0x10000
 
@@ -379,7 +424,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	// The plan's files, the plan and the stub go into the caller.
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
-		persona: uint32(c.personality), logf: tr.opts.Logf}
+		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan)}
 	add := func(fd uintptr, cloexec bool) (int, error) {
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}

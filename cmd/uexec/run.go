@@ -323,8 +323,8 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 	if errors.As(err, &be) && be.Pid == 0 && be.Step == "starting the stub" && errors.As(err, &errno) && (errno == unix.EPERM || errno == unix.EACCES) {
 		// A sandbox that forbids ptrace (or a tracer of our own): say so
 		// in one line, with the way that works.
-		fmt.Fprintf(stderr, "uexec: cannot intercept the execs of the tree: ptrace: %v; use --once to load only %s (its own execs are then the kernel's)\n",
-			errno, o.argv[0])
+		fmt.Fprintf(stderr, "uexec: cannot build the execs of the tree: %v; use --once to load only %s (its own execs are then the kernel's)\n",
+			be.Err, o.argv[0])
 		return exitUsage
 	}
 	if err != nil {
