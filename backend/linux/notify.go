@@ -315,6 +315,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if req.File != nil {
 		defer req.File.Close()
 	}
+	if !c.sameMounts(req.Root) {
+		// Its paths name other files than ours (a container, a chroot,
+		// a private mount namespace): the kernel resolves them.
+		kernel("the caller has a mount namespace or root of its own")
+		return
+	}
 	if argErr == nil {
 		argErr = envErr
 	}
