@@ -81,7 +81,8 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 		return nil, err
 	}
 	defer plan.Close()
-	bp, err := backend.Start(plan, &backend.Options{Files: s.Files, Dir: req.Dir, NoRandom: req.NoRandom})
+	bp, err := backend.Start(plan, &backend.Options{Files: s.Files, Dir: req.Dir, NoRandom: req.NoRandom,
+		Path: req.Path, Argv: req.Argv, Env: req.Envp})
 	if err != nil {
 		return nil, err
 	}

@@ -625,3 +625,45 @@ func (c *compiler) notifyFilter() error {
 	c.syscall("close(socket)", unix.SYS_CLOSE, wire.Imm(uint64(c.env.notifySock)))
 	return nil
 }
+
+// compileKernelExec is the stub's program for an exec the kernel does
+// itself: the signal mask and, for a tree, the notifying filter, then
+// execve(path, argv, envp). The status descriptor is made close-on-exec
+// first, so that it reports a failed execve and closes at a good one.
+func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compiled, error) {
+	c := &compiler{env: env, next: wire.RFirst, out: &compiled{}}
+	if env.sigMask != nil {
+		off := c.put(binary.LittleEndian.AppendUint64(nil, *env.sigMask))
+		c.syscall("rt_sigprocmask(SIG_SETMASK)", unix.SYS_RT_SIGPROCMASK, wire.Imm(unix.SIG_SETMASK), wire.At(wire.RData, off), wire.Imm(0), wire.Imm(8))
+	}
+	if env.notify {
+		if err := c.notifyFilter(); err != nil {
+			return nil, err
+		}
+	}
+	for _, fd := range env.closeFDs {
+		if fd != env.statusFD {
+			c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
+		}
+	}
+	if env.statusFD >= 0 {
+		c.syscall("fcntl(F_SETFD, FD_CLOEXEC)", unix.SYS_FCNTL, wire.Imm(uint64(env.statusFD)), wire.Imm(unix.F_SETFD), wire.Imm(unix.FD_CLOEXEC))
+	}
+	vector := func(ss []string) uint64 {
+		vec := c.put(make([]byte, 8*(len(ss)+1)))
+		for i, s := range ss {
+			str := c.put(append([]byte(s), 0))
+			c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, vec+8*uint64(i)), wire.At(wire.RData, str)}})
+		}
+		return vec
+	}
+	name := c.put(append([]byte(path), 0))
+	av, ev := vector(argv), vector(envp)
+	// The marker lets this exec through the tree's filter: it is the
+	// kernel's, and uexec is still waiting for the stub's status.
+	c.syscall("execve "+path, unix.SYS_EXECVE, wire.At(wire.RData, name), wire.At(wire.RData, av), wire.At(wire.RData, ev),
+		wire.Imm(0), wire.Imm(0), wire.Imm(notifyMarker))
+	c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
+	return c.out, nil
+}

@@ -50,12 +50,11 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			return &Error{Pid: os.Getpid(), Step: "changing directory", Err: err}
 		}
 	}
-	if plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0 {
-		// Only the kernel can give a set-id program its ids here.
+	if note := kernelExecInPlace(plan); note != "" && opts.Path != "" {
 		if opts.Logf != nil {
-			opts.Logf("note: %s is set-id and uexec is not root: the kernel execs it", opts.Path)
+			opts.Logf("note: %s", note)
 		}
-		return os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))
+		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
 	}
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: opts.NoRandom, rand: randReader(nil),
 		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf, vdso: vdsoOnce()}
@@ -166,4 +165,17 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		return err
 	}
 	return fail("executing the stub", err)
+}
+
+// kernelExecInPlace says why the kernel, not the stub, should do an exec in
+// place of this process; "" when the stub can do it exactly. Every plan is
+// the kernel's own exec, so the kernel's is then the same exec, exact.
+func kernelExecInPlace(plan *execsw.Plan) string {
+	switch {
+	case plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0:
+		return "set-id and uexec is not root: only the kernel can give the program its ids, so it does the exec"
+	case !canSetExeFD():
+		return "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's"
+	}
+	return ""
 }

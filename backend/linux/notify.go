@@ -357,6 +357,11 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case plan.Cred.Downgraded:
 		kernel("a set-id exec uexec could not give its ids")
 		return
+	case !c.maySetExe():
+		// The stub could not make /proc/PID/exe the program's; the plan
+		// is the kernel's own exec, which gets it right.
+		kernel("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+		return
 	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
 		if answered {

@@ -37,6 +37,13 @@ type Options struct {
 	// with this process's mask, where the Go runtime has unblocked the
 	// signals it handles.)
 	SigMask *uint64
+	// Path, Argv and Env are the exec as requested. Where uexec cannot do
+	// it exactly and the plan is the kernel's own exec (an ordinary user:
+	// /proc/PID/exe could not name the program), the kernel does it with
+	// them instead; without Path the plan is always built.
+	Path string
+	Argv []string
+	Env  []string
 	// AtEntry, when set, is called with the program stopped at its first
 	// instruction, on the thread that traces it, just before it is let
 	// go: tests compare what it holds with a kernel exec there. An error

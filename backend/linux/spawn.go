@@ -107,9 +107,19 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
 		env.rlimit = rl.Cur
 	}
-	cp, err := compile(plan, env)
+	var cp *compiled
+	if opts.Path != "" && !canSetExeFD() {
+		// Every plan is the kernel's own exec; only the kernel can make
+		// /proc/PID/exe the program's here.
+		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
+	} else {
+		cp, err = compile(plan, env)
+	}
 	if err != nil {
 		return nil, &Error{Step: "compiling the plan", Err: err}
+	}
+	if env.noNewPrivs {
+		cp.notes = append(cp.notes, "no_new_privs: an ordinary user's tree needs it for its seccomp filter, so set-id bits and file capabilities are ignored in the whole tree")
 	}
 	for _, n := range cp.notes {
 		if opts.Logf != nil {

@@ -219,17 +219,33 @@ func readCaller(tid int) (*caller, error) {
 // uid while keeping its capabilities (setpriv, PR_SET_KEEPCAPS) has
 // CAP_SYS_PTRACE now but not in the stub.
 func (c *caller) mayReachUs() bool {
-	eff := c.capAmb
-	if c.cred.EUID == 0 {
-		eff = c.capBnd
-	}
-	return eff&(1<<capSysPtrace) != 0
+	return c.effAfterExec()&(1<<capSysPtrace) != 0
 }
 
 // maySetID reports whether the caller, made to run setresuid and
 // setresgid itself, can take any ids.
 func (c *caller) maySetID() bool {
-	return c.capEff&(1<<capSetuid) != 0 && c.capEff&(1<<capSetgid) != 0
+	eff := c.effAfterExec()
+	return eff&(1<<capSetuid) != 0 && eff&(1<<capSetgid) != 0
+}
+
+// effAfterExec is the caller's effective capability set once it has exec'd
+// the stub, which is not set-id and has no file capabilities: the bounding
+// set for euid 0, else the ambient set (capabilities are recomputed at
+// exec, whatever the caller held before).
+func (c *caller) effAfterExec() uint64 {
+	if c.cred.EUID == 0 {
+		return c.capBnd
+	}
+	return c.capAmb
+}
+
+// maySetExe reports whether the stub, in the caller's place, may set
+// /proc/PID/exe with prctl(PR_SET_MM_MAP)'s exe_fd: CAP_SYS_ADMIN or
+// CAP_CHECKPOINT_RESTORE after the exec.
+func (c *caller) maySetExe() bool {
+	eff := c.effAfterExec()
+	return eff&(1<<unix.CAP_SYS_ADMIN) != 0 || eff&(1<<unix.CAP_CHECKPOINT_RESTORE) != 0
 }
 
 // request builds the execsw.Request of an execve or execveat by c from its

@@ -111,7 +111,8 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if o.verbose {
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
 	}
-	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask}
+	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
+		Path: req.Path, Argv: req.Argv, Env: req.Envp}
 	if !o.once {
 		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
 	}
