@@ -502,10 +502,13 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			unix.PtraceDetach(tid)
 		}
 	}()
+	// Signals that arrive during the redirection are held back and sent
+	// again once the stub runs: a handler of the old image must not run
+	// on the strings written below its stack, and a stop would leave the
+	// exec half-way.
+	var held []syscall.Signal
 	if !isEventStop(ws) {
-		// A signal came first: it goes back to the queue, blocked below
-		// until the new image runs.
-		defer unix.Tgkill(c.tgid, tid, ws.StopSignal())
+		held = append(held, ws.StopSignal())
 	}
 	var mask, all uint64 = 0, ^uint64(0)
 	if err := ptraceSigmask(tid, true, &mask); err != nil {
@@ -552,7 +555,8 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
 			break
 		}
-		if ws.StopSignal() == syscall.SIGTRAP|0x80 {
+		switch {
+		case ws.StopSignal() == syscall.SIGTRAP|0x80:
 			var now unix.PtraceRegs
 			unix.PtraceGetRegs(tid, &now)
 			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == unix.SYS_EXECVEAT {
@@ -565,11 +569,13 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			saved.R9 = notifyMarker
 			unix.PtraceSetRegs(tid, &saved)
 			ptraceSigmask(tid, false, &mask)
+			resend(c.tgid, tid, held)
 			return "the stub could not be executed", unix.Errno(-int64(now.Rax))
+		case isEventStop(ws):
+			// The interrupt's stop, when a signal came before it.
+		default:
+			held = append(held, ws.StopSignal())
 		}
-		// A signal-delivery-stop: all signals are blocked, so only one
-		// that was already on its way; queue it again, for the new image.
-		unix.Tgkill(c.tgid, tid, ws.StopSignal())
 	}
 	if err := ptraceSigmask(tid, false, &mask); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_SETSIGMASK): %v", tid, err)
@@ -578,7 +584,15 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
 	}
 	detached = true
+	resend(c.tgid, tid, held)
 	return "", nil
+}
+
+// resend sends the held signals again to thread tid of process tgid.
+func resend(tgid, tid int, held []syscall.Signal) {
+	for _, sig := range held {
+		unix.Tgkill(tgid, tid, sig)
+	}
 }
 
 // writeStubExecveat writes "", the stub's argv and an empty envp below the
