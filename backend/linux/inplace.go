@@ -89,18 +89,9 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		env.fds[f] = n
 		env.closeFDs = append(env.closeFDs, n)
 	}
-	persona, err := sys.Personality(sys.PersonalityQuery)
+	persona, err := env.selfLimits(opts.NoRandom)
 	if err != nil {
 		return fail("reading the personality", err)
-	}
-	persona &^= sys.ADDR_NO_RANDOMIZE
-	if opts.NoRandom {
-		persona |= sys.ADDR_NO_RANDOMIZE
-	}
-	env.persona = persona
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
-		env.rlimit = rl.Cur
 	}
 	stubPath, err := planStub.path()
 	if err != nil {

@@ -294,16 +294,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		kernel("this process may not read the caller's memory")
 		return
 	}
-	mem := &callerMem{pid: pid}
-	path, err := mem.cstring(pathPtr, pathMax, fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG))
+	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
 	if err != nil {
 		refuse(err)
 		return
 	}
-	ev.Path = path
-	argv, argErr := mem.vector(argvPtr)
-	envp, envErr := mem.vector(envpPtr)
-	ev.Argv = argv
+	ev.Path, ev.Argv = path, argv
 	if !notifValid(listener, n.id) {
 		return // the caller is gone or interrupted: what was read may not be its
 	}
@@ -321,24 +317,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		kernel("the caller has a mount namespace or root of its own")
 		return
 	}
-	if argErr == nil {
-		argErr = envErr
-	}
-	if argErr != nil {
-		req.Argv, req.Envp = nil, nil
-		if p, err := tr.opts.Switch.Execve(req); err != nil && isOpenErrno(errnoOf(err)) {
-			argErr = err
-		} else if err == nil {
-			p.Close()
-		}
-		refuse(argErr)
-		return
-	}
-	plan, err := tr.opts.Switch.Execve(req)
+	plan, err := planCall(tr.opts.Switch, req, argErr)
 	if err != nil {
-		if plan != nil {
-			plan.Close()
-		}
 		refuse(err)
 		return
 	}

@@ -94,18 +94,9 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	argv := []string{stubArgv0, strconv.Itoa(planFD)}
 	env.stubArgs = stringsLen(stubPath, argv, nil)
-	persona, err := sys.Personality(sys.PersonalityQuery)
+	persona, err := env.selfLimits(opts.NoRandom)
 	if err != nil {
 		return nil, &Error{Step: "reading the personality", Err: err}
-	}
-	persona &^= sys.ADDR_NO_RANDOMIZE
-	if opts.NoRandom {
-		persona |= sys.ADDR_NO_RANDOMIZE
-	}
-	env.persona = persona
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
-		env.rlimit = rl.Cur
 	}
 	var cp *compiled
 	if opts.Path != "" && !canSetExeFD() {
@@ -413,3 +404,23 @@ func canSetExeFD() bool {
 // clears of the vdso's `syscall ... ret` tail leave behind (see
 // internal/planstub). Every other register is the kernel's.
 const EntryFlags = 0x246
+
+// selfLimits fills in the personality (with or without ADDR_NO_RANDOMIZE)
+// and RLIMIT_STACK a stub started by this process runs with, and returns
+// the personality.
+func (env *stubEnv) selfLimits(noRandom bool) (uint32, error) {
+	persona, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return 0, err
+	}
+	persona &^= sys.ADDR_NO_RANDOMIZE
+	if noRandom {
+		persona |= sys.ADDR_NO_RANDOMIZE
+	}
+	env.persona = persona
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err == nil {
+		env.rlimit = rl.Cur
+	}
+	return persona, nil
+}

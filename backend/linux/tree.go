@@ -457,16 +457,12 @@ func (tr *Tree) seccompStop(tk *task) {
 	if kind == traceExecveat {
 		dirfd, pathPtr, argvPtr, envpPtr, flags = int(int32(regs.Rdi)), regs.Rsi, regs.Rdx, regs.R10, regs.R8
 	}
-	mem := &callerMem{pid: pid}
-	path, err := mem.cstring(pathPtr, pathMax, fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG))
+	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
 	if err != nil {
 		refuse(err)
 		return
 	}
-	ev.Path = path
-	argv, argErr := mem.vector(argvPtr)
-	envp, envErr := mem.vector(envpPtr)
-	ev.Argv = argv
+	ev.Path, ev.Argv = path, argv
 	req, self, err := execRequest(c, dirfd, path, flags, argv, envp)
 	if err != nil {
 		refuse(err)
@@ -476,26 +472,8 @@ func (tr *Tree) seccompStop(tk *task) {
 		// The plan holds a descriptor of its own.
 		defer req.File.Close()
 	}
-	if argErr == nil {
-		argErr = envErr
-	}
-	if argErr != nil {
-		// Linux opens the file before it counts the arguments: an open
-		// error wins over a bad argument vector.
-		req.Argv, req.Envp = nil, nil
-		if p, err := tr.opts.Switch.Execve(req); err != nil && isOpenErrno(errnoOf(err)) {
-			argErr = err
-		} else if err == nil {
-			p.Close()
-		}
-		refuse(argErr)
-		return
-	}
-	plan, err := tr.opts.Switch.Execve(req)
+	plan, err := planCall(tr.opts.Switch, req, argErr)
 	if err != nil {
-		if plan != nil {
-			plan.Close()
-		}
 		refuse(err)
 		return
 	}

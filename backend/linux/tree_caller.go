@@ -506,3 +506,43 @@ func (c *caller) sameMounts(root string) bool {
 	ours, err2 := os.Readlink("/proc/self/ns/mnt")
 	return err1 == nil && err2 == nil && theirs == ours
 }
+
+// readCall reads an intercepted exec's path, argv and envp from caller
+// pid's memory. err is the path's error; argErr the first of argv's and
+// envp's, which Linux reports only once the file is open (see planCall).
+func readCall(pid int, pathPtr, argvPtr, envpPtr uint64) (path string, argv, envp []string, argErr, err error) {
+	mem := &callerMem{pid: pid}
+	path, err = mem.cstring(pathPtr, pathMax, fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG))
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	argv, argErr = mem.vector(argvPtr)
+	envp, envErr := mem.vector(envpPtr)
+	if argErr == nil {
+		argErr = envErr
+	}
+	return path, argv, envp, argErr, nil
+}
+
+// planCall plans req with sw. Linux opens the file before it counts the
+// arguments: with a bad argument vector (argErr), an open error wins,
+// else argErr is the result.
+func planCall(sw *execsw.Switch, req *execsw.Request, argErr error) (*execsw.Plan, error) {
+	if argErr != nil {
+		req.Argv, req.Envp = nil, nil
+		if p, err := sw.Execve(req); err != nil && isOpenErrno(errnoOf(err)) {
+			argErr = err
+		} else if err == nil {
+			p.Close()
+		}
+		return nil, argErr
+	}
+	plan, err := sw.Execve(req)
+	if err != nil {
+		if plan != nil {
+			plan.Close()
+		}
+		return nil, err
+	}
+	return plan, nil
+}
