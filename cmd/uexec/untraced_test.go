@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -52,4 +54,42 @@ func TestTreeOwnMountNamespace(t *testing.T) {
 	needRun(t)
 	testenv.NeedTool(t, "unshare")
 	compareTree(t, "/bin/sh", "-c", `unshare -m sh -c 'mount -t tmpfs t /mnt && cp /bin/true /mnt/x && /mnt/x && echo ran from the tmpfs'`)
+}
+
+// TestOrdinaryUserSelfExe: as uid 65534, programs that find themselves
+// through /proc/self/exe (go, java, node, python3) work under `uexec run`
+// and `--once` as natively: where the stub could not set /proc/PID/exe,
+// the kernel does the exec.
+func TestOrdinaryUserSelfExe(t *testing.T) {
+	needRun(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	user := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}
+	dir := testenv.SharedTempDir(t)
+	bin := dir + "/uexec"
+	b, err := os.ReadFile(uexecBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	progs := [][]string{
+		{testenv.NeedTool(t, "readlink"), "/proc/self/exe"},
+		{"/usr/bin/python3", "-c", "import os; print(os.readlink('/proc/self/exe'))"},
+		{testenv.NeedTool(t, "go"), "version"},
+	}
+	for _, tool := range [][]string{{"java", "-version"}, {"node", "-e", "console.log(process.execPath)"}} {
+		if p, err := exec.LookPath(tool[0]); err == nil {
+			progs = append(progs, append([]string{p}, tool[1:]...))
+		}
+	}
+	for _, argv := range progs {
+		native := runCmd(t, "", "/", append(user, argv...)...)
+		for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+			under := runCmd(t, "", "/", append(append(append(user, bin), mode...), argv...)...)
+			if under.String() != native.String() {
+				t.Errorf("%v as 65534: natively\n%v\nunder uexec %v:\n%v", argv, native, mode, under)
+			}
+		}
+	}
 }
