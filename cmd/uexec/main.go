@@ -58,14 +58,17 @@ Options (plan):
 
 Options (run):
   -v, --verbose              say what differs from a kernel exec, and why
-      --once                 load only PROGRAM; the kernel does the execs it makes
+      --once                 load only PROGRAM, in uexec's place (same pid, no
+                             ptrace); the kernel does the execs it makes
       --log-execs FILE       one JSON line per exec of the process tree ("-": stderr)
       --no-wait-descendants  exit when PROGRAM does; descendants still running
                              continue, their later execs done by the kernel
 
-By default run follows the whole process tree: every execve and execveat of
-PROGRAM and its descendants is done by uexec (a seccomp filter stops only
-those calls), and run exits when the last of them has.
+By default run follows the whole process tree, untraced: every execve and
+execveat of PROGRAM and its descendants reaches uexec through a seccomp
+filter (seccomp user notification; nothing else is stopped) and is done by
+uexec, or by the kernel where only it is exact (--verbose says why), and run
+exits when the last of them has.
 `
 
 func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
