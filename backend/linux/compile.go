@@ -22,8 +22,10 @@ import (
 type stubEnv struct {
 	fds map[*vm.File]int // each plan file's descriptor in the stub
 	// open names the plan files the stub opens itself (through a tracer's
-	// /proc/PID/fd), instead of fds.
+	// /proc/PID/fd), instead of fds; byName those it opens by their
+	// resolved names and checks to be the planned files (device, inode).
 	open     map[*vm.File]string
+	byName   map[*vm.File]string
 	statusFD int   // where the stub reports a failure; -1 for nowhere
 	closeFDs []int // the stub's descriptors that are uexec's: closed at the end
 	noRandom bool
@@ -151,6 +153,10 @@ func (c *compiler) run() error {
 		o.Dst = r
 		c.fdv[f] = wire.At(r, 0)
 		c.closeFDs = append(c.closeFDs, wire.At(r, 0))
+	}
+
+	if err := c.openByName(); err != nil {
+		return err
 	}
 
 	imgs := splitImages(p.Cmds)
@@ -666,4 +672,43 @@ func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compile
 	c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
 	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 	return c.out, nil
+}
+
+// openByName opens the files of env.byName in the stub by their names and
+// checks each to be the planned file: a file replaced since it was planned
+// kills the process (ESTALE), past the point of no return.
+func (c *compiler) openByName() error {
+	if len(c.env.byName) == 0 {
+		return nil
+	}
+	st := c.put(make([]byte, 144)) // struct stat
+	v, err := c.reg()
+	if err != nil {
+		return err
+	}
+	for _, f := range planFileList(c.p) {
+		name, ok := c.env.byName[f]
+		if !ok {
+			continue
+		}
+		r, err := c.reg()
+		if err != nil {
+			return err
+		}
+		o := c.syscall("open "+name, unix.SYS_OPENAT, wire.Imm(uint64(neg(100))), wire.At(wire.RData, c.put(append([]byte(name), 0))),
+			wire.Imm(unix.O_RDONLY|unix.O_CLOEXEC))
+		o.Dst = r
+		o = c.syscall("fstat "+name, unix.SYS_FSTAT, wire.At(r, 0), wire.At(wire.RData, st))
+		o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(0)
+		for _, chk := range []struct {
+			off  uint64
+			want uint64
+		}{{0, f.Dev}, {8, f.Ino}} {
+			c.emit(wire.Op{Kind: wire.Load, Dst: v, V: [8]wire.Value{wire.At(wire.RData, st+chk.off)}})
+			c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(v, 0), wire.Imm(chk.want)}, Name: name + " is the planned file"})
+		}
+		c.fdv[f] = wire.At(r, 0)
+		c.closeFDs = append(c.closeFDs, wire.At(r, 0))
+	}
+	return nil
 }

@@ -419,7 +419,20 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	add := func(fd uintptr, cloexec bool) (int, error) {
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}
+	// Each descriptor handed over is a round trip to the waiting caller
+	// (about 50 µs here): a caller that may open the plan's files and the
+	// stub by their names does so itself, and only the plan is handed.
+	stubPath, byName := tr.byNameStub(c, plan)
+	if byName {
+		env.byName = map[*vm.File]string{}
+		for _, f := range planFileList(plan) {
+			env.byName[f] = f.Name()
+		}
+	}
 	for _, f := range planFileList(plan) {
+		if byName {
+			break
+		}
 		h, err := hostFD(f)
 		if err != nil {
 			return "opening the plan's files", err
@@ -443,17 +456,20 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	if err != nil {
 		return "installing the plan", err
 	}
-	stubFile, err := planStub.openFile()
-	if err != nil {
-		return "opening the stub", err
-	}
-	defer stubFile.Close()
-	stubFD, err := add(stubFile.Fd(), true)
-	if err != nil {
-		return "installing the stub", err
+	stubFD := -1
+	if !byName {
+		stubFile, err := planStub.openFile()
+		if err != nil {
+			return "opening the stub", err
+		}
+		defer stubFile.Close()
+		if stubFD, err = add(stubFile.Fd(), true); err != nil {
+			return "installing the stub", err
+		}
+		stubPath = "/dev/fd/" + strconv.Itoa(stubFD)
 	}
 	argv := []string{stubArgv0, strconv.Itoa(planFD)}
-	env.stubArgs = stringsLen("/dev/fd/"+strconv.Itoa(stubFD), argv, nil)
+	env.stubArgs = stringsLen(stubPath, argv, nil)
 	cp, err := compile(plan, env)
 	if err != nil {
 		return "compiling the plan", err
@@ -502,7 +518,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return "ptrace(PTRACE_GETREGS)", err
 	}
 	saved := regs
-	if err := writeStubExecveat(tid, &regs, stubFD, argv); err != nil {
+	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
 		ptraceSigmask(tid, false, &mask)
 		return "writing the stub's arguments", err
 	}
@@ -539,7 +555,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		case ws.StopSignal() == syscall.SIGTRAP|0x80:
 			var now unix.PtraceRegs
 			unix.PtraceGetRegs(tid, &now)
-			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == unix.SYS_EXECVEAT {
+			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == regs.Orig_rax {
 				continue // the entry of the restarted call
 			}
 			// The exit: the kernel could not exec the stub for this
@@ -575,15 +591,19 @@ func resend(tgid, tid int, held []syscall.Signal) {
 	}
 }
 
-// writeStubExecveat writes "", the stub's argv and an empty envp below the
-// caller's red zone (see writeStubCall for why that is safe) and sets regs
-// for execveat(stubFD, "", argv, envp, AT_EMPTY_PATH) with the marker.
-func writeStubExecveat(pid int, regs *unix.PtraceRegs, stubFD int, argv []string) error {
+// writeStubExec writes the stub's path (or "" for execveat of stubFD), its
+// argv and an empty envp below the caller's red zone (see writeStubCall for
+// why that is safe) and sets regs for execve(path, argv, envp), or
+// execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), with the marker.
+func writeStubExec(pid int, regs *unix.PtraceRegs, stubFD int, path string, argv []string) error {
+	if stubFD >= 0 {
+		path = ""
+	}
 	base := (regs.Rsp - 128 - 1024) &^ 15
 	le := binary.LittleEndian
 	vec := uint64(8 * (len(argv) + 2))
-	empty := base + vec
-	str := empty + 1
+	pathAddr := base + vec
+	str := pathAddr + uint64(len(path)) + 1
 	var buf []byte
 	for _, a := range argv {
 		buf = le.AppendUint64(buf, str)
@@ -591,7 +611,7 @@ func writeStubExecveat(pid int, regs *unix.PtraceRegs, stubFD int, argv []string
 	}
 	buf = le.AppendUint64(buf, 0) // argv's NULL
 	buf = le.AppendUint64(buf, 0) // envp[0]
-	buf = append(buf, 0)          // ""
+	buf = append(append(buf, path...), 0)
 	for _, a := range argv {
 		buf = append(append(buf, a...), 0)
 	}
@@ -604,9 +624,37 @@ func writeStubExecveat(pid int, regs *unix.PtraceRegs, stubFD int, argv []string
 	if n != len(buf) {
 		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
 	}
-	regs.Orig_rax = unix.SYS_EXECVEAT
-	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = uint64(stubFD), empty, base, base+vec-8, unix.AT_EMPTY_PATH, notifyMarker
+	envp := base + vec - 8
+	if stubFD >= 0 {
+		regs.Orig_rax = unix.SYS_EXECVEAT
+		regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), pathAddr, base, envp, unix.AT_EMPTY_PATH
+	} else {
+		regs.Orig_rax = unix.SYS_EXECVE
+		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
+	}
+	regs.R9 = notifyMarker
 	return nil
+}
+
+// byNameStub returns the stub's file and whether the caller may exec it
+// and open every file of the plan by its name (as uexec resolved it: the
+// caller shares uexec's mounts and root), so that nothing but the plan
+// need be handed over.
+func (tr *Tree) byNameStub(c *caller, plan *execsw.Plan) (string, bool) {
+	stubPath, err := planStub.cachedFile()
+	if err != nil {
+		return "", false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(stubPath, &st); err != nil || c.mayOpen(stubPath, mayX|mayR, st.Dev, st.Ino) != nil {
+		return "", false
+	}
+	for _, f := range planFileList(plan) {
+		if c.mayOpen(f.Name(), mayR, f.Dev, f.Ino) != nil {
+			return "", false
+		}
+	}
+	return stubPath, true
 }
 
 // errRestartNoIntr is ERESTARTNOINTR (include/linux/errno.h): a system call

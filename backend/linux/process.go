@@ -56,6 +56,10 @@ type Options struct {
 	// filter, which the stub installs (StartTree).
 	notifySock *os.File
 
+	// byName makes the stub open the plan's files by their names, as the
+	// tree's callers do (tests).
+	byName bool
+
 	// failAt, when positive, replaces op failAt-1 of the stub's program
 	// with a system call that fails: tests of every step's failure.
 	failAt int

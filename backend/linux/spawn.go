@@ -60,6 +60,13 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		return len(fds) - 1
 	}
 	for _, f := range planFiles {
+		if opts.byName {
+			if env.byName == nil {
+				env.byName = map[*vm.File]string{}
+			}
+			env.byName[f] = f.Name()
+			continue
+		}
 		h, err := hostFD(f)
 		if err != nil {
 			return nil, &Error{Step: "opening the plan's files", Err: err}

@@ -85,3 +85,31 @@ func countOps(t *testing.T, plan *execsw.Plan) int {
 	}
 	return len(cp.prog.Ops)
 }
+
+// TestStubOpensByName: the stub opens the plan's files by their names and
+// checks them; a file that is no longer the planned one (another inode)
+// kills the process with SIGSEGV past the point of no return, naming the
+// check and ESTALE.
+func TestStubOpensByName(t *testing.T) {
+	needPtrace(t)
+	plan, err := newSwitch(t).Execve(selfRequest(t, "/bin/true", []string{"/bin/true"}, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	p, err := Start(plan, &Options{byName: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || !st.Success() {
+		t.Fatalf("by name: %v %v", st, err)
+	}
+	f := planFileList(plan)[0]
+	f.Ino++
+	defer func() { f.Ino-- }()
+	_, err = Start(plan, &Options{byName: true})
+	var e *Error
+	if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ESTALE) || !strings.Contains(err.Error(), "is the planned file") {
+		t.Fatalf("a replaced file: %v, want SIGSEGV, ESTALE and the check's name", err)
+	}
+}

@@ -59,9 +59,11 @@ const (
 	Fill0                   // memset(v0, 0, v1)
 	Finish                  // unmap the stub and plan, enter v1 with rsp v2 via the vdso gadget at v0 (0: none)
 	Sub                     // R = v0 - v1
+	Load                    // R = *(u64*)v0
+	Check                   // kill the process (ESTALE) unless v0 == v1
 )
 
-var kindNames = [...]string{"", "syscall", "set", "min", "store", "copy", "fill0", "finish", "sub"}
+var kindNames = [...]string{"", "syscall", "set", "min", "store", "copy", "fill0", "finish", "sub", "load", "check"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -195,7 +197,7 @@ func Decode(b []byte) (*Program, error) {
 	for i := range p.Ops {
 		w := b[HeaderSize+uint64(i)*OpSize:]
 		o := Op{Kind: Kind(w[0]), Flags: Flags(w[1]), Dst: w[2], Cond: w[3], Nr: le.Uint32(w[4:])}
-		if o.Kind < Syscall || o.Kind > Sub {
+		if o.Kind < Syscall || o.Kind > Check {
 			return nil, bad("op %d: kind %d", i, w[0])
 		}
 		if o.Dst >= NRegs || o.Cond >= NRegs {
@@ -218,7 +220,7 @@ func (p *Program) String() string {
 	var s strings.Builder
 	for i, o := range p.Ops {
 		fmt.Fprintf(&s, "%3d %-7v", i, o.Kind)
-		nv := map[Kind]int{Syscall: 6, Set: 2, Min: 2, Store: 2, Copy: 3, Fill0: 2, Finish: 3, Sub: 2}[o.Kind]
+		nv := map[Kind]int{Syscall: 6, Set: 2, Min: 2, Store: 2, Copy: 3, Fill0: 2, Finish: 3, Sub: 2, Load: 1, Check: 2}[o.Kind]
 		if o.Kind == Syscall {
 			fmt.Fprintf(&s, " %d", o.Nr)
 		}

@@ -47,7 +47,7 @@ struct hdr {
 	u64 dataoff, datalen, size;
 };
 
-enum { K_SYSCALL = 1, K_SET, K_MIN, K_STORE, K_COPY, K_FILL0, K_FINISH, K_SUB };
+enum { K_SYSCALL = 1, K_SET, K_MIN, K_STORE, K_COPY, K_FILL0, K_FINISH, K_SUB, K_LOAD, K_CHECK };
 enum { F_MAYFAIL = 1, F_EXPECT = 2, F_IFERR = 4, F_IFOK = 8 };
 enum { R_ZERO, R_DATA, R_TOP, R_VDSO, R_SP, R_UNMAPLEN, R_FIRST_FREE };
 
@@ -179,29 +179,54 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	R[R_TOP] = execfn + strlen_((char *)execfn) + 1 + 8;
 	R[R_SP] = (u64)sp;
 
-	/* argv[1] is the plan's descriptor, or a path to open (a tracer's
-	 * /proc/PID/fd/N). */
-	u64 fd = 0;
-	if (argv[1][0] == '/') {
-		s64 r = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)argv[1], 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
-		if (r < 0)
-			die(-1UL, r);
-		fd = (u64)r;
-	} else {
-		for (char *c = argv[1]; *c; c++) {
-			if (*c < '0' || *c > '9')
-				die(-1UL, -22);
-			fd = fd * 10 + (u64)(*c - '0');
+	/* argv[1] is the plan's descriptor, a path to open (a tracer's
+	 * /proc/PID/fd/N), or the plan itself in hex after an 'x' (copied by
+	 * the kernel's exec with the arguments). */
+	s64 size;
+	if (argv[1][0] == 'x') {
+		const char *x = argv[1] + 1;
+		u64 n = strlen_(x) / 2;
+		size = (s64)n;
+		if (n < sizeof(struct hdr) || n > RESERVED_END - PLAN_ADDR)
+			die(-1UL, -8);
+		s64 m = sys6(9 /* mmap */, PLAN_ADDR, n, 3, 0x100022 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1UL, 0);
+		if ((u64)m != PLAN_ADDR)
+			die(-1UL, m);
+		u8 *p = (u8 *)PLAN_ADDR;
+		for (u64 i = 0; i < n; i++) {
+			u8 b = 0;
+			for (int k = 0; k < 2; k++) {
+				char ch = x[2 * i + k];
+				u8 d = ch >= '0' && ch <= '9' ? (u8)(ch - '0') : ch >= 'a' && ch <= 'f' ? (u8)(ch - 'a' + 10) : 0xff;
+				if (d == 0xff)
+					die(-1UL, -8);
+				b = (u8)(b << 4 | d);
+			}
+			p[i] = b;
 		}
+	} else {
+		u64 fd = 0;
+		if (argv[1][0] == '/') {
+			s64 r = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)argv[1], 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
+			if (r < 0)
+				die(-1UL, r);
+			fd = (u64)r;
+		} else {
+			for (char *c = argv[1]; *c; c++) {
+				if (*c < '0' || *c > '9')
+					die(-1UL, -22);
+				fd = fd * 10 + (u64)(*c - '0');
+			}
+		}
+		size = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
+		if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
+			die(-1UL, size < 0 ? size : -8);
+		s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
+			     0x100002 /* MAP_PRIVATE|MAP_FIXED_NOREPLACE */, fd, 0);
+		if ((u64)m != PLAN_ADDR)
+			die(-1UL, m);
+		sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
 	}
-	s64 size = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
-	if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
-		die(-1UL, size < 0 ? size : -8);
-	s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
-		     0x100002 /* MAP_PRIVATE|MAP_FIXED_NOREPLACE */, fd, 0);
-	if ((u64)m != PLAN_ADDR)
-		die(-1UL, m);
-	sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
 
 	const struct hdr *h = (const struct hdr *)PLAN_ADDR;
 	status_fd = h->statusfd;
@@ -234,6 +259,11 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 				die(i, (s64)res);
 		} else if (o->kind == K_SET) {
 			res = val(o, 0) + val(o, 1);
+		} else if (o->kind == K_LOAD) {
+			res = *(const u64 *)val(o, 0);
+		} else if (o->kind == K_CHECK) {
+			if (val(o, 0) != val(o, 1))
+				die(i, -116 /* ESTALE */);
 		} else if (o->kind == K_SUB) {
 			res = val(o, 0) - val(o, 1);
 		} else if (o->kind == K_MIN) {
