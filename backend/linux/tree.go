@@ -650,41 +650,8 @@ const stubArgv0 = "uexec-stub"
 // grows a mapping: when the pages are not mapped the exec is left to the
 // kernel rather than touching anything else.
 func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPath string, argv []string) error {
-	base := (regs.Rsp - 128 - 1024) &^ 15
-	var buf []byte
-	le := binary.LittleEndian
-	vec := uint64(8 * (len(argv) + 2)) // argv, its NULL, envp's NULL
-	pathAddr := base + vec
-	str := pathAddr + uint64(len(stubPath)) + 1
-	for _, a := range argv {
-		buf = le.AppendUint64(buf, str)
-		str += uint64(len(a)) + 1
-	}
-	buf = le.AppendUint64(buf, 0) // argv's NULL
-	buf = le.AppendUint64(buf, 0) // envp[0]
-	buf = append(buf, stubPath...)
-	buf = append(buf, 0)
-	for _, a := range argv {
-		buf = append(buf, a...)
-		buf = append(buf, 0)
-	}
-	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
-	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
-	if err != nil {
-		return os.NewSyscallError("process_vm_writev", err)
-	}
-	if n != len(buf) {
-		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
-	}
-	envp := base + vec - 8
-	if kind == traceExecveat {
-		regs.Rdi = atFDCWD
-		regs.Rsi, regs.Rdx, regs.R10, regs.R8 = pathAddr, base, envp, 0
-	} else {
-		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
-	}
-	return nil
+	// The stopped call becomes an execve of the stub, whichever it was.
+	return writeStubExec(pid, regs, -1, stubPath, argv)
 }
 
 // execStop is PTRACE_EVENT_EXEC: an exec (the stub's, or one left to the
