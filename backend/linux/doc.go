@@ -44,7 +44,16 @@
 //
 // # Process trees
 //
-// StartTree keeps tracing the program and everything it starts. Before the
+// StartTree serves the execs of the program and everything it starts
+// without tracing them: the first stub installs a seccomp filter that
+// sends execve and execveat to this process as user notifications, and
+// each exec is answered with an errno, let through to the kernel, or
+// redirected to the plan stub with the caller seized for that moment only
+// (see notify.go for the sequence). Forks, exits, signals, stops and waits
+// are the kernel's.
+//
+// With TreeOptions.Traced, StartTree instead keeps tracing the program and
+// everything it starts (the earlier design, described below). Before the
 // first image is built, the stub installs a seccomp filter that returns
 // SECCOMP_RET_TRACE for execve and execveat (x86-64, x32 and ia32 numbers)
 // and allows every other call; the tracer's options follow forks, vforks
