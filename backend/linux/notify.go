@@ -646,7 +646,7 @@ func (tr *Tree) byNameStub(c *caller, plan *execsw.Plan) (string, bool) {
 		return "", false
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(stubPath, &st); err != nil || c.mayOpen(stubPath, mayX|mayR, st.Dev, st.Ino) != nil {
+	if err := unix.Stat(stubPath, &st); err != nil || c.mayOpen(stubPath, mayX, st.Dev, st.Ino) != nil || c.mayOpen(stubPath, mayR, st.Dev, st.Ino) != nil {
 		return "", false
 	}
 	for _, f := range planFileList(plan) {
