@@ -104,6 +104,10 @@ func (c *compiler) put(b []byte) uint64 {
 
 func neg(a uint64) uint64 { return -a }
 
+// errReserved is a plan that needs the stub's own address range: the stub
+// cannot build it, and the kernel's exec of the program does it instead.
+var errReserved = fmt.Errorf("an image in the stub's range: %w", unix.ENOMEM)
+
 // compile turns a plan into the stub's program: the same steps, in the same
 // order, as a kernel exec from begin_new_exec on (see builder.run for the
 // ptrace driver's version), with every address that depends on where the
@@ -127,7 +131,7 @@ func (c *compiler) run() error {
 	reserved := vm.Range{Start: planstub.ReservedStart, End: planstub.ReservedEnd}
 	for _, cmd := range p.Cmds {
 		if cmdRange(cmd).Overlaps(reserved) {
-			return fmt.Errorf("the image needs %v, where the stub runs: %w", cmdRange(cmd), unix.ENOMEM)
+			return fmt.Errorf("the image needs %v, where the stub runs: %w", cmdRange(cmd), errReserved)
 		}
 	}
 	if p.ELF.ReadImpliesExec {

@@ -78,14 +78,7 @@ func start(plan *execsw.Plan, opts *Options) (p *Process, err error, traced bool
 	if files == nil {
 		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	}
-	fds := make([]uintptr, 0, len(files)+len(plan.Files))
-	for _, f := range files {
-		if f == nil {
-			fds = append(fds, ^uintptr(0))
-			continue
-		}
-		fds = append(fds, f.Fd())
-	}
+	fds := callerFDs(files, len(plan.Files))
 	b := &builder{
 		plan:     plan,
 		noRandom: opts.NoRandom,
@@ -219,10 +212,9 @@ func startStub(o *tracee.Options) (*tracee.Tracee, error) {
 	}
 	o.Path = path
 	t, err := tracee.Start(o)
-	if err == nil || path != stubs.memPath || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+	if !stubs.memfdRefused(path, err) {
 		return t, err
 	}
-	stubs.markMemfdBad()
 	if o.Path, err = StubFile(); err != nil {
 		return nil, err
 	}

@@ -90,6 +90,26 @@ func TestFailure(t *testing.T) {
 	}
 }
 
+// TestReservedRangeByKernel: a plan that needs the stub's own range cannot
+// be built by the stub; given the exec as requested, the kernel does it
+// (the same exec) instead of a refusal the kernel would not give.
+func TestReservedRangeByKernel(t *testing.T) {
+	needPtrace(t)
+	plan, err := newSwitch(t).Execve(selfRequest(t, "/bin/true", []string{"true"}, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	plan.Cmds = append(plan.Cmds, vm.Cmd{Op: vm.OpZero, Addr: planstub.RunAddr, Len: vm.PageSize, Prot: vm.ProtRead, Flags: vm.FlagFixed})
+	p, err := Start(plan, &Options{Path: "/bin/true", Argv: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || !st.Success() {
+		t.Errorf("status %v %v", st, err)
+	}
+}
+
 // TestBigArgs needs a stack larger than the stub's: the mapping is grown
 // and ends up where the kernel's would.
 func TestBigArgs(t *testing.T) {

@@ -112,6 +112,13 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	exec := func(stubPath string) error {
 		env.stubArgs = stringsLen(stubPath, argv, nil)
 		cp, err := compile(plan, env)
+		if errors.Is(err, errReserved) && opts.Path != "" {
+			// The kernel's exec of the program is the same exec.
+			if opts.Logf != nil {
+				opts.Logf("note: %v: the kernel execs the program", err)
+			}
+			return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+		}
 		if err != nil {
 			return fail("compiling the plan", err)
 		}
@@ -132,8 +139,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		return os.NewSyscallError("execve", err)
 	}
 	err = exec(stubPath)
-	if stubPath == planStub.memPath && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
-		planStub.markMemfdBad()
+	if planStub.memfdRefused(stubPath, err) {
 		// A sealed memfd cannot be written again: a new one takes the
 		// same number.
 		mfd.Close()

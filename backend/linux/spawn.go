@@ -31,14 +31,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if files == nil {
 		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	}
-	fds := make([]uintptr, 0, len(files)+len(plan.Files)+2)
-	for _, f := range files {
-		if f == nil {
-			fds = append(fds, ^uintptr(0))
-			continue
-		}
-		fds = append(fds, f.Fd())
-	}
+	fds := callerFDs(files, len(plan.Files)+2)
 	// The plan's files, the plan and the status pipe take numbers after
 	// the caller's that no inherited descriptor uses: a kernel exec keeps
 	// those, so the program gets them too.
@@ -110,8 +103,8 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		// Every plan is the kernel's own exec; only the kernel can make
 		// /proc/PID/exe the program's here.
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
-	} else {
-		cp, err = compile(plan, env)
+	} else if cp, err = compile(plan, env); errors.Is(err, errReserved) && opts.Path != "" {
+		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
 	}
 	if err != nil {
 		return nil, &Error{Step: "compiling the plan", Err: err}
@@ -187,8 +180,7 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 		_, _ = sys.Personality(old)
 	}
 	sw.Close()
-	if err != nil && path == planStub.memPath && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
-		planStub.markMemfdBad()
+	if planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
 	}
 	if err != nil {
@@ -430,4 +422,18 @@ func (env *stubEnv) selfLimits(noRandom bool) (uint32, error) {
 		env.rlimit = rl.Cur
 	}
 	return persona, nil
+}
+
+// callerFDs returns the descriptors files become in a child (0, 1, 2, ...;
+// a nil file leaves its number closed), with room for extra more.
+func callerFDs(files []*os.File, extra int) []uintptr {
+	fds := make([]uintptr, 0, len(files)+extra)
+	for _, f := range files {
+		if f == nil {
+			fds = append(fds, ^uintptr(0))
+			continue
+		}
+		fds = append(fds, f.Fd())
+	}
+	return fds
 }

@@ -114,6 +114,16 @@ func (stubs *stubCache) makeMemfd() (string, error) {
 	return stubs.memPath, nil
 }
 
+// memfdRefused reports whether err is the kernel refusing to execute the
+// memfd at path (a noexec policy); the file is used from then on.
+func (stubs *stubCache) memfdRefused(path string, err error) bool {
+	if err == nil || path != stubs.memPath || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+		return false
+	}
+	stubs.markMemfdBad()
+	return true
+}
+
 // markMemfdBad makes StubPath use the file from now on: executing the
 // memfd failed (a noexec policy).
 func (stubs *stubCache) markMemfdBad() {

@@ -172,7 +172,11 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		if (p[0] == AT_EXECFN)
 			execfn = p[1];
 	}
-	if (argc < 2 || !execfn)
+	if (argc < 2) {
+		/* Run by hand: there is no plan, and nothing was changed yet. */
+		sys6(231 /* exit_group */, 127, 0, 0, 0, 0, 0);
+	}
+	if (!execfn)
 		die(-1UL, -22);
 	/* fs/exec.c: the exec's file name is copied first, below 8 zero bytes
 	 * at the very top of the stack mapping. */
