@@ -412,3 +412,187 @@ func TestBinfmtAgainstKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestBinfmtSetuidTarget: a set-uid-root target run by uid 65534 gets
+// euid 0 and AT_SECURE 1 only with C, by the kernel and by root's uexec
+// (the tree drops to 65534 before the exec). An ordinary user's uexec
+// cannot raise ids; as documented for set-id programs (TestRunUnprivileged,
+// TestOnceSetuidAsUser), its tree runs under no_new_privs, so it must
+// equal the kernel's exec under no_new_privs, and --once must equal the
+// kernel's exec.
+func TestBinfmtSetuidTarget(t *testing.T) {
+	p := binfmtProgs(t)
+	for _, flags := range []string{"", "O", "C", "POC"} {
+		t.Run("flags "+flags, func(t *testing.T) {
+			dir := testenv.SharedTempDir(t)
+			files := func() {
+				targets(t, p, dir)
+				writeFile(t, dir+"/su.rsx", text, 0o755)
+				if err := os.Chown(dir+"/su.rsx", 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dir+"/su.rsx", 0o755|os.ModeSetuid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rules := []string{":rsx:E::rsx::" + dir + "/probe:" + flags}
+			argv := []string{"./su.rsx", "A"}
+			drop := []string{"-u", "65534:65534"}
+			files()
+			k := asLaunch(kernelExec(t, p, dir, rules, drop, argv))
+			want := []string{"uid 65534 euid 65534 suid 65534", "AT_SECURE 0"}
+			if strings.Contains(flags, "C") {
+				want = []string{"uid 65534 euid 0 suid 0", "AT_SECURE 1"}
+				testenv.Need(t, strings.Contains(k, "euid 0"), "set-uid files do not work in %s:\n%s", dir, k)
+			}
+			for _, w := range want {
+				if !strings.Contains(k, w+"\n") {
+					t.Errorf("the kernel's output lacks %q:\n%s", w, k)
+				}
+			}
+			compare := func(what, want, got, stderr string) {
+				t.Helper()
+				if got != want {
+					t.Errorf("%s differs from the kernel:\n%s\nkernel:\n%s\n%s:\n%s\nuexec stderr:\n%s", what, testenv.LineDiff(want, got), want, what, got, stderr)
+				}
+			}
+			files()
+			u := uexecTree(t, p, dir, nil, rules, drop, argv)
+			compare("root's uexec run, exec as 65534", k, asLaunch(u), u.stderr)
+
+			files()
+			kn := asLaunch(kernelExec(t, p, dir, rules, append(drop, "-N"), argv))
+			if !strings.Contains(kn, "uid 65534 euid 65534 suid 65534\n") {
+				t.Errorf("the kernel under no_new_privs raised ids:\n%s", kn)
+			}
+			files()
+			u = uexecTree(t, p, dir, asNobody(t), rules, nil, argv)
+			compare("uexec run as 65534 (vs the kernel under no_new_privs)", kn, asLaunch(u), u.stderr)
+			files()
+			u = uexecOnce(t, p, dir, asNobody(t), rules, argv)
+			compare("uexec run --once as 65534", k, onceAsLaunch(u), u.stderr)
+		})
+	}
+}
+
+// TestBinfmtRegisterStrings: a rule the kernel refuses to register is a
+// usage error of uexec (exit 125, the kernel's errno named); a rule it
+// registers is accepted.
+func TestBinfmtRegisterStrings(t *testing.T) {
+	p := binfmtProgs(t)
+	dir := testenv.SharedTempDir(t)
+	copyFile(t, p.probe, dir+"/noexec", 0o644)
+	long := func(n int) string { return strings.Repeat("x", n) }
+	hex := func(n int) string { return strings.Repeat(`\x41`, n) }
+	ok := ":a:E::rsx::/bin/true:"
+	for _, tc := range []struct {
+		name  string
+		rules []string
+	}{
+		{"E", []string{ok}},
+		{"M", []string{`:a:M::\x7fELF::/bin/true:`}},
+		{"trailing newline", []string{ok + "\n"}},
+		{"two newlines", []string{ok + "\n\n"}},
+		{"other delimiter", []string{",a,E,,rsx,,/bin/true,"}},
+		{"all flags", []string{ok + "POCF"}},
+		{"repeated flags", []string{ok + "PPOO"}},
+		{"flags in any order", []string{ok + "FCOP"}},
+		{"lowercase flag", []string{ok + "p"}},
+		{"flag T", []string{ok + "T"}},
+		{"flag L", []string{ok + "L"}},
+		{"flag D", []string{ok + "D"}},
+		{"flag X", []string{ok + "X"}},
+		{"junk after flags", []string{ok + "P:x"}},
+		{"delimiter after flags", []string{ok + "P:"}},
+		{"missing flags field", []string{":a:E::rsx::/bin/true"}},
+		{"missing fields", []string{":a:E::rsx:"}},
+		{"empty name", []string{"::E::rsx::/bin/true:"}},
+		{"name .", []string{":.:E::rsx::/bin/true:"}},
+		{"name ..", []string{":..:E::rsx::/bin/true:"}},
+		{"name with slash", []string{":a/b:E::rsx::/bin/true:"}},
+		{"name 255", []string{":" + long(255) + ":E::rsx::/bin/true:"}},
+		{"name 256", []string{":" + long(256) + ":E::rsx::/bin/true:"}},
+		{"duplicate name", []string{ok, ":a:M::ab::/bin/true:"}},
+		{"two rules", []string{ok, ":b:M::ab::/bin/true:"}},
+		{"type X", []string{":a:X::rsx::/bin/true:"}},
+		{"type m", []string{":a:m::ab::/bin/true:"}},
+		{"type empty", []string{":a:::rsx::/bin/true:"}},
+		{"type ME", []string{":a:ME::rsx::/bin/true:"}},
+		{"offset 5", []string{":a:M:5:ab::/bin/true:"}},
+		{"offset -1", []string{":a:M:-1:ab::/bin/true:"}},
+		{"offset 0x10", []string{":a:M:0x10:ab::/bin/true:"}},
+		{"offset space 5", []string{":a:M: 5:ab::/bin/true:"}},
+		{"offset 5 space", []string{":a:M:5 :ab::/bin/true:"}},
+		{"offset +5", []string{":a:M:+5:ab::/bin/true:"}},
+		{"offset 255 size 1", []string{":a:M:255:a::/bin/true:"}},
+		{"offset 256 size 1", []string{":a:M:256:a::/bin/true:"}},
+		{"offset 254 size 2", []string{":a:M:254:ab::/bin/true:"}},
+		{"offset huge", []string{":a:M:99999999999999999999:ab::/bin/true:"}},
+		{"offset on E", []string{":a:E:junk:rsx::/bin/true:"}},
+		{"mask on E", []string{":a:E::rsx:\xff:/bin/true:"}},
+		{"magic 256", []string{":a:M::" + hex(256) + "::/bin/true:"}},
+		{"magic 257", []string{":a:M::" + hex(257) + "::/bin/true:"}},
+		{"magic empty", []string{":a:M:::::/bin/true:"}},
+		{"magic bad hex", []string{`:a:M::\xZZ::/bin/true:`}},
+		{"magic short hex", []string{`:a:M::a\x4::/bin/true:`}},
+		{"magic other escape", []string{`:a:M::\n\\::/bin/true:`}},
+		{"magic \\x00", []string{`:a:M::\x00\x01::/bin/true:`}},
+		{"magic uppercase hex", []string{`:a:M::\xAB::/bin/true:`}},
+		{"mask same length", []string{`:a:M::ab:\xff\x0f:/bin/true:`}},
+		{"mask shorter", []string{`:a:M::ab:\xff:/bin/true:`}},
+		{"mask longer", []string{`:a:M::ab:\xff\xff\xff:/bin/true:`}},
+		{"mask bad hex", []string{`:a:M::ab:\xfg\xff:/bin/true:`}},
+		{"E with dot", []string{":a:E::.rsx::/bin/true:"}},
+		{"E with slash", []string{":a:E::a/b::/bin/true:"}},
+		{"E empty", []string{":a:E::::/bin/true:"}},
+		{"E with escape", []string{`:a:E::\x41::/bin/true:`}},
+		{"empty interpreter", []string{":a:E::rsx:::"}},
+		{"interpreter 1910", []string{":a:E::x::/" + long(1909) + ":"}},
+		{"interpreter 1911", []string{":a:E::x::/" + long(1910) + ":"}},
+		{"length 1920 with newline", []string{":a:E::x::/" + long(1908) + ":\n"}},
+		{"too short", []string{":a:E::x:/:"}},
+		{"shortest", []string{":a:E::x::/:"}},
+		{"empty", []string{""}},
+		{"F missing interpreter", []string{":a:E::rsx::" + dir + "/missing:F"}},
+		{"F unexecutable interpreter", []string{":a:E::rsx::" + dir + "/noexec:F"}},
+		{"F directory interpreter", []string{":a:E::rsx::" + dir + ":F"}},
+		{"missing interpreter without F", []string{":a:E::rsx::" + dir + "/missing:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{p.launch, "-b", "-R"}
+			for _, r := range tc.rules {
+				args = append(args, "-r", r)
+			}
+			kr := runLimited(t, "kernel", identityNS(), dir, args...)
+			if kr.status != 0 || strings.HasPrefix(kr.stdout, "launch:") {
+				t.Fatalf("kernel's side: %v", kr)
+			}
+			kernel := "ok"
+			for _, l := range strings.Split(strings.TrimSpace(kr.stdout), "\n") {
+				if f := strings.Fields(l); len(f) == 3 && f[2] != "ok" {
+					kernel = f[2]
+					break
+				}
+			}
+			u := runLimited(t, "uexec plan", nil, dir, append(append([]string{p.uexec, "plan"}, binfmtFlags(tc.rules)...), "/bin/true")...)
+			switch {
+			case kernel == "ok" && u.status.ExitStatus() != 0:
+				t.Errorf("the kernel registers %s; uexec plan refuses it: %v", shortRules(tc.rules), u)
+			case kernel != "ok" && (u.status.ExitStatus() != exitUsage || !regexp.MustCompile(`\b`+kernel+`\b`).MatchString(u.stderr)):
+				t.Errorf("the kernel refuses %s with %s; uexec plan: want exit %d and %s in the message, got %v", shortRules(tc.rules), kernel, exitUsage, kernel, u)
+			}
+		})
+	}
+}
+
+// shortRules quotes rules for a message, the long ones cut.
+func shortRules(rules []string) string {
+	var q []string
+	for _, r := range rules {
+		if len(r) > 80 {
+			r = fmt.Sprintf("%s...(%d bytes)...%s", r[:40], len(r), r[len(r)-20:])
+		}
+		q = append(q, fmt.Sprintf("%q", r))
+	}
+	return strings.Join(q, " ")
+}
