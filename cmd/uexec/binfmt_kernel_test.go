@@ -59,13 +59,18 @@ func binfmtProgs(t *testing.T) *bfProgs {
 		}
 		return p
 	}
-	return &bfProgs{
+	p := &bfProgs{
 		dir:    dir,
 		probe:  cp(testenv.BuildC(t, "testdata/binfmt/probe.c"), "probe"),
 		launch: cp(testenv.BuildC(t, "testdata/binfmt/launch.c"), "launch"),
 		static: cp(testenv.BuildC(t, "testdata/progs/hello.c", "-static"), "hello-static"),
 		uexec:  cp(uexecBin, "uexec"),
 	}
+	// The oracle needs a binfmt_misc instance per user namespace (Linux 6.7).
+	r := runLimited(t, "kernel", identityNS(), "/", p.launch, "-b", "-R", "-r", ":probe:E::x::/bin/true:")
+	testenv.Need(t, r.status == 0 && r.stdout == "register 0 ok\n",
+		"binfmt_misc in a user namespace of its own (Linux 6.7 or later): %v", r)
+	return p
 }
 
 // asNobody is the prefix that runs a command as uid and gid 65534.
