@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -56,6 +57,11 @@ func (s *Switch) CheckExec(epp *Package) error {
 	if err := epp.openExec(); err != nil {
 		return err
 	}
+	if epp.ExecFD != nil && epp.Depth > epp.execFDDepth {
+		// fs/exec.c exec_binprm: the interpreter that got the file as
+		// AT_EXECFD must be the program; a further rewrite fails.
+		return execErr(epp.Path, unix.ENOEXEC, "an interpreter rewritten again after a binfmt_misc rule passed the file as AT_EXECFD")
+	}
 	if epp.Depth > maxRewrites {
 		return execErr(epp.Path, unix.ELOOP, "more than %d nested interpreters", maxRewrites)
 	}
@@ -103,10 +109,16 @@ func (epp *Package) openExec() error {
 		f   *vm.File
 		err error
 	)
-	if epp.Depth == 0 && epp.Req.File != nil {
+	switch {
+	case epp.next != nil:
+		file := epp.next
+		epp.next = nil
+		f, err = epp.adoptChecked(file)
+		epp.Resolved = epp.Path
+	case epp.Depth == 0 && epp.Req.File != nil:
 		f, err = epp.adopt(epp.Req.File)
 		epp.Resolved = epp.Path
-	} else {
+	default:
 		f, epp.Resolved, err = epp.open(epp.Path, epp.Depth == 0 && epp.Req.NoFollow)
 	}
 	if err != nil {
@@ -129,6 +141,59 @@ func (epp *Package) adopt(file *os.File) (*vm.File, error) {
 		return nil, err
 	}
 	return vf, nil
+}
+
+// adoptChecked takes an interpreter opened and checked when its
+// binfmt_misc rule was registered (F): the kernel's file_clone_open checks
+// no permission again, only that nobody writes the file
+// (deny_write_access).
+func (epp *Package) adoptChecked(file *os.File) (*vm.File, error) {
+	dup, err := unix.FcntlInt(file.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &ExecError{Path: epp.Path, Reason: "dup", Err: err}
+	}
+	fh := newExecFile(dup, epp.Path)
+	var st unix.Stat_t
+	if err := unix.Fstat(dup, &st); err != nil {
+		fh.Close()
+		return nil, &ExecError{Path: epp.Path, Reason: "fstat", Err: err}
+	}
+	if errno := textBusy(dup); errno != 0 {
+		fh.Close()
+		return nil, execErr(epp.Path, errno, "file is open for writing")
+	}
+	epp.lastAttr = Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size}
+	vf := fh.file(st.Size, st.Dev, st.Ino)
+	epp.files = append(epp.files, vf)
+	return vf, nil
+}
+
+// RunFile makes the next CheckExec run file, already opened and checked,
+// instead of looking epp.Path up (a binfmt_misc interpreter opened with F).
+// The file stays the caller's.
+func (epp *Package) RunFile(file *os.File) { epp.next = file }
+
+// PassExecutable gives the file being executed now to the interpreter
+// that replaces it, as AT_EXECFD (binfmt_misc O; with creds, C, the new
+// credentials come from it). It opens the file again, so that the
+// program's descriptor has the open flags of the kernel's (O_RDONLY, its
+// own offset). Call it before the interpreter's CheckExec, with Depth
+// already counting the rewrite.
+func (epp *Package) PassExecutable(creds bool) error {
+	src, ok := epp.File.R.(interface{ Fd() uintptr })
+	if !ok {
+		return &ExecError{Path: epp.Path, Reason: "the file has no descriptor to pass as AT_EXECFD", Err: unix.EBADF}
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(src.Fd())), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &ExecError{Path: epp.Path, Reason: "opening the file again for AT_EXECFD", Err: err}
+	}
+	fh := newExecFile(fd, epp.File.Path)
+	vf := fh.file(epp.File.Size, epp.File.Dev, epp.File.Ino)
+	epp.files = append(epp.files, vf)
+	epp.ExecFD, epp.execFDDepth, epp.execAttr = vf, epp.Depth, epp.Attr
+	epp.CredFromExecFD = creds
+	return nil
 }
 
 // open resolves name from the caller's root and cwd and opens the file it

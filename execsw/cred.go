@@ -9,22 +9,27 @@ import "golang.org/x/sys/unix"
 func newCred(epp *Package) NewCred {
 	c := &epp.Req.Cred
 	n := NewCred{UID: c.UID, EUID: c.EUID, GID: c.GID, EGID: c.EGID}
-	mode := epp.Attr.Mode
+	attr := epp.Attr
+	if epp.CredFromExecFD {
+		// binfmt_misc C: the file exec'd, not its interpreter.
+		attr = epp.execAttr
+	}
+	mode := attr.Mode
 	setuid := mode&unix.S_ISUID != 0
 	setgid := mode&unix.S_ISGID != 0 && mode&unix.S_IXGRP != 0
 	switch {
 	case !setuid && !setgid:
-	case epp.Attr.NoSuid:
+	case attr.NoSuid:
 		// checkOpened already stripped the bits; kept for clarity.
 		n.Ignored = "nosuid mount"
 	case c.NoNewPrivs:
 		n.Ignored = "no_new_privs"
 	default:
 		if setuid {
-			n.EUID = epp.Attr.UID
+			n.EUID = attr.UID
 		}
 		if setgid {
-			n.EGID = epp.Attr.GID
+			n.EGID = attr.GID
 		}
 	}
 	isSetID := n.EUID != c.UID || n.EGID != c.GID

@@ -50,6 +50,9 @@ const (
 	FlagSkipArg                   // EXEC_SKIPARG: drop the caller's argv[0]
 	FlagDestr                     // EXEC_DESTR: stop trying other handlers
 	Flag32                        // EXEC_32: a 32-bit image
+	// FlagPreserveArgv0: a binfmt_misc rule with P kept the caller's
+	// argv[0] (BINPRM_FLAGS_PRESERVE_ARGV0, AT_FLAGS_PRESERVE_ARGV0).
+	FlagPreserveArgv0
 )
 
 // Cred is a process's credentials as exec uses them.
@@ -101,12 +104,18 @@ type Request struct {
 	// Host holds the machine's aux vector values; nil reads them from
 	// this process (stack.HostFromProc).
 	Host *stack.Host
+	// Pid is the caller's process: the descriptor AT_EXECFD will get
+	// (binfmt_misc O) is predicted from its descriptor table. 0 means
+	// this process.
+	Pid int
 }
 
 // Link is one step of a handler chain: which format matched which file.
 type Link struct {
 	Format string `json:"format"`
-	Path   string `json:"path"`
+	// Name is the binfmt_misc rule that matched; "" for other formats.
+	Name string `json:"name,omitempty"`
+	Path string `json:"path"`
 }
 
 // Attr is what exec needs of the file's attributes (the seed's ep_vap).
@@ -169,6 +178,25 @@ type Package struct {
 	Args *stack.Args
 	// Rand serves the exec's randomness from Req.Rand or crypto/rand.
 	Rand *randPool
+
+	// Extended says why the plan is not what the kernel's own exec of
+	// the same request would do (a binfmt rule of uexec's, an emulation
+	// root): "" when it is. Handlers of uexec's own set it.
+	Extended string
+
+	// ExecFD is the file a binfmt_misc rule with O passes to its
+	// interpreter (bprm->executable), as AT_EXECFD; nil without.
+	ExecFD *vm.File
+	// CredFromExecFD: the credentials come from ExecFD's file, not the
+	// interpreter's (binfmt_misc C, bprm->execfd_creds).
+	CredFromExecFD bool
+	execFDDepth    int  // Depth at which ExecFD was set
+	execAttr       Attr // ExecFD's attributes
+
+	// next, when set, is the file the next CheckExec runs instead of
+	// looking Path up: an interpreter a binfmt_misc rule with F opened
+	// when it was registered. Its permission was checked then.
+	next *os.File
 
 	files    []*vm.File  // every file opened for this exec, closed by Close
 	filesBuf [2]*vm.File // files' first backing array: a program and its interpreter

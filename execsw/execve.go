@@ -144,7 +144,8 @@ func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
 // fatalPlan is the plan of an exec that fails past the point of no return.
 func fatalPlan(epp *Package, err error) *Plan {
 	p := &Plan{Fatal: err, Chain: epp.Chain, Interp: epp.ELF.Interp, Cmds: epp.Cmds, Entry: epp.Entry,
-		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path)}
+		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path),
+		Extended: epp.Extended, ExecFD: epp.ExecFD}
 	if epp.Space != nil {
 		p.Layout = *epp.Space
 	}
@@ -244,6 +245,9 @@ func finish(epp *Package) (*Plan, error) {
 		Compat: compat,
 		Esw:    epp.Esw,
 		Files:  epp.files,
+
+		Extended: epp.Extended,
+		ExecFD:   epp.ExecFD,
 	}
 	epp.files = nil
 
@@ -280,6 +284,13 @@ func finish(epp *Package) (*Plan, error) {
 		GID:         p.Cred.GID,
 		EGID:        p.Cred.EGID,
 		Secure:      p.Cred.Secure,
+	}
+	if epp.Flags&FlagPreserveArgv0 != 0 {
+		p.AuxIn.Flags |= atFlagsPreserveArgv0
+	}
+	if epp.ExecFD != nil {
+		p.AuxIn.HasExecFD = true
+		p.AuxIn.ExecFD = lowestFreeFD(req.Pid)
 	}
 	img := stack.Image{Top: epp.Space.StackTop, Args: epp.Args, Platform: "x86_64", Compat: compat}
 	if compat {

@@ -69,6 +69,16 @@ type Plan struct {
 	// stack_expand), at most RLIMIT_STACK.
 	StackVMA vm.Range
 
+	// Extended says why this plan is not what the kernel's own exec of
+	// the same request would do ("binfmt rule qemu-aarch64"); "" when it
+	// is. A backend may hand an exec whose plan is not extended to the
+	// kernel, never one that is.
+	Extended string
+	// ExecFD is the file the program gets as AT_EXECFD (binfmt_misc O):
+	// installed at the lowest free descriptor after the close-on-exec
+	// ones are closed, not close-on-exec itself. nil without.
+	ExecFD *vm.File
+
 	// Files are the files the vm commands map; Close releases them.
 	Files []*vm.File
 	// Esw is the switch entry that loaded the image.

@@ -156,31 +156,36 @@ func (a *Args) StringBytes() uint64 {
 // when a string is longer than MaxArgStrLen or the budget runs out; a is
 // then unusable, as the kernel's bprm is.
 func (a *Args) Rewrite(interp, arg string, hasArg bool, script string) error {
+	a.RemoveArgZero()
+	if err := a.Push("script name", script); err != nil {
+		return err
+	}
+	if hasArg {
+		if err := a.Push("interpreter argument", arg); err != nil {
+			return err
+		}
+	}
+	return a.Push("interpreter name", interp)
+}
+
+// RemoveArgZero drops argv[0] and returns its bytes to the budget
+// (fs/exec.c remove_arg_zero).
+func (a *Args) RemoveArgZero() {
 	if len(a.Argv) > 0 {
 		a.avail += int64(len(a.Argv[0])) + 1
 		a.used -= uint64(len(a.Argv[0])) + 1
 		a.Argv = a.Argv[1:]
 	}
-	pre := make([]string, 0, 3)
-	if err := a.take("script name", -1, script); err != nil {
+}
+
+// Push prepends s to argv, charged to the budget (copy_string_kernel); what
+// names it in an error. Errors are Rewrite's.
+func (a *Args) Push(what, s string) error {
+	if err := a.take(what, -1, s); err != nil {
 		return err
 	}
-	pre = append(pre, script)
-	if hasArg {
-		if err := a.take("interpreter argument", -1, arg); err != nil {
-			return err
-		}
-		pre = append(pre, arg)
-	}
-	if err := a.take("interpreter name", -1, interp); err != nil {
-		return err
-	}
-	pre = append(pre, interp)
-	argv := make([]string, 0, len(pre)+len(a.Argv))
-	for i := len(pre) - 1; i >= 0; i-- {
-		argv = append(argv, pre[i])
-	}
-	a.Argv = append(argv, a.Argv...)
+	argv := make([]string, 0, len(a.Argv)+1)
+	a.Argv = append(append(argv, s), a.Argv...)
 	return nil
 }
 

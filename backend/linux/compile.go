@@ -314,11 +314,24 @@ func (c *compiler) run() error {
 		// fs/exec.c begin_new_exec: a secure exec clears the death signal.
 		c.syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_PDEATHSIG), wire.Imm(0))
 	}
+	execFD, haveExecFD := c.fdv[p.ExecFD]
+	haveExecFD = haveExecFD && p.ExecFD != nil
 	for _, fd := range env.closeFDs {
+		if haveExecFD && execFD == wire.Imm(uint64(fd)) {
+			continue
+		}
 		c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
 	}
 	for _, fd := range c.closeFDs {
+		if haveExecFD && execFD == fd {
+			continue
+		}
 		c.syscall("close", unix.SYS_CLOSE, fd)
+	}
+	if haveExecFD {
+		if err := c.installExecFD(execFD, sp); err != nil {
+			return err
+		}
 	}
 	gadget := wire.Imm(0)
 	if env.vdso.gadget != 0 {
@@ -327,6 +340,39 @@ func (c *compiler) run() error {
 		c.note("the stub's last page stays mapped at %#x: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr)
 	}
 	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp}, Name: "enter the program"})
+	return nil
+}
+
+// installExecFD gives the program the descriptor t of the file a
+// binfmt_misc rule with O passes (AT_EXECFD) at the number the kernel
+// would: the lowest free one once uexec's are closed (begin_new_exec's
+// get_unused_fd_flags). With t still open, a dup's lowest free number x
+// is that number when below t; otherwise every number below t is taken and
+// t itself is it. So the program keeps min(x, t), without close-on-exec,
+// and the other is closed. Then the aux vector's AT_EXECFD gets the number.
+func (c *compiler) installExecFD(t, sp wire.Value) error {
+	var r [4]uint8
+	for i := range r {
+		var err error
+		if r[i], err = c.reg(); err != nil {
+			return err
+		}
+	}
+	x, keep, sum, other := r[0], r[1], r[2], r[3]
+	o := c.syscall("fcntl(F_DUPFD) for AT_EXECFD", unix.SYS_FCNTL, t, wire.Imm(unix.F_DUPFD), wire.Imm(0))
+	o.Dst = x
+	c.emit(wire.Op{Kind: wire.Min, Dst: keep, V: [8]wire.Value{wire.At(x, 0), t}})
+	c.emit(wire.Op{Kind: wire.Set, Dst: sum, V: [8]wire.Value{wire.At(x, 0), t}})
+	c.emit(wire.Op{Kind: wire.Sub, Dst: other, V: [8]wire.Value{wire.At(sum, 0), wire.At(keep, 0)}})
+	c.syscall("close", unix.SYS_CLOSE, wire.At(other, 0))
+	c.syscall("fcntl(F_SETFD, 0) AT_EXECFD", unix.SYS_FCNTL, wire.At(keep, 0), wire.Imm(unix.F_SETFD), wire.Imm(0))
+	lay := c.lay
+	for j, e := range lay.Auxv {
+		if e.Type == stack.AT_EXECFD {
+			off := uint64(lay.AuxvAddr-lay.SP) + 16*uint64(j) + 8
+			c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{sp.Plus(off), wire.At(keep, 0)}, Name: "AT_EXECFD"})
+		}
+	}
 	return nil
 }
 

@@ -24,6 +24,9 @@ type options struct {
 	noRandom bool
 	json     bool
 	verbose  bool
+	// binfmt: rule sources (--binfmt, --binfmt-dir, --binfmt-system) in
+	// the order given; the last registered is tried first.
+	binfmt []binfmtSource
 	// run only: tree mode (the default) and its log.
 	once       bool
 	logExecs   string
@@ -93,6 +96,12 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			return nil, errHelp
 		case "-v", "--verbose":
 			o.verbose = true
+		case "--binfmt":
+			o.binfmt = append(o.binfmt, binfmtSource{rule: get()})
+		case "--binfmt-dir":
+			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
+		case "--binfmt-system":
+			o.binfmt = append(o.binfmt, binfmtSource{system: true})
 		case "--once", "--no-wait-descendants", "--log-execs":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)

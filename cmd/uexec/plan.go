@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/stack"
 )
@@ -170,7 +169,12 @@ func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 		fmt.Fprintf(stderr, "uexec plan: %v\nTry 'uexec help' for more information.\n", err)
 		return exitUsage
 	}
-	p, req, err := o.plan(uexec.NewSwitch())
+	sw, err := o.exsw()
+	if err != nil {
+		fmt.Fprintf(stderr, "uexec plan: %v\n", err)
+		return exitUsage
+	}
+	p, req, err := o.plan(sw)
 	if err != nil {
 		if o.json {
 			j := &planJSON{Program: o.argv[0], Argv: o.argv, Chain: []execsw.Link{}, VMCmds: []vmcmdJSON{},

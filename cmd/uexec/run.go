@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/uexec/uexec"
 	backend "github.com/uexec/uexec/backend/linux"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/sigexit"
@@ -91,7 +90,11 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return exitUsage
 	}
 	defer elog.close()
-	sw := uexec.NewSwitch()
+	sw, err := o.exsw()
+	if err != nil {
+		fmt.Fprintf(stderr, "uexec run: %v\n", err)
+		return exitUsage
+	}
 	first := &backend.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	p, req, err := o.plan(sw)
 	if err != nil {

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/uexec/uexec"
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/format/binfmt"
+)
+
+// binfmtSource is one --binfmt, --binfmt-dir or --binfmt-system option.
+type binfmtSource struct {
+	rule   string
+	dir    string
+	system bool
+}
+
+// exsw builds the exec switch the options describe: Linux's handlers, and
+// before them binfmt_misc with the rules given, registered in the order
+// given. A rule given with --binfmt is registered as a write to the
+// register file is (a name already registered is EEXIST); rules from
+// binfmt.d files as systemd-binfmt applies them (a rule replaces one of
+// its name).
+func (o *options) exsw() (*execsw.Switch, error) {
+	sw := uexec.NewSwitch()
+	if len(o.binfmt) == 0 {
+		return sw, nil
+	}
+	misc := &binfmt.Misc{}
+	for _, src := range o.binfmt {
+		switch {
+		case src.rule != "":
+			r, err := binfmt.Parse(src.rule)
+			if err == nil {
+				err = misc.Register(r)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("--binfmt: %w", err)
+			}
+		default:
+			dirs, opt := binfmt.SystemDirs, "--binfmt-system"
+			if !src.system {
+				dirs, opt = []string{src.dir}, "--binfmt-dir "+src.dir
+			}
+			rules, err := binfmt.LoadConf(dirs...)
+			if err == nil {
+				err = misc.Apply(rules)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", opt, err)
+			}
+		}
+	}
+	if err := sw.Add(misc, execsw.PrioFirst); err != nil {
+		return nil, err
+	}
+	return sw, nil
+}
