@@ -165,10 +165,14 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 }
 
 // kernelExecInPlace says why the kernel, not the stub, should do an exec in
-// place of this process; "" when the stub can do it exactly. Every plan is
-// the kernel's own exec, so the kernel's is then the same exec, exact.
+// place of this process; "" when the stub can do it exactly. A plan that is
+// not extended is the kernel's own exec, so the kernel's is then the same
+// exec, exact; an extended one (a binfmt rule of uexec's) only the stub can
+// do.
 func kernelExecInPlace(plan *execsw.Plan) string {
 	switch {
+	case plan.Extended != "":
+		return ""
 	case plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0:
 		return "set-id and uexec is not root: only the kernel can give the program its ids, so it does the exec"
 	case !canSetExeFD():

@@ -327,10 +327,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if self != "" {
 		unSelf(plan, self, path)
 	}
+	ext := plan.Extended != "" // only the stub can do it: the kernel knows nothing of it
 	switch {
 	case plan.Compat:
 		kernel("a 32-bit image: uexec has no 32-bit stub")
 		return
+	case ext:
 	case plan.Cred.SetID && !c.maySetID():
 		kernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
 		return

@@ -99,7 +99,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		return nil, &Error{Step: "reading the personality", Err: err}
 	}
 	var cp *compiled
-	if opts.Path != "" && !canSetExeFD() {
+	if opts.Path != "" && !canSetExeFD() && plan.Extended == "" {
 		// Every plan is the kernel's own exec; only the kernel can make
 		// /proc/PID/exe the program's here.
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
@@ -55,4 +56,14 @@ func (o *options) exsw() (*execsw.Switch, error) {
 		return nil, err
 	}
 	return sw, nil
+}
+
+// usageError prints an error in uexec's options, with the errno the kernel
+// would have given for the same request (a rule it refuses to register).
+func usageError(w io.Writer, cmd string, err error) {
+	if name := errnoName(err); name != "" {
+		fmt.Fprintf(w, "uexec %s: %v (%s)\n", cmd, err, name)
+		return
+	}
+	fmt.Fprintf(w, "uexec %s: %v\n", cmd, err)
 }

@@ -137,7 +137,12 @@ func TestPlanFailures(t *testing.T) {
 		{"not in PATH", []string{"plan", "PATH=" + goldenDir, "no-such-program"}, 127, "(ENOENT)"},
 		{"not executable", []string{"plan", goldenDir + "/noexec"}, 126, "(EACCES)"},
 		{"directory", []string{"plan", goldenDir}, 126, "is a directory: permission denied (EACCES)"},
-		{"bad ELF", []string{"plan", goldenDir + "/garbage"}, 0, ""}, // execvp gives it to /bin/sh
+		// The kernel's verdict; execvp (and run) would give it to /bin/sh.
+		{"bad ELF", []string{"plan", goldenDir + "/garbage"}, 126, "(ENOEXEC)\nuexec: note: execvp(3), env(1) and 'uexec run' hand"},
+		{"bad binfmt rule", []string{"plan", "--binfmt", ":a:E::x::/p:Q", "/bin/true"}, 125, `binfmt rule ":a:E::x::/p:Q"`},
+		{"binfmt rule twice", []string{"plan", "--binfmt", ":a:E::x::/p:", "--binfmt", ":a:E::y::/p:", "/bin/true"}, 125, "(EEXIST)"},
+		{"binfmt F without interpreter", []string{"plan", "--binfmt", ":a:E::x::" + goldenDir + "/nothing:F", "/bin/true"}, 125, "(ENOENT)"},
+		{"binfmt missing dir file", []string{"plan", "--binfmt-dir", goldenDir + "/nothing", "/bin/true"}, 0, ""},
 		{"missing interpreter", []string{"plan", goldenDir + "/noshell"}, 127, goldenDir + "/missing"},
 		{"usage", []string{"plan"}, 125, "no program given"},
 		{"help", []string{"plan", "--help"}, 0, ""},

@@ -164,9 +164,10 @@ func (o *options) environ() []string {
 }
 
 // plan plans the exec the options describe. A name without a slash is
-// searched in PATH the way execvp(3), and so env(1), searches it; a file
-// the kernel refuses with ENOEXEC is given to /bin/sh, as execvp does.
-func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error) {
+// searched in PATH the way execvp(3), and so env(1), searches it; with
+// shFallback a file the kernel refuses with ENOEXEC is given to /bin/sh,
+// as execvp does.
+func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execsw.Request, error) {
 	env := o.environ()
 	prog := o.argv[0]
 	argv := append([]string{}, o.argv...)
@@ -202,7 +203,7 @@ func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error)
 			req.NoRandom = true
 		}
 		p, err := sw.Execve(req)
-		if errors.Is(err, unix.ENOEXEC) {
+		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.
 			req.Argv = append([]string{"/bin/sh", path}, argv[1:]...)
 			req.Path = "/bin/sh"

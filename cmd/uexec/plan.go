@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/stack"
+	"golang.org/x/sys/unix"
 )
 
 // The JSON form of a plan. Addresses, lengths, offsets and aux values are
@@ -171,17 +173,22 @@ func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	}
 	sw, err := o.exsw()
 	if err != nil {
-		fmt.Fprintf(stderr, "uexec plan: %v\n", err)
+		usageError(stderr, "plan", err)
 		return exitUsage
 	}
-	p, req, err := o.plan(sw)
+	// The kernel's verdict: no /bin/sh fallback, which is execvp's.
+	p, req, err := o.plan(sw, false)
 	if err != nil {
 		if o.json {
 			j := &planJSON{Program: o.argv[0], Argv: o.argv, Chain: []execsw.Link{}, VMCmds: []vmcmdJSON{},
 				Maps: []string{}, Auxv: []auxJSON{}, Error: &errorJSON{Errno: errnoName(err), Message: err.Error()}}
 			writeJSON(stdout, j)
 		}
-		return failure(stderr, o.argv[0], err)
+		code := failure(stderr, o.argv[0], err)
+		if errors.Is(err, unix.ENOEXEC) {
+			fmt.Fprintf(stderr, "uexec: note: execvp(3), env(1) and 'uexec run' hand a file the kernel refuses with ENOEXEC to /bin/sh\n")
+		}
+		return code
 	}
 	defer p.Close()
 	if o.json {
@@ -203,7 +210,11 @@ func printPlan(w io.Writer, p *execsw.Plan, req *execsw.Request) {
 	fmt.Fprintf(w, "exec %s\n", strconv.Quote(req.Path))
 	fmt.Fprintf(w, "\nhandler chain:\n")
 	for i, l := range p.Chain {
-		fmt.Fprintf(w, "  %d. %-7s %s\n", i+1, l.Format, l.Path)
+		rule := ""
+		if l.Name != "" {
+			rule = " (rule " + l.Name + ")"
+		}
+		fmt.Fprintf(w, "  %d. %-7s %s%s\n", i+1, l.Format, l.Path, rule)
 	}
 	fmt.Fprintf(w, "\nvm commands:\n")
 	for _, c := range p.Cmds {

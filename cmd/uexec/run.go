@@ -92,11 +92,11 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	defer elog.close()
 	sw, err := o.exsw()
 	if err != nil {
-		fmt.Fprintf(stderr, "uexec run: %v\n", err)
+		usageError(stderr, "run", err)
 		return exitUsage
 	}
 	first := &backend.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
-	p, req, err := o.plan(sw)
+	p, req, err := o.plan(sw, true)
 	if err != nil {
 		first.Err = err
 		elog.write(first)
