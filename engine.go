@@ -8,6 +8,7 @@ import (
 
 	backend "github.com/uexec/uexec/backend/linux"
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/format/binfmt"
 )
 
 // ErrFatal marks an exec that Linux kills after the point of no return
@@ -24,6 +25,28 @@ type Engine struct {
 
 // NewEngine returns an engine with the native handlers.
 func NewEngine() *Engine { return &Engine{Switch: NewSwitch()} }
+
+// Binfmt returns the engine's binfmt_misc entry, adding an empty one to
+// its switch, before the native handlers, on the first call. Rules
+// registered on it apply to every exec the engine plans:
+//
+//	r, err := binfmt.Parse(`:qemu-aarch64:M::\x7fELF\x02...::/usr/bin/qemu-aarch64-static:OCF`)
+//	...
+//	err = e.Binfmt().Register(r)
+func (e *Engine) Binfmt() *binfmt.Misc {
+	if e.Switch == nil {
+		e.Switch = NewSwitch()
+	}
+	for _, f := range e.Switch.Entries() {
+		if m, ok := f.(*binfmt.Misc); ok {
+			return m
+		}
+	}
+	m := &binfmt.Misc{}
+	// The entry is new: Add cannot refuse it.
+	_ = e.Switch.Add(m, execsw.PrioFirst)
+	return m
+}
 
 // SpawnRequest describes a program to start.
 type SpawnRequest struct {
