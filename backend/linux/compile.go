@@ -73,6 +73,9 @@ type compiler struct {
 	// stub opened itself.
 	fdv      map[*vm.File]wire.Value
 	closeFDs []wire.Value
+	// Set by mm: where the prctl_mm_map struct is in the data area, and
+	// its auxv_size word with exe_fd -1.
+	mmOff, mmAuxWord uint64
 }
 
 func (c *compiler) reg() (uint8, error) {
@@ -349,7 +352,8 @@ func (c *compiler) run() error {
 // get_unused_fd_flags). With t still open, a dup's lowest free number x
 // is that number when below t; otherwise every number below t is taken and
 // t itself is it. So the program keeps min(x, t), without close-on-exec,
-// and the other is closed. Then the aux vector's AT_EXECFD gets the number.
+// and the other is closed. Then the aux vector's AT_EXECFD gets the number,
+// on the stack and in the kernel's copy (/proc/PID/auxv).
 func (c *compiler) installExecFD(t, sp wire.Value) error {
 	var r [4]uint8
 	for i := range r {
@@ -373,6 +377,11 @@ func (c *compiler) installExecFD(t, sp wire.Value) error {
 			c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{sp.Plus(off), wire.At(keep, 0)}, Name: "AT_EXECFD"})
 		}
 	}
+	// /proc/PID/auxv is the copy PR_SET_MM_MAP took, before the number
+	// was known: the same map again, without exe_fd, takes the new one.
+	c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, c.mmOff+96), wire.Imm(c.mmAuxWord)}, Name: "without exe_fd"})
+	c.syscall("prctl(PR_SET_MM_MAP) for AT_EXECFD", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP),
+		wire.At(wire.RData, c.mmOff), wire.Imm(sys.PrctlMMMapSize))
 	return nil
 }
 
@@ -582,6 +591,7 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+100), exe}, Name: "exe_fd"})
 	}
 	arg := wire.At(wire.RData, off)
+	c.mmOff, c.mmAuxWord = off, auxvSize|uint64(0xffffffff)<<32
 	o := c.syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
 	if haveExe {
 		r, err := c.reg()

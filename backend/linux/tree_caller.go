@@ -273,7 +273,9 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 	}
 	c.personality, _ = strconv.ParseUint(strings.TrimSpace(string(pb)), 16, 64)
 	req.NoRandom = c.personality&0x0040000 != 0 || !vaRandomized()
-	req.Downgrade = os.Geteuid() != 0
+	// Only a stub that keeps CAP_SETUID and CAP_SETGID in the caller's
+	// place can give a set-id program its ids.
+	req.Downgrade = os.Geteuid() != 0 || !c.maySetID()
 	return req, nil
 }
 

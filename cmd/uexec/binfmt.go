@@ -11,6 +11,7 @@ import (
 
 // binfmtSource is one --binfmt, --binfmt-dir or --binfmt-system option.
 type binfmtSource struct {
+	isRule bool
 	rule   string
 	dir    string
 	system bool
@@ -30,7 +31,7 @@ func (o *options) exsw() (*execsw.Switch, error) {
 	misc := &binfmt.Misc{}
 	for _, src := range o.binfmt {
 		switch {
-		case src.rule != "":
+		case src.isRule:
 			r, err := binfmt.Parse(src.rule)
 			if err == nil {
 				err = misc.Register(r)

@@ -97,7 +97,7 @@ func parseOptions(args []string, cmd string) (*options, error) {
 		case "-v", "--verbose":
 			o.verbose = true
 		case "--binfmt":
-			o.binfmt = append(o.binfmt, binfmtSource{rule: get()})
+			o.binfmt = append(o.binfmt, binfmtSource{isRule: true, rule: get()})
 		case "--binfmt-dir":
 			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
 		case "--binfmt-system":
