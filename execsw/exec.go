@@ -73,6 +73,11 @@ type Request struct {
 
 	Dir  string // caller's cwd, an absolute host path
 	Root string // caller's root, an absolute host path; "" means "/"
+	// EmulRoot is the emulation root (NetBSD's TRYEMULROOT): an absolute
+	// host path without symlinks, inside Root; "" means none. Absolute
+	// names of the program and its interpreters are looked up under it
+	// first and in Root when absent there (see emulroot.go).
+	EmulRoot string
 
 	// File, when set, is the already-open file to execute (execveat with
 	// AT_EMPTY_PATH, fexecve); Path is then the /dev/fd/N name a #!
@@ -107,6 +112,9 @@ type Request struct {
 type Link struct {
 	Format string `json:"format"`
 	Path   string `json:"path"`
+	// Host is the file Path was found as under the emulation root, a
+	// host path; "" when Path names the file in the caller's root.
+	Host string `json:"host,omitempty"`
 }
 
 // Attr is what exec needs of the file's attributes (the seed's ep_vap).
@@ -162,6 +170,11 @@ type Package struct {
 	Chain []Link
 	Esw   *Entry // the matched switch entry (ep_esch)
 
+	// Extended, when not "", says why the plan is not the kernel's own
+	// exec ("emulation root /x"): a lookup or handler did what Linux's
+	// execve would not. The first reason set is kept.
+	Extended string
+
 	// Space is the geometry of the new address space; handlers take the
 	// ranges they use from it.
 	Space *vm.Layout
@@ -173,4 +186,5 @@ type Package struct {
 	files    []*vm.File  // every file opened for this exec, closed by Close
 	filesBuf [2]*vm.File // files' first backing array: a program and its interpreter
 	lastAttr Attr        // attributes of the file checkOpened accepted last
+	emulHits []emulHit   // names found under the emulation root
 }

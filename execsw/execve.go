@@ -144,7 +144,9 @@ func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
 // fatalPlan is the plan of an exec that fails past the point of no return.
 func fatalPlan(epp *Package, err error) *Plan {
 	p := &Plan{Fatal: err, Chain: epp.Chain, Interp: epp.ELF.Interp, Cmds: epp.Cmds, Entry: epp.Entry,
-		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path)}
+		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path),
+		Extended: epp.Extended}
+	epp.emulPlan(p)
 	if epp.Space != nil {
 		p.Layout = *epp.Space
 	}
@@ -244,7 +246,10 @@ func finish(epp *Package) (*Plan, error) {
 		Compat: compat,
 		Esw:    epp.Esw,
 		Files:  epp.files,
+
+		Extended: epp.Extended,
 	}
+	epp.emulPlan(p)
 	epp.files = nil
 
 	// arch_setup_additional_pages: the vdso (with its vvar pages first)

@@ -74,5 +74,13 @@ type Plan struct {
 	// Esw is the switch entry that loaded the image.
 	Esw *Entry
 
+	// EmulRoot is the emulation root the exec was planned with (the
+	// request's); "" for none.
+	EmulRoot string
+	// Extended, when not "", says why the plan is not what the kernel's
+	// own execve of the same request gives (Package.Extended): a backend
+	// must then build it, never hand the exec to the kernel.
+	Extended string
+
 	vdsoRegions []stack.VDSORegion
 }
