@@ -22,6 +22,7 @@ type options struct {
 	argv0    string
 	hasArgv0 bool
 	noRandom bool
+	emulRoot string // --emul-root, absolute and without symlinks
 	json     bool
 	verbose  bool
 	// run only: tree mode (the default) and its log.
@@ -84,6 +85,10 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.argv0, o.hasArgv0 = get(), true
 		case "--no-random":
 			o.noRandom = true
+		case "--emul-root":
+			if dir := get(); err == nil {
+				o.emulRoot, err = emulRootDir(dir)
+			}
 		case "--json":
 			if cmd != "plan" {
 				return nil, fmt.Errorf("unknown option %s", a)
@@ -192,6 +197,7 @@ func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error)
 		if o.noRandom {
 			req.NoRandom = true
 		}
+		req.EmulRoot = o.emulRoot
 		p, err := sw.Execve(req)
 		if errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.
@@ -231,6 +237,25 @@ func (o *options) plan(sw *execsw.Switch) (*execsw.Plan, *execsw.Request, error)
 		return nil, nil, sawEACCES
 	}
 	return nil, nil, last
+}
+
+// emulRootDir checks the directory of --emul-root and returns it absolute
+// and without symlinks: ".." at the emulation root must reach the parent
+// the kernel would reach, not the directory a symlink to it sits in.
+func emulRootDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unix.ENOTDIR)
+	}
+	return abs, nil
 }
 
 func unwrapErrno(err error) error {
