@@ -3,7 +3,9 @@ package uexec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	backend "github.com/uexec/uexec/backend/linux"
@@ -60,6 +62,12 @@ type SpawnRequest struct {
 	// NoRandom runs the program without address randomisation
 	// (ADDR_NO_RANDOMIZE), like setarch -R.
 	NoRandom bool
+	// EmulRoot is an emulation root (NetBSD's TRYEMULROOT): absolute
+	// names of the program and its interpreters are looked up under
+	// this directory first and in / when absent there. It must be an
+	// absolute path without symlinks; "" means none. It applies to this
+	// exec only: the program's own execs are the kernel's.
+	EmulRoot string
 }
 
 // Process is a program started by Spawn.
@@ -85,6 +93,9 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 	if s == nil || s.Path == "" && len(s.Argv) == 0 {
 		return nil, errors.New("uexec: Spawn needs a path")
 	}
+	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
+		return nil, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
+	}
 	req, err := SelfRequest(s.Path, s.Argv, s.Env)
 	if err != nil {
 		return nil, err
@@ -95,6 +106,7 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 	if s.NoRandom {
 		req.NoRandom = true
 	}
+	req.EmulRoot = s.EmulRoot
 	sw := e.Switch
 	if sw == nil {
 		sw = NewSwitch()

@@ -208,6 +208,17 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	if len(name) >= pathMax {
 		return nil, "", execErr(name, unix.ENAMETOOLONG, "path of %d bytes", len(name))
 	}
+	if emul, ok := epp.emulComps(name); ok {
+		// The kernel's walk would not see the emulation root: no
+		// openFast for the first attempt.
+		resolved, st, err := epp.lookupFrom(name, noFollow, emul)
+		if err == nil {
+			return epp.openResolved(name, resolved, st, noFollow, true)
+		}
+		if !retryInRealRoot(err) {
+			return nil, "", err
+		}
+	}
 	if vf, resolved, ok, err := epp.openFast(name, noFollow); ok {
 		return vf, resolved, err
 	}
@@ -215,6 +226,12 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	return epp.openResolved(name, resolved, st, noFollow, false)
+}
+
+// openResolved opens the file lookup resolved name to, st its lstat; emul
+// says that the lookup was made with the emulation root.
+func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollow, emul bool) (*vm.File, string, error) {
 	if err := epp.checkType(name, st.Mode); err != nil {
 		return nil, "", err
 	}
@@ -233,6 +250,9 @@ func (epp *Package) open(name string, noFollow bool) (*vm.File, string, error) {
 	if err != nil {
 		fh.Close()
 		return nil, "", err
+	}
+	if emul {
+		epp.emulFound(name, host, vf, noFollow)
 	}
 	return vf, resolved, nil
 }
@@ -421,7 +441,22 @@ func (epp *Package) hostPath(resolved string) string {
 // It returns the resolved path (from the caller's root) and the final
 // file's lstat.
 func (epp *Package) lookup(name string, noFollow bool) (string, *unix.Stat_t, error) {
+	return epp.lookupFrom(name, noFollow, nil)
+}
+
+// lookupFrom is lookup with an emulation root: emul, when not nil, holds
+// its components from the caller's root, and an absolute name (other than
+// one starting "/../") and every absolute symlink start there (NetBSD
+// namei_getstartdir and namei_follow with ni_erootdir set). A symlink
+// starting "/../" leaves the emulation root for the rest of the walk. ".."
+// stops only at the caller's root, as in NetBSD's lookup_once: ".." at the
+// emulation root goes to its parent.
+func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (string, *unix.Stat_t, error) {
 	var comps []string // resolved components from the root
+	emulActive := emul != nil
+	if emulActive && strings.HasPrefix(name, "/") && !strings.HasPrefix(name, "/../") {
+		comps = append(comps, emul...)
+	}
 	if !strings.HasPrefix(name, "/") {
 		cwd := epp.Req.Dir
 		if r := epp.Req.Root; r != "" && r != "/" {
@@ -501,6 +536,11 @@ func (epp *Package) lookup(name string, noFollow bool) (string, *unix.Stat_t, er
 			}
 			if strings.HasPrefix(target, "/") {
 				comps = comps[:0]
+				if emulActive && !strings.HasPrefix(target, "/../") {
+					comps = append(comps, emul...)
+				} else {
+					emulActive = false
+				}
 				if err := dirOK(); err != nil {
 					return "", nil, err
 				}
@@ -510,8 +550,9 @@ func (epp *Package) lookup(name string, noFollow bool) (string, *unix.Stat_t, er
 				trailingSlash = true
 			}
 			if len(todo) == 0 {
-				// A link to "/": the root directory.
-				if err := unix.Stat(epp.hostPath("/"), &st); err != nil {
+				// A link to "/": the root directory (the emulation
+				// root's while it is in effect).
+				if err := unix.Stat(epp.hostPath("/"+strings.Join(comps, "/")), &st); err != nil {
 					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
 				}
 			}

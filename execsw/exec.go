@@ -76,6 +76,11 @@ type Request struct {
 
 	Dir  string // caller's cwd, an absolute host path
 	Root string // caller's root, an absolute host path; "" means "/"
+	// EmulRoot is the emulation root (NetBSD's TRYEMULROOT): an absolute
+	// host path without symlinks, inside Root; "" means none. Absolute
+	// names of the program and its interpreters are looked up under it
+	// first and in Root when absent there (see emulroot.go).
+	EmulRoot string
 
 	// File, when set, is the already-open file to execute (execveat with
 	// AT_EMPTY_PATH, fexecve); Path is then the /dev/fd/N name a #!
@@ -116,6 +121,9 @@ type Link struct {
 	// Name is the binfmt_misc rule that matched; "" for other formats.
 	Name string `json:"name,omitempty"`
 	Path string `json:"path"`
+	// Host is the file Path was found as under the emulation root, a
+	// host path; "" when Path names the file in the caller's root.
+	Host string `json:"host,omitempty"`
 }
 
 // Attr is what exec needs of the file's attributes (the seed's ep_vap).
@@ -180,8 +188,9 @@ type Package struct {
 	Rand *randPool
 
 	// Extended says why the plan is not what the kernel's own exec of
-	// the same request would do (a binfmt rule of uexec's, an emulation
-	// root): "" when it is. Handlers of uexec's own set it.
+	// the same request would do ("binfmt rule qemu-aarch64", "emulation
+	// root /x"): "" when it is. Lookups and handlers of uexec's own set
+	// it; the first reason set is kept.
 	Extended string
 
 	// ExecFD is the file a binfmt_misc rule with O passes to its
@@ -201,4 +210,5 @@ type Package struct {
 	files    []*vm.File  // every file opened for this exec, closed by Close
 	filesBuf [2]*vm.File // files' first backing array: a program and its interpreter
 	lastAttr Attr        // attributes of the file checkOpened accepted last
+	emulHits []emulHit   // names found under the emulation root
 }

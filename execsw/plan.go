@@ -70,9 +70,9 @@ type Plan struct {
 	StackVMA vm.Range
 
 	// Extended says why this plan is not what the kernel's own exec of
-	// the same request would do ("binfmt rule qemu-aarch64"); "" when it
-	// is. A backend may hand an exec whose plan is not extended to the
-	// kernel, never one that is.
+	// the same request would do ("binfmt rule qemu-aarch64", "emulation
+	// root /x"); "" when it is. A backend may hand an exec whose plan is
+	// not extended to the kernel, never one that is.
 	Extended string
 	// ExecFD is the file the program gets as AT_EXECFD (binfmt_misc O):
 	// installed at the lowest free descriptor after the close-on-exec
@@ -83,6 +83,10 @@ type Plan struct {
 	Files []*vm.File
 	// Esw is the switch entry that loaded the image.
 	Esw *Entry
+
+	// EmulRoot is the emulation root the exec was planned with (the
+	// request's); "" for none.
+	EmulRoot string
 
 	vdsoRegions []stack.VDSORegion
 }

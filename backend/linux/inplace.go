@@ -50,7 +50,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			return &Error{Pid: os.Getpid(), Step: "changing directory", Err: err}
 		}
 	}
-	if note := kernelExecInPlace(plan); note != "" && opts.Path != "" {
+	if note := kernelExecInPlace(plan); note != "" && opts.Path != "" && plan.Extended == "" {
 		if opts.Logf != nil {
 			opts.Logf("note: %s", note)
 		}
@@ -112,7 +112,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	exec := func(stubPath string) error {
 		env.stubArgs = stringsLen(stubPath, argv, nil)
 		cp, err := compile(plan, env)
-		if errors.Is(err, errReserved) && opts.Path != "" {
+		if errors.Is(err, errReserved) && opts.Path != "" && plan.Extended == "" {
 			// The kernel's exec of the program is the same exec.
 			if opts.Logf != nil {
 				opts.Logf("note: %v: the kernel execs the program", err)

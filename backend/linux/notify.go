@@ -308,6 +308,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		refuse(err)
 		return
 	}
+	req.EmulRoot = tr.opts.EmulRoot
 	if req.File != nil {
 		defer req.File.Close()
 	}
@@ -327,23 +328,33 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if self != "" {
 		unSelf(plan, self, path)
 	}
-	ext := plan.Extended != "" // only the stub can do it: the kernel knows nothing of it
+	// Past here the kernel gets the exec only where its exec is the plan.
+	planKernel := func(note string, errno unix.Errno) {
+		if plan.Extended != "" {
+			refuse(noKernelExec(req, plan, note, errno))
+			return
+		}
+		kernel(note)
+	}
 	switch {
 	case plan.Compat:
-		kernel("a 32-bit image: uexec has no 32-bit stub")
+		planKernel("a 32-bit image: uexec has no 32-bit stub", unix.ENOEXEC)
 		return
-	case ext:
 	case plan.Cred.SetID && !c.maySetID():
-		kernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
+		planKernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID", unix.EPERM)
 		return
-	case plan.Cred.Downgraded:
+	case plan.Cred.Downgraded && plan.Extended == "":
+		// An extended plan runs with the caller's ids instead, as
+		// under an unprivileged tracer.
 		kernel("a set-id exec uexec could not give its ids")
 		return
-	case !c.maySetExe():
+	case !c.maySetExe() && plan.Extended == "":
 		// The stub could not make /proc/PID/exe the program's; the plan
 		// is the kernel's own exec, which gets it right.
 		kernel("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
 		return
+	case !c.maySetExe():
+		ev.Note = stubExeNote(plan)
 	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
 		if answered {
@@ -352,7 +363,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			tr.emit(ev)
 			return
 		}
-		kernel(fmt.Sprintf("%s: %v", note, err))
+		planKernel(fmt.Sprintf("%s: %v", note, err), unix.ENOEXEC)
 		return
 	}
 	tr.emit(ev)

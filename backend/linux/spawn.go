@@ -99,11 +99,14 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		return nil, &Error{Step: "reading the personality", Err: err}
 	}
 	var cp *compiled
-	if opts.Path != "" && !canSetExeFD() && plan.Extended == "" {
+	// The kernel's exec of opts.Path is the plan only when the plan is
+	// not extended (an emulation root).
+	byKernel := opts.Path != "" && plan.Extended == ""
+	if byKernel && !canSetExeFD() {
 		// Every plan is the kernel's own exec; only the kernel can make
 		// /proc/PID/exe the program's here.
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
-	} else if cp, err = compile(plan, env); errors.Is(err, errReserved) && opts.Path != "" {
+	} else if cp, err = compile(plan, env); errors.Is(err, errReserved) && byKernel {
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
 	}
 	if err != nil {

@@ -40,6 +40,11 @@ type TreeOptions struct {
 	// every fork, exit and signal goes through the tracer), instead of
 	// seccomp user notification.
 	Traced bool
+	// EmulRoot is the emulation root of every exec of the tree
+	// (execsw.Request.EmulRoot); "" for none. An exec that the kernel
+	// would do where the plan finds a file under it is refused instead
+	// (the kernel would not see the root).
+	EmulRoot string
 	// Helper is the argv of a program that runs ServeKernelExecs on its
 	// standard input; with NoWaitDescendants it becomes the tracer of the
 	// released processes. Without it they are detached only, and an exec
@@ -468,6 +473,7 @@ func (tr *Tree) seccompStop(tk *task) {
 		refuse(err)
 		return
 	}
+	req.EmulRoot = tr.opts.EmulRoot
 	if req.File != nil {
 		// The plan holds a descriptor of its own.
 		defer req.File.Close()
@@ -478,17 +484,30 @@ func (tr *Tree) seccompStop(tk *task) {
 		return
 	}
 	ev.Chain = plan.Chain
+	// Past here the kernel gets the exec only where its exec is the plan.
+	planKernel := func(note string) {
+		if plan.Extended == "" {
+			kernel(note)
+			return
+		}
+		// writeStubCall may have changed regs; the caller's own are
+		// still the kernel's copy.
+		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
+			tr.logf("pid %d: ptrace(PTRACE_GETREGS): %v", pid, err)
+		}
+		refuse(noKernelExec(req, plan, note, unix.EPERM))
+	}
 	if self != "" {
 		unSelf(plan, self, path)
 	}
 	switch {
 	case plan.Compat:
 		plan.Close()
-		kernel("a 32-bit image: uexec has no 32-bit stub")
+		planKernel("a 32-bit image: uexec has no 32-bit stub")
 		return
 	case plan.Cred.SetID && !c.maySetID():
 		plan.Close()
-		kernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
+		planKernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID")
 		return
 	}
 	stubPath, byName := tr.stubPath, false
@@ -500,7 +519,7 @@ func (tr *Tree) seccompStop(tk *task) {
 		p, err := tr.byNameCheck(c, req, plan)
 		if err != nil {
 			plan.Close()
-			kernel(err.Error())
+			planKernel(err.Error())
 			return
 		}
 		stubPath, byName = p, true
@@ -513,7 +532,7 @@ func (tr *Tree) seccompStop(tk *task) {
 		var err error
 		if stubPath, stubArgv, hold, err = tr.planStubCall(c, req, plan); err != nil {
 			plan.Close()
-			kernel(fmt.Sprintf("preparing the stub: %v", err))
+			planKernel(fmt.Sprintf("preparing the stub: %v", err))
 			return
 		}
 	}
@@ -522,7 +541,7 @@ func (tr *Tree) seccompStop(tk *task) {
 		for _, f := range hold {
 			f.Close()
 		}
-		kernel(fmt.Sprintf("no room below the caller's stack for the stub's name: %v", err))
+		planKernel(fmt.Sprintf("no room below the caller's stack for the stub's name: %v", err))
 		return
 	}
 	tk.exec = &pendingExec{plan: plan, req: req, ev: ev, regs: regs, byName: byName, planStub: !byName, hold: hold}
@@ -530,7 +549,7 @@ func (tr *Tree) seccompStop(tk *task) {
 	if err := unix.PtraceSetRegs(pid, &regs); err != nil {
 		tk.exec = nil
 		plan.Close()
-		kernel(fmt.Sprintf("ptrace(PTRACE_SETREGS): %v", err))
+		planKernel(fmt.Sprintf("ptrace(PTRACE_SETREGS): %v", err))
 		return
 	}
 	// PTRACE_SYSCALL: a failed exec of the stub comes back at the

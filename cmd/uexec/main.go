@@ -51,6 +51,8 @@ Options (plan and run):
   -C, --chdir DIR            change to DIR first
   -a, --argv0 NAME           pass NAME as argv[0] instead of PROGRAM
       --no-random            no address randomisation (like setarch -R)
+      --emul-root DIR        look absolute program and interpreter names up
+                             under DIR first, then in / (NetBSD's emulation root)
   NAME=VALUE                 set an environment variable
 
 Options (plan):

@@ -22,6 +22,7 @@ type options struct {
 	argv0    string
 	hasArgv0 bool
 	noRandom bool
+	emulRoot string // --emul-root, absolute and without symlinks
 	json     bool
 	verbose  bool
 	// binfmt: rule sources (--binfmt, --binfmt-dir, --binfmt-system) in
@@ -87,6 +88,10 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.argv0, o.hasArgv0 = get(), true
 		case "--no-random":
 			o.noRandom = true
+		case "--emul-root":
+			if dir := get(); err == nil {
+				o.emulRoot, err = emulRootDir(dir)
+			}
 		case "--json":
 			if cmd != "plan" {
 				return nil, fmt.Errorf("unknown option %s", a)
@@ -202,6 +207,7 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		if o.noRandom {
 			req.NoRandom = true
 		}
+		req.EmulRoot = o.emulRoot
 		p, err := sw.Execve(req)
 		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.
@@ -241,6 +247,25 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		return nil, nil, sawEACCES
 	}
 	return nil, nil, last
+}
+
+// emulRootDir checks the directory of --emul-root and returns it absolute
+// and without symlinks: ".." at the emulation root must reach the parent
+// the kernel would reach, not the directory a symlink to it sits in.
+func emulRootDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("--emul-root %s: %v", dir, unix.ENOTDIR)
+	}
+	return abs, nil
 }
 
 func unwrapErrno(err error) error {

@@ -20,6 +20,7 @@ import (
 type planJSON struct {
 	Program      string         `json:"program"`
 	Argv         []string       `json:"argv"`
+	EmulRoot     string         `json:"emul_root,omitempty"`
 	Chain        []execsw.Link  `json:"chain"`
 	Interp       *string        `json:"interp"`
 	Entry        string         `json:"entry,omitempty"`
@@ -108,7 +109,7 @@ type errorJSON struct {
 func hex(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }
 
 func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
-	j := &planJSON{Program: prog, Argv: argv, Chain: p.Chain, Compat: p.Compat, Comm: p.Comm}
+	j := &planJSON{Program: prog, Argv: argv, Chain: p.Chain, Compat: p.Compat, Comm: p.Comm, EmulRoot: p.EmulRoot}
 	if j.Argv == nil {
 		j.Argv = []string{}
 	}
@@ -181,7 +182,8 @@ func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	if err != nil {
 		if o.json {
 			j := &planJSON{Program: o.argv[0], Argv: o.argv, Chain: []execsw.Link{}, VMCmds: []vmcmdJSON{},
-				Maps: []string{}, Auxv: []auxJSON{}, Error: &errorJSON{Errno: errnoName(err), Message: err.Error()}}
+				Maps: []string{}, Auxv: []auxJSON{}, Error: &errorJSON{Errno: errnoName(err), Message: err.Error()},
+				EmulRoot: o.emulRoot}
 			writeJSON(stdout, j)
 		}
 		code := failure(stderr, o.argv[0], err)
@@ -208,13 +210,19 @@ func writeJSON(w io.Writer, v any) {
 // printPlan writes the human form of a plan.
 func printPlan(w io.Writer, p *execsw.Plan, req *execsw.Request) {
 	fmt.Fprintf(w, "exec %s\n", strconv.Quote(req.Path))
+	if p.EmulRoot != "" {
+		fmt.Fprintf(w, "emulation root: %s\n", p.EmulRoot)
+	}
 	fmt.Fprintf(w, "\nhandler chain:\n")
 	for i, l := range p.Chain {
-		rule := ""
+		fmt.Fprintf(w, "  %d. %-7s %s", i+1, l.Format, l.Path)
 		if l.Name != "" {
-			rule = " (rule " + l.Name + ")"
+			fmt.Fprintf(w, " (rule %s)", l.Name)
 		}
-		fmt.Fprintf(w, "  %d. %-7s %s%s\n", i+1, l.Format, l.Path, rule)
+		if l.Host != "" {
+			fmt.Fprintf(w, " (under the emulation root: %s)", l.Host)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nvm commands:\n")
 	for _, c := range p.Cmds {

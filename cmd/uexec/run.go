@@ -306,7 +306,7 @@ func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent,
 // by uexec (the default of run).
 func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
 	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
-	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc}
+	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot}
 	if exe, err := os.Executable(); err == nil {
 		topts.Helper = []string{exe, serveKernelExecsArg}
 	}
@@ -318,6 +318,8 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: exec left to the kernel: %s\n", ev.Pid, ev.Path, ev.Note)
 			} else if ev.Err != nil && ev.Note != "" {
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: %v (%s)\n", ev.Pid, ev.Path, ev.Err, ev.Note)
+			} else if ev.Note != "" {
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: note: %s\n", ev.Pid, ev.Path, ev.Note)
 			}
 		}
 	}
