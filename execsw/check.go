@@ -124,6 +124,13 @@ func (epp *Package) openExec() error {
 	if err != nil {
 		return err
 	}
+	use := Direct
+	if epp.Depth > 0 {
+		use = Indirect
+	}
+	if err := epp.checkPolicies(f, epp.Path, epp.Resolved, epp.lastAttr, use); err != nil {
+		return err
+	}
 	epp.File, epp.Attr = f, epp.lastAttr
 	return nil
 }
@@ -162,7 +169,8 @@ func (epp *Package) adoptChecked(file *os.File) (*vm.File, error) {
 		fh.Close()
 		return nil, execErr(epp.Path, errno, "file is open for writing")
 	}
-	epp.lastAttr = Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size}
+	epp.lastAttr = Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
+		Mtime: st.Mtim, Ctime: st.Ctim}
 	vf := fh.file(st.Size, st.Dev, st.Ino)
 	epp.files = append(epp.files, vf)
 	return vf, nil
@@ -359,7 +367,7 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	// (openExec copies them to epp.Attr), never for an interpreter.
 	epp.lastAttr = Attr{
 		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
-		NoSuid: sfs.Flags&statfsNosuid != 0,
+		NoSuid: sfs.Flags&statfsNosuid != 0, Mtime: st.Mtim, Ctime: st.Ctim,
 	}
 	if epp.lastAttr.NoSuid {
 		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
@@ -590,6 +598,12 @@ func splitPath(p string) []string {
 // permission, ETXTBSY for a file open for writing. Relative paths resolve
 // from the caller's cwd. The file is closed with the package.
 func (epp *Package) OpenInterp(name string) (*vm.File, error) {
-	f, _, err := epp.open(name, false)
-	return f, err
+	f, resolved, err := epp.open(name, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := epp.checkPolicies(f, name, resolved, epp.lastAttr, Indirect); err != nil {
+		return nil, err
+	}
+	return f, nil
 }

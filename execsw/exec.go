@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/uexec/uexec/stack"
 	"github.com/uexec/uexec/vm"
 )
@@ -133,6 +135,9 @@ type Attr struct {
 	Dev, Ino uint64
 	Size     int64
 	NoSuid   bool // the file's mount is nosuid
+	// Mtime and Ctime, with Dev, Ino and Size, tell a changed file from
+	// the one a policy checked before.
+	Mtime, Ctime unix.Timespec
 }
 
 // ELFInfo is what the ELF handler records for the aux vector, mm fields and

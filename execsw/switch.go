@@ -29,6 +29,11 @@ type Switch struct {
 	// generation changed, the check is tried once more.
 	Autoload func(*Switch)
 	gen      uint64 // bumped by every Add and Remove
+
+	// Policies are asked about every file an exec opens, in order (the
+	// seed's check_exec: veriexec, then segvguard). Set them before the
+	// switch is used.
+	Policies []Policy
 }
 
 // Add registers f with priority prio (exec_add). An entry equal to a
