@@ -140,7 +140,6 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	}
 	l := newLoader(epp.Space, h.Is32, rie, random, rnd)
 	if epp.Req != nil {
-		l.rawio = epp.Req.Cred.CapSysRawio
 		l.commitPages = epp.Machine().CommitPages
 	}
 	defer func() { epp.Cmds = append(epp.Cmds, l.cmds...) }()

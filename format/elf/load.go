@@ -57,9 +57,6 @@ type loader struct {
 	random   bool // PF_RANDOMIZE (and randomize_va_space 2)
 	rand     io.Reader
 	cmds     []vm.Cmd
-	// rawio: the new credentials hold CAP_SYS_RAWIO, so mappings may
-	// start below mmap_min_addr.
-	rawio bool
 	// commitPages is the most pages one accountable mapping may charge;
 	// 0 is no limit (execsw.Machine.CommitPages).
 	commitPages uint64
@@ -264,7 +261,7 @@ func (l *loader) place(addr, n uint64, pl placement) (uint64, error) {
 // (cap_mmap_addr): below vm.mmap_min_addr, EPERM unless the credentials
 // exec installed in begin_new_exec hold CAP_SYS_RAWIO.
 func (l *loader) checkMinAddr(what string, addr uint64) error {
-	if addr >= uint64(l.space.MinAddr) || l.rawio {
+	if addr >= uint64(l.space.MinAddr) || l.space.RawIO {
 		return nil
 	}
 	return fatalf("%s at %#x is below mmap_min_addr %#x without CAP_SYS_RAWIO (EPERM)", what, addr, uint64(l.space.MinAddr))

@@ -72,7 +72,7 @@ func TestMakeCmdsErrors(t *testing.T) {
 			return f
 		}(), want: ErrFatal, reason: "bss at 0x0 is below mmap_min_addr"},
 		{name: "segment below mmap_min_addr with CAP_SYS_RAWIO runs", file: func() *testelf.File { f := exec64(); f.Progs[0].Vaddr = 0; return f }(),
-			req: func(r *execsw.Request) { r.Cred.CapSysRawio = true }},
+			space: func() *vm.Layout { l := space64(); l.RawIO = true; return l }()},
 		{name: "segment at a lower mmap_min_addr runs", file: func() *testelf.File { f := exec64(); f.Progs[0].Vaddr = 0x1000; return f }(),
 			space: func() *vm.Layout { l := space64(); l.MinAddr = 0x1000; return l }()},
 		{name: "p_offset near 2^63", file: func() *testelf.File { f := exec64(); f.Progs[1].Off += 1 << 63; f.Progs[1].Data = nil; return f }(), want: ErrFatal, reason: "EOVERFLOW"},
@@ -82,11 +82,21 @@ func TestMakeCmdsErrors(t *testing.T) {
 			f.Progs[1].Data = nil
 			return f
 		}(), want: ErrFatal, reason: "padzero faults (EFAULT)"},
-		{name: "read-only segment beyond the end of the file runs", file: func() *testelf.File { f := exec64(); f.Progs[1].Off += 0x100000; f.Progs[1].Flags = elf.PF_R; f.Progs[1].Data = nil; return f }()},
+		{name: "read-only segment beyond the end of the file runs", file: func() *testelf.File {
+			f := exec64()
+			f.Progs[1].Off += 0x100000
+			f.Progs[1].Flags = elf.PF_R
+			f.Progs[1].Data = nil
+			return f
+		}()},
 		{name: "bss beyond the commit limit", file: func() *testelf.File { f := exec64(); f.Progs[1].Memsz = 30 << 30; return f }(), want: ErrFatal, reason: "ENOMEM",
-			req: func(r *execsw.Request) { r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12} }},
+			req: func(r *execsw.Request) {
+				r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12}
+			}},
 		{name: "bss within the commit limit runs", file: func() *testelf.File { f := exec64(); f.Progs[1].Memsz = 19 << 30; return f }(),
-			req: func(r *execsw.Request) { r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12} }},
+			req: func(r *execsw.Request) {
+				r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12}
+			}},
 		{name: "segment beyond TASK_SIZE", file: func() *testelf.File {
 			f := exec64()
 			f.Progs[1].Vaddr = 1<<47 - 0x1000
