@@ -177,7 +177,8 @@ func (epp *Package) Random(bits uint) uint64 {
 // (randomize_stack_top, setup_arg_pages, arch_pick_mmap_layout).
 func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	req := epp.Req
-	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: vm.MmapMinAddr}
+	// cap_mmap_addr checks the credentials begin_new_exec installed.
+	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: req.machine().MmapMinAddr, RawIO: req.Cred.CapSysRawio}
 	rndMask, mmapBits := uint64(stackRndMask), uint(mmapRndBits)
 	if compat {
 		l.TaskSize, l.StackTop = vm.TaskSize32, stackTop32

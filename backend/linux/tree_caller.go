@@ -207,6 +207,9 @@ func readCaller(tid int) (*caller, error) {
 	}
 	c.cred.CapDACOverride = c.capEff&(1<<unix.CAP_DAC_OVERRIDE) != 0
 	c.cred.CapDACReadSearch = c.capEff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	// cap_mmap_addr checks the credentials the exec installs, not the
+	// caller's.
+	c.cred.CapSysRawio = c.effAfterExec()&(1<<unix.CAP_SYS_RAWIO) != 0
 	return c, nil
 }
 
