@@ -2,6 +2,7 @@ package segvguard
 
 import (
 	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -97,6 +98,8 @@ func (g *Guard) Check(c *execsw.PolicyCheck) error {
 	nm := c.Resolved
 	if nm == "" {
 		nm = c.Path
+	} else if filepath.IsAbs(nm) {
+		nm = filepath.Clean(nm) // ep_resolvedname is a clean path
 	}
 	g.log(Alert, "[%s] Preventing execution due to repeated segfaults.", name(nm))
 	return &execsw.ExecError{Path: c.Path, Reason: "PaX Segvguard: preventing execution due to repeated segfaults", Err: unix.EPERM}
