@@ -17,13 +17,11 @@ import (
 	"github.com/uexec/uexec/internal/testenv"
 )
 
-// TestPidfdExitInfo guards what exitWatch relies on (Linux 6.15 and
-// later): a process holding a pidfd of a process that is not its child
-// (here a grandchild that dies of SIGSEGV) learns its wait status through
-// PIDFD_GET_INFO with PIDFD_INFO_EXIT once the parent has reaped it, not
-// before; an epoll registration with no events reports EPOLLHUP at the
-// reap and nothing at the zombie state.
-func TestPidfdExitInfo(t *testing.T) {
+// crashChild starts testdata/crashchild.c and returns its grandchild's
+// pid, a func that makes the grandchild fault and waits for the "zombie"
+// line, and a func that lets the parent reap it. The test's cleanup
+// waits (with a deadline) for crashchild to end.
+func crashChild(t *testing.T) (pid int, fault, reap func()) {
 	prog := testenv.BuildC(t, "testdata/crashchild.c")
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
@@ -33,8 +31,6 @@ func TestPidfdExitInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stdinW.Close()
-	defer reapW.Close()
 	cmd := exec.Command(prog)
 	cmd.Stdin = stdinR
 	cmd.ExtraFiles = []*os.File{reapR}
@@ -48,7 +44,7 @@ func TestPidfdExitInfo(t *testing.T) {
 	stdinR.Close()
 	reapR.Close()
 	waited := make(chan error, 1)
-	defer func() {
+	t.Cleanup(func() {
 		stdinW.Close()
 		reapW.Close()
 		select {
@@ -60,7 +56,7 @@ func TestPidfdExitInfo(t *testing.T) {
 			cmd.Process.Kill()
 			t.Error("crashchild did not end")
 		}
-	}()
+	})
 	lines := make(chan string, 2)
 	go func() {
 		br := bufio.NewReader(out)
@@ -83,10 +79,27 @@ func TestPidfdExitInfo(t *testing.T) {
 		}
 		return ""
 	}
-	pid, err := strconv.Atoi(line())
+	pid, err = strconv.Atoi(line())
 	if err != nil {
 		t.Fatal(err)
 	}
+	fault = func() {
+		stdinW.Close()
+		if l := line(); l != "zombie" {
+			t.Fatalf("crashchild said %q", l)
+		}
+	}
+	return pid, fault, func() { reapW.Close() }
+}
+
+// TestPidfdExitInfo guards what exitWatch relies on (Linux 6.15 and
+// later): a process holding a pidfd of a process that is not its child
+// (here a grandchild that dies of SIGSEGV) learns its wait status through
+// PIDFD_GET_INFO with PIDFD_INFO_EXIT once the parent has reaped it, not
+// before; an epoll registration with no events reports EPOLLHUP at the
+// reap and nothing at the zombie state.
+func TestPidfdExitInfo(t *testing.T) {
+	pid, fault, reap := crashChild(t)
 	pidfd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		t.Fatalf("pidfd_open(%d): %v", pid, err)
@@ -110,10 +123,7 @@ func TestPidfdExitInfo(t *testing.T) {
 	}
 	evs := make([]unix.EpollEvent, 1)
 
-	stdinW.Close() // the grandchild faults
-	if l := line(); l != "zombie" {
-		t.Fatalf("crashchild said %q", l)
-	}
+	fault()
 	if n, err := unix.EpollWait(ep, evs, 100); n != 0 || err != nil {
 		t.Errorf("zombie: epoll_wait = %d (%#x), %v; want nothing", n, evs[0].Events, err)
 	}
@@ -121,7 +131,7 @@ func TestPidfdExitInfo(t *testing.T) {
 		t.Errorf("zombie: PIDFD_GET_INFO: mask %#x, %v; want no exit info before the reap", info.Mask, err)
 	}
 
-	reapW.Close() // the parent reaps it
+	reap() // the parent reaps it
 	n, err := unix.EpollWait(ep, evs, 10_000)
 	if n != 1 || err != nil || evs[0].Events&unix.EPOLLHUP == 0 || evs[0].Fd != int32(pid) {
 		t.Fatalf("reaped: epoll_wait = %d (%#x), %v; want EPOLLHUP", n, evs[0].Events, err)
@@ -132,5 +142,39 @@ func TestPidfdExitInfo(t *testing.T) {
 	}
 	if ws := unix.WaitStatus(info.Exit_code); !ws.Signaled() || ws.Signal() != syscall.SIGSEGV {
 		t.Errorf("reaped: exit code %#x, want death by SIGSEGV", info.Exit_code)
+	}
+}
+
+// TestExitWatch: exitWatch reports a grandchild's death by SIGSEGV with
+// the image recorded at its exec, once its parent has reaped it.
+func TestExitWatch(t *testing.T) {
+	var got []*ExitEvent
+	w, err := newExitWatch(func(ev *ExitEvent) { got = append(got, ev) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	pid, fault, reap := crashChild(t)
+	w.track(pid)
+	w.execd(pid, &ExitEvent{Path: "/x/crash", Comm: "crash", UID: 7})
+	fault()
+	w.drain()
+	if len(got) != 0 {
+		t.Fatalf("reported before the reap: %+v", got[0])
+	}
+	reap()
+	fds := []unix.PollFd{{Fd: int32(w.ep), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10_000); n != 1 || err != nil {
+		t.Fatalf("poll of the epoll set: %d, %v", n, err)
+	}
+	w.drain()
+	if len(got) != 1 {
+		t.Fatalf("%d reports, want 1", len(got))
+	}
+	if ev := got[0]; ev.Pid != pid || ev.Path != "/x/crash" || ev.UID != 7 || !ev.Status.Signaled() || ev.Status.Signal() != syscall.SIGSEGV {
+		t.Errorf("report %+v, want pid %d /x/crash uid 7 SIGSEGV", ev, pid)
+	}
+	if len(w.procs) != 0 {
+		t.Errorf("still watched: %v", w.procs)
 	}
 }
