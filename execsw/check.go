@@ -132,6 +132,9 @@ func (epp *Package) openExec() error {
 		return err
 	}
 	epp.File, epp.Attr = f, epp.lastAttr
+	if use == Direct {
+		epp.progAttr = epp.lastAttr
+	}
 	return nil
 }
 

@@ -194,6 +194,8 @@ type Package struct {
 
 	Chain []Link
 	Esw   *Entry // the matched switch entry (ep_esch)
+	// progAttr is Attr of the file the caller named (Plan.Program).
+	progAttr Attr
 
 	// Space is the geometry of the new address space; handlers take the
 	// ranges they use from it.

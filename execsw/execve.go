@@ -146,6 +146,7 @@ func fatalPlan(epp *Package, err error) *Plan {
 	p := &Plan{Fatal: err, Chain: epp.Chain, Interp: epp.ELF.Interp, Cmds: epp.Cmds, Entry: epp.Entry,
 		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path),
 		Extended: epp.Extended, ExecFD: epp.ExecFD}
+	p.Program = epp.progAttr
 	epp.emulPlan(p)
 	if epp.Space != nil {
 		p.Layout = *epp.Space
@@ -251,6 +252,7 @@ func finish(epp *Package) (*Plan, error) {
 		Extended: epp.Extended,
 		ExecFD:   epp.ExecFD,
 	}
+	p.Program = epp.progAttr
 	epp.emulPlan(p)
 	epp.files = nil
 

@@ -82,6 +82,16 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	p.p.Release()
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{})}
+	if topts.OnExit != nil {
+		if tr.exits, err = newExitWatch(topts.OnExit); err != nil {
+			unix.Close(pidfd)
+			unix.Close(listener)
+			p.Kill()
+			p.Wait()
+			return nil, err
+		}
+		tr.exits.child(p.Pid, exitImage(plan, opts.Path))
+	}
 	go func() {
 		// ptrace calls for a caller come from one thread.
 		runtime.LockOSThread()
@@ -102,6 +112,9 @@ func (tr *Tree) reapFirst(flags int) {
 	}
 	tr.firstWS = ws
 	tr.firstGone = true
+	if tr.exits != nil {
+		tr.exits.reaped(tr.Pid, ws)
+	}
 	close(tr.firstDone)
 }
 
@@ -157,15 +170,21 @@ func (tr *Tree) serve(listener, pidfd int) {
 		if !tr.firstGone {
 			tr.reapFirst(0)
 		}
+		if tr.exits != nil {
+			tr.exits.close()
+		}
 	}()
-	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}}
+	if tr.exits != nil {
+		fds[2] = unix.PollFd{Fd: int32(tr.exits.ep), Events: unix.POLLIN}
+	}
 	var n seccompNotif
 	for {
 		if tr.firstGone && tr.opts.NoWaitDescendants {
 			tr.handOff(listener)
 			return
 		}
-		fds[0].Revents, fds[1].Revents = 0, 0
+		fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
 		if _, err := unix.Poll(fds, -1); err != nil {
 			if err == unix.EINTR {
 				continue
@@ -177,6 +196,9 @@ func (tr *Tree) serve(listener, pidfd int) {
 			if tr.reapFirst(unix.WNOHANG); tr.firstGone {
 				fds[1].Fd = -1 // poll ignores it from now on
 			}
+		}
+		if fds[2].Revents != 0 {
+			tr.exits.drain()
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
@@ -249,7 +271,18 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	pid := int(n.pid)
 	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
 	answered := false
+	// For TreeOptions.OnExit: whether the caller may now run another
+	// image, and which (nil: unknown).
+	tgid, execd, img := pid, false, (*ExitEvent)(nil)
+	if tr.exits != nil {
+		defer func() {
+			if execd {
+				tr.exits.execd(tgid, img)
+			}
+		}()
+	}
 	kernel := func(note string) {
+		execd = true
 		ev.By, ev.Note = "kernel", note
 		tr.emit(ev)
 		if !answered {
@@ -280,6 +313,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		// Every check, no exec: the kernel's own answer, with the
 		// caller's securebits, is the native one.
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
+		execd = false // no exec
 		return
 	}
 	c, err := readCaller(pid)
@@ -288,6 +322,10 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	ev.Ppid = c.ppid
+	if tr.exits != nil {
+		tgid = c.tgid
+		tr.exits.track(tgid)
+	}
 	var probe [1]byte
 	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
 		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
@@ -325,6 +363,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	defer plan.Close()
 	ev.Chain = plan.Chain
+	img = exitImage(plan, path)
 	if self != "" {
 		unSelf(plan, self, path)
 	}
@@ -359,6 +398,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
 		if answered {
 			// Past the point of no return, or a caller left half-way.
+			// A death past the point of no return is no crash of the
+			// program (NetBSD's exec exits without sigexit then).
+			execd, img = true, nil
 			ev.Err, ev.Note = err, note
 			tr.emit(ev)
 			return
@@ -366,6 +408,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("%s: %v", note, err), unix.ENOEXEC)
 		return
 	}
+	execd = true
 	tr.emit(ev)
 }
 

@@ -50,6 +50,12 @@ type TreeOptions struct {
 	// released processes. Without it they are detached only, and an exec
 	// they make fails with ENOSYS (the seccomp filter stays).
 	Helper []string
+	// OnExit, when set, is called for each process of the tree that ends
+	// (once reaped by its parent) after an exec uexec saw, with the image
+	// of that exec, on the serving thread: it must not block. Only the
+	// untraced tree (not Traced) reports, and only while uexec serves it
+	// (not for processes released by NoWaitDescendants). See exitwatch.go.
+	OnExit func(*ExitEvent)
 }
 
 // ExecEvent is one exec of the tree, as --log-execs reports it.
@@ -97,6 +103,7 @@ type Tree struct {
 	firstGone bool
 	done      chan struct{}
 	err       error
+	exits     *exitWatch // with OnExit
 }
 
 // task is one traced thread.

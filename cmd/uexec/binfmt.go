@@ -23,8 +23,9 @@ type binfmtSource struct {
 // register file is (a name already registered is EEXIST); rules from
 // binfmt.d files as systemd-binfmt applies them (a rule replaces one of
 // its name).
-func (o *options) exsw() (*execsw.Switch, error) {
+func (o *options) exsw(logw io.Writer) (*execsw.Switch, error) {
 	sw := uexec.NewSwitch()
+	o.addGuard(sw, logw)
 	if len(o.binfmt) == 0 {
 		return sw, nil
 	}

@@ -65,6 +65,10 @@ Options (run):
       --log-execs FILE       one JSON line per exec of the process tree ("-": stderr)
       --no-wait-descendants  exit when PROGRAM does; descendants still running
                              continue, their later execs done by the kernel
+      --segvguard[=MAX,EXPIRY,SUSPEND]
+                             refuse (EPERM) for SUSPEND s a program that died of
+                             a core-dumping signal MAX times in EXPIRY s
+                             (NetBSD's PaX Segvguard; default 5,120,600)
 
 By default run follows the whole process tree, untraced: every execve and
 execveat of PROGRAM and its descendants reaches uexec through a seccomp

@@ -11,6 +11,7 @@ import (
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/segvguard"
 )
 
 // options are the env(1)-like options shared by plan and run.
@@ -28,6 +29,10 @@ type options struct {
 	// binfmt: rule sources (--binfmt, --binfmt-dir, --binfmt-system) in
 	// the order given; the last registered is tried first.
 	binfmt []binfmtSource
+	// segvguard: --segvguard's settings (nil without); guard is the
+	// policy exsw built from them.
+	segvguard *segvguard.Config
+	guard     *segvguard.Guard
 	// run only: tree mode (the default) and its log.
 	once       bool
 	logExecs   string
@@ -107,6 +112,8 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
 		case "--binfmt-system":
 			o.binfmt = append(o.binfmt, binfmtSource{system: true})
+		case "--segvguard":
+			o.segvguard, err = parseSegvguard(val, hasVal)
 		case "--once", "--no-wait-descendants", "--log-execs":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
@@ -138,6 +145,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	o.argv = args[i:]
 	if len(o.argv) == 0 {
 		return nil, errors.New("no program given")
+	}
+	if o.once && o.segvguard != nil {
+		return nil, errSegvguardOnce
 	}
 	return o, nil
 }

@@ -90,7 +90,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return exitUsage
 	}
 	defer elog.close()
-	sw, err := o.exsw()
+	sw, err := o.exsw(stderr)
 	if err != nil {
 		usageError(stderr, "run", err)
 		return exitUsage
@@ -306,7 +306,8 @@ func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent,
 // by uexec (the default of run).
 func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
 	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
-	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot}
+	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot,
+		OnExit: o.guardExits()}
 	if exe, err := os.Executable(); err == nil {
 		topts.Helper = []string{exe, serveKernelExecsArg}
 	}
