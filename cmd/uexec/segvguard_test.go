@@ -12,9 +12,9 @@ import (
 	"github.com/uexec/uexec/internal/testenv"
 )
 
-// runDeadline runs argv in dir and returns its output and exit code; a
+// runWithin runs argv in dir and returns its output and exit code; a
 // command still running after 60 s is killed and fails the test.
-func runDeadline(t *testing.T, dir string, argv ...string) (stdout, stderr string, code int) {
+func runWithin(t *testing.T, dir string, argv ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -77,7 +77,7 @@ func TestSegvguard(t *testing.T) {
 	testenv.NeedTool(t, "setpriv")
 	dir := testenv.SharedTempDir(t)
 	copyFile(t, testenv.BuildC(t, "testdata/progs/crash.c"), filepath.Join(dir, "crash"), 0o755)
-	stdout, stderr, code := runDeadline(t, dir, uexecBin, "run", "--segvguard=5,60,2", "/bin/sh", "-c", segvguardLoop)
+	stdout, stderr, code := runWithin(t, dir, uexecBin, "run", "--segvguard=5,60,2", "/bin/sh", "-c", segvguardLoop)
 	if code != 0 {
 		t.Errorf("exit %d", code)
 	}
@@ -93,7 +93,7 @@ func TestSegvguardOrdinaryUser(t *testing.T) {
 	copyFile(t, testenv.BuildC(t, "testdata/progs/crash.c"), filepath.Join(dir, "crash"), 0o755)
 	bin := filepath.Join(dir, "uexec")
 	copyFile(t, uexecBin, bin, 0o755)
-	stdout, stderr, code := runDeadline(t, dir, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+	stdout, stderr, code := runWithin(t, dir, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
 		bin, "run", "--segvguard=5,60,2", "/bin/sh", "-c", segvguardLoop)
 	if code != 0 {
 		t.Errorf("exit %d", code)
@@ -115,15 +115,15 @@ func TestSegvguardUsage(t *testing.T) {
 		{"empty", []string{"plan", "--segvguard=", "/bin/true"}, "want MAX,EXPIRY,SUSPEND"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, stderr, code := runDeadline(t, "/", append([]string{uexecBin}, tc.args...)...)
+			_, stderr, code := runWithin(t, "/", append([]string{uexecBin}, tc.args...)...)
 			if code != exitUsage || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tc.want)
 			}
 		})
 	}
 	// plan has no history: the option changes nothing.
-	a, _, _ := runDeadline(t, "/", uexecBin, "plan", "--no-random", "/bin/true")
-	b, _, code := runDeadline(t, "/", uexecBin, "plan", "--no-random", "--segvguard", "/bin/true")
+	a, _, _ := runWithin(t, "/", uexecBin, "plan", "--no-random", "/bin/true")
+	b, _, code := runWithin(t, "/", uexecBin, "plan", "--no-random", "--segvguard", "/bin/true")
 	if code != 0 || a != b {
 		t.Errorf("plan --segvguard differs from plan (exit %d)", code)
 	}
