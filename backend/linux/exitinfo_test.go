@@ -156,7 +156,7 @@ func TestExitWatch(t *testing.T) {
 	defer w.close()
 	pid, fault, reap := crashChild(t)
 	w.track(pid)
-	w.execd(pid, &ExitEvent{Path: "/x/crash", Comm: "crash", UID: 7})
+	w.execd(pid, &ExitEvent{Planned: true, Path: "/x/crash", Comm: "crash", UID: 7})
 	fault()
 	w.drain()
 	if len(got) != 0 {
@@ -171,7 +171,7 @@ func TestExitWatch(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("%d reports, want 1", len(got))
 	}
-	if ev := got[0]; ev.Pid != pid || ev.Path != "/x/crash" || ev.UID != 7 || !ev.Status.Signaled() || ev.Status.Signal() != syscall.SIGSEGV {
+	if ev := got[0]; ev.Pid != pid || !ev.Planned || ev.Time.IsZero() || ev.Path != "/x/crash" || ev.UID != 7 || !ev.Status.Signaled() || ev.Status.Signal() != syscall.SIGSEGV {
 		t.Errorf("report %+v, want pid %d /x/crash uid 7 SIGSEGV", ev, pid)
 	}
 	if len(w.procs) != 0 {

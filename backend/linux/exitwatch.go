@@ -4,6 +4,7 @@ package linux
 
 import (
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -13,7 +14,13 @@ import (
 // ExitEvent is the end of a process of the tree, reported with the image
 // the last exec uexec saw of it gave it (TreeOptions.OnExit).
 type ExitEvent struct {
-	Pid int // the process's (thread group) id
+	Pid  int       // the process's (thread group) id
+	Time time.Time // when uexec learnt of the end (its reap)
+	// Planned is whether the image is one uexec planned: only then are
+	// Path, Comm, Program and UID set. A process whose every exec failed,
+	// was left to the kernel before planning, or was killed past the
+	// point of no return ends with Planned false.
+	Planned bool
 	// Path, Comm and Program are the image's: the program as the exec
 	// resolved it, its comm at the exec, and the file the caller named
 	// (execsw.Plan.Program).
@@ -43,8 +50,9 @@ type exitWatch struct {
 }
 
 // watched is one process: its pidfd (-1 for the first program, which
-// this process reaps itself) and its image (nil when unknown: an exec
-// left to the kernel before uexec planned it).
+// this process reaps itself) and its image (nil when unknown: no exec
+// yet, or one left to the kernel before uexec planned it; its end is
+// reported without an image).
 type watched struct {
 	pidfd int
 	img   *ExitEvent
@@ -64,7 +72,7 @@ func exitImage(plan *execsw.Plan, path string) *ExitEvent {
 	if len(plan.Chain) > 0 {
 		path = plan.Chain[0].Path
 	}
-	return &ExitEvent{Path: path, Comm: plan.Comm, Program: plan.Program, UID: plan.Cred.UID}
+	return &ExitEvent{Planned: true, Path: path, Comm: plan.Comm, Program: plan.Program, UID: plan.Cred.UID}
 }
 
 // child records the image of the first program, which is this process's
@@ -94,15 +102,18 @@ func (w *exitWatch) track(tgid int) {
 }
 
 // execd records that process tgid now runs img (nil: an image uexec does
-// not know, whose end is not reported).
+// not know, whose end is reported without one).
 func (w *exitWatch) execd(tgid int, img *ExitEvent) {
 	if p := w.procs[tgid]; p != nil {
 		p.img = img
 	}
 }
 
-// reaped reports the first program's end.
+// reaped reports the first program's end, after the ends of the
+// processes it reaped (their pidfds are hung up by then, but their events
+// may wait in the epoll set).
 func (w *exitWatch) reaped(pid int, ws unix.WaitStatus) {
+	w.drain()
 	if p := w.procs[pid]; p != nil && p.pidfd < 0 {
 		delete(w.procs, pid)
 		w.report(pid, p.img, ws)
@@ -142,11 +153,11 @@ func (w *exitWatch) drain() {
 }
 
 func (w *exitWatch) report(pid int, img *ExitEvent, ws unix.WaitStatus) {
-	if img == nil {
-		return
+	var ev ExitEvent
+	if img != nil {
+		ev = *img
 	}
-	ev := *img
-	ev.Pid, ev.Status = pid, ws
+	ev.Pid, ev.Status, ev.Time = pid, ws, time.Now()
 	w.onExit(&ev)
 }
 

@@ -95,6 +95,11 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	go func() {
 		// ptrace calls for a caller come from one thread.
 		runtime.LockOSThread()
+		if topts.First != nil {
+			first := *topts.First
+			first.Pid = p.Pid
+			tr.emit(&first)
+		}
 		tr.serve(listener, pidfd)
 		unix.Close(pidfd)
 		close(tr.done)
@@ -347,6 +352,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	req.EmulRoot = tr.opts.EmulRoot
+	ev.Cwd = req.Dir
 	if req.File != nil {
 		defer req.File.Close()
 	}

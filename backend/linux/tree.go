@@ -27,9 +27,13 @@ type TreeOptions struct {
 	// Switch plans every exec of the tree; required.
 	Switch *execsw.Switch
 	// OnExec, when set, is called for every exec of the tree after the
-	// first (the caller logs the first itself), on the tracer's thread:
-	// it must not block.
+	// first (the caller logs the first itself, or passes it as First), on
+	// the tracer's thread: it must not block.
 	OnExec func(*ExecEvent)
+	// First, when set, is the first program's exec: the untraced tree
+	// passes it to OnExec, with Pid set, before any other event, so that
+	// a log of OnExec and OnExit is in order.
+	First *ExecEvent
 	// NoWaitDescendants ends the tracing when the first program exits:
 	// descendants still alive continue, and their later execs are the
 	// kernel's. Otherwise the tree is served until every tracee is gone.
@@ -51,8 +55,9 @@ type TreeOptions struct {
 	// they make fails with ENOSYS (the seccomp filter stays).
 	Helper []string
 	// OnExit, when set, is called for each process of the tree that ends
-	// (once reaped by its parent) after an exec uexec saw, with the image
-	// of that exec, on the serving thread: it must not block. Only the
+	// (once reaped by its parent) after an exec uexec saw (or refused),
+	// with the image of its last exec (ExitEvent.Planned), on the serving
+	// thread, after every OnExec of the process: it must not block. Only the
 	// untraced tree (not Traced) reports, and only while uexec serves it
 	// (not for processes released by NoWaitDescendants). See exitwatch.go.
 	OnExit func(*ExitEvent)
@@ -63,6 +68,7 @@ type ExecEvent struct {
 	Time time.Time
 	Pid  int // the caller's thread id (its pid unless a thread exec'd)
 	Ppid int
+	Cwd  string   // the caller's working directory at the exec
 	Path string   // as the caller passed it ("/dev/fd/N[/name]" for execveat by descriptor)
 	Argv []string // as the caller passed it
 	// Chain is the handler chain of the plan: which format matched which
@@ -283,6 +289,11 @@ func (tr *Tree) logf(format string, args ...any) {
 
 func (tr *Tree) emit(ev *ExecEvent) {
 	if tr.opts.OnExec != nil {
+		if ev.Cwd == "" {
+			// The caller still waits in its exec (or runs its new
+			// image, which has the same cwd).
+			ev.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(ev.Pid) + "/cwd")
+		}
 		tr.opts.OnExec(ev)
 	}
 }

@@ -103,7 +103,10 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return failure(stderr, o.argv[0], err)
 	}
 	defer p.Close()
-	first.Path, first.Argv, first.Chain = req.Path, req.Argv, p.Chain
+	first.Path, first.Argv, first.Chain, first.Cwd = req.Path, req.Argv, p.Chain, req.Dir
+	if first.Cwd == "" {
+		first.Cwd, _ = os.Getwd()
+	}
 	files, closeFiles, err := stdFiles(stdin, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: %v\n", err)
@@ -159,6 +162,9 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 			if werr != nil {
 				fmt.Fprintf(stderr, "uexec: wait: %v\n", werr)
 				return exitUsage
+			}
+			if ws, ok := state.Sys().(syscall.WaitStatus); ok {
+				elog.exit(time.Now(), proc.Pid, ws)
 			}
 			return exitLike(state)
 		}
@@ -307,7 +313,10 @@ func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent,
 func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
 	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
 	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot,
-		OnExit: o.guardExits()}
+		OnExit: o.treeExits(elog)}
+	if elog != nil {
+		topts.First = first
+	}
 	if exe, err := os.Executable(); err == nil {
 		topts.Helper = []string{exe, serveKernelExecsArg}
 	}
@@ -338,7 +347,6 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
 	first.Pid = tr.Pid
-	elog.write(first)
 	if o.verbose {
 		printNotes(stderr, tr.Notes, p, first.Path)
 	}

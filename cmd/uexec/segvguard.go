@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	backend "github.com/uexec/uexec/backend/linux"
 	"github.com/uexec/uexec/execsw"
@@ -38,14 +39,16 @@ func (o *options) addGuard(sw *execsw.Switch, w io.Writer) {
 	sw.Policies = append(sw.Policies, o.guard)
 }
 
-// guardExits reports the deaths of the tree's processes to the guard.
-func (o *options) guardExits() func(*backend.ExitEvent) {
-	if o.guard == nil {
+// treeExits reports the ends of the tree's processes to the exec log and
+// their deaths to the guard.
+func (o *options) treeExits(elog *execLog) func(*backend.ExitEvent) {
+	if o.guard == nil && elog == nil {
 		return nil
 	}
 	g := o.guard
 	return func(ev *backend.ExitEvent) {
-		if ev.Status.Signaled() {
+		elog.exit(ev.Time, ev.Pid, syscall.WaitStatus(ev.Status))
+		if g != nil && ev.Planned && ev.Status.Signaled() {
 			g.Crashed(segvguard.Crash{Dev: ev.Program.Dev, Ino: ev.Program.Ino, UID: ev.UID,
 				Name: ev.Comm, Signal: ev.Status.Signal()})
 		}
