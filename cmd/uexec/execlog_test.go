@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testenv"
@@ -60,7 +62,10 @@ func copyProj(t *testing.T) string {
 // compiled from a subdirectory with cd, a command that exits 3, one that
 // dies of SIGTERM) under `uexec run --log-execs` and checks the log and
 // its readers: an exec line with the caller's cwd for every exec, one
-// exit line per process after its exec lines.
+// exit line per process after its exec lines; `uexec log compdb` equal to
+// Bear's compile_commands.json of the same build; `uexec log trace` with
+// one complete event per image, children within their parents; `uexec
+// log tree` showing the build.
 func TestExecLogBuild(t *testing.T) {
 	needRun(t)
 	testenv.NeedTool(t, "make")
@@ -141,4 +146,141 @@ func TestExecLogBuild(t *testing.T) {
 			t.Errorf("cc in sub/ %v, sh exit 3 %v, sh SIGTERM %v; want all", sawSub, sawExit3, sawTerm)
 		}
 	})
+
+	t.Run("compdb", func(t *testing.T) {
+		bear := testenv.NeedTool(t, "bear")
+		bdir := copyProj(t)
+		bfile := filepath.Join(t.TempDir(), "compile_commands.json")
+		if r := runCmd(t, "", bdir, bear, "--output", bfile, "--", "make"); r.status != 0 {
+			t.Fatalf("bear -- make: %v", r)
+		}
+		want, err := os.ReadFile(bfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := runCmd(t, "", "", uexecBin, "log", "compdb", logFile)
+		if got.status != 0 {
+			t.Fatalf("uexec log compdb: %v", got)
+		}
+		// The builds ran in two directories; nothing else may differ.
+		w := strings.ReplaceAll(string(want), bdir, "$DIR")
+		g := strings.ReplaceAll(got.stdout, dir, "$DIR")
+		if w != g {
+			t.Errorf("uexec log compdb differs from Bear's:\n%s", testenv.LineDiff(w, g))
+		}
+		if !strings.Contains(g, `"directory": "$DIR/sub"`) || !strings.Contains(g, `"file": "$DIR/sub/x.c"`) {
+			t.Errorf("no entry for sub/x.c compiled in sub:\n%s", g)
+		}
+	})
+
+	t.Run("trace", func(t *testing.T) {
+		got := runCmd(t, "", "", uexecBin, "log", "trace", logFile)
+		if got.status != 0 {
+			t.Fatalf("uexec log trace: %v", got)
+		}
+		var tf struct {
+			TraceEvents []struct {
+				Name     string
+				Ph       string
+				Ts       float64
+				Dur      *float64
+				Pid, Tid int
+				Args     struct{ Argv []string }
+			}
+		}
+		if err := json.Unmarshal([]byte(got.stdout), &tf); err != nil {
+			t.Fatalf("trace is not JSON: %v", err)
+		}
+		images := 0
+		for _, l := range lines {
+			if l.Event == "exec" && (l.Result == "ok" || l.Result == "kernel") {
+				images++
+			}
+		}
+		type span struct{ from, to float64 }
+		procs := map[int]span{}
+		n := 0
+		for _, ev := range tf.TraceEvents {
+			if ev.Ph != "X" {
+				continue
+			}
+			n++
+			if ev.Dur == nil || *ev.Dur < 0 || ev.Ts < 0 || ev.Pid == 0 || ev.Tid != ev.Pid || ev.Name == "" || len(ev.Args.Argv) == 0 {
+				t.Errorf("incomplete event %+v", ev)
+				continue
+			}
+			s, ok := procs[ev.Pid]
+			if !ok {
+				s = span{ev.Ts, ev.Ts + *ev.Dur}
+			}
+			s.from, s.to = min(s.from, ev.Ts), max(s.to, ev.Ts+*ev.Dur)
+			procs[ev.Pid] = s
+		}
+		if n != images {
+			t.Errorf("%d X events, want one per exec'd image: %d", n, images)
+		}
+		parent := map[int]int{}
+		for _, l := range lines {
+			if l.Event == "exec" {
+				parent[l.Pid] = l.Ppid
+			}
+		}
+		const slack = 0.002 // µs: rounding
+		for pid, s := range procs {
+			p, ok := procs[parent[pid]]
+			if !ok {
+				continue
+			}
+			if s.from < p.from-slack || s.to > p.to+slack {
+				t.Errorf("pid %d [%.3f, %.3f] not within its parent %d [%.3f, %.3f]", pid, s.from, s.to, parent[pid], p.from, p.to)
+			}
+		}
+	})
+
+	t.Run("tree", func(t *testing.T) {
+		saved := testEnv
+		testEnv = append(append([]string{}, testEnv...), "COLUMNS=200")
+		got := runCmd(t, "", "", uexecBin, "log", "tree", logFile)
+		testEnv = saved
+		if got.status != 0 {
+			t.Fatalf("uexec log tree: %v", got)
+		}
+		for _, want := range []string{
+			"make  (", "├─ gcc -O2 '-DGREETING=\"hello\"' -c main.c -o main.o  (", "├─ /bin/sh -c 'cd sub && cc -c x.c'  (",
+			"│  └─ cc -c x.c  (", "sh -c 'exit 3'  (", ", exit 3)", "sh -c 'kill -TERM $$'  (", ", SIGTERM)",
+		} {
+			if !strings.Contains(got.stdout, want) {
+				t.Errorf("tree lacks %q:\n%s", want, got.stdout)
+			}
+		}
+	})
+}
+
+// TestLogTreeGolden renders testdata/execlog/tree.log (a hand-written log:
+// nested processes, a failed PATH search, an exec that replaced a shell, a
+// crash, a signal, a process not seen to end) at 72 columns.
+func TestLogTreeGolden(t *testing.T) {
+	t.Setenv("COLUMNS", "72")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), strings.NewReader(""), &out, &errb, []string{"log", "tree", "testdata/execlog/tree.log"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	golden := "testdata/execlog/tree.golden"
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != out.String() {
+		t.Errorf("output differs from %s (rerun with -update after checking):\n%s", golden, testenv.LineDiff(string(want), out.String()))
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if n := len([]rune(line)); n > 72 {
+			t.Errorf("line of %d columns: %q", n, line)
+		}
+	}
 }

@@ -43,6 +43,7 @@ const usage = `usage: uexec COMMAND [OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]
 Commands:
   plan    show what an exec of PROGRAM would do, without running anything
   run     run PROGRAM with the exec done by uexec
+  log     read a --log-execs file: uexec log tree|compdb|trace FILE
   help    show this help
 
 Options (plan and run):
@@ -87,6 +88,8 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 		return cmdPlan(ctx, stdout, stderr, args[1:])
 	case "run":
 		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
+	case "log":
+		return cmdLog(stdin, stdout, stderr, args[1:])
 	case "help", "-h", "--help":
 		io.WriteString(stdout, usage)
 		return 0
