@@ -9,21 +9,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec"
 )
 
-// serveKernelExecsArg makes uexec the helper that --no-wait-descendants
-// leaves to let the kernel do the later execs of the remaining processes:
-// their tracer (backend ServeKernelExecs) for a traced tree, or, with the
-// extra argument "notify", the listener of an untraced one (ServeNotify).
-const serveKernelExecsArg = "__serve-kernel-execs"
-
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == serveKernelExecsArg {
-		os.Exit(backend.ServeKernelExecs(os.Stdin))
-	}
-	if len(os.Args) == 3 && os.Args[1] == serveKernelExecsArg && os.Args[2] == "notify" {
-		os.Exit(backend.ServeNotify())
+	if code, ok := uexec.ServeHelper(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	initialSigMask = readSigMask()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)

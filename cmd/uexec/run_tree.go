@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 )
 
@@ -59,7 +59,7 @@ func (l *execLog) close() {
 	}
 }
 
-func (l *execLog) write(ev *backend.ExecEvent) {
+func (l *execLog) write(ev uexec.ExecEvent) {
 	if l == nil {
 		return
 	}

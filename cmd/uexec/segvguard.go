@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"syscall"
 
-	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/segvguard"
 )
@@ -41,13 +40,13 @@ func (o *options) addGuard(sw *execsw.Switch, w io.Writer) {
 
 // treeExits reports the ends of the tree's processes to the exec log and
 // their deaths to the guard.
-func (o *options) treeExits(elog *execLog) func(*backend.ExitEvent) {
+func (o *options) treeExits(elog *execLog) func(uexec.ExitEvent) {
 	if o.guard == nil && elog == nil {
 		return nil
 	}
 	g := o.guard
-	return func(ev *backend.ExitEvent) {
-		elog.exit(ev.Time, ev.Pid, syscall.WaitStatus(ev.Status))
+	return func(ev uexec.ExitEvent) {
+		elog.exit(ev.Time, ev.Pid, ev.Status)
 		if g != nil && ev.Planned && ev.Status.Signaled() {
 			g.Crashed(segvguard.Crash{Dev: ev.Program.Dev, Ino: ev.Program.Ino, UID: ev.UID,
 				Name: ev.Comm, Signal: ev.Status.Signal()})
