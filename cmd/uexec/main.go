@@ -29,46 +29,6 @@ const (
 	exitNotFound = 127 // the program was not found
 )
 
-const usage = `usage: uexec COMMAND [OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]...
-
-Commands:
-  plan    show what an exec of PROGRAM would do, without running anything
-  run     run PROGRAM with the exec done by uexec
-  log     read a --log-execs file: uexec log tree|compdb|trace FILE
-  help    show this help
-
-Options (plan and run):
-  -i, --ignore-environment   start with an empty environment
-  -u, --unset NAME           remove NAME from the environment
-  -C, --chdir DIR            change to DIR first
-  -a, --argv0 NAME           pass NAME as argv[0] instead of PROGRAM
-      --no-random            no address randomisation (like setarch -R)
-      --emul-root DIR        look absolute program and interpreter names up
-                             under DIR first, then in / (NetBSD's emulation root)
-  NAME=VALUE                 set an environment variable
-
-Options (plan):
-      --json                 print the plan as JSON (schema in README.md)
-
-Options (run):
-  -v, --verbose              say what differs from a kernel exec, and why
-      --once                 load only PROGRAM, in uexec's place (same pid, no
-                             ptrace); the kernel does the execs it makes
-      --log-execs FILE       one JSON line per exec of the process tree ("-": stderr)
-      --no-wait-descendants  exit when PROGRAM does; descendants still running
-                             continue, their later execs done by the kernel
-      --segvguard[=MAX,EXPIRY,SUSPEND]
-                             refuse (EPERM) for SUSPEND s a program that died of
-                             a core-dumping signal MAX times in EXPIRY s
-                             (NetBSD's PaX Segvguard; default 5,120,600)
-
-By default run follows the whole process tree, untraced: every execve and
-execveat of PROGRAM and its descendants reaches uexec through a seccomp
-filter (seccomp user notification; nothing else is stopped) and is done by
-uexec, or by the kernel where only it is exact (--verbose says why), and run
-exits when the last of them has.
-`
-
 func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	if len(args) == 0 {
 		io.WriteString(stderr, usage)
@@ -81,6 +41,11 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
 	case "log":
 		return cmdLog(stdin, stdout, stderr, args[1:])
+	case "completion":
+		return cmdCompletion(stdout, stderr, args[1:])
+	case "man":
+		manPage(stdout)
+		return 0
 	case "help", "-h", "--help":
 		io.WriteString(stdout, usage)
 		return 0
