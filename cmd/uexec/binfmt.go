@@ -25,6 +25,9 @@ type binfmtSource struct {
 // its name).
 func (o *options) exsw() (*execsw.Switch, error) {
 	sw := uexec.NewSwitch()
+	if err := o.addVeriexec(sw); err != nil {
+		return nil, err
+	}
 	if len(o.binfmt) == 0 {
 		return sw, nil
 	}

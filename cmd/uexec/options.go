@@ -32,6 +32,7 @@ type options struct {
 	once       bool
 	logExecs   string
 	noWaitDesc bool
+	veriexec   veriexecOptions
 	argv       []string // PROGRAM [ARG]...
 }
 
@@ -120,7 +121,11 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				o.logExecs = get()
 			}
 		default:
-			return nil, fmt.Errorf("unknown option %s", a)
+			if ok, verr := o.veriexec.parse(name, get); !ok {
+				return nil, fmt.Errorf("unknown option %s", a)
+			} else if err == nil {
+				err = verr
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -138,6 +143,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	o.argv = args[i:]
 	if len(o.argv) == 0 {
 		return nil, errors.New("no program given")
+	}
+	if err := o.veriexec.check(o, cmd); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
