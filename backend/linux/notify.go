@@ -213,6 +213,7 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.err = fmt.Errorf("seccomp notification: %w", err)
 			return
 		}
+		step("tree:notified")
 		tr.notified(listener, &n)
 	}
 }
@@ -372,6 +373,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	defer plan.Close()
+	step("tree:planned")
 	ev.Chain = plan.Chain
 	img = exitImage(plan, path)
 	if self != "" {
@@ -457,6 +459,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		// ours to trace.
 		return "the caller cannot be seized", os.NewSyscallError("ptrace(PTRACE_SEIZE)", e)
 	}
+	step("tree:seized")
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -481,7 +484,11 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	// The plan's files, the plan and the stub go into the caller.
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
-		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan)}
+		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
+		// The stub restores the caller's mask itself (uexec does too, at
+		// the exec event): an image whose uexec died after it blocked
+		// every signal (below) must not keep them blocked.
+		sigMask: &c.sigBlk}
 	add := func(fd uintptr, cloexec bool) (int, error) {
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}
@@ -544,20 +551,24 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return "writing the plan", err
 	}
 
+	step("tree:files-added")
 	// Stop the caller as it returns from the call, which restarts.
 	if err := unix.PtraceInterrupt(tid); err != nil {
 		return "ptrace(PTRACE_INTERRUPT)", err
 	}
+	step("tree:interrupted")
 	*answered = true
 	if err := notifSend(listener, n.id, false, -errRestartNoIntr, 0); err != nil {
 		return "answering the notification", err
 	}
+	step("tree:answered")
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 		stopped = true // dead, or not ours any more
 		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
 	}
 	stopped = true
+	step("tree:stopped")
 	detached := false
 	defer func() {
 		if !detached {
@@ -576,8 +587,10 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	if err := ptraceSigmask(tid, true, &mask); err != nil {
 		return "ptrace(PTRACE_GETSIGMASK)", err
 	}
-	if err := ptraceSigmask(tid, false, &all); err != nil {
-		return "ptrace(PTRACE_SETSIGMASK)", err
+	if mask != c.sigBlk {
+		// The plan restores c.sigBlk (see env.sigMask above); the
+		// caller cannot change its mask while it waits in its call.
+		tr.logf("pid %d: signal mask %#x at the stop, %#x when read", tid, mask, c.sigBlk)
 	}
 	var regs unix.PtraceRegs
 	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
@@ -585,13 +598,21 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	saved := regs
 	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "writing the stub's arguments", err
 	}
+	// The registers first, then the mask: should uexec die in between,
+	// the caller execs the stub with its own mask rather than making its
+	// own call again (ENOSYS without a listener) with every signal
+	// blocked for good.
 	if err := unix.PtraceSetRegs(tid, &regs); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "ptrace(PTRACE_SETREGS)", err
 	}
+	step("tree:regs-set")
+	if err := ptraceSigmask(tid, false, &all); err != nil {
+		unix.PtraceSetRegs(tid, &saved)
+		return "ptrace(PTRACE_SETSIGMASK)", err
+	}
+	step("tree:masked")
 	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
 	// its exit if the kernel could not exec the stub.
 	for {
@@ -615,6 +636,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			return "the caller died during its exec", unix.ESRCH
 		}
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			step("tree:exec-event")
 			break
 		}
 		switch {
@@ -646,6 +668,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
 	}
 	detached = true
+	step("tree:detached")
 	resend(c.tgid, tid, held)
 	return "", nil
 }

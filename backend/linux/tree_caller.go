@@ -137,6 +137,7 @@ type caller struct {
 	capEff          uint64
 	capBnd, capAmb  uint64 // the bounding and ambient sets
 	personality     uint64
+	sigBlk          uint64 // the thread's signal mask (SigBlk)
 }
 
 // Capability bits (include/uapi/linux/capability.h).
@@ -198,6 +199,8 @@ func readCaller(tid int) (*caller, error) {
 			c.capBnd, _ = strconv.ParseUint(v, 16, 64)
 		case "CapAmb":
 			c.capAmb, _ = strconv.ParseUint(v, 16, 64)
+		case "SigBlk":
+			c.sigBlk, _ = strconv.ParseUint(v, 16, 64)
 		case "NoNewPrivs":
 			c.cred.NoNewPrivs = v == "1"
 		}
