@@ -65,9 +65,17 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	}
 	listener, err := recvFD(int(ours.Fd()))
 	if err != nil {
+		// A stub killed past the point of no return (SIGBUS on a file
+		// truncated since the plan) closes the status pipe as one that
+		// entered the program does: its signal is the exec's result.
 		p.Kill()
-		p.Wait()
-		return nil, &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		e := &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		if st, werr := p.Wait(); werr == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() != syscall.SIGKILL {
+				e.Step, e.Signal = "building the image", ws.Signal()
+			}
+		}
+		return nil, e
 	}
 	// The first program is reaped by the serving thread, through a
 	// pidfd in its poll set: a wait from any other thread could take the
@@ -406,6 +414,13 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
+	}
+	// The plan, the stub and each file of the plan may take a descriptor
+	// in the caller.
+	need := len(planFileList(plan)) + 2
+	if free, short := c.fewerFDs(need); short {
+		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
+		return
 	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
 		if answered {

@@ -318,3 +318,141 @@ func TestFaultUexecKilled(t *testing.T) {
 		})
 	}
 }
+
+// uexecChild returns the first child of process pid.
+func uexecChild(pid int) int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			n, _ := strconv.Atoi(f[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// TestFaultProgramKilledMidBuild kills the program (SIGKILL) while uexec
+// builds it: the first program right after its stub started, and a
+// redirected caller in its ptrace stop and at its exec of the stub. uexec
+// goes on and ends with the program's signal; nothing is left.
+func TestFaultProgramKilledMidBuild(t *testing.T) {
+	needRun(t)
+	execwait := testenv.BuildC(t, "testdata/progs/execwait.c")
+	for _, step := range []string{"build:forked", "tree:stopped", "tree:regs-set", "tree:exec-event"} {
+		t.Run(step, func(t *testing.T) {
+			r := startAt(t, step, "run", execwait, "PIDFILE", "/bin/sleep", "30")
+			r.waitStop(t)
+			pid := uexecChild(r.cmd.Process.Pid)
+			if pid == 0 {
+				t.Fatal("uexec has no child at the step")
+			}
+			unix.Kill(pid, unix.SIGKILL)
+			r.resume()
+			if ws := r.wait(t, 10*time.Second); ws.Signal() != syscall.SIGKILL {
+				t.Errorf("uexec: status %v, want the program's SIGKILL\nstderr: %s", ws, r.stderr())
+			}
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				t.Errorf("the program (pid %d) is still there after uexec ended", pid)
+			}
+		})
+	}
+}
+
+// TestFaultFileChanged truncates or replaces the program's file between
+// its plan and its mapping, for the first program and for an exec of the
+// tree: the program dies of the kernel's SIGBUS (a mapping past the end of
+// the file is touched) or of SIGSEGV (the stub's by-name open finds
+// another file: ESTALE, or a failed op), within a deadline, never a hang.
+func TestFaultFileChanged(t *testing.T) {
+	needRun(t)
+	execwait := testenv.BuildC(t, "testdata/progs/execwait.c")
+	echo, err := os.ReadFile("/bin/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"build:compiled", "tree:planned"} {
+		for _, change := range []string{"truncate", "replace"} {
+			t.Run(step+"/"+change, func(t *testing.T) {
+				dir := testenv.SharedTempDir(t)
+				prog := filepath.Join(dir, "prog")
+				if err := os.WriteFile(prog, echo, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				args := []string{"run", execwait, "PIDFILE", prog, "planned"}
+				if step == "build:compiled" {
+					args = []string{"run", prog, "planned"}
+				}
+				r := startAt(t, step, args...)
+				r.waitStop(t)
+				switch change {
+				case "truncate":
+					err = os.Truncate(prog, 0)
+				case "replace":
+					if err = os.WriteFile(prog+".new", []byte("#!/bin/sh\necho replaced\n"), 0o755); err == nil {
+						err = os.Rename(prog+".new", prog)
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.resume()
+				ws := r.wait(t, 10*time.Second)
+				// A replaced file is no longer the name's: the planned
+				// file runs (its descriptor was opened at the plan) or
+				// the stub's by-name open finds another inode (ESTALE).
+				planned := change == "replace" && ws.Exited() && ws.ExitStatus() == 0 && r.stdout() == "planned\n"
+				if sig := ws.Signal(); !planned && (!ws.Signaled() || sig != syscall.SIGBUS && sig != syscall.SIGSEGV) {
+					t.Errorf("uexec: status %v, want the program's SIGBUS or SIGSEGV\nstdout: %s\nstderr: %s", ws, r.stdout(), r.stderr())
+				}
+				t.Logf("status %v stdout %q stderr %q", ws, r.stdout(), r.stderr())
+			})
+		}
+	}
+}
+
+// TestFaultCallerRlimits runs a caller that exhausted RLIMIT_NOFILE or
+// RLIMIT_AS (prlimit(1) sets them on itself, then execs) natively and
+// under `uexec run`: the same status and messages, the kernel's errno or
+// the loader's failure.
+func TestFaultCallerRlimits(t *testing.T) {
+	needRun(t)
+	prlimit := testenv.NeedTool(t, "prlimit")
+	var cases [][]string
+	for _, n := range []string{"0", "3", "4", "5", "6"} {
+		cases = append(cases, []string{prlimit, "--nofile=" + n, "/bin/true"}, []string{prlimit, "--nofile=" + n, "/bin/sh", "-c", "echo ok"})
+	}
+	for _, as := range []string{"1000000", "3000000", "6000000", "10000000", "20000000", "100000000"} {
+		cases = append(cases, []string{prlimit, "--as=" + as, "/bin/true"}, []string{prlimit, "--as=" + as, "/bin/sh", "-c", "echo ok"})
+	}
+	for _, argv := range cases {
+		name := strings.Join(argv[1:], " ")
+		t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
+			native := runCmd(t, "", "", argv...)
+			under := runCmd(t, "", "", append([]string{uexecBin, "run"}, argv...)...)
+			if native.String() != under.String() {
+				t.Errorf("natively:\n%v\nunder uexec:\n%v", native, under)
+			}
+		})
+	}
+}
+
+// TestFaultNoTmpdirNoMemfd runs uexec with no writable TMPDIR or cache
+// directory under a seccomp filter that refuses memfd_create: uexec fails
+// at once with the errno, naming memfd_create, and starts nothing (no
+// stub can be materialised and no plan written).
+func TestFaultNoTmpdirNoMemfd(t *testing.T) {
+	needRun(t)
+	nomemfd := testenv.BuildC(t, "testdata/progs/nomemfd.c")
+	for _, mode := range [][]string{nil, {"--once"}} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			env := append([]string{}, testEnv...)
+			env = append(env, "TMPDIR=/proc/uexec-none", "HOME=/proc/uexec-none", "XDG_CACHE_HOME=/proc/uexec-none")
+			argv := append(append([]string{nomemfd, uexecBin, "run"}, mode...), "/bin/echo", "hi")
+			r := runEnv(t, env, argv...)
+			if r.stdout != "" || r.status.ExitStatus() != 126 || !strings.Contains(r.stderr, "memfd_create: operation not permitted") {
+				t.Errorf("want no output, exit 126 and memfd_create's EPERM on stderr:\n%v", r)
+			}
+		})
+	}
+}
