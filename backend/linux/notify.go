@@ -289,10 +289,20 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			notifSend(listener, n.id, true, 0, 0)
 		}
 	}
-	refuse := func(err error) {
+	var refuse func(err error)
+	// unplanned: the kernel would do an exec no policy saw; a policy
+	// that must see every exec (veriexec) may refuse it.
+	unplanned := func(note string) {
+		if err := tr.opts.Switch.CheckUnplanned(ev.Path, note); err != nil {
+			refuse(err)
+			return
+		}
+		kernel(note)
+	}
+	refuse = func(err error) {
 		errno := errnoOf(err)
 		if errno == 0 {
-			kernel(fmt.Sprintf("uexec could not plan the exec: %v", err))
+			unplanned(fmt.Sprintf("uexec could not plan the exec: %v", err))
 			return
 		}
 		ev.Err = err
@@ -300,7 +310,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		notifSend(listener, n.id, false, -int32(errno), 0)
 	}
 	if n.arch != unix.AUDIT_ARCH_X86_64 || n.nr&x32Bit != 0 {
-		kernel("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
+		unplanned("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
 		return
 	}
 	kind := uint(traceExecve)
@@ -318,7 +328,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	c, err := readCaller(pid)
 	if err != nil {
-		kernel(fmt.Sprintf("reading the caller's state: %v", err))
+		unplanned(fmt.Sprintf("reading the caller's state: %v", err))
 		return
 	}
 	ev.Ppid = c.ppid
@@ -329,7 +339,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	var probe [1]byte
 	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
 		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
-		kernel("this process may not read the caller's memory")
+		unplanned("this process may not read the caller's memory")
 		return
 	}
 	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
@@ -353,7 +363,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if !c.sameMounts(req.Root) {
 		// Its paths name other files than ours (a container, a chroot,
 		// a private mount namespace): the kernel resolves them.
-		kernel("the caller has a mount namespace or root of its own")
+		unplanned("the caller has a mount namespace or root of its own")
 		return
 	}
 	plan, err := planCall(tr.opts.Switch, req, argErr)

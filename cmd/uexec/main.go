@@ -53,6 +53,9 @@ Options (plan and run):
       --no-random            no address randomisation (like setarch -R)
       --emul-root DIR        look absolute program and interpreter names up
                              under DIR first, then in / (NetBSD's emulation root)
+      --veriexec FILE        check every exec against FILE's fingerprints
+                             (NetBSD's veriexec signatures format)
+      --veriexec-strict N    0 learning, 1 IDS, 2 IPS (the default), 3 lockdown
   NAME=VALUE                 set an environment variable
 
 Options (plan):
@@ -69,6 +72,8 @@ Options (run):
                              refuse (EPERM) for SUSPEND s a program that died of
                              a core-dumping signal MAX times in EXPIRY s
                              (NetBSD's PaX Segvguard; default 5,120,600)
+      --veriexec-learn FILE  write FILE: the signatures of every file the tree
+                             exec'd, for --veriexec
 
 By default run follows the whole process tree, untraced: every execve and
 execveat of PROGRAM and its descendants reaches uexec through a seccomp
