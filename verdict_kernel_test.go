@@ -153,7 +153,7 @@ func TestVerdictsMatchKernel(t *testing.T) {
 	// A bss one page more than the machine lets one mapping commit (under
 	// vm.overcommit_memory 0, RAM plus swap), and one well within.
 	m := execsw.MachineFromProc()
-	over := uint64(1<<46)
+	over := uint64(1 << 46)
 	if m.CommitPages != 0 && (m.CommitPages+1)<<12 < 1<<46 {
 		over = (m.CommitPages + 16) << 12
 	}

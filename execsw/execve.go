@@ -75,18 +75,18 @@ func (s *Switch) execve(epp *Package) (*Plan, error) {
 	}
 	epp.Space = space
 
-	if err := s.tryWithAutoload(epp); err != nil {
+	err = s.tryWithAutoload(epp)
+	if (err == nil || errors.Is(err, ErrFatal)) && epp.Flags&Flag32 != 0 && epp.Space.TaskSize != vm.TaskSize32 {
+		// The handler found a 32-bit image: the whole geometry is the
+		// compat one. Plan again on a compat layout, even when the
+		// native layout's plan failed (it may fail there only).
+		return s.replanCompat(epp)
+	}
+	if err != nil {
 		if errors.Is(err, ErrFatal) {
 			return fatalPlan(epp, err), nil
 		}
 		return nil, err
-	}
-	if epp.Flags&Flag32 != 0 {
-		// The handler found a 32-bit image: the whole geometry is the
-		// compat one. Plan again on a compat layout.
-		if epp.Space.TaskSize != vm.TaskSize32 {
-			return s.replanCompat(epp)
-		}
 	}
 	return finish(epp)
 }

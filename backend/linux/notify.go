@@ -65,9 +65,17 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	}
 	listener, err := recvFD(int(ours.Fd()))
 	if err != nil {
+		// A stub killed past the point of no return (SIGBUS on a file
+		// truncated since the plan) closes the status pipe as one that
+		// entered the program does: its signal is the exec's result.
 		p.Kill()
-		p.Wait()
-		return nil, &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		e := &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		if st, werr := p.Wait(); werr == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() != syscall.SIGKILL {
+				e.Step, e.Signal = "building the image", ws.Signal()
+			}
+		}
+		return nil, e
 	}
 	// The first program is reaped by the serving thread, through a
 	// pidfd in its poll set: a wait from any other thread could take the
@@ -218,6 +226,7 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.err = fmt.Errorf("seccomp notification: %w", err)
 			return
 		}
+		step("tree:notified")
 		tr.notified(listener, &n)
 	}
 }
@@ -294,10 +303,20 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			notifSend(listener, n.id, true, 0, 0)
 		}
 	}
-	refuse := func(err error) {
+	var refuse func(err error)
+	// unplanned: the kernel would do an exec no policy saw; a policy
+	// that must see every exec (veriexec) may refuse it.
+	unplanned := func(note string) {
+		if err := tr.opts.Switch.CheckUnplanned(ev.Path, note); err != nil {
+			refuse(err)
+			return
+		}
+		kernel(note)
+	}
+	refuse = func(err error) {
 		errno := errnoOf(err)
 		if errno == 0 {
-			kernel(fmt.Sprintf("uexec could not plan the exec: %v", err))
+			unplanned(fmt.Sprintf("uexec could not plan the exec: %v", err))
 			return
 		}
 		ev.Err = err
@@ -305,7 +324,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		notifSend(listener, n.id, false, -int32(errno), 0)
 	}
 	if n.arch != unix.AUDIT_ARCH_X86_64 || n.nr&x32Bit != 0 {
-		kernel("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
+		unplanned("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
 		return
 	}
 	kind := uint(traceExecve)
@@ -323,7 +342,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	c, err := readCaller(pid)
 	if err != nil {
-		kernel(fmt.Sprintf("reading the caller's state: %v", err))
+		unplanned(fmt.Sprintf("reading the caller's state: %v", err))
 		return
 	}
 	ev.Ppid = c.ppid
@@ -334,7 +353,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	var probe [1]byte
 	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
 		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
-		kernel("this process may not read the caller's memory")
+		unplanned("this process may not read the caller's memory")
 		return
 	}
 	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
@@ -359,7 +378,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if !c.sameMounts(req.Root) {
 		// Its paths name other files than ours (a container, a chroot,
 		// a private mount namespace): the kernel resolves them.
-		kernel("the caller has a mount namespace or root of its own")
+		unplanned("the caller has a mount namespace or root of its own")
 		return
 	}
 	plan, err := planCall(tr.opts.Switch, req, argErr)
@@ -368,6 +387,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	defer plan.Close()
+	step("tree:planned")
 	ev.Chain = plan.Chain
 	img = exitImage(plan, path)
 	if self != "" {
@@ -400,6 +420,13 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
+	}
+	// The plan, the stub and each file of the plan may take a descriptor
+	// in the caller.
+	need := len(planFileList(plan)) + 2
+	if free, short := c.fewerFDs(need); short {
+		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
+		return
 	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
 		if answered {
@@ -453,6 +480,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		// ours to trace.
 		return "the caller cannot be seized", os.NewSyscallError("ptrace(PTRACE_SEIZE)", e)
 	}
+	step("tree:seized")
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -477,7 +505,11 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	// The plan's files, the plan and the stub go into the caller.
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
-		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan)}
+		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
+		// The stub restores the caller's mask itself (uexec does too, at
+		// the exec event): an image whose uexec died after it blocked
+		// every signal (below) must not keep them blocked.
+		sigMask: &c.sigBlk}
 	add := func(fd uintptr, cloexec bool) (int, error) {
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}
@@ -540,20 +572,24 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return "writing the plan", err
 	}
 
+	step("tree:files-added")
 	// Stop the caller as it returns from the call, which restarts.
 	if err := unix.PtraceInterrupt(tid); err != nil {
 		return "ptrace(PTRACE_INTERRUPT)", err
 	}
+	step("tree:interrupted")
 	*answered = true
 	if err := notifSend(listener, n.id, false, -errRestartNoIntr, 0); err != nil {
 		return "answering the notification", err
 	}
+	step("tree:answered")
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 		stopped = true // dead, or not ours any more
 		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
 	}
 	stopped = true
+	step("tree:stopped")
 	detached := false
 	defer func() {
 		if !detached {
@@ -572,8 +608,10 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	if err := ptraceSigmask(tid, true, &mask); err != nil {
 		return "ptrace(PTRACE_GETSIGMASK)", err
 	}
-	if err := ptraceSigmask(tid, false, &all); err != nil {
-		return "ptrace(PTRACE_SETSIGMASK)", err
+	if mask != c.sigBlk {
+		// The plan restores c.sigBlk (see env.sigMask above); the
+		// caller cannot change its mask while it waits in its call.
+		tr.logf("pid %d: signal mask %#x at the stop, %#x when read", tid, mask, c.sigBlk)
 	}
 	var regs unix.PtraceRegs
 	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
@@ -581,13 +619,21 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	saved := regs
 	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "writing the stub's arguments", err
 	}
+	// The registers first, then the mask: should uexec die in between,
+	// the caller execs the stub with its own mask rather than making its
+	// own call again (ENOSYS without a listener) with every signal
+	// blocked for good.
 	if err := unix.PtraceSetRegs(tid, &regs); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "ptrace(PTRACE_SETREGS)", err
 	}
+	step("tree:regs-set")
+	if err := ptraceSigmask(tid, false, &all); err != nil {
+		unix.PtraceSetRegs(tid, &saved)
+		return "ptrace(PTRACE_SETSIGMASK)", err
+	}
+	step("tree:masked")
 	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
 	// its exit if the kernel could not exec the stub.
 	for {
@@ -611,6 +657,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			return "the caller died during its exec", unix.ESRCH
 		}
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			step("tree:exec-event")
 			break
 		}
 		switch {
@@ -642,6 +689,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
 	}
 	detached = true
+	step("tree:detached")
 	resend(c.tgid, tid, held)
 	return "", nil
 }

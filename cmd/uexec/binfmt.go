@@ -25,6 +25,10 @@ type binfmtSource struct {
 // its name).
 func (o *options) exsw(logw io.Writer) (*execsw.Switch, error) {
 	sw := uexec.NewSwitch()
+	// check_exec's order: veriexec, then segvguard.
+	if err := o.addVeriexec(sw); err != nil {
+		return nil, err
+	}
 	o.addGuard(sw, logw)
 	if len(o.binfmt) == 0 {
 		return sw, nil

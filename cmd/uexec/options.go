@@ -37,6 +37,7 @@ type options struct {
 	once       bool
 	logExecs   string
 	noWaitDesc bool
+	veriexec   veriexecOptions
 	argv       []string // PROGRAM [ARG]...
 }
 
@@ -127,7 +128,11 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				o.logExecs = get()
 			}
 		default:
-			return nil, fmt.Errorf("unknown option %s", a)
+			if ok, verr := o.veriexec.parse(name, get); !ok {
+				return nil, fmt.Errorf("unknown option %s", a)
+			} else if err == nil {
+				err = verr
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -148,6 +153,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	}
 	if o.once && o.segvguard != nil {
 		return nil, errSegvguardOnce
+	}
+	if err := o.veriexec.check(o, cmd); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

@@ -95,6 +95,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		usageError(stderr, "run", err)
 		return exitUsage
 	}
+	defer o.finishVeriexec(stderr)
 	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	p, req, err := o.plan(sw, true)
 	if err != nil {

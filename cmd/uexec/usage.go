@@ -34,6 +34,9 @@ var optGroups = []optGroup{
 		{long: "--no-random", help: []string{"no address randomisation (like setarch -R)"}},
 		{long: "--emul-root", arg: "DIR", complete: "dir", help: []string{"look absolute program and interpreter names up",
 			"under DIR first, then in / (NetBSD's emulation root)"}},
+		{long: "--veriexec", arg: "FILE", complete: "file", help: []string{"check every exec against FILE's fingerprints",
+			"(NetBSD's veriexec signatures format)"}},
+		{long: "--veriexec-strict", arg: "N", help: []string{"0 learning, 1 IDS, 2 IPS (the default), 3 lockdown"}},
 		{long: "--binfmt", arg: "RULE", help: []string{"a binfmt_misc rule (:name:type:offset:magic:mask:",
 			"interpreter:flags) for every exec; repeatable"}},
 		{long: "--binfmt-dir", arg: "DIR", complete: "dir", help: []string{"the rules of DIR's *.conf files (binfmt.d)"}},
@@ -54,6 +57,8 @@ var optGroups = []optGroup{
 			"per process at its end (\"-\": stderr); see uexec log"}},
 		{long: "--no-wait-descendants", help: []string{"exit when PROGRAM does; descendants still running",
 			"continue, their later execs done by the kernel"}},
+		{long: "--veriexec-learn", arg: "FILE", complete: "file", help: []string{"write FILE: the signatures of every file the tree",
+			"exec'd, for --veriexec"}},
 	}},
 }
 

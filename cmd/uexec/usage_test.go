@@ -52,7 +52,10 @@ func TestUsageTable(t *testing.T) {
 			}
 			for _, cmd := range cmds {
 				args := []string{o.long}
-				if o.arg != "" && !o.argOptional {
+				switch {
+				case o.arg == "N": // --veriexec-strict, which needs --veriexec
+					args = append([]string{"--veriexec", "/dev/null"}, o.long, "2")
+				case o.arg != "" && !o.argOptional:
 					args = append(args, "/")
 				}
 				if _, err := parseOptions(append(args, "prog"), cmd); err != nil {
