@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uexec/uexec/internal/testenv"
 )
@@ -113,5 +114,20 @@ func TestManPage(t *testing.T) {
 	out, err := exec.CommandContext(ctx, groff, "-man", "-Tutf8", "-ww", "-z", man).CombinedOutput()
 	if err != nil || len(out) != 0 {
 		t.Errorf("groff: %v\n%s", err, out)
+	}
+}
+
+// TestZshCompletion: zsh reads the generated completion without a syntax
+// error.
+func TestZshCompletion(t *testing.T) {
+	zsh := testenv.NeedTool(t, "zsh")
+	f := filepath.Join(t.TempDir(), "_uexec")
+	if err := os.WriteFile(f, []byte(runOut(t, "completion", "zsh")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, zsh, "-n", f).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v\n%s", err, out)
 	}
 }
