@@ -59,15 +59,7 @@ func diffFuzzBudget(t *testing.T) int {
 var knownDisagreements = []struct {
 	class, reason string
 	match         func(r *diffResult) bool
-}{
-	{
-		class:  "ET_DYN span of 2 MiB or more placed top-down",
-		reason: "the kernel aligns it to 2 MiB (thp_get_unmapped_area), the plan page-aligns it (README, Known limits)",
-		match: func(r *diffResult) bool {
-			return r.plan == completes && len(r.image) > 0 && r.bigTopDown
-		},
-	},
-}
+}{}
 
 // diffResult is the outcome of one mutant for one caller.
 type diffResult struct {

@@ -22,10 +22,18 @@ type Machine struct {
 	// vm.overcommit_memory 0, CommitLimit less Committed_AS under 2.
 	// 0 means no limit (vm.overcommit_memory 1).
 	CommitPages uint64
+	// AlignLarge says whether a file mapping of 2 MiB or more placed by
+	// the kernel starts at a 2 MiB boundary (mm/huge_memory.c
+	// thp_get_unmapped_area, which a filesystem such as ext4 or xfs
+	// installs as its get_unmapped_area). It depends on the file's
+	// filesystem: nil asks the filesystem by mapping the file (once per
+	// device); a function answers for tests.
+	AlignLarge func(f *vm.File) bool
 }
 
-// DefaultMachine is x86 Linux's defaults with no limit on commitments.
-var DefaultMachine = Machine{MmapMinAddr: vm.MmapMinAddr}
+// DefaultMachine is x86 Linux's defaults with no limit on commitments and
+// no alignment of large mappings.
+var DefaultMachine = Machine{MmapMinAddr: vm.MmapMinAddr, AlignLarge: func(*vm.File) bool { return false }}
 
 var machineOnce = sync.OnceValue(readMachine)
 
@@ -38,6 +46,7 @@ func MachineFromProc() *Machine {
 
 func readMachine() Machine {
 	m := DefaultMachine
+	m.AlignLarge = nil
 	if v, ok := procUint("/proc/sys/vm/mmap_min_addr"); ok {
 		m.MmapMinAddr = vm.Addr(v)
 	}
@@ -97,3 +106,12 @@ func (req *Request) machine() *Machine {
 // Machine returns the machine settings of the exec: the request's, or
 // this machine's when the request has none.
 func (epp *Package) Machine() *Machine { return epp.Req.machine() }
+
+// LargeAligned reports whether the kernel would place a mapping of 2 MiB
+// or more of f at a 2 MiB boundary (Machine.AlignLarge).
+func (epp *Package) LargeAligned(f *vm.File) bool {
+	if m := epp.Machine(); m.AlignLarge != nil {
+		return m.AlignLarge(f)
+	}
+	return alignsLarge(f)
+}

@@ -141,6 +141,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	l := newLoader(epp.Space, h.Is32, rie, random, rnd)
 	if epp.Req != nil {
 		l.commitPages = epp.Machine().CommitPages
+		l.alignLarge = epp.LargeAligned(epp.File)
 	}
 	defer func() { epp.Cmds = append(epp.Cmds, l.cmds...) }()
 
@@ -164,6 +165,9 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	}
 	entry := m.entry
 	if ifile != nil {
+		if epp.Req != nil {
+			l.alignLarge = epp.LargeAligned(ifile)
+		}
 		base, err := l.loadInterp(ifile, ih, iprogs, m.bias)
 		if err != nil {
 			epp.ELF = info

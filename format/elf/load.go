@@ -60,6 +60,10 @@ type loader struct {
 	// commitPages is the most pages one accountable mapping may charge;
 	// 0 is no limit (execsw.Machine.CommitPages).
 	commitPages uint64
+	// alignLarge: the kernel places a file mapping of 2 MiB or more of
+	// the image being loaded at a 2 MiB boundary
+	// (execsw.Machine.AlignLarge).
+	alignLarge bool
 
 	// The image being loaded.
 	relocatable bool       // ET_DYN: first command FlagBase, the rest FlagRelative
@@ -230,12 +234,16 @@ func (l *loader) free(r vm.Range) bool {
 }
 
 // place chooses the address of a new mapping of n bytes (n page aligned,
-// not 0), as do_mmap and get_unmapped_area do.
-func (l *loader) place(addr, n uint64, pl placement) (uint64, error) {
+// not 0) of the image's file at offset off, as do_mmap and
+// get_unmapped_area do.
+func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 	if n > l.taskSize {
 		return 0, fatalf("mapping of %#x bytes exceeds TASK_SIZE %#x (ENOMEM)", n, l.taskSize)
 	}
 	if pl == placeHint {
+		if a, ok := l.placeLarge(addr, n, off); ok {
+			return a, nil
+		}
 		if addr != 0 && addr <= l.taskSize-n && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
 			return addr, nil
 		}
@@ -255,6 +263,42 @@ func (l *loader) place(addr, n uint64, pl placement) (uint64, error) {
 		return 0, fatalf("mapping [%#x, +%#x) overlaps an existing mapping (EEXIST)", addr, n)
 	}
 	return addr, nil
+}
+
+// placeLarge is __thp_get_unmapped_area for a 64-bit image whose file's
+// large mappings the kernel aligns: it finds room for n plus 2 MiB (at the
+// hint if that much is free there), then moves up to the first address
+// congruent to off modulo 2 MiB, and, top-down, by a whole 2 MiB when the
+// room found already was. ok is false when the kernel would fall back to
+// the plain placement: a 32-bit image, a mapping that covers no whole
+// aligned 2 MiB of the file, or no room for the padding.
+func (l *loader) placeLarge(addr, n, off uint64) (uint64, bool) {
+	const size = 2 << 20
+	if !l.alignLarge || l.is32 {
+		return 0, false
+	}
+	offEnd := (off + n) &^ (size - 1)
+	offAlign := (off + size - 1) &^ (size - 1)
+	if off+n < off || offEnd <= offAlign || offEnd-offAlign < size {
+		return 0, false
+	}
+	pad := n + size
+	if pad < n || off+pad < off || pad > l.taskSize {
+		return 0, false
+	}
+	if addr != 0 && addr <= l.taskSize-pad && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + pad)}) {
+		return addr, true
+	}
+	a, ok := l.space.TopDown(pad, vm.PageSize)
+	if !ok || uint64(a) > l.taskSize-pad {
+		return 0, false
+	}
+	ret := uint64(a)
+	sub := (off - ret) & (size - 1)
+	if sub == 0 {
+		return ret + size, true // MMF_TOPDOWN
+	}
+	return ret + sub, true
 }
 
 // checkMinAddr is security_mmap_addr on a fixed mapping at addr
@@ -322,7 +366,7 @@ func (l *loader) elfMap(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl placem
 	if n > maxLFSFileSize || off>>pageShift > (maxLFSFileSize-n)>>pageShift {
 		return 0, fatalf("segment %v: file offset %#x + length %#x exceeds MAX_LFS_FILESIZE (EOVERFLOW)", p, off, n)
 	}
-	a, err := l.place(addr, n, pl)
+	a, err := l.place(addr, n, off, pl)
 	if err != nil {
 		return 0, err
 	}
@@ -511,7 +555,7 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 					if !ok {
 						return nil, fatalf("image span of %#x bytes overflows", total)
 					}
-					a, err := l.place(0, n, placeHint)
+					a, err := l.place(0, n, p.Off-pageOffset(p.Vaddr), placeHint)
 					if err != nil {
 						return nil, err
 					}
