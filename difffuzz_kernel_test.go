@@ -461,6 +461,24 @@ func TestDiffFuzzRegressions(t *testing.T) {
 		// search), uexec's walk for uid 65534 searched the way to it.
 		{name: "#!/proc/self/exe", file: []byte("#!/proc/self/exe -test.run=none\n")},
 		{name: "PT_INTERP /proc/self/exe", file: func() []byte { f := testelf.Static64(); f.Interp = "/proc/self/exe"; return f.Bytes() }()},
+		// A loader whose first PT_LOAD has no file bytes: elf_load maps
+		// nothing for it, so the kernel places nothing and its bss is
+		// at the address asked (at a page at 0 for root), not where an
+		// mmap would go (seed 2, mutant 40).
+		{name: "ET_DYN loader, first PT_LOAD bss only", file: func() []byte {
+			f := testelf.Static64()
+			f.Type, f.Entry = elf.ET_DYN, 0x1200
+			f.Progs[0].Vaddr, f.Progs[0].Filesz, f.Progs[0].Memsz = 0, 0, 0x400
+			f.Progs[1].Vaddr = 0x1000
+			return f.Bytes()
+		}()},
+		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
+			f := testelf.Static64()
+			f.Type, f.Entry = elf.ET_DYN, 0x11200
+			f.Progs[0].Vaddr, f.Progs[0].Filesz, f.Progs[0].Memsz = 0x10000, 0, 0x400
+			f.Progs[1].Vaddr = 0x11000
+			return f.Bytes()
+		}()},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -456,7 +456,10 @@ func (l *loader) elfLoad(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl place
 			if prot&vm.ProtExec != 0 || l.rie {
 				bp |= vm.ProtExec
 			}
-			l.emit(vm.Cmd{Op: vm.OpZero, Addr: vm.Addr(zs), Len: n, Prot: bp}, pl != placeHint)
+			// A first segment without file bytes is not placed by
+			// the kernel (elf_load maps nothing, map_addr is the
+			// address asked): its bss is at that address, fixed.
+			l.emit(vm.Cmd{Op: vm.OpZero, Addr: vm.Addr(zs), Len: n, Prot: bp}, pl != placeHint || p.Filesz == 0)
 		}
 	}
 	return mapAddr, nil
