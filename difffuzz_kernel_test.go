@@ -472,6 +472,21 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[1].Vaddr = 0x1000
 			return f.Bytes()
 		}()},
+		// A bss made by vm_brk right below the rest of an earlier
+		// segment's bss joins the mapping below it only: two anonymous
+		// mappings where an mmap would make one (seed 4, mutant 2300).
+		{name: "bss below an earlier bss", file: func() []byte {
+			f := testelf.Static64()
+			// Not executable: an executable segment's bss is rwx and
+			// never joins the data segment's.
+			f.Progs[0].Memsz, f.Progs[0].Flags = 0x100000, elf.PF_R
+			return f.Bytes()
+		}()},
+		{name: "ELF32 bss below an earlier bss", file: func() []byte {
+			f := static32()
+			f.Progs[0].Memsz, f.Progs[0].Flags = 0x55555000, 0
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

@@ -372,7 +372,7 @@ func mutateInterp(r *rand.Rand, env *diffEnv, b []byte, phdrs [][]field, ops []s
 	case 0, 1: // another name, same place if it fits, else at the end
 		name := interpTargets(env)[r.IntN(len(interpTargets(env)))]
 		s := append([]byte(name), 0)
-		if uint64(len(s)) <= size && off+size <= uint64(len(b)) {
+		if uint64(len(s)) <= size && fits(off, size, len(b)) {
 			copy(b[off:], s)
 		} else {
 			off = uint64(len(b))
@@ -382,7 +382,7 @@ func mutateInterp(r *rand.Rand, env *diffEnv, b []byte, phdrs [][]field, ops []s
 		get("p_filesz").set(b, uint64(len(s)))
 		return b, append(ops, fmt.Sprintf("PT_INTERP %q", name))
 	case 2: // the NUL, removed or moved
-		if off+size <= uint64(len(b)) && size > 0 {
+		if fits(off, size, len(b)) && size > 0 {
 			i := off + uint64(r.IntN(int(size)))
 			if r.IntN(2) == 0 {
 				i = off + size - 1
@@ -507,4 +507,10 @@ func makeMutant(runSeed uint64, i int, seeds []diffSeed, env *diffEnv, path stri
 		m.main, m.ops = mutateELF(r, env, m.main)
 	}
 	return m
+}
+
+// fits reports whether [off, off+size) lies within a file of n bytes,
+// without the wrap of off+size a mutated header can give.
+func fits(off, size uint64, n int) bool {
+	return off <= uint64(n) && size <= uint64(n)-off
 }

@@ -44,6 +44,9 @@ func runOne(as AddressSpace, c Cmd, fixed bool) (Addr, error) {
 		}
 		return as.MapFile(c.Addr, c.Len, c.Prot, c.File, c.Offset, fixed)
 	case OpZero:
+		if b, ok := as.(BrkMapper); ok && fixed {
+			return b.MapBrk(c.Addr, c.Len, c.Prot)
+		}
 		return as.MapAnon(c.Addr, c.Len, c.Prot, fixed)
 	case OpReserve:
 		return as.MapAnon(c.Addr, c.Len, 0, fixed)

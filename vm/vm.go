@@ -232,6 +232,15 @@ func (c Cmd) String() string {
 
 // AddressSpace is what a backend offers to build an image: an in-memory
 // simulation (package vm/sim) or a real process (package backend/linux).
+// BrkMapper is an AddressSpace that maps a bss as vm_brk_flags does: at
+// exactly the address, joined to the mapping below it but never to the one
+// above (do_brk_flags only expands the previous vma). A bss made right
+// below another mapping then stays a mapping of its own, which
+// /proc/PID/maps shows. OpZero uses it where the space has it.
+type BrkMapper interface {
+	MapBrk(addr Addr, len uint64, prot Prot) (Addr, error)
+}
+
 // Addresses and lengths of Map, MapAnon, Unmap and Protect are page aligned.
 type AddressSpace interface {
 	// MapFile maps len bytes of f from offset off privately at addr. With

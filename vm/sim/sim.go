@@ -61,6 +61,10 @@ type Space struct {
 
 	maps  []Mapping          // sorted by Start, disjoint
 	pages map[vm.Addr][]byte // written pages, by page address
+	// kept are boundaries between two mappings that merge() leaves: the
+	// top of a mapping MapBrk made below another one. An operation on
+	// either side ends it.
+	kept map[vm.Addr]bool
 }
 
 var _ vm.AddressSpace = (*Space)(nil)
@@ -181,6 +185,25 @@ func (s *Space) MapAnon(addr vm.Addr, n uint64, prot vm.Prot, fixed bool) (vm.Ad
 	return at, nil
 }
 
+var _ vm.BrkMapper = (*Space)(nil)
+
+// MapBrk maps anonymous memory at exactly [addr, addr+n) as vm_brk_flags
+// does (vm.BrkMapper): it joins the mapping below it, never the one above.
+func (s *Space) MapBrk(addr vm.Addr, n uint64, prot vm.Prot) (vm.Addr, error) {
+	at, err := s.MapAnon(addr, n, prot, true)
+	if err != nil {
+		return 0, err
+	}
+	// Undo the merge with what is above, if any, and keep it undone.
+	end := at + vm.Addr(n)
+	if s.kept == nil {
+		s.kept = map[vm.Addr]bool{}
+	}
+	s.kept[end] = true
+	s.split(end)
+	return at, nil
+}
+
 // AddRegion maps anonymous memory [start, end) with a label, replacing what
 // is there: the regions the kernel sets up itself ("[stack]", "[heap]",
 // "[vvar]", "[vdso]").
@@ -217,6 +240,7 @@ func (s *Space) Protect(addr vm.Addr, n uint64, prot vm.Prot) error {
 	if !s.covered(addr, end) {
 		return fmt.Errorf("mprotect %v-%v: not all mapped: %w", addr, end, unix.ENOMEM)
 	}
+	s.unkeep(addr, end)
 	s.split(addr)
 	s.split(end)
 	for i := range s.maps {
@@ -324,6 +348,7 @@ func (s *Space) insert(m Mapping) {
 // cut removes [start, end) from the mappings and forgets written pages
 // there.
 func (s *Space) cut(start, end vm.Addr) {
+	s.unkeep(start, end)
 	s.split(start)
 	s.split(end)
 	out := s.maps[:0]
@@ -337,6 +362,16 @@ func (s *Space) cut(start, end vm.Addr) {
 	for pg := range s.pages {
 		if pg >= start && pg < end {
 			delete(s.pages, pg)
+		}
+	}
+}
+
+// unkeep ends the kept boundaries an operation on [start, end) touches:
+// the kernel tries to merge what it maps or changes with both neighbours.
+func (s *Space) unkeep(start, end vm.Addr) {
+	for b := range s.kept {
+		if b >= start && b <= end {
+			delete(s.kept, b)
 		}
 	}
 }
@@ -367,7 +402,7 @@ func (s *Space) merge() {
 	out := s.maps[:1]
 	for _, m := range s.maps[1:] {
 		p := &out[len(out)-1]
-		if canMerge(*p, m) {
+		if canMerge(*p, m) && !s.kept[p.End] {
 			p.End = m.End
 			continue
 		}

@@ -302,3 +302,31 @@ func TestRun(t *testing.T) {
 		t.Errorf("clear: %v", b)
 	}
 }
+
+// A bss made below another anonymous mapping stays a mapping of its own
+// (vm_brk joins only the mapping below); one made above joins it.
+func TestMapBrk(t *testing.T) {
+	s := New(vm.Layout{TaskSize: vm.TaskSize64, MmapBase: 0x7f0000000000, MinAddr: 0x10000})
+	if _, err := s.MapAnon(0x404000, 0x4000, vm.ProtRead|vm.ProtWrite, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MapBrk(0x402000, 0x2000, vm.ProtRead|vm.ProtWrite); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Mappings()); n != 2 {
+		t.Fatalf("bss below: %d mappings, want 2:\n%s", n, s.Maps())
+	}
+	if _, err := s.MapBrk(0x408000, 0x1000, vm.ProtRead|vm.ProtWrite); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Mappings()); n != 2 {
+		t.Fatalf("bss above: %d mappings, want 2 (joined to the one below):\n%s", n, s.Maps())
+	}
+	// A change over the kept boundary lets the kernel merge again.
+	if err := s.Protect(0x402000, 0x7000, vm.ProtRead|vm.ProtWrite); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Mappings()); n != 1 {
+		t.Fatalf("after mprotect: %d mappings, want 1:\n%s", n, s.Maps())
+	}
+}
