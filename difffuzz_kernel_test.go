@@ -487,6 +487,20 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[0].Memsz, f.Progs[0].Flags = 0x55555000, 0
 			return f.Bytes()
 		}(), elf32: true},
+		// A first segment where the stack already is (setup_arg_pages
+		// comes before the segments): MAP_FIXED_NOREPLACE fails with
+		// EEXIST past the point of no return (seed 7, mutant 6568).
+		{name: "ET_EXEC over the stack", file: func() []byte {
+			f := testelf.Static64()
+			const base = 0x7fffffff0000
+			f.Entry, f.Progs[0].Vaddr, f.Progs[1].Vaddr = base+0x200, base, base+0x1000
+			return f.Bytes()
+		}()},
+		{name: "ELF32 ET_EXEC over the stack", file: func() []byte {
+			f := static32()
+			f.Progs[0].Vaddr = 0xffff6000
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

@@ -377,6 +377,24 @@ func (epp *Package) close() {
 	epp.files = nil
 }
 
+// StackRange is where the new image's [stack] mapping is while its
+// segments are mapped (setup_arg_pages runs before them): the pages of the
+// argument strings below the stack top, expanded by 128 KiB, at most
+// RLIMIT_STACK. A segment mapped there with MAP_FIXED_NOREPLACE fails with
+// EEXIST.
+func (epp *Package) StackRange() vm.Range {
+	if epp.Space == nil || epp.Args == nil {
+		return vm.Range{}
+	}
+	top := epp.Space.StackTop
+	// bprm->p: the strings end a pointer's size below the top.
+	used := epp.Args.StringBytes() + 8
+	if used > uint64(top) {
+		return vm.Range{}
+	}
+	return stackVMA(top, top-vm.Addr(used), epp.Req.RlimitStack)
+}
+
 // stackVMA is the initial [stack] mapping (fs/exec.c setup_arg_pages): the
 // pages the strings occupy, expanded by 128 KiB, or to RLIMIT_STACK when
 // that is smaller.

@@ -139,6 +139,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		rnd = epp.Rand
 	}
 	l := newLoader(epp.Space, h.Is32, rie, random, rnd)
+	l.stack = epp.StackRange()
 	if epp.Req != nil {
 		l.commitPages = epp.Machine().CommitPages
 		l.alignLarge = epp.LargeAligned(epp.File)

@@ -64,6 +64,8 @@ type loader struct {
 	// the image being loaded at a 2 MiB boundary
 	// (execsw.Machine.AlignLarge).
 	alignLarge bool
+	// stack is the new [stack] mapping, there before the segments.
+	stack vm.Range
 
 	// The image being loaded.
 	relocatable bool       // ET_DYN: first command FlagBase, the rest FlagRelative
@@ -259,7 +261,7 @@ func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 	if err := l.checkMinAddr("mapping", addr); err != nil {
 		return 0, err
 	}
-	if pl == placeNoReplace && !l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
+	if r := (vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}); pl == placeNoReplace && (!l.free(r) || r.Overlaps(l.stack)) {
 		return 0, fatalf("mapping [%#x, +%#x) overlaps an existing mapping (EEXIST)", addr, n)
 	}
 	return addr, nil
