@@ -501,6 +501,19 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[0].Vaddr = 0xffff6000
 			return f.Bytes()
 		}(), elf32: true},
+		// A later segment (MAP_FIXED) over the stack takes its pages;
+		// the piece of the stack below it is no longer "[stack]" (seed
+		// 8, mutant 3180).
+		{name: "ET_EXEC data segment over the stack", file: func() []byte {
+			f := testelf.Static64()
+			f.Progs[1].Vaddr = 0x7fffffff0000
+			return f.Bytes()
+		}()},
+		{name: "ELF32 data segment over the stack", file: func() []byte {
+			f := static32()
+			f.Progs[1].Vaddr = 0xffff9000
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

@@ -17,8 +17,19 @@ const vsyscallLine = "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0   
 // after the exec, before its first instruction.
 func (p *Plan) Simulate() (*sim.Space, error) {
 	s := sim.New(p.Layout)
+	// The [stack] mapping is there before the segments (setup_arg_pages
+	// comes first): a segment mapped over it with MAP_FIXED takes its
+	// pages.
+	if p.Stack != nil {
+		if err := s.AddRegion(p.StackVMA.Start, p.StackVMA.End, vm.ProtRead|vm.ProtWrite|p.stackExec(), "[stack]"); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+	}
 	if _, err := vm.Run(s, p.Cmds); err != nil {
 		return nil, err
+	}
+	if p.Stack != nil {
+		s.Unlabel("[stack]", p.MM.StartStack)
 	}
 	for _, r := range p.vdsoRegions {
 		start := p.VvarStart + vm.Addr(r.Off)
@@ -27,9 +38,6 @@ func (p *Plan) Simulate() (*sim.Space, error) {
 		}
 	}
 	if p.Stack != nil {
-		if err := s.AddRegion(p.StackVMA.Start, p.StackVMA.End, vm.ProtRead|vm.ProtWrite|p.stackExec(), "[stack]"); err != nil {
-			return nil, fmt.Errorf("stack: %w", err)
-		}
 		if err := s.Write(p.Stack.SP, p.Stack.Bytes); err != nil {
 			return nil, fmt.Errorf("stack: %w", err)
 		}

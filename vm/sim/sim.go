@@ -218,6 +218,19 @@ func (s *Space) AddRegion(start, end vm.Addr, prot vm.Prot, label string) error 
 	return nil
 }
 
+// Unlabel takes label from the mappings that have it and do not contain
+// keep: /proc/PID/maps names only the stack mapping that holds
+// mm->start_stack "[stack]" (vma_is_initial_stack), so the piece of it a
+// mapping split off is an ordinary anonymous mapping.
+func (s *Space) Unlabel(label string, keep vm.Addr) {
+	for i := range s.maps {
+		if m := &s.maps[i]; m.Label == label && !(m.Start <= keep && keep < m.End) {
+			m.Label = ""
+		}
+	}
+	s.merge()
+}
+
 // Unmap removes the pages of [addr, addr+n) (vm.AddressSpace). Unmapping
 // pages that are not mapped is not an error, as with munmap.
 func (s *Space) Unmap(addr vm.Addr, n uint64) error {

@@ -330,3 +330,19 @@ func TestMapBrk(t *testing.T) {
 		t.Fatalf("after mprotect: %d mappings, want 1:\n%s", n, s.Maps())
 	}
 }
+
+// Unlabel leaves the label only on the piece that holds the address kept.
+func TestUnlabel(t *testing.T) {
+	s := New(vm.Layout{TaskSize: vm.TaskSize64, MmapBase: 0x7f0000000000, MinAddr: 0x10000})
+	if err := s.AddRegion(0x7ffffffde000, 0x7ffffffff000, vm.ProtRead|vm.ProtWrite, "[stack]"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MapAnon(0x7ffffffe0000, 0x1000, vm.ProtRead, true); err != nil {
+		t.Fatal(err)
+	}
+	s.Unlabel("[stack]", 0x7fffffffe000)
+	m := s.Mappings()
+	if len(m) != 3 || m[0].Label != "" || m[2].Label != "[stack]" {
+		t.Fatalf("maps:\n%s", s.Maps())
+	}
+}
