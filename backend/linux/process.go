@@ -49,6 +49,10 @@ type Options struct {
 	// go: tests compare what it holds with a kernel exec there. An error
 	// kills the program.
 	AtEntry func(pid int) error
+	// StopAtEntry leaves the program in a plain group stop (state T, not
+	// traced) at its first instruction, as NetBSD's PS_STOPEXEC does:
+	// a debugger may attach, SIGCONT runs it (stopexec.go).
+	StopAtEntry bool
 
 	tree *Tree // set by StartTree: keep tracing the program's execs
 

@@ -65,6 +65,8 @@ Options (run):
       --log-execs FILE       one JSON line per exec of the process tree ("-": stderr)
       --no-wait-descendants  exit when PROGRAM does; descendants still running
                              continue, their later execs done by the kernel
+      --stop-at-entry        leave PROGRAM stopped at its first instruction
+                             (state T, untraced) for gdb -p; SIGCONT runs it
 
 By default run follows the whole process tree, untraced: every execve and
 execveat of PROGRAM and its descendants reaches uexec through a seccomp

@@ -33,6 +33,9 @@ type options struct {
 	logExecs   string
 	noWaitDesc bool
 	argv       []string // PROGRAM [ARG]...
+
+	// stop at the entry (PS_STOPEXEC): the first program (stopexec.go).
+	stopAtEntry bool
 }
 
 // errHelp asks for the usage text.
@@ -107,6 +110,11 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
 		case "--binfmt-system":
 			o.binfmt = append(o.binfmt, binfmtSource{system: true})
+		case "--stop-at-entry":
+			if cmd != "run" {
+				return nil, fmt.Errorf("unknown option %s", a)
+			}
+			err = o.stopOption(name, get)
 		case "--once", "--no-wait-descendants", "--log-execs":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
@@ -138,6 +146,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	o.argv = args[i:]
 	if len(o.argv) == 0 {
 		return nil, errors.New("no program given")
+	}
+	if err := o.checkStop(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

@@ -115,7 +115,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
 	}
 	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
-		Path: req.Path, Argv: req.Argv, Env: req.Envp}
+		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry}
 	if !o.once {
 		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
 	}
@@ -138,6 +138,9 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 	first.Pid = proc.Pid
 	elog.write(first)
+	if o.stopAtEntry {
+		sayStopped(stderr, proc.Pid)
+	}
 	if o.verbose {
 		printNotes(stderr, proc.Notes, p, req.Path)
 	}
@@ -338,6 +341,9 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 	}
 	first.Pid = tr.Pid
 	elog.write(first)
+	if o.stopAtEntry {
+		sayStopped(stderr, tr.Pid)
+	}
 	if o.verbose {
 		printNotes(stderr, tr.Notes, p, first.Path)
 	}
