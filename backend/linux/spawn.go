@@ -45,7 +45,11 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}()
 	env := &stubEnv{fds: map[*vm.File]int{}, noRandom: opts.NoRandom, rand: randReader(opts.Rand),
 		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf,
-		vdso: vdsoOnce()}
+		vdso: vdsoOnce(), fexec: opts.Fexecve}
+	if f := opts.Fexecve; f != nil && f.CloseOnExec {
+		// The stub has it open for the kernel's exec; the program must not.
+		env.closeFDs = append(env.closeFDs, f.FD)
+	}
 	slot := func(fd uintptr) int {
 		for inherited(len(fds)) {
 			fds = append(fds, uintptr(len(fds)))
