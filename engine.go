@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -68,6 +69,13 @@ type SpawnRequest struct {
 	// absolute path without symlinks; "" means none. It applies to this
 	// exec only: the program's own execs are the kernel's.
 	EmulRoot string
+	// Image, when set, is the program itself (an ELF or a #! script),
+	// read to its end and exec'd as fexecve(3) of a sealed memfd named
+	// ImageName ("image" when empty) would: Path is then ignored, and
+	// AT_EXECFN, comm and /proc/PID/exe are the kernel's for that memfd
+	// (see Image).
+	Image     io.Reader
+	ImageName string
 }
 
 // Process is a program started by Spawn.
@@ -90,15 +98,36 @@ type Process struct {
 // nothing. When ctx is done before the program exits, the program is
 // killed, as exec.CommandContext does.
 func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
-	if s == nil || s.Path == "" && len(s.Argv) == 0 {
+	if s == nil || s.Path == "" && len(s.Argv) == 0 && s.Image == nil {
 		return nil, errors.New("uexec: Spawn needs a path")
 	}
 	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
 		return nil, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
 	}
+	files := s.Files
+	var im *Image
+	if s.Image != nil {
+		if files == nil {
+			files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+		}
+		name := s.ImageName
+		if name == "" {
+			name = "image"
+		}
+		var err error
+		if im, err = NewImage(s.Image, name, len(files)); err != nil {
+			return nil, err
+		}
+		defer im.Close()
+	}
 	req, err := SelfRequest(s.Path, s.Argv, s.Env)
 	if err != nil {
 		return nil, err
+	}
+	var fexec *backend.Fexecve
+	if im != nil {
+		im.Request(req)
+		files, fexec = im.Files(files)
 	}
 	if s.Dir != "" {
 		req.Dir = s.Dir
@@ -116,8 +145,8 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 		return nil, err
 	}
 	defer plan.Close()
-	bp, err := backend.Start(plan, &backend.Options{Files: s.Files, Dir: req.Dir, NoRandom: req.NoRandom,
-		Path: req.Path, Argv: req.Argv, Env: req.Envp})
+	bp, err := backend.Start(plan, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom,
+		Path: req.Path, Argv: req.Argv, Env: req.Envp, Fexecve: fexec})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ const (
 
 const usage = `usage: uexec COMMAND [OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]...
 
+PROGRAM "-" reads the program (an ELF or a #! script) from standard input and
+execs it as fexecve(3) of a sealed memfd would (/dev/fd/3, comm memfd:stdin).
+
 Commands:
   plan    show what an exec of PROGRAM would do, without running anything
   run     run PROGRAM with the exec done by uexec
@@ -82,7 +85,7 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 	}
 	switch args[0] {
 	case "plan":
-		return cmdPlan(ctx, stdout, stderr, args[1:])
+		return cmdPlan(ctx, stdin, stdout, stderr, args[1:])
 	case "run":
 		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
 	case "help", "-h", "--help":

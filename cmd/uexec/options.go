@@ -36,6 +36,8 @@ type options struct {
 
 	// stop at the entry (PS_STOPEXEC): the first program (stopexec.go).
 	stopAtEntry bool
+	// image is the program read from standard input (PROGRAM "-").
+	image *uexec.Image
 }
 
 // errHelp asks for the usage text.
@@ -209,6 +211,10 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		if err != nil {
 			return nil, nil, err
 		}
+		if o.image != nil {
+			o.image.Request(req)
+			shFallback = false // fexecve has no execvp fallback
+		}
 		if dir != "" {
 			req.Dir = dir
 		}
@@ -230,7 +236,7 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		}
 		return p, req, err
 	}
-	if strings.Contains(prog, "/") {
+	if strings.Contains(prog, "/") || o.image != nil {
 		return try(prog)
 	}
 	pathEnv, ok := os.LookupEnv("PATH")

@@ -95,6 +95,9 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		usageError(stderr, "run", err)
 		return exitUsage
 	}
+	if code := o.readImage(stdin, stderr); code != 0 {
+		return code
+	}
 	first := &backend.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	p, req, err := o.plan(sw, true)
 	if err != nil {
@@ -116,6 +119,9 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
 		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry}
+	if o.image != nil {
+		bopts.Files, bopts.Fexecve = o.image.Files(files)
+	}
 	if !o.once {
 		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
 	}
