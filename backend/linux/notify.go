@@ -249,8 +249,19 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	pid := int(n.pid)
 	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
 	answered := false
+	stop := false // a planned exec that StopAtExec matched
+	tgid := pid
 	kernel := func(note string) {
 		ev.By, ev.Note = "kernel", note
+		if stop && !answered {
+			ok, err := tr.continueStopped(listener, n, tgid)
+			answered = ok
+			if err != nil {
+				ev.Note += fmt.Sprintf("; not stopped at its entry: %v", err)
+			} else {
+				ev.Stopped = ok
+			}
+		}
 		tr.emit(ev)
 		if !answered {
 			notifSend(listener, n.id, true, 0, 0)
@@ -325,6 +336,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	defer plan.Close()
 	ev.Chain = plan.Chain
+	tgid = c.tgid
+	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
 		unSelf(plan, self, path)
 	}
@@ -356,7 +369,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
 	}
-	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
+	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered, stop); err != nil {
 		if answered {
 			// Past the point of no return, or a caller left half-way.
 			ev.Err, ev.Note = err, note
@@ -366,6 +379,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("%s: %v", note, err), unix.ENOEXEC)
 		return
 	}
+	ev.Stopped = stop
 	tr.emit(ev)
 }
 
@@ -396,7 +410,7 @@ const atExecveCheck = 0x10000
 // redirect turns the caller's pending exec into an exec of the plan stub
 // (see the comment at the top of this file). Before *answered is set the
 // caller is untouched, and a failure leaves the exec to the kernel.
-func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool) (string, error) {
+func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
 	tid := int(n.pid)
 	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
@@ -588,6 +602,17 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	if err := ptraceSigmask(tid, false, &mask); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_SETSIGMASK): %v", tid, err)
+	}
+	if stop {
+		// --stop-at-exec: keep the seize to the entry (tree_stopexec.go).
+		detached = true
+		err := stopFollow(tid, &ws)
+		resend(c.tgid, tid, held)
+		if err != nil {
+			unix.PtraceDetach(tid) // if still ours
+			return "stopping at the entry", err
+		}
+		return "", nil
 	}
 	if err := unix.PtraceDetach(tid); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)

@@ -361,8 +361,16 @@ func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
 	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD|unix.PTRACE_O_TRACEEXEC); err != nil {
 		return nil, os.NewSyscallError("ptrace(PTRACE_SETOPTIONS)", err)
 	}
+	return followToEntry(pid, anyPtracer, true, wait, &ws)
+}
+
+// followToEntry follows the traced stub pid, in a stop at its exec, to the
+// program's first instruction: see runToEntry. entering: the next system
+// call stop is an entry (false at an exec event, whose exit comes next).
+// wait waits for pid's next stop into *wsp.
+func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, wsp *unix.WaitStatus) (*unix.PtraceRegs, error) {
 	var regs unix.PtraceRegs
-	entering, execed := true, false
+	execed := false
 	for {
 		if err := unix.PtraceSyscall(pid, 0); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_SYSCALL)", err)
@@ -370,6 +378,7 @@ func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
 		if err := wait("the stub's system calls"); err != nil {
 			return nil, err
 		}
+		ws := *wsp
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
 			execed = true // its syscall-exit stop comes next
 			continue

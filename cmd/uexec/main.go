@@ -70,6 +70,8 @@ Options (run):
                              continue, their later execs done by the kernel
       --stop-at-entry        leave PROGRAM stopped at its first instruction
                              (state T, untraced) for gdb -p; SIGCONT runs it
+      --stop-at-exec GLOB    the same for each exec of the tree whose path, as
+                             passed or resolved, matches GLOB (path.Match)
 
 By default run follows the whole process tree, untraced: every execve and
 execveat of PROGRAM and its descendants reaches uexec through a seccomp

@@ -34,8 +34,10 @@ type options struct {
 	noWaitDesc bool
 	argv       []string // PROGRAM [ARG]...
 
-	// stop at the entry (PS_STOPEXEC): the first program (stopexec.go).
+	// stop at the entry (PS_STOPEXEC): the first program, and the execs
+	// of the tree whose path matches a glob (stopexec.go).
 	stopAtEntry bool
+	stopAtExec  []string // --stop-at-exec GLOB...
 	// image is the program read from standard input (PROGRAM "-").
 	image *uexec.Image
 }
@@ -112,7 +114,7 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
 		case "--binfmt-system":
 			o.binfmt = append(o.binfmt, binfmtSource{system: true})
-		case "--stop-at-entry":
+		case "--stop-at-entry", "--stop-at-exec":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
 			}

@@ -107,6 +107,10 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 	defer p.Close()
 	first.Path, first.Argv, first.Chain = req.Path, req.Argv, p.Chain
+	if o.stopMatch(req.Path, resolvedPath(req.Path, req.Dir)) {
+		o.stopAtEntry = true // the first exec of the tree is one of its execs
+	}
+	first.Stopped = o.stopAtEntry
 	files, closeFiles, err := stdFiles(stdin, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: %v\n", err)
@@ -316,6 +320,15 @@ func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent,
 func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
 	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
 	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot}
+	if len(o.stopAtExec) > 0 {
+		topts.StopAtExec = o.stopMatch
+		topts.OnExec = func(ev *backend.ExecEvent) {
+			elog.write(ev)
+			if ev.Stopped {
+				sayStopped(stderr, ev.Pid)
+			}
+		}
+	}
 	if exe, err := os.Executable(); err == nil {
 		topts.Helper = []string{exe, serveKernelExecsArg}
 	}
@@ -323,6 +336,9 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 		topts.Logf = bopts.Logf
 		topts.OnExec = func(ev *backend.ExecEvent) {
 			elog.write(ev)
+			if ev.Stopped {
+				sayStopped(stderr, ev.Pid)
+			}
 			if ev.By == "kernel" {
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: exec left to the kernel: %s\n", ev.Pid, ev.Path, ev.Note)
 			} else if ev.Err != nil && ev.Note != "" {

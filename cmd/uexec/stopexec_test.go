@@ -249,10 +249,62 @@ func TestStopAtEntryUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--once", "--stop-at-entry", "/bin/true"},
 		{"plan", "--stop-at-entry", "/bin/true"},
+		{"run", "--stop-at-exec", "[", "/bin/true"},
+		{"run", "--once", "--stop-at-exec", "*", "/bin/true"},
 	} {
 		_, stderr, code := runCLI(t, args...)
 		if code != exitUsage {
 			t.Errorf("%v: status %d, want %d (%s)", args, code, exitUsage, stderr)
+		}
+	}
+}
+
+// TestStopAtExec stops an exec made inside the tree (--stop-at-exec GLOB):
+// the exec uexec builds as root, and the one an ordinary user's tree leaves
+// to the kernel, stop alike at the entry; the exec log names the pid.
+func TestStopAtExec(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := testenv.SharedTempDir(t)
+	bin := filepath.Join(dir, "uexec")
+	ub, _ := os.ReadFile(uexecBin)
+	os.WriteFile(bin, ub, 0o755)
+	echo, err := filepath.EvalSymlinks("/bin/echo")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, u := range []struct {
+		name   string
+		prefix []string
+		flags  uint64
+	}{
+		{"root", nil, 0x246},
+		{"nobody", asNobody(t), 0x202}, // the kernel's exec (CONTINUE)
+	} {
+		for _, glob := range []string{"/bin/ech?", echo} { // as passed; resolved
+			t.Run(u.name+"/"+glob, func(t *testing.T) {
+				argv := append(append([]string{}, u.prefix...), bin, "run", "--log-execs", "-", "--stop-at-exec", glob,
+					"/bin/sh", "-c", "/bin/echo hi; exit 3")
+				s := startStopped(t, argv...)
+				st := procStatus(t, s.pid)
+				if !strings.HasPrefix(st["State"], "T") || st["TracerPid"] != "0" || st["Name"] != "echo" {
+					t.Errorf("Name %q State %q TracerPid %q, want echo, T and 0", st["Name"], st["State"], st["TracerPid"])
+				}
+				pc, flags, others, auxv := gdbAtEntry(t, u.prefix, s.pid)
+				if want := wantEntry(t, echo, auxv); pc != want {
+					t.Errorf("gdb's $pc %#x, want the entry %#x", pc, want)
+				}
+				if flags != u.flags || others != 0 {
+					t.Errorf("rflags %#x (want %#x), general registers ORed %#x (want 0)", flags, u.flags, others)
+				}
+				ws := s.cont(t)
+				if ws.ExitStatus() != 3 || s.out.String() != "hi\n" {
+					t.Errorf("after SIGCONT: status %v stdout %q; stderr %s", ws, s.out.String(), s.stderr)
+				}
+				if want := fmt.Sprintf(`"pid":%d,`, s.pid); !strings.Contains(s.stderr.String(), want) ||
+					!strings.Contains(s.stderr.String(), `"stopped":true`) {
+					t.Errorf("exec log lacks the stopped pid %d: %s", s.pid, s.stderr)
+				}
+			})
 		}
 	}
 }
