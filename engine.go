@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 
 	backend "github.com/uexec/uexec/backend/linux"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/format/binfmt"
+	"github.com/uexec/uexec/segvguard"
 )
 
 // ErrFatal marks an exec that Linux kills after the point of no return
@@ -24,6 +27,31 @@ type Engine struct {
 	// Switch is the exec switch used to plan every exec; NewEngine
 	// fills it with NewSwitch.
 	Switch *execsw.Switch
+
+	guard *segvguard.Guard // Segvguard's
+}
+
+// Segvguard returns the engine's PaX Segvguard (package segvguard),
+// adding one with cfg to its switch's policies on the first call (cfg is
+// ignored afterwards). The engine then reports to it every death by a
+// core-dumping signal of the programs it spawns (with Tree, of every
+// process of the tree), so that a program that crashed cfg.MaxCrashes
+// times within cfg.Expiry is refused with EPERM for cfg.Suspend: Spawn's
+// error, or the errno of a tree's execve.
+func (e *Engine) Segvguard(cfg segvguard.Config) *segvguard.Guard {
+	if e.guard == nil {
+		e.guard = segvguard.New(cfg)
+		sw := e.sw()
+		sw.Policies = append(sw.Policies, e.guard)
+	}
+	return e.guard
+}
+
+// crashed reports a death to the guard, if any.
+func (e *Engine) crashed(ws syscall.WaitStatus, prog execsw.Attr, uid uint32, comm string) {
+	if e.guard != nil && ws.Signaled() {
+		e.guard.Crashed(segvguard.Crash{Dev: prog.Dev, Ino: prog.Ino, UID: uid, Name: comm, Signal: ws.Signal()})
+	}
 }
 
 // NewEngine returns an engine with the native handlers.
@@ -66,16 +94,59 @@ type SpawnRequest struct {
 	// EmulRoot is an emulation root (NetBSD's TRYEMULROOT): absolute
 	// names of the program and its interpreters are looked up under
 	// this directory first and in / when absent there. It must be an
-	// absolute path without symlinks; "" means none. It applies to this
-	// exec only: the program's own execs are the kernel's.
+	// absolute path without symlinks; "" means none. Without Tree it
+	// applies to this exec only (the program's own execs are the
+	// kernel's); with Tree to every exec of the tree.
 	EmulRoot string
+	// SigMask is the signal mask the program starts with; nil means the
+	// calling thread's.
+	SigMask *uint64
+	// Logf, when set, receives one line per step of each build.
+	Logf func(format string, args ...any)
+
+	// Tree makes uexec the exec subsystem of the program's whole process
+	// tree, as `uexec run` is: every execve and execveat of the program
+	// and its descendants reaches the engine through a seccomp filter
+	// (seccomp user notification; the tree is not traced) and is planned
+	// with the engine's switch and the caller's own state. It needs
+	// ptrace (this process must not be traced itself). See README.md,
+	// "Every exec of the tree".
+	Tree bool
+	// OnExec, with Tree, receives every exec of the tree, the first
+	// program's first, on the serving thread: it must not block.
+	OnExec func(ExecEvent)
+	// OnExit, with Tree, receives the end of each process of the tree
+	// that made an exec, after its execs, on the serving thread: it must
+	// not block.
+	OnExit func(ExitEvent)
+	// NoWaitDescendants, with Tree, stops serving the tree when the first
+	// program has exited: the descendants still alive continue, their
+	// later execs done by the kernel through Helper.
+	NoWaitDescendants bool
+	// Helper is the argv of a program that calls ServeHelper with the
+	// argument HelperArg (this program, usually: os.Executable and
+	// HelperArg). Without it the later execs of processes left by
+	// NoWaitDescendants fail with ENOSYS.
+	Helper []string
+
+	// StopAtEntry leaves the program stopped at its first instruction in
+	// a plain stop (state T, not traced: NetBSD's PS_STOPEXEC), for a
+	// debugger to attach; SIGCONT runs it. See README.md, "Stop at entry".
+	StopAtEntry bool
+	// StopAtExec, with Tree, stops each exec of the tree it accepts the
+	// same way: it gets the path as passed and the program file it names
+	// (absolute, symlinks resolved; "" when unknown).
+	StopAtExec func(path, resolved string) bool
 	// Image, when set, is the program itself (an ELF or a #! script),
 	// read to its end and exec'd as fexecve(3) of a sealed memfd named
 	// ImageName ("image" when empty) would: Path is then ignored, and
 	// AT_EXECFN, comm and /proc/PID/exe are the kernel's for that memfd
-	// (see Image).
+	// (see Image). Spawn only; Plan and SpawnPlan take Memfd.
 	Image     io.Reader
 	ImageName string
+	// Memfd is an image made with NewImage: Plan plans its fexecve,
+	// SpawnPlan gives the program its descriptor.
+	Memfd *Image
 }
 
 // Process is a program started by Spawn.
@@ -85,11 +156,13 @@ type Process struct {
 	// kernel exec, and why.
 	Notes []string
 
-	p    *backend.Process
-	once sync.Once
-	st   *os.ProcessState
-	err  error
-	done chan struct{}
+	p      *backend.Process
+	tr     *backend.Tree
+	once   sync.Once
+	st     *os.ProcessState
+	err    error
+	exited chan struct{}
+	done   chan struct{}
 }
 
 // Spawn plans the exec of s with this process's credentials, limits and
@@ -98,15 +171,8 @@ type Process struct {
 // nothing. When ctx is done before the program exits, the program is
 // killed, as exec.CommandContext does.
 func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
-	if s == nil || s.Path == "" && len(s.Argv) == 0 && s.Image == nil {
-		return nil, errors.New("uexec: Spawn needs a path")
-	}
-	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
-		return nil, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
-	}
-	files := s.Files
-	var im *Image
-	if s.Image != nil {
+	if s != nil && s.Image != nil {
+		files := s.Files
 		if files == nil {
 			files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
 		}
@@ -114,20 +180,35 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 		if name == "" {
 			name = "image"
 		}
-		var err error
-		if im, err = NewImage(s.Image, name, len(files)); err != nil {
+		im, err := NewImage(s.Image, name, len(files))
+		if err != nil {
 			return nil, err
 		}
-		defer im.Close()
+		defer im.Close() // the program has its own copy
+		s2 := *s
+		s2.Image, s2.Memfd, s2.Files = nil, im, files
+		s = &s2
+	}
+	plan, err := e.Plan(s)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.Close()
+	return e.SpawnPlan(ctx, plan, s)
+}
+
+// Plan plans the exec of s as Spawn does, without starting anything. The
+// caller closes the plan.
+func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
+	if s == nil || s.Path == "" && len(s.Argv) == 0 && s.Memfd == nil {
+		return nil, errors.New("uexec: Spawn needs a path")
+	}
+	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
+		return nil, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
 	}
 	req, err := SelfRequest(s.Path, s.Argv, s.Env)
 	if err != nil {
 		return nil, err
-	}
-	var fexec *backend.Fexecve
-	if im != nil {
-		im.Request(req)
-		files, fexec = im.Files(files)
 	}
 	if s.Dir != "" {
 		req.Dir = s.Dir
@@ -136,25 +217,101 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 		req.NoRandom = true
 	}
 	req.EmulRoot = s.EmulRoot
-	sw := e.Switch
-	if sw == nil {
-		sw = NewSwitch()
+	if s.Memfd != nil {
+		s.Memfd.Request(req)
 	}
-	plan, err := sw.Execve(req)
-	if err != nil {
-		return nil, err
+	return e.sw().Execve(req)
+}
+
+func (e *Engine) sw() *execsw.Switch {
+	if e.Switch == nil {
+		e.Switch = NewSwitch()
 	}
-	defer plan.Close()
-	bp, err := backend.Start(plan, &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom,
-		Path: req.Path, Argv: req.Argv, Env: req.Envp, Fexecve: fexec})
+	return e.Switch
+}
+
+// SpawnPlan starts plan, an exec this engine's switch planned (Plan, or
+// Switch.Execve of a request of this process's), with the options of s:
+// s.Path, s.Argv and s.Env are the exec as requested, which the backend
+// hands to the kernel where the kernel's exec is the plan and only it is
+// exact. The caller keeps plan and closes it.
+func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnRequest) (*Process, error) {
+	sw := e.sw()
+	dir := s.Dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	opts := &backend.Options{Files: s.Files, Dir: dir, NoRandom: s.NoRandom || !Randomized(),
+		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry}
+	if opts.Env == nil {
+		opts.Env = []string{}
+	}
+	if s.Memfd != nil {
+		files := s.Files
+		if files == nil {
+			files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+		}
+		opts.Path = s.Memfd.Path
+		opts.Files, opts.Fexecve = s.Memfd.Files(files)
+	}
+	p := &Process{exited: make(chan struct{}), done: make(chan struct{})}
+	if s.Tree {
+		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
+			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec}
+		if s.OnExec != nil {
+			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
+			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
+				Chain: plan.Chain, By: "uexec", Stopped: s.StopAtEntry}
+		}
+		if s.OnExit != nil || e.guard != nil {
+			topts.OnExit = func(bev *backend.ExitEvent) {
+				ev := exitEventOf(bev)
+				if ev.Planned {
+					e.crashed(ev.Status, ev.Program, ev.UID, ev.Comm)
+				}
+				if s.OnExit != nil {
+					s.OnExit(ev)
+				}
+			}
+		}
+		tr, err := backend.StartTree(plan, opts, topts)
+		if err != nil {
+			return nil, startError(err)
+		}
+		p.Pid, p.Notes, p.tr = tr.Pid, tr.Notes, tr
+		go func() {
+			<-tr.FirstExited()
+			close(p.exited)
+			<-tr.Done()
+			p.err = tr.Err()
+			close(p.done)
+		}()
+		if ctx.Done() != nil {
+			go func() {
+				select {
+				case <-ctx.Done():
+					tr.Signal(syscall.SIGKILL)
+				case <-p.exited:
+				}
+			}()
+		}
+		return p, nil
+	}
+	bp, err := backend.Start(plan, opts)
 	if err != nil {
-		return nil, err
+		return nil, startError(err)
 	}
 	sw.Hold(plan.Esw)
-	p := &Process{Pid: bp.Pid, Notes: bp.Notes, p: bp, done: make(chan struct{})}
+	p.Pid, p.Notes, p.p = bp.Pid, bp.Notes, bp
+	prog, uid, comm := plan.Program, plan.Cred.UID, plan.Comm
 	go func() {
 		p.st, p.err = bp.Wait()
+		if p.err == nil {
+			ws, _ := p.st.Sys().(syscall.WaitStatus)
+			e.crashed(ws, prog, uid, comm)
+		}
 		sw.Release(plan.Esw)
+		close(p.exited)
 		close(p.done)
 	}()
 	if ctx.Done() != nil {
@@ -169,18 +326,68 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 	return p, nil
 }
 
-// Wait waits for the program to exit and returns its status.
+// ExecInPlace replaces this process with plan's program, as execve does
+// (uexec run --once): the program keeps this pid, parent, process group,
+// session and terminal. s gives the exec as requested (Path, Argv, Env,
+// Dir, NoRandom, SigMask, Logf). It returns only on failure: before the
+// point of no return with this process intact, after it (a *StartError
+// with Signal set) with the process to be ended by that signal.
+func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
+	dir := s.Dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	env := s.Env
+	if env == nil {
+		env = []string{}
+	}
+	return startError(backend.ExecInPlace(plan, &backend.InPlaceOptions{Path: s.Path, Argv: s.Argv, Env: env,
+		Dir: dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf}))
+}
+
+// Wait waits for the program to exit and returns its status. For a Tree
+// it is not available (os.ProcessState is the os package's): use
+// WaitStatus.
 func (p *Process) Wait() (*os.ProcessState, error) {
+	if p.tr != nil {
+		return nil, errors.New("uexec: Wait of a tree: use WaitStatus")
+	}
 	<-p.done
 	return p.st, p.err
 }
 
+// WaitStatus waits for the program to exit and returns its wait status;
+// for a Tree, also for the engine to finish serving the tree (every
+// descendant gone, or released with NoWaitDescendants).
+func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
+	<-p.done
+	if p.tr != nil {
+		return p.tr.Wait(), p.err
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	ws, _ := p.st.Sys().(syscall.WaitStatus)
+	return ws, nil
+}
+
+// Exited is closed when the program has exited (a tree's descendants may
+// still run).
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
 // Signal sends sig to the program.
 func (p *Process) Signal(sig os.Signal) error {
 	select {
-	case <-p.done:
+	case <-p.exited:
 		return os.ErrProcessDone
 	default:
+	}
+	if p.tr != nil {
+		s, ok := sig.(syscall.Signal)
+		if !ok {
+			return errors.New("uexec: Signal: not a syscall.Signal")
+		}
+		return p.tr.Signal(s)
 	}
 	return p.p.Signal(sig)
 }

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec"
-	backend "github.com/uexec/uexec/backend/linux"
 	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
@@ -108,7 +107,7 @@ func TestSpawnFailuresLeaveNothing(t *testing.T) {
 				t.Errorf("got %v, want %v", err, tc.want)
 			}
 			if tc.want == uexec.ErrFatal {
-				var be *backend.Error
+				var be *uexec.StartError
 				if !errors.As(err, &be) || be.Signal != syscall.SIGSEGV {
 					t.Errorf("fatal exec: %v, want the SIGSEGV of a failure past the point of no return", err)
 				}

@@ -85,6 +85,7 @@ func SelfCred() (execsw.Cred, error) {
 	capEff, fsuid, fsgid := procStatus()
 	c.CapDACOverride = capEff&(1<<unix.CAP_DAC_OVERRIDE) != 0
 	c.CapDACReadSearch = capEff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	c.CapSysRawio = rawioAfterExec(euid)
 	if fsuid >= 0 {
 		c.FSUID = uint32(fsuid)
 	}
@@ -92,6 +93,19 @@ func SelfCred() (execsw.Cred, error) {
 		c.FSGID = uint32(fsgid)
 	}
 	return c, nil
+}
+
+// rawioAfterExec reports whether a program this process execs will hold
+// CAP_SYS_RAWIO (cap_bprm_creds_from_file for a file without set-id bits
+// or file capabilities): the bounding set for an effective uid 0, else the
+// ambient set.
+func rawioAfterExec(euid uint32) bool {
+	if euid == 0 {
+		r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, unix.CAP_SYS_RAWIO, 0, 0, 0)
+		return err == nil && r == 1
+	}
+	r, err := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, unix.CAP_SYS_RAWIO, 0, 0)
+	return err == nil && r == 1
 }
 
 func getresuid() (r, e, s uint32) {

@@ -132,6 +132,9 @@ func (epp *Package) openExec() error {
 		return err
 	}
 	epp.File, epp.Attr = f, epp.lastAttr
+	if use == Direct {
+		epp.progAttr = epp.lastAttr
+	}
 	return nil
 }
 
@@ -434,6 +437,24 @@ func inGroup(c *Cred, gid uint32) bool {
 	return false
 }
 
+// magicLink reports whether the symbolic link at host path p is one of
+// procfs's magic links: a link in a procfs directory other than the
+// procfs root (whose links, self, thread-self, mounts, are ordinary).
+func magicLink(p string) bool {
+	dir := path.Dir(p)
+	var fs unix.Statfs_t
+	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return false
+	}
+	var d, parent unix.Stat_t
+	if unix.Stat(dir, &d) != nil || unix.Stat(path.Dir(dir), &parent) != nil {
+		return false
+	}
+	// The procfs root is the directory whose parent is on another
+	// device.
+	return d.Dev == parent.Dev
+}
+
 // hostPath maps a path resolved inside the caller's root to the host.
 func (epp *Package) hostPath(resolved string) string {
 	root := epp.Req.Root
@@ -499,6 +520,12 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 	if err := dirOK(); err != nil {
 		return "", nil, err
 	}
+	if len(todo) == 0 {
+		// "/" (or "//"): the file is the starting directory itself.
+		if err := unix.Stat(epp.hostPath("/"+strings.Join(comps, "/")), &st); err != nil {
+			return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+		}
+	}
 	for len(todo) > 0 {
 		c := todo[0]
 		todo = todo[1:]
@@ -541,6 +568,25 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 			}
 			if target == "" {
 				return "", nil, execErr(name, unix.ENOENT, "empty symbolic link")
+			}
+			if magicLink(p) {
+				// fs/proc: a magic link (/proc/PID/exe, cwd, root,
+				// fd/N) jumps to its file (nd_jump_link): the
+				// directories on the way to it are not searched.
+				if err := unix.Stat(p, &st); err != nil {
+					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
+				}
+				comps = splitPath(p)
+				if strings.HasPrefix(target, "/") && !strings.HasSuffix(target, " (deleted)") && (epp.Req.Root == "" || epp.Req.Root == "/") {
+					comps = splitPath(target)
+				}
+				emulActive = false
+				if !last {
+					if err := dirOK(); err != nil {
+						return "", nil, err
+					}
+				}
+				continue
 			}
 			if strings.HasPrefix(target, "/") {
 				comps = comps[:0]

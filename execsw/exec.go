@@ -67,6 +67,14 @@ type Cred struct {
 	// effective set (root normally does), which changes permission checks.
 	CapDACOverride   bool
 	CapDACReadSearch bool
+	// CapSysRawio: the program will hold CAP_SYS_RAWIO in its effective
+	// set once exec has installed its credentials (begin_new_exec), which
+	// lets it map below vm.mmap_min_addr (cap_mmap_addr). For a file
+	// without set-id bits or file capabilities that is the caller's
+	// bounding set when its effective uid is 0, else its ambient set
+	// (cap_bprm_creds_from_file): what the caller holds in its effective
+	// set now does not count.
+	CapSysRawio bool
 }
 
 // Request is one execve as a caller makes it, with the caller's state that
@@ -111,6 +119,9 @@ type Request struct {
 	// Host holds the machine's aux vector values; nil reads them from
 	// this process (stack.HostFromProc).
 	Host *stack.Host
+	// Machine holds the system-wide settings (vm.mmap_min_addr, the
+	// overcommit limit); nil reads them from /proc (MachineFromProc).
+	Machine *Machine
 	// Pid is the caller's process: the descriptor AT_EXECFD will get
 	// (binfmt_misc O) is predicted from its descriptor table. 0 means
 	// this process.
@@ -183,6 +194,8 @@ type Package struct {
 
 	Chain []Link
 	Esw   *Entry // the matched switch entry (ep_esch)
+	// progAttr is Attr of the file the caller named (Plan.Program).
+	progAttr Attr
 
 	// Space is the geometry of the new address space; handlers take the
 	// ranges they use from it.

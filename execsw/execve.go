@@ -76,18 +76,18 @@ func (s *Switch) execve(epp *Package) (*Plan, error) {
 	}
 	epp.Space = space
 
-	if err := s.tryWithAutoload(epp); err != nil {
+	err = s.tryWithAutoload(epp)
+	if (err == nil || errors.Is(err, ErrFatal)) && epp.Flags&Flag32 != 0 && epp.Space.TaskSize != vm.TaskSize32 {
+		// The handler found a 32-bit image: the whole geometry is the
+		// compat one. Plan again on a compat layout, even when the
+		// native layout's plan failed (it may fail there only).
+		return s.replanCompat(epp)
+	}
+	if err != nil {
 		if errors.Is(err, ErrFatal) {
 			return fatalPlan(epp, err), nil
 		}
 		return nil, err
-	}
-	if epp.Flags&Flag32 != 0 {
-		// The handler found a 32-bit image: the whole geometry is the
-		// compat one. Plan again on a compat layout.
-		if epp.Space.TaskSize != vm.TaskSize32 {
-			return s.replanCompat(epp)
-		}
 	}
 	return finish(epp)
 }
@@ -147,6 +147,7 @@ func fatalPlan(epp *Package, err error) *Plan {
 	p := &Plan{Fatal: err, Chain: epp.Chain, Interp: epp.ELF.Interp, Cmds: epp.Cmds, Entry: epp.Entry,
 		ELF: epp.ELF, Compat: epp.Flags&Flag32 != 0, Esw: epp.Esw, Files: epp.files, Comm: comm(epp.Req.Path),
 		Extended: epp.Extended, ExecFD: epp.ExecFD}
+	p.Program = epp.progAttr
 	epp.emulPlan(p)
 	if epp.Space != nil {
 		p.Layout = *epp.Space
@@ -178,7 +179,8 @@ func (epp *Package) Random(bits uint) uint64 {
 // (randomize_stack_top, setup_arg_pages, arch_pick_mmap_layout).
 func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	req := epp.Req
-	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: vm.MmapMinAddr}
+	// cap_mmap_addr checks the credentials begin_new_exec installed.
+	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: req.machine().MmapMinAddr, RawIO: req.Cred.CapSysRawio}
 	rndMask, mmapBits := uint64(stackRndMask), uint(mmapRndBits)
 	if compat {
 		l.TaskSize, l.StackTop = vm.TaskSize32, stackTop32
@@ -251,6 +253,7 @@ func finish(epp *Package) (*Plan, error) {
 		Extended: epp.Extended,
 		ExecFD:   epp.ExecFD,
 	}
+	p.Program = epp.progAttr
 	epp.emulPlan(p)
 	epp.files = nil
 

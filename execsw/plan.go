@@ -88,5 +88,10 @@ type Plan struct {
 	// request's); "" for none.
 	EmulRoot string
 
+	// Program is the attributes of the file the caller named (the
+	// script, not its interpreter, for a #! exec): what a policy keyed
+	// on the program, such as segvguard, records at the image's death.
+	Program Attr
+
 	vdsoRegions []stack.VDSORegion
 }

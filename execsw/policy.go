@@ -66,6 +66,40 @@ func (epp *Package) checkPolicies(f *vm.File, name, resolved string, attr Attr, 
 			return &ExecError{Path: name, Reason: "refused by policy", Err: errnoOr(err, unix.EPERM)}
 		}
 	}
+	if f.Pin != nil && epp.Extended == "" {
+		// The kernel would open the file again by its name and could
+		// run other bytes than the ones verified: the plan is the
+		// stub's, which maps this descriptor.
+		epp.Extended = PinnedFiles
+	}
+	return nil
+}
+
+// PinnedFiles is Plan.Extended of a plan with files a policy pinned
+// (vm.File.Pin).
+const PinnedFiles = "files as the policy verified them"
+
+// An UnplannedPolicy is a Policy that is also asked about an exec a
+// backend would leave to the kernel without planning it (no file of it
+// was checked: a 32-bit system call, a caller uexec cannot read). A
+// non-nil error refuses the exec with its errno.
+type UnplannedPolicy interface {
+	Unplanned(path, why string) error
+}
+
+// CheckUnplanned asks the switch's policies that implement UnplannedPolicy
+// about an exec of path the kernel would do unchecked, for the reason why.
+func (s *Switch) CheckUnplanned(path, why string) error {
+	if s == nil {
+		return nil
+	}
+	for _, p := range s.Policies {
+		if u, ok := p.(UnplannedPolicy); ok {
+			if err := u.Unplanned(path, why); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

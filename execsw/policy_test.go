@@ -51,6 +51,13 @@ func TestPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Close()
+	var st unix.Stat_t
+	if err := unix.Stat(script, &st); err != nil {
+		t.Fatal(err)
+	}
+	if p.Program.Dev != st.Dev || p.Program.Ino != st.Ino {
+		t.Errorf("Plan.Program %d:%d, want the script's %d:%d", p.Program.Dev, p.Program.Ino, st.Dev, st.Ino)
+	}
 	if len(rec.asked) < 2 || rec.asked[0] != "direct "+script || rec.asked[1] != "indirect /bin/sh" {
 		t.Errorf("asked %q, want the script direct, then /bin/sh and its PT_INTERP indirect (%s)", rec.asked, interp)
 	}

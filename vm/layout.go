@@ -22,11 +22,15 @@ const (
 // an image that is not placed at a fixed address (an interpreter, a
 // static-pie program, the vdso).
 type Layout struct {
-	TaskSize Addr    // highest user address + 1
-	StackTop Addr    // initial stack top (mm->start_stack rounds below it)
-	MmapBase Addr    // top-down allocations end at or below this
-	MinAddr  Addr    // mmap_min_addr
-	Used     []Range // ranges already taken, kept sorted by Start
+	TaskSize Addr // highest user address + 1
+	StackTop Addr // initial stack top (mm->start_stack rounds below it)
+	MmapBase Addr // top-down allocations end at or below this
+	MinAddr  Addr // mmap_min_addr
+	// RawIO: the process holds CAP_SYS_RAWIO, so fixed mappings may
+	// start below MinAddr (security/commoncap.c cap_mmap_addr); top-down
+	// placement still stops at MinAddr.
+	RawIO bool
+	Used  []Range // ranges already taken, kept sorted by Start
 }
 
 // Take records r as used.

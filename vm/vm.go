@@ -169,8 +169,21 @@ type File struct {
 	Size int64
 	// Dev and Ino identify the file (what /proc/PID/maps prints).
 	Dev, Ino uint64
+	// Pin, when a policy set it (veriexec), is the version of the file
+	// whose contents the policy read: a backend maps the file only while
+	// it is still that version, and otherwise ends the image past the
+	// point of no return, so that no other bytes run.
+	Pin *Pin
 
 	once sync.Once
+}
+
+// Pin is a version of a file: its size and change times (seconds and
+// nanoseconds) when a policy read it. A write to the file changes ctime,
+// which no one can set back (utimensat sets it to now).
+type Pin struct {
+	Size         int64
+	Mtime, Ctime [2]int64
 }
 
 // Namer is implemented by a File's reader when the file's resolved name

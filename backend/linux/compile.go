@@ -319,6 +319,10 @@ func (c *compiler) run() error {
 		// fs/exec.c begin_new_exec: a secure exec clears the death signal.
 		c.syscall("prctl(PR_SET_PDEATHSIG)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_PDEATHSIG), wire.Imm(0))
 	}
+	// After the mappings and exe_fd, before the descriptors close.
+	if err := c.checkPins(); err != nil {
+		return err
+	}
 	execFD, haveExecFD := c.fdv[p.ExecFD]
 	haveExecFD = haveExecFD && p.ExecFD != nil
 	for _, fd := range env.closeFDs {
@@ -781,6 +785,47 @@ func (c *compiler) openByName() error {
 		}
 		c.fdv[f] = wire.At(r, 0)
 		c.closeFDs = append(c.closeFDs, wire.At(r, 0))
+	}
+	return nil
+}
+
+// checkPins ends the image (ESTALE) unless each file a policy pinned
+// (vm.File.Pin: veriexec verified its contents) is still the version it
+// read: same size, mtime and ctime through the descriptor it is mapped
+// from. It runs after every mapping and after prctl(PR_SET_MM_MAP) has
+// made the program the exe_fd (from then on the kernel refuses writers
+// with ETXTBSY, kernel/fork.c replace_mm_exe_file), so a write anywhere
+// between the policy's read and this point is seen here: the rewritten
+// bytes are mapped, but never run.
+func (c *compiler) checkPins() error {
+	var st uint64
+	var v uint8
+	for _, f := range planFileList(c.p) {
+		if f.Pin == nil {
+			continue
+		}
+		fd, ok := c.fdv[f]
+		if !ok {
+			return fmt.Errorf("%s was pinned but not passed to the stub: %w", f.Name(), unix.EBADF)
+		}
+		if v == 0 {
+			st = c.put(make([]byte, 144)) // struct stat
+			var err error
+			if v, err = c.reg(); err != nil {
+				return err
+			}
+		}
+		name := f.Name()
+		o := c.syscall("fstat "+name, unix.SYS_FSTAT, fd, wire.At(wire.RData, st))
+		o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(0)
+		// struct stat on x86-64: st_size at 48, st_mtim at 88, st_ctim at 104.
+		for _, chk := range []struct {
+			off  uint64
+			want int64
+		}{{48, f.Pin.Size}, {88, f.Pin.Mtime[0]}, {96, f.Pin.Mtime[1]}, {104, f.Pin.Ctime[0]}, {112, f.Pin.Ctime[1]}} {
+			c.emit(wire.Op{Kind: wire.Load, Dst: v, V: [8]wire.Value{wire.At(wire.RData, st+chk.off)}})
+			c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(v, 0), wire.Imm(uint64(chk.want))}, Name: name + " is the verified version"})
+		}
 	}
 	return nil
 }

@@ -130,6 +130,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 				opts.Logf("note: %s", note)
 			}
 		}
+		step("once:compiled")
 		old, err := sys.Personality(persona)
 		if err != nil {
 			return fail("setting the personality", err)

@@ -65,9 +65,17 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	}
 	listener, err := recvFD(int(ours.Fd()))
 	if err != nil {
+		// A stub killed past the point of no return (SIGBUS on a file
+		// truncated since the plan) closes the status pipe as one that
+		// entered the program does: its signal is the exec's result.
 		p.Kill()
-		p.Wait()
-		return nil, &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		e := &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
+		if st, werr := p.Wait(); werr == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() != syscall.SIGKILL {
+				e.Step, e.Signal = "building the image", ws.Signal()
+			}
+		}
+		return nil, e
 	}
 	// The first program is reaped by the serving thread, through a
 	// pidfd in its poll set: a wait from any other thread could take the
@@ -82,9 +90,24 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	p.p.Release()
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{})}
+	if topts.OnExit != nil {
+		if tr.exits, err = newExitWatch(topts.OnExit); err != nil {
+			unix.Close(pidfd)
+			unix.Close(listener)
+			p.Kill()
+			p.Wait()
+			return nil, err
+		}
+		tr.exits.child(p.Pid, exitImage(plan, opts.Path))
+	}
 	go func() {
 		// ptrace calls for a caller come from one thread.
 		runtime.LockOSThread()
+		if topts.First != nil {
+			first := *topts.First
+			first.Pid = p.Pid
+			tr.emit(&first)
+		}
 		tr.serve(listener, pidfd)
 		unix.Close(pidfd)
 		close(tr.done)
@@ -102,6 +125,9 @@ func (tr *Tree) reapFirst(flags int) {
 	}
 	tr.firstWS = ws
 	tr.firstGone = true
+	if tr.exits != nil {
+		tr.exits.reaped(tr.Pid, ws)
+	}
 	close(tr.firstDone)
 }
 
@@ -157,15 +183,21 @@ func (tr *Tree) serve(listener, pidfd int) {
 		if !tr.firstGone {
 			tr.reapFirst(0)
 		}
+		if tr.exits != nil {
+			tr.exits.close()
+		}
 	}()
-	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}}
+	if tr.exits != nil {
+		fds[2] = unix.PollFd{Fd: int32(tr.exits.ep), Events: unix.POLLIN}
+	}
 	var n seccompNotif
 	for {
 		if tr.firstGone && tr.opts.NoWaitDescendants {
 			tr.handOff(listener)
 			return
 		}
-		fds[0].Revents, fds[1].Revents = 0, 0
+		fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
 		if _, err := unix.Poll(fds, -1); err != nil {
 			if err == unix.EINTR {
 				continue
@@ -177,6 +209,9 @@ func (tr *Tree) serve(listener, pidfd int) {
 			if tr.reapFirst(unix.WNOHANG); tr.firstGone {
 				fds[1].Fd = -1 // poll ignores it from now on
 			}
+		}
+		if fds[2].Revents != 0 {
+			tr.exits.drain()
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
@@ -191,6 +226,7 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.err = fmt.Errorf("seccomp notification: %w", err)
 			return
 		}
+		step("tree:notified")
 		tr.notified(listener, &n)
 	}
 }
@@ -250,8 +286,18 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
 	answered := false
 	stop := false // a planned exec that StopAtExec matched
-	tgid := pid
+	// For TreeOptions.OnExit: whether the caller may now run another
+	// image, and which (nil: unknown).
+	tgid, execd, img := pid, false, (*ExitEvent)(nil)
+	if tr.exits != nil {
+		defer func() {
+			if execd {
+				tr.exits.execd(tgid, img)
+			}
+		}()
+	}
 	kernel := func(note string) {
+		execd = true
 		ev.By, ev.Note = "kernel", note
 		if stop && !answered {
 			ok, err := tr.continueStopped(listener, n, tgid)
@@ -267,10 +313,20 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			notifSend(listener, n.id, true, 0, 0)
 		}
 	}
-	refuse := func(err error) {
+	var refuse func(err error)
+	// unplanned: the kernel would do an exec no policy saw; a policy
+	// that must see every exec (veriexec) may refuse it.
+	unplanned := func(note string) {
+		if err := tr.opts.Switch.CheckUnplanned(ev.Path, note); err != nil {
+			refuse(err)
+			return
+		}
+		kernel(note)
+	}
+	refuse = func(err error) {
 		errno := errnoOf(err)
 		if errno == 0 {
-			kernel(fmt.Sprintf("uexec could not plan the exec: %v", err))
+			unplanned(fmt.Sprintf("uexec could not plan the exec: %v", err))
 			return
 		}
 		ev.Err = err
@@ -278,7 +334,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		notifSend(listener, n.id, false, -int32(errno), 0)
 	}
 	if n.arch != unix.AUDIT_ARCH_X86_64 || n.nr&x32Bit != 0 {
-		kernel("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
+		unplanned("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
 		return
 	}
 	kind := uint(traceExecve)
@@ -291,18 +347,23 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		// Every check, no exec: the kernel's own answer, with the
 		// caller's securebits, is the native one.
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
+		execd = false // no exec
 		return
 	}
 	c, err := readCaller(pid)
 	if err != nil {
-		kernel(fmt.Sprintf("reading the caller's state: %v", err))
+		unplanned(fmt.Sprintf("reading the caller's state: %v", err))
 		return
 	}
 	ev.Ppid = c.ppid
+	tgid = c.tgid // for OnExit, and a stopped exec's event (a thread's)
+	if tr.exits != nil {
+		tr.exits.track(tgid)
+	}
 	var probe [1]byte
 	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
 		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
-		kernel("this process may not read the caller's memory")
+		unplanned("this process may not read the caller's memory")
 		return
 	}
 	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
@@ -320,13 +381,14 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	req.EmulRoot = tr.opts.EmulRoot
+	ev.Cwd = req.Dir
 	if req.File != nil {
 		defer req.File.Close()
 	}
 	if !c.sameMounts(req.Root) {
 		// Its paths name other files than ours (a container, a chroot,
 		// a private mount namespace): the kernel resolves them.
-		kernel("the caller has a mount namespace or root of its own")
+		unplanned("the caller has a mount namespace or root of its own")
 		return
 	}
 	plan, err := planCall(tr.opts.Switch, req, argErr)
@@ -335,8 +397,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	defer plan.Close()
+	step("tree:planned")
 	ev.Chain = plan.Chain
-	tgid = c.tgid
+	img = exitImage(plan, path)
 	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
 		unSelf(plan, self, path)
@@ -369,9 +432,19 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
 	}
+	// The plan, the stub and each file of the plan may take a descriptor
+	// in the caller.
+	need := len(planFileList(plan)) + 2
+	if free, short := c.fewerFDs(need); short {
+		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
+		return
+	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered, stop); err != nil {
 		if answered {
 			// Past the point of no return, or a caller left half-way.
+			// A death past the point of no return is no crash of the
+			// program (NetBSD's exec exits without sigexit then).
+			execd, img = true, nil
 			ev.Err, ev.Note = err, note
 			tr.emit(ev)
 			return
@@ -380,6 +453,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	ev.Stopped = stop
+	execd = true
 	tr.emit(ev)
 }
 
@@ -418,6 +492,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		// ours to trace.
 		return "the caller cannot be seized", os.NewSyscallError("ptrace(PTRACE_SEIZE)", e)
 	}
+	step("tree:seized")
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -442,7 +517,11 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	// The plan's files, the plan and the stub go into the caller.
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
-		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan)}
+		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
+		// The stub restores the caller's mask itself (uexec does too, at
+		// the exec event): an image whose uexec died after it blocked
+		// every signal (below) must not keep them blocked.
+		sigMask: &c.sigBlk}
 	add := func(fd uintptr, cloexec bool) (int, error) {
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}
@@ -505,20 +584,24 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return "writing the plan", err
 	}
 
+	step("tree:files-added")
 	// Stop the caller as it returns from the call, which restarts.
 	if err := unix.PtraceInterrupt(tid); err != nil {
 		return "ptrace(PTRACE_INTERRUPT)", err
 	}
+	step("tree:interrupted")
 	*answered = true
 	if err := notifSend(listener, n.id, false, -errRestartNoIntr, 0); err != nil {
 		return "answering the notification", err
 	}
+	step("tree:answered")
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 		stopped = true // dead, or not ours any more
 		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
 	}
 	stopped = true
+	step("tree:stopped")
 	detached := false
 	defer func() {
 		if !detached {
@@ -537,8 +620,10 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	if err := ptraceSigmask(tid, true, &mask); err != nil {
 		return "ptrace(PTRACE_GETSIGMASK)", err
 	}
-	if err := ptraceSigmask(tid, false, &all); err != nil {
-		return "ptrace(PTRACE_SETSIGMASK)", err
+	if mask != c.sigBlk {
+		// The plan restores c.sigBlk (see env.sigMask above); the
+		// caller cannot change its mask while it waits in its call.
+		tr.logf("pid %d: signal mask %#x at the stop, %#x when read", tid, mask, c.sigBlk)
 	}
 	var regs unix.PtraceRegs
 	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
@@ -546,13 +631,21 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	saved := regs
 	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "writing the stub's arguments", err
 	}
+	// The registers first, then the mask: should uexec die in between,
+	// the caller execs the stub with its own mask rather than making its
+	// own call again (ENOSYS without a listener) with every signal
+	// blocked for good.
 	if err := unix.PtraceSetRegs(tid, &regs); err != nil {
-		ptraceSigmask(tid, false, &mask)
 		return "ptrace(PTRACE_SETREGS)", err
 	}
+	step("tree:regs-set")
+	if err := ptraceSigmask(tid, false, &all); err != nil {
+		unix.PtraceSetRegs(tid, &saved)
+		return "ptrace(PTRACE_SETSIGMASK)", err
+	}
+	step("tree:masked")
 	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
 	// its exit if the kernel could not exec the stub.
 	for {
@@ -576,6 +669,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			return "the caller died during its exec", unix.ESRCH
 		}
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			step("tree:exec-event")
 			break
 		}
 		switch {
@@ -618,6 +712,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
 	}
 	detached = true
+	step("tree:detached")
 	resend(c.tgid, tid, held)
 	return "", nil
 }

@@ -136,6 +136,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		return nil, &Error{Step: "writing the plan", Err: err}
 	}
 	opened = append(opened, mfd)
+	step("build:compiled")
 	for len(fds) < planFD {
 		fds = append(fds, uintptr(len(fds)))
 	}
@@ -188,6 +189,7 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 		_, _ = sys.Personality(old)
 	}
 	sw.Close()
+	step("build:forked")
 	if planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
 	}

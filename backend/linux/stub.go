@@ -65,12 +65,21 @@ func (stubs *stubCache) path() (string, error) {
 	stubs.mu.Lock()
 	bad := stubs.memBad
 	stubs.mu.Unlock()
+	var merr error
 	if !bad {
-		if p, err := stubs.makeMemfd(); err == nil {
+		p, err := stubs.makeMemfd()
+		if err == nil {
 			return p, nil
 		}
+		merr = err
 	}
-	return stubs.cachedFile()
+	p, err := stubs.cachedFile()
+	if err != nil && merr != nil {
+		// Both ways failed: say why the memfd did (a sandbox refusing
+		// memfd_create), not only why no directory would take the file.
+		err = fmt.Errorf("%w; %w", merr, err)
+	}
+	return p, err
 }
 
 // stubMemfd creates the memfd once.

@@ -27,9 +27,13 @@ type TreeOptions struct {
 	// Switch plans every exec of the tree; required.
 	Switch *execsw.Switch
 	// OnExec, when set, is called for every exec of the tree after the
-	// first (the caller logs the first itself), on the tracer's thread:
-	// it must not block.
+	// first (the caller logs the first itself, or passes it as First), on
+	// the tracer's thread: it must not block.
 	OnExec func(*ExecEvent)
+	// First, when set, is the first program's exec: the untraced tree
+	// passes it to OnExec, with Pid set, before any other event, so that
+	// a log of OnExec and OnExit is in order.
+	First *ExecEvent
 	// NoWaitDescendants ends the tracing when the first program exits:
 	// descendants still alive continue, and their later execs are the
 	// kernel's. Otherwise the tree is served until every tracee is gone.
@@ -55,6 +59,13 @@ type TreeOptions struct {
 	// and the program file it names (absolute, symlinks resolved; "" when
 	// unknown). Stopped execs have ExecEvent.Stopped.
 	StopAtExec func(path, resolved string) bool
+	// OnExit, when set, is called for each process of the tree that ends
+	// (once reaped by its parent) after an exec uexec saw (or refused),
+	// with the image of its last exec (ExitEvent.Planned), on the serving
+	// thread, after every OnExec of the process: it must not block. Only the
+	// untraced tree (not Traced) reports, and only while uexec serves it
+	// (not for processes released by NoWaitDescendants). See exitwatch.go.
+	OnExit func(*ExitEvent)
 }
 
 // ExecEvent is one exec of the tree, as --log-execs reports it.
@@ -62,6 +73,7 @@ type ExecEvent struct {
 	Time time.Time
 	Pid  int // the caller's thread id (its pid unless a thread exec'd)
 	Ppid int
+	Cwd  string   // the caller's working directory at the exec
 	Path string   // as the caller passed it ("/dev/fd/N[/name]" for execveat by descriptor)
 	Argv []string // as the caller passed it
 	// Chain is the handler chain of the plan: which format matched which
@@ -105,6 +117,7 @@ type Tree struct {
 	firstGone bool
 	done      chan struct{}
 	err       error
+	exits     *exitWatch // with OnExit
 }
 
 // task is one traced thread.
@@ -284,6 +297,11 @@ func (tr *Tree) logf(format string, args ...any) {
 
 func (tr *Tree) emit(ev *ExecEvent) {
 	if tr.opts.OnExec != nil {
+		if ev.Cwd == "" {
+			// The caller still waits in its exec (or runs its new
+			// image, which has the same cwd).
+			ev.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(ev.Pid) + "/cwd")
+		}
 		tr.opts.OnExec(ev)
 	}
 }

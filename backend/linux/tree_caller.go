@@ -137,6 +137,8 @@ type caller struct {
 	capEff          uint64
 	capBnd, capAmb  uint64 // the bounding and ambient sets
 	personality     uint64
+	sigBlk          uint64 // the thread's signal mask (SigBlk)
+	fdSize          int    // the size of its descriptor table (FDSize)
 }
 
 // Capability bits (include/uapi/linux/capability.h).
@@ -198,6 +200,10 @@ func readCaller(tid int) (*caller, error) {
 			c.capBnd, _ = strconv.ParseUint(v, 16, 64)
 		case "CapAmb":
 			c.capAmb, _ = strconv.ParseUint(v, 16, 64)
+		case "FDSize":
+			c.fdSize, _ = strconv.Atoi(v)
+		case "SigBlk":
+			c.sigBlk, _ = strconv.ParseUint(v, 16, 64)
 		case "NoNewPrivs":
 			c.cred.NoNewPrivs = v == "1"
 		}
@@ -207,6 +213,9 @@ func readCaller(tid int) (*caller, error) {
 	}
 	c.cred.CapDACOverride = c.capEff&(1<<unix.CAP_DAC_OVERRIDE) != 0
 	c.cred.CapDACReadSearch = c.capEff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	// cap_mmap_addr checks the credentials the exec installs, not the
+	// caller's.
+	c.cred.CapSysRawio = c.effAfterExec()&(1<<unix.CAP_SYS_RAWIO) != 0
 	return c, nil
 }
 
@@ -496,6 +505,34 @@ func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
 		return fmt.Errorf("the caller cannot %s %s: uexec needs to", what, name)
 	}
 	return nil
+}
+
+// fewerFDs reports whether the caller has fewer than need descriptor
+// numbers free below its RLIMIT_NOFILE, and how many it has: the
+// descriptors handed over and those the stub opens must fit, where the
+// kernel's exec needs none (a caller at its limit runs a program natively
+// that the stub could not build). Every descriptor is below the table's
+// size (FDSize), so /proc/PID/fd is read only when the limit is within
+// need of that size.
+func (c *caller) fewerFDs(need int) (int, bool) {
+	var rl unix.Rlimit
+	if err := unix.Prlimit(c.tgid, unix.RLIMIT_NOFILE, nil, &rl); err != nil {
+		return 0, false // the redirect's own errors tell then
+	}
+	if rl.Cur >= uint64(c.fdSize)+uint64(need) {
+		return need, false
+	}
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(c.tgid) + "/fd")
+	if err != nil {
+		return 0, false
+	}
+	free := int(rl.Cur)
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && uint64(n) < rl.Cur {
+			free--
+		}
+	}
+	return free, free < need
 }
 
 // sameMounts reports whether the caller sees this process's mounts: the

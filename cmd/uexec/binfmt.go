@@ -23,8 +23,13 @@ type binfmtSource struct {
 // register file is (a name already registered is EEXIST); rules from
 // binfmt.d files as systemd-binfmt applies them (a rule replaces one of
 // its name).
-func (o *options) exsw() (*execsw.Switch, error) {
+func (o *options) exsw(logw io.Writer) (*execsw.Switch, error) {
 	sw := uexec.NewSwitch()
+	// check_exec's order: veriexec, then segvguard.
+	if err := o.addVeriexec(sw); err != nil {
+		return nil, err
+	}
+	o.addGuard(sw, logw)
 	if len(o.binfmt) == 0 {
 		return sw, nil
 	}

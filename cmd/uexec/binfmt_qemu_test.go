@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -88,6 +89,9 @@ func readChainLog(t *testing.T, name string) []chainLogLine {
 		var l chainLogLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if bytes.Contains(sc.Bytes(), []byte(`"event":"exit"`)) {
+			continue
 		}
 		out = append(out, l)
 	}

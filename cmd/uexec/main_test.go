@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,5 +200,41 @@ func TestPlanJSONSchema(t *testing.T) {
 	st := j["stack"].(map[string]any)
 	if st["argc"].(float64) != 4 || st["sp"] == "" {
 		t.Errorf("stack %v", st)
+	}
+}
+
+// Rules from a binfmt.d directory, systemd's way: the file a /dev/null
+// link masks is not read, and the chain names the rule that matched.
+func TestPlanBinfmtDir(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "binfmt.d")
+	os.Mkdir(conf, 0o755)
+	os.WriteFile(filepath.Join(conf, "a.conf"), []byte("# a rule\n:greet:E::greeting::/bin/echo:P\n"), 0o644)
+	os.WriteFile(filepath.Join(conf, "b.conf"), []byte(":bad:X::x::/bin/echo:\n"), 0o644)
+	os.Symlink("/dev/null", filepath.Join(conf, "c.conf"))
+	target := filepath.Join(dir, "hello.greeting")
+	os.WriteFile(target, nil, 0o755)
+	_, errOut, code := runCLI(t, "plan", "--binfmt-dir", conf, target)
+	if code != exitUsage || !strings.Contains(errOut, "b.conf:1") || !strings.Contains(errOut, "(EINVAL)") {
+		t.Fatalf("a bad rule in b.conf: exit %d, stderr %q; want %d naming b.conf:1 and EINVAL", code, errOut, exitUsage)
+	}
+	os.Remove(filepath.Join(conf, "b.conf"))
+	os.Symlink("/dev/null", filepath.Join(conf, "b.conf"))
+	out, errOut, code := runCLI(t, "plan", "--json", "--binfmt-dir", conf, target, "x")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var j struct {
+		Chain []execsw.Link
+		Stack struct{ Argv []string }
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Chain) == 0 || j.Chain[0] != (execsw.Link{Format: "binfmt", Name: "greet", Path: target}) {
+		t.Errorf("chain %+v, want the greet rule first", j.Chain)
+	}
+	if want := []string{"/bin/echo", target, target, "x"}; !slices.Equal(j.Stack.Argv, want) {
+		t.Errorf("argv %q, want %q (P keeps argv[0])", j.Stack.Argv, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/segvguard"
 )
 
 // options are the env(1)-like options shared by plan and run.
@@ -28,10 +29,15 @@ type options struct {
 	// binfmt: rule sources (--binfmt, --binfmt-dir, --binfmt-system) in
 	// the order given; the last registered is tried first.
 	binfmt []binfmtSource
+	// segvguard: --segvguard's settings (nil without); guard is the
+	// policy exsw built from them.
+	segvguard *segvguard.Config
+	guard     *segvguard.Guard
 	// run only: tree mode (the default) and its log.
 	once       bool
 	logExecs   string
 	noWaitDesc bool
+	veriexec   veriexecOptions
 	argv       []string // PROGRAM [ARG]...
 
 	// stop at the entry (PS_STOPEXEC): the first program, and the execs
@@ -119,6 +125,8 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				return nil, fmt.Errorf("unknown option %s", a)
 			}
 			err = o.stopOption(name, get)
+		case "--segvguard":
+			o.segvguard, err = parseSegvguard(val, hasVal)
 		case "--once", "--no-wait-descendants", "--log-execs":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
@@ -132,7 +140,11 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				o.logExecs = get()
 			}
 		default:
-			return nil, fmt.Errorf("unknown option %s", a)
+			if ok, verr := o.veriexec.parse(name, get); !ok {
+				return nil, fmt.Errorf("unknown option %s", a)
+			} else if err == nil {
+				err = verr
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -152,6 +164,12 @@ func parseOptions(args []string, cmd string) (*options, error) {
 		return nil, errors.New("no program given")
 	}
 	if err := o.checkStop(); err != nil {
+		return nil, err
+	}
+	if o.once && o.segvguard != nil {
+		return nil, errSegvguardOnce
+	}
+	if err := o.veriexec.check(o, cmd); err != nil {
 		return nil, err
 	}
 	return o, nil

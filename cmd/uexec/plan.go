@@ -172,7 +172,7 @@ func cmdPlan(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, arg
 		fmt.Fprintf(stderr, "uexec plan: %v\nTry 'uexec help' for more information.\n", err)
 		return exitUsage
 	}
-	sw, err := o.exsw()
+	sw, err := o.exsw(stderr)
 	if err != nil {
 		usageError(stderr, "plan", err)
 		return exitUsage

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	backend "github.com/uexec/uexec/backend/linux"
+	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/sigexit"
 )
@@ -90,7 +90,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		return exitUsage
 	}
 	defer elog.close()
-	sw, err := o.exsw()
+	sw, err := o.exsw(stderr)
 	if err != nil {
 		usageError(stderr, "run", err)
 		return exitUsage
@@ -98,16 +98,20 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if code := o.readImage(stdin, stderr); code != 0 {
 		return code
 	}
-	first := &backend.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
+	defer o.finishVeriexec(stderr)
+	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	p, req, err := o.plan(sw, true)
 	if err != nil {
 		first.Err = err
-		elog.write(first)
+		elog.write(*first)
 		return failure(stderr, o.argv[0], err)
 	}
 	defer p.Close()
-	first.Path, first.Argv, first.Chain = req.Path, req.Argv, p.Chain
-	if o.stopMatch(req.Path, resolvedPath(req.Path, req.Dir)) {
+	first.Path, first.Argv, first.Chain, first.Cwd = req.Path, req.Argv, p.Chain, req.Dir
+	if first.Cwd == "" {
+		first.Cwd, _ = os.Getwd()
+	}
+	if o.stopMatch(req.Path, resolvedPath(req.Path, first.Cwd)) {
 		o.stopAtEntry = true // the first exec of the tree is one of its execs
 	}
 	first.Stopped = o.stopAtEntry
@@ -121,46 +125,39 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if o.verbose {
 		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
 	}
-	bopts := &backend.Options{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
-		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry}
-	if o.image != nil {
-		bopts.Files, bopts.Fexecve = o.image.Files(files)
-	}
+	e := &uexec.Engine{Switch: sw}
+	sreq := &uexec.SpawnRequest{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
+		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry, Memfd: o.image}
 	if !o.once {
-		return runTree(p, bopts, sw, o, elog, first, sigs, stderr, closeFiles)
+		return runTree(ctx, e, p, sreq, o, elog, first, sigs, stderr, closeFiles)
 	}
 	if onStdFDs(files) {
 		// uexec becomes the program, as env(1) does: the program keeps
 		// uexec's pid, parent, process group, session and terminal.
 		first.Pid, first.Ppid = os.Getpid(), os.Getppid()
-		elog.write(first)
+		elog.write(*first)
 		elog.close()
 		if o.verbose {
 			printNotes(stderr, nil, p, req.Path)
 		}
-		err := backend.ExecInPlace(p, &backend.InPlaceOptions{Path: req.Path, Argv: req.Argv, Env: req.Envp,
-			Dir: req.Dir, NoRandom: req.NoRandom, SigMask: initialSigMask, Logf: logf})
+		err := e.ExecInPlace(p, sreq)
 		return startFailed(err, o, nil, first, stderr, closeFiles)
 	}
-	proc, err := backend.Start(p, bopts)
+	proc, err := e.SpawnPlan(context.Background(), p, sreq)
 	if err != nil {
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
 	first.Pid = proc.Pid
-	elog.write(first)
-	if o.stopAtEntry {
-		sayStopped(stderr, proc.Pid)
-	}
+	elog.write(*first)
 	if o.verbose {
 		printNotes(stderr, proc.Notes, p, req.Path)
 	}
-	done := make(chan struct{})
-	var state *os.ProcessState
-	var werr error
-	go func() {
-		state, werr = proc.Wait()
-		close(done)
-	}()
+	return supervise(proc, false, sigs, stderr, func(ws syscall.WaitStatus) { elog.exit(time.Now(), proc.Pid, ws) })
+}
+
+// supervise forwards signals to the first program until it has exited,
+// then waits for its tree (if any) and ends uexec as the program ended.
+func supervise(proc *uexec.Process, tree bool, sigs chan os.Signal, stderr io.Writer, exited func(syscall.WaitStatus)) int {
 	for {
 		select {
 		case sig := <-sigs:
@@ -168,12 +165,21 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 				continue
 			}
 			proc.Signal(sig)
-		case <-done:
-			if werr != nil {
-				fmt.Fprintf(stderr, "uexec: wait: %v\n", werr)
-				return exitUsage
+		case <-proc.Exited():
+			// Descendants may live on: serve them (or let them go) first.
+			ws, err := proc.WaitStatus()
+			if err != nil {
+				// A tree's error is the serving's: the status is
+				// still the program's.
+				fmt.Fprintf(stderr, "uexec: %v\n", err)
+				if !tree {
+					return exitUsage
+				}
 			}
-			return exitLike(state)
+			if exited != nil {
+				exited(ws)
+			}
+			return exitLikeStatus(ws)
 		}
 	}
 }
@@ -254,18 +260,9 @@ func inForeground() bool {
 	return err == nil && fg == unix.Getpgrp()
 }
 
-// exitLike ends uexec the way the program ended: the same exit status, or
-// the same signal so that a shell sees the same wait status. It returns
-// only for an exit status.
-func exitLike(state *os.ProcessState) int {
-	ws, ok := state.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() {
-		return state.ExitCode()
-	}
-	return exitLikeStatus(ws)
-}
-
-// exitLikeStatus is exitLike for a wait status.
+// exitLikeStatus ends uexec the way the program ended: the same exit
+// status, or the same signal so that a shell sees the same wait status.
+// It returns only for an exit status.
 func exitLikeStatus(ws syscall.WaitStatus) int {
 	if !ws.Signaled() {
 		return ws.ExitStatus()
@@ -296,12 +293,12 @@ func printNotes(stderr io.Writer, notes []string, p *execsw.Plan, path string) {
 // program: past the point of no return uexec dies of the signal the kernel
 // would have killed the program with (the caller sees only that), before
 // it with exit status 126 and a message.
-func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent, stderr io.Writer, closeFiles func()) int {
+func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, stderr io.Writer, closeFiles func()) int {
 	first.Err = err
-	var be *backend.Error
+	var be *uexec.StartError
 	if errors.As(err, &be) && be.Signal != 0 {
 		first.Note = "past the point of no return"
-		elog.write(first)
+		elog.write(*first)
 		if o.verbose {
 			fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
 		}
@@ -310,34 +307,42 @@ func startFailed(err error, o *options, elog *execLog, first *backend.ExecEvent,
 		sigexit.Die(be.Signal)
 		return 128 + int(be.Signal)
 	}
-	elog.write(first)
+	elog.write(*first)
 	fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
 	return exitCannot
 }
 
 // runTree runs the first program with every exec of its process tree done
 // by uexec (the default of run).
-func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *options, elog *execLog,
-	first *backend.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
-	topts := &backend.TreeOptions{Switch: sw, OnExec: elog.write, NoWaitDescendants: o.noWaitDesc, EmulRoot: o.emulRoot}
+func runTree(ctx context.Context, e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *options, elog *execLog,
+	first *uexec.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
+	sreq.Tree, sreq.NoWaitDescendants, sreq.EmulRoot = true, o.noWaitDesc, o.emulRoot
+	if elog != nil || o.verbose {
+		sreq.OnExec = elog.write
+	}
+	if elog != nil || o.guard != nil {
+		sreq.OnExit = o.treeExits(elog)
+	}
+	if exe, err := os.Executable(); err == nil {
+		sreq.Helper = []string{exe, uexec.HelperArg}
+	}
 	if len(o.stopAtExec) > 0 {
-		topts.StopAtExec = o.stopMatch
-		topts.OnExec = func(ev *backend.ExecEvent) {
+		sreq.StopAtExec = o.stopMatch
+		sreq.OnExec = func(ev uexec.ExecEvent) {
 			elog.write(ev)
-			if ev.Stopped {
+			if ev.Stopped && ev.Ppid != os.Getpid() { // the first: said below
 				sayStopped(stderr, ev.Pid)
 			}
 		}
 	}
-	if exe, err := os.Executable(); err == nil {
-		topts.Helper = []string{exe, serveKernelExecsArg}
-	}
 	if o.verbose {
-		topts.Logf = bopts.Logf
-		topts.OnExec = func(ev *backend.ExecEvent) {
+		sreq.OnExec = func(ev uexec.ExecEvent) {
 			elog.write(ev)
-			if ev.Stopped {
+			if ev.Stopped && ev.Ppid != os.Getpid() {
 				sayStopped(stderr, ev.Pid)
+			}
+			if ev.Pid == 0 || ev.Ppid == os.Getpid() {
+				return // the first program: printNotes says it
 			}
 			if ev.By == "kernel" {
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: exec left to the kernel: %s\n", ev.Pid, ev.Path, ev.Note)
@@ -348,8 +353,8 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 			}
 		}
 	}
-	tr, err := backend.StartTree(p, bopts, topts)
-	var be *backend.Error
+	proc, err := e.SpawnPlan(context.Background(), p, sreq)
+	var be *uexec.StartError
 	var errno syscall.Errno
 	if errors.As(err, &be) && be.Pid == 0 && be.Step == "starting the stub" && errors.As(err, &errno) && (errno == unix.EPERM || errno == unix.EACCES) {
 		// A sandbox that forbids ptrace (or a tracer of our own): say so
@@ -361,29 +366,12 @@ func runTree(p *execsw.Plan, bopts *backend.Options, sw *execsw.Switch, o *optio
 	if err != nil {
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
-	first.Pid = tr.Pid
-	elog.write(first)
+	first.Pid = proc.Pid
 	if o.stopAtEntry {
-		sayStopped(stderr, tr.Pid)
+		sayStopped(stderr, proc.Pid)
 	}
 	if o.verbose {
-		printNotes(stderr, tr.Notes, p, first.Path)
+		printNotes(stderr, proc.Notes, p, first.Path)
 	}
-	for {
-		select {
-		case sig := <-sigs:
-			if ttySignals[sig] && inForeground() {
-				continue
-			}
-			tr.Signal(sig.(syscall.Signal))
-		case <-tr.FirstExited():
-			// Descendants may live on: serve them (or let them go) first.
-			<-tr.Done()
-			if err := tr.Err(); err != nil {
-				fmt.Fprintf(stderr, "uexec: %v\n", err)
-			}
-			ws := tr.Wait()
-			return exitLikeStatus(ws)
-		}
-	}
+	return supervise(proc, true, sigs, stderr, nil)
 }

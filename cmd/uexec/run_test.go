@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,15 +46,25 @@ func (r result) String() string {
 	return fmt.Sprintf("status %d signal %v\nstdout:\n%s\nstderr:\n%s", r.status.ExitStatus(), r.status.Signal(), r.stdout, r.stderr)
 }
 
+// runDeadline bounds every command a test runs: past it the command is
+// killed and the test fails, naming it.
+const runDeadline = 2 * time.Minute
+
 func runCmd(t *testing.T, stdin string, dir string, argv ...string) result {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), runDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = testEnv
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v did not end within %v (killed)\nstdout:\n%s\nstderr:\n%s", argv, runDeadline, o.String(), e.String())
+	}
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
 			t.Fatalf("%v: %v", argv, err)

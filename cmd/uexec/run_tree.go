@@ -7,17 +7,22 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
-	backend "github.com/uexec/uexec/backend/linux"
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 )
 
-// execLogLine is one line of --log-execs (schema in README.md).
+// execLogLine is one exec line of --log-execs (schema in README.md).
 type execLogLine struct {
+	Event  string        `json:"event"` // "exec"
 	Time   string        `json:"time"`
 	Pid    int           `json:"pid"`
 	Ppid   int           `json:"ppid"`
+	Cwd    string        `json:"cwd"`
 	Path   string        `json:"path"`
 	Argv   []string      `json:"argv"`
 	Chain  []execsw.Link `json:"chain"`
@@ -56,12 +61,12 @@ func (l *execLog) close() {
 	}
 }
 
-func (l *execLog) write(ev *backend.ExecEvent) {
+func (l *execLog) write(ev uexec.ExecEvent) {
 	if l == nil {
 		return
 	}
-	line := execLogLine{
-		Time: ev.Time.UTC().Format(time.RFC3339Nano), Pid: ev.Pid, Ppid: ev.Ppid, Path: ev.Path,
+	line := execLogLine{Event: "exec",
+		Time: ev.Time.UTC().Format(time.RFC3339Nano), Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path,
 		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note, Stopped: ev.Stopped,
 	}
 	if line.Argv == nil {
@@ -80,7 +85,40 @@ func (l *execLog) write(ev *backend.ExecEvent) {
 	if ev.By == "kernel" && ev.Err == nil {
 		line.Result = "kernel"
 	}
-	b, err := json.Marshal(line)
+	l.line(line)
+}
+
+// exitLogLine is the exit line of a process: its status or the signal
+// it died of.
+type exitLogLine struct {
+	Event  string `json:"event"` // "exit"
+	Time   string `json:"time"`
+	Pid    int    `json:"pid"`
+	Status *int   `json:"status,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	Core   bool   `json:"core,omitempty"`
+}
+
+// exit writes the exit line of process pid, which ended with ws at t.
+func (l *execLog) exit(t time.Time, pid int, ws syscall.WaitStatus) {
+	if l == nil {
+		return
+	}
+	line := exitLogLine{Event: "exit", Time: t.UTC().Format(time.RFC3339Nano), Pid: pid}
+	if ws.Signaled() {
+		line.Signal, line.Core = unix.SignalName(ws.Signal()), ws.CoreDump()
+		if line.Signal == "" {
+			line.Signal = fmt.Sprintf("SIG%d", int(ws.Signal()))
+		}
+	} else {
+		st := ws.ExitStatus()
+		line.Status = &st
+	}
+	l.line(line)
+}
+
+func (l *execLog) line(v any) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return
 	}

@@ -99,6 +99,7 @@ func runEnv(t *testing.T, env []string, argv ...string) result {
 }
 
 type logLine struct {
+	Event  string   `json:"event"`
 	Time   string   `json:"time"`
 	Pid    int      `json:"pid"`
 	Ppid   int      `json:"ppid"`
@@ -125,6 +126,12 @@ func readExecLog(t *testing.T, name string) []logLine {
 		var l logLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if l.Event == "exit" {
+			continue // execlog_test.go checks those
+		}
+		if l.Event != "exec" {
+			t.Errorf("log line %q: event %q", sc.Text(), l.Event)
 		}
 		if l.Time == "" || l.Pid == 0 || l.By == "" || l.Result == "" {
 			t.Errorf("incomplete log line %q", sc.Text())

@@ -139,6 +139,10 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		rnd = epp.Rand
 	}
 	l := newLoader(epp.Space, h.Is32, rie, random, rnd)
+	if epp.Req != nil {
+		l.commitPages = epp.Machine().CommitPages
+		l.alignLarge = epp.LargeAligned(epp.File)
+	}
 	defer func() { epp.Cmds = append(epp.Cmds, l.cmds...) }()
 
 	m, err := l.loadMain(epp.File, h, progs, ifile != nil)
@@ -161,6 +165,9 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	}
 	entry := m.entry
 	if ifile != nil {
+		if epp.Req != nil {
+			l.alignLarge = epp.LargeAligned(ifile)
+		}
 		base, err := l.loadInterp(ifile, ih, iprogs, m.bias)
 		if err != nil {
 			epp.ELF = info
@@ -169,10 +176,10 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		entry = base + ih.Entry // wraps as in Linux; checked below
 		info.InterpBase = vm.Addr(base)
 		info.InterpEntry = vm.Addr(entry)
-	} else if !m.loaded {
-		epp.ELF = info
-		return &FormatError{Path: epp.Path, Reason: "no PT_LOAD segment: nothing is mapped at the entry point", Err: ErrFatal}
 	}
+	// Without PT_LOAD (and without an interpreter) Linux 6.18 maps
+	// nothing, yet the exec succeeds: load_bias 0, AT_PHDR 0, brk 0 (or
+	// ELF_ET_DYN_BASE for ET_DYN), and the program faults at its entry.
 	epp.ELF = info
 	if entry >= l.taskSize { // BAD_ADDR(elf_entry)
 		return &FormatError{Path: epp.Path, Reason: fmt.Sprintf("entry point %#x is beyond TASK_SIZE %#x", entry, l.taskSize), Err: ErrFatal}

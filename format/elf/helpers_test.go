@@ -52,7 +52,7 @@ func newPkg(t testing.TB, path string, space *vm.Layout) *execsw.Package {
 	hdr := make([]byte, HeaderSize)
 	n, _ := f.R.ReadAt(hdr, 0)
 	return &execsw.Package{
-		Req:      &execsw.Request{Path: path, NoRandom: true},
+		Req:      &execsw.Request{Path: path, NoRandom: true, Machine: &execsw.DefaultMachine},
 		Path:     path,
 		File:     f,
 		Hdr:      hdr,

@@ -57,6 +57,13 @@ type loader struct {
 	random   bool // PF_RANDOMIZE (and randomize_va_space 2)
 	rand     io.Reader
 	cmds     []vm.Cmd
+	// commitPages is the most pages one accountable mapping may charge;
+	// 0 is no limit (execsw.Machine.CommitPages).
+	commitPages uint64
+	// alignLarge: the kernel places a file mapping of 2 MiB or more of
+	// the image being loaded at a 2 MiB boundary
+	// (execsw.Machine.AlignLarge).
+	alignLarge bool
 
 	// The image being loaded.
 	relocatable bool       // ET_DYN: first command FlagBase, the rest FlagRelative
@@ -227,12 +234,16 @@ func (l *loader) free(r vm.Range) bool {
 }
 
 // place chooses the address of a new mapping of n bytes (n page aligned,
-// not 0), as do_mmap and get_unmapped_area do.
-func (l *loader) place(addr, n uint64, pl placement) (uint64, error) {
+// not 0) of the image's file at offset off, as do_mmap and
+// get_unmapped_area do.
+func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 	if n > l.taskSize {
 		return 0, fatalf("mapping of %#x bytes exceeds TASK_SIZE %#x (ENOMEM)", n, l.taskSize)
 	}
 	if pl == placeHint {
+		if a, ok := l.placeLarge(addr, n, off); ok {
+			return a, nil
+		}
 		if addr != 0 && addr <= l.taskSize-n && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
 			return addr, nil
 		}
@@ -245,14 +256,78 @@ func (l *loader) place(addr, n uint64, pl placement) (uint64, error) {
 	if addr > l.taskSize-n {
 		return 0, fatalf("mapping [%#x, +%#x) is beyond TASK_SIZE %#x (ENOMEM)", addr, n, l.taskSize)
 	}
-	if addr < uint64(l.space.MinAddr) {
-		return 0, fatalf("mapping at %#x is below mmap_min_addr %#x (EPERM)", addr, uint64(l.space.MinAddr))
+	if err := l.checkMinAddr("mapping", addr); err != nil {
+		return 0, err
 	}
 	if pl == placeNoReplace && !l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
 		return 0, fatalf("mapping [%#x, +%#x) overlaps an existing mapping (EEXIST)", addr, n)
 	}
 	return addr, nil
 }
+
+// placeLarge is __thp_get_unmapped_area for a 64-bit image whose file's
+// large mappings the kernel aligns: it finds room for n plus 2 MiB (at the
+// hint if that much is free there), then moves up to the first address
+// congruent to off modulo 2 MiB, and, top-down, by a whole 2 MiB when the
+// room found already was. ok is false when the kernel would fall back to
+// the plain placement: a 32-bit image, a mapping that covers no whole
+// aligned 2 MiB of the file, or no room for the padding.
+func (l *loader) placeLarge(addr, n, off uint64) (uint64, bool) {
+	const size = 2 << 20
+	if !l.alignLarge || l.is32 {
+		return 0, false
+	}
+	offEnd := (off + n) &^ (size - 1)
+	offAlign := (off + size - 1) &^ (size - 1)
+	if off+n < off || offEnd <= offAlign || offEnd-offAlign < size {
+		return 0, false
+	}
+	pad := n + size
+	if pad < n || off+pad < off || pad > l.taskSize {
+		return 0, false
+	}
+	if addr != 0 && addr <= l.taskSize-pad && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + pad)}) {
+		return addr, true
+	}
+	a, ok := l.space.TopDown(pad, vm.PageSize)
+	if !ok || uint64(a) > l.taskSize-pad {
+		return 0, false
+	}
+	ret := uint64(a)
+	sub := (off - ret) & (size - 1)
+	if sub == 0 {
+		return ret + size, true // MMF_TOPDOWN
+	}
+	return ret + sub, true
+}
+
+// checkMinAddr is security_mmap_addr on a fixed mapping at addr
+// (cap_mmap_addr): below vm.mmap_min_addr, EPERM unless the credentials
+// exec installed in begin_new_exec hold CAP_SYS_RAWIO.
+func (l *loader) checkMinAddr(what string, addr uint64) error {
+	if addr >= uint64(l.space.MinAddr) || l.space.RawIO {
+		return nil
+	}
+	return fatalf("%s at %#x is below mmap_min_addr %#x without CAP_SYS_RAWIO (EPERM)", what, addr, uint64(l.space.MinAddr))
+}
+
+// account is security_vm_enough_memory_mm on an accountable mapping of n
+// bytes at addr (the bss of vm_brk_flags, a private writable file
+// mapping in mmap_region): more pages than the machine may commit is
+// ENOMEM (mm/util.c __vm_enough_memory; with vm.overcommit_memory 0 the
+// limit is RAM plus swap for each mapping on its own).
+func (l *loader) account(what string, addr, n uint64) error {
+	if l.commitPages == 0 || n/vm.PageSize <= l.commitPages {
+		return nil
+	}
+	return fatalf("%s [%#x, +%#x) needs %d pages, more than the %d the machine may commit (ENOMEM)", what, addr, n, n/vm.PageSize, l.commitPages)
+}
+
+// maxLFSFileSize is MAX_LFS_FILESIZE on 64-bit: the largest offset a
+// regular file may be mapped at (file_mmap_size_max).
+const maxLFSFileSize = 1<<63 - 1
+
+const pageShift = 12 // PAGE_SHIFT
 
 // elfMap is binfmt_elf elf_map: map p's file pages at addr. With total
 // (the first segment of an ET_DYN image), Linux maps total bytes so that
@@ -286,9 +361,21 @@ func (l *loader) elfMap(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl placem
 	if _, ok := add(off, n); !ok {
 		return 0, fatalf("segment %v: file offset + length overflows (EINVAL)", p)
 	}
-	a, err := l.place(addr, n, pl)
+	// do_mmap, file_mmap_ok: the mapping must end within
+	// MAX_LFS_FILESIZE (EOVERFLOW), a p_offset near 2^63 does not.
+	if n > maxLFSFileSize || off>>pageShift > (maxLFSFileSize-n)>>pageShift {
+		return 0, fatalf("segment %v: file offset %#x + length %#x exceeds MAX_LFS_FILESIZE (EOVERFLOW)", p, off, n)
+	}
+	a, err := l.place(addr, n, off, pl)
 	if err != nil {
 		return 0, err
+	}
+	if prot&vm.ProtWrite != 0 {
+		// A private writable mapping is charged in full, the span of
+		// an ET_DYN image included.
+		if err := l.account("segment", a, n); err != nil {
+			return 0, err
+		}
 	}
 	fixedBase := pl != placeHint
 	if total != 0 {
@@ -324,6 +411,13 @@ func (l *loader) elfLoad(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl place
 			// and Linux ignores the failure, when the segment is
 			// not writable: the file's bytes stay visible there.
 			if off := pageOffset(zeroStart); off != 0 && prot&vm.ProtWrite != 0 {
+				// Linux 6.18 elf_load: a writable segment whose
+				// padzero fails is -EFAULT. clear_user faults
+				// when the page lies wholly beyond the end of
+				// the file (filemap_fault: SIGBUS).
+				if pgoff := (p.Off - pageOffset(p.Vaddr) + pageStart(zeroStart) - mapAddr) >> pageShift; f != nil && f.Size > 0 && pgoff >= (uint64(f.Size)+vm.PageSize-1)>>pageShift {
+					return 0, fatalf("segment %v: the page of its bss start lies beyond the end of the file; padzero faults (EFAULT)", p)
+				}
 				l.emit(vm.Cmd{Op: vm.OpClear, Addr: vm.Addr(zeroStart), Len: vm.PageSize - off, Prot: prot}, false)
 			}
 		}
@@ -352,8 +446,11 @@ func (l *loader) elfLoad(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl place
 			if n > l.taskSize || zs > l.taskSize-n {
 				return 0, fatalf("bss [%#x, %#x) is beyond TASK_SIZE %#x (ENOMEM)", zs, ze, l.taskSize)
 			}
-			if zs < uint64(l.space.MinAddr) {
-				return 0, fatalf("bss at %#x is below mmap_min_addr %#x (EPERM)", zs, uint64(l.space.MinAddr))
+			if err := l.checkMinAddr("bss", zs); err != nil {
+				return 0, err
+			}
+			if err := l.account("bss", zs, n); err != nil {
+				return 0, err
 			}
 			bp := vm.ProtRead | vm.ProtWrite
 			if prot&vm.ProtExec != 0 || l.rie {
@@ -403,7 +500,6 @@ func maximumAlignment(progs []Prog) uint64 {
 
 // mainImage is what loading the program produced.
 type mainImage struct {
-	loaded                                 bool // at least one PT_LOAD
 	bias                                   uint64
 	entry, phdr                            uint64
 	startCode, endCode, startData, endData uint64
@@ -429,7 +525,6 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 		if p.Type != elf.PT_LOAD {
 			continue
 		}
-		m.loaded = true
 		prot := l.prot(p.Flags)
 		vaddr := p.Vaddr
 		pl := placeFixed
@@ -460,7 +555,7 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 					if !ok {
 						return nil, fatalf("image span of %#x bytes overflows", total)
 					}
-					a, err := l.place(0, n, placeHint)
+					a, err := l.place(0, n, p.Off-pageOffset(p.Vaddr), placeHint)
 					if err != nil {
 						return nil, err
 					}

@@ -38,6 +38,7 @@ func TestMakeCmdsErrors(t *testing.T) {
 		file   *testelf.File
 		space  *vm.Layout
 		format Format
+		req    func(*execsw.Request) // changes the request (caller, machine)
 		want   error
 		reason string
 	}{
@@ -63,7 +64,39 @@ func TestMakeCmdsErrors(t *testing.T) {
 		{name: "p_filesz > p_memsz", file: func() *testelf.File { f := exec64(); f.Progs[1].Filesz = 0x4000; return f }(), want: ErrFatal, reason: "p_filesz > p_memsz"},
 		{name: "p_offset not congruent to p_vaddr", file: func() *testelf.File { f := exec64(); f.Progs[1].Off = 0x1010; return f }(), want: ErrFatal, reason: "congruent"},
 		{name: "entry beyond TASK_SIZE", file: func() *testelf.File { f := exec64(); f.Entry = 1 << 47; return f }(), want: ErrFatal, reason: "entry point"},
+		// A caller without CAP_SYS_RAWIO (cap_mmap_addr).
 		{name: "segment below mmap_min_addr", file: func() *testelf.File { f := exec64(); f.Progs[0].Vaddr = 0x1000; return f }(), want: ErrFatal, reason: "mmap_min_addr"},
+		{name: "bss below mmap_min_addr", file: func() *testelf.File {
+			f := exec64()
+			f.Progs = append(f.Progs, testelf.Prog{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Vaddr: 0, Memsz: 0x2000, Align: 0x1000})
+			return f
+		}(), want: ErrFatal, reason: "bss at 0x0 is below mmap_min_addr"},
+		{name: "segment below mmap_min_addr with CAP_SYS_RAWIO runs", file: func() *testelf.File { f := exec64(); f.Progs[0].Vaddr = 0; return f }(),
+			space: func() *vm.Layout { l := space64(); l.RawIO = true; return l }()},
+		{name: "segment at a lower mmap_min_addr runs", file: func() *testelf.File { f := exec64(); f.Progs[0].Vaddr = 0x1000; return f }(),
+			space: func() *vm.Layout { l := space64(); l.MinAddr = 0x1000; return l }()},
+		{name: "p_offset near 2^63", file: func() *testelf.File { f := exec64(); f.Progs[1].Off += 1 << 63; f.Progs[1].Data = nil; return f }(), want: ErrFatal, reason: "EOVERFLOW"},
+		{name: "writable bss start beyond the end of the file", file: func() *testelf.File {
+			f := exec64()
+			f.Progs[1].Off += 1<<63 - 0x100000
+			f.Progs[1].Data = nil
+			return f
+		}(), want: ErrFatal, reason: "padzero faults (EFAULT)"},
+		{name: "read-only segment beyond the end of the file runs", file: func() *testelf.File {
+			f := exec64()
+			f.Progs[1].Off += 0x100000
+			f.Progs[1].Flags = elf.PF_R
+			f.Progs[1].Data = nil
+			return f
+		}()},
+		{name: "bss beyond the commit limit", file: func() *testelf.File { f := exec64(); f.Progs[1].Memsz = 30 << 30; return f }(), want: ErrFatal, reason: "ENOMEM",
+			req: func(r *execsw.Request) {
+				r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12}
+			}},
+		{name: "bss within the commit limit runs", file: func() *testelf.File { f := exec64(); f.Progs[1].Memsz = 19 << 30; return f }(),
+			req: func(r *execsw.Request) {
+				r.Machine = &execsw.Machine{MmapMinAddr: vm.MmapMinAddr, CommitPages: 20 << 30 >> 12}
+			}},
 		{name: "segment beyond TASK_SIZE", file: func() *testelf.File {
 			f := exec64()
 			f.Progs[1].Vaddr = 1<<47 - 0x1000
@@ -71,7 +104,9 @@ func TestMakeCmdsErrors(t *testing.T) {
 			return f
 		}(), want: ErrFatal, reason: "TASK_SIZE"},
 		{name: "memsz wraps", file: func() *testelf.File { f := exec64(); f.Progs[1].Memsz = ^uint64(0); return f }(), want: ErrFatal},
-		{name: "ET_DYN without PT_LOAD", file: &testelf.File{Type: elf.ET_DYN, Progs: []testelf.Prog{{Type: elf.PT_NOTE}}}, want: ErrFatal, reason: "no PT_LOAD"},
+		// Linux 6.18 maps nothing and the exec succeeds.
+		{name: "ET_DYN without PT_LOAD runs", file: &testelf.File{Type: elf.ET_DYN, Progs: []testelf.Prog{{Type: elf.PT_NOTE}}}},
+		{name: "ET_EXEC without PT_LOAD runs", file: &testelf.File{Type: elf.ET_EXEC, Entry: 0x401000, Progs: []testelf.Prog{{Type: elf.PT_GNU_STACK}}}},
 		{name: "interpreter ET_REL", file: pie64(write("rel", func() []byte { f := loader64(); f.Type = elf.ET_REL; return f.Bytes() }())), want: ErrFatal, reason: "ET_REL"},
 		{name: "interpreter without PT_LOAD", file: pie64(write("noload", (&testelf.File{Type: elf.ET_DYN, Progs: []testelf.Prog{{Type: elf.PT_NOTE}}}).Bytes())), want: ErrFatal, reason: "no PT_LOAD"},
 		{name: "garbage section headers run", file: func() *testelf.File { f := exec64(); f.GarbageSections = true; return f }()},
@@ -88,6 +123,9 @@ func TestMakeCmdsErrors(t *testing.T) {
 				}
 			}
 			epp := newPkg(t, path, space)
+			if tt.req != nil {
+				tt.req(epp.Req)
+			}
 			err := tt.format.makeCmds(epp, fsOpener(t))
 			wantErrno(t, err, tt.want)
 			if err != nil && !strings.Contains(err.Error(), tt.reason) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Options say which program Snapshot starts and how.
@@ -29,6 +30,30 @@ type Options struct {
 	// Files become the child's descriptors 0, 1, 2, ...; nil gives it
 	// /dev/null on 0, 1 and 2.
 	Files []uintptr
+
+	// Cred, when set, are the ids the child takes before its exec
+	// (setgroups, setresgid, setresuid; what setpriv --reuid --regid
+	// --clear-groups does), dropping root's capabilities. It is ignored
+	// with Rlimits (the launcher keeps the caller's ids).
+	Cred *Cred
+}
+
+// Cred is a user and group id and the supplementary groups.
+type Cred struct {
+	UID, GID uint32
+	Groups   []uint32
+}
+
+// KilledError is an exec the kernel failed after the point of no return:
+// the child got the fatal Signal (SIGSEGV, force_fatal_sig in
+// bprm_execve) instead of stopping at its first instruction.
+type KilledError struct {
+	Pid    int
+	Signal syscall.Signal
+}
+
+func (e *KilledError) Error() string {
+	return fmt.Sprintf("kernelexec: pid %d: killed by %v before its exec", e.Pid, e.Signal)
 }
 
 // Rlimit is one resource limit (RLIMIT_STACK = 3 on Linux).

@@ -22,3 +22,6 @@ func Run(ctx context.Context, opts Options) (stdout, stderr []byte, status int, 
 func RunProbe(ctx context.Context, opts Options) (*ProbeOutput, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// Verdict needs Linux on x86-64.
+func Verdict(ctx context.Context, opts Options) ([]Mapping, error) { return nil, errors.ErrUnsupported }

@@ -54,6 +54,9 @@ func spawn(opts Options, trace bool) (*proc, error) {
 	}
 	pidfd := -1
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, PidFD: &pidfd}
+	if c := opts.Cred; c != nil {
+		sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
+	}
 	path, argv := opts.Path, opts.Argv
 	if len(opts.Rlimits) > 0 {
 		l, err := launcher()
@@ -61,6 +64,7 @@ func spawn(opts Options, trace bool) (*proc, error) {
 			return nil, err
 		}
 		path, argv = l, launcherArgv(l, opts, trace)
+		sys.Credential = nil
 	} else {
 		sys.Ptrace = trace
 		if opts.NoRandom {
@@ -144,10 +148,15 @@ func (p *proc) waitExecStop() error {
 	switch {
 	case ws.Stopped() && ws.StopSignal() == unix.SIGTRAP:
 		return nil
+	case ws.Stopped() && ws.StopSignal() == unix.SIGSEGV:
+		// An exec failing after the point of no return: bprm_execve's
+		// force_fatal_sig(SIGSEGV), which a tracee reports in a
+		// signal-delivery-stop before it dies (measured on 6.18).
+		return &KilledError{Pid: p.pid, Signal: unix.SIGSEGV}
 	case ws.Stopped():
 		return fmt.Errorf("kernelexec: pid %d: stopped by %v before its exec", p.pid, ws.StopSignal())
 	case ws.Signaled():
-		return fmt.Errorf("kernelexec: pid %d: killed by %v before its exec", p.pid, ws.Signal())
+		return &KilledError{Pid: p.pid, Signal: ws.Signal()}
 	}
 	return launcherExit(p.pid, ws.ExitStatus())
 }

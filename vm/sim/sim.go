@@ -57,6 +57,7 @@ func (m Mapping) String() string {
 // one with New.
 type Space struct {
 	taskSize, mmapBase, minAddr vm.Addr
+	rawio                       bool // fixed mappings may start below minAddr
 
 	maps  []Mapping          // sorted by Start, disjoint
 	pages map[vm.Addr][]byte // written pages, by page address
@@ -69,7 +70,7 @@ var _ vm.AddressSpace = (*Space)(nil)
 // mappable address (MinAddr). l.Used is not mapped: the space starts
 // empty.
 func New(l vm.Layout) *Space {
-	return &Space{taskSize: l.TaskSize, mmapBase: l.MmapBase, minAddr: l.MinAddr, pages: map[vm.Addr][]byte{}}
+	return &Space{taskSize: l.TaskSize, mmapBase: l.MmapBase, minAddr: l.MinAddr, rawio: l.RawIO, pages: map[vm.Addr][]byte{}}
 }
 
 // Mappings returns a copy of the mappings in address order.
@@ -97,7 +98,7 @@ func (s *Space) Maps() string {
 // Layout returns the space's geometry with every mapping as a used range,
 // for planners that place more mappings.
 func (s *Space) Layout() vm.Layout {
-	l := vm.Layout{TaskSize: s.taskSize, MmapBase: s.mmapBase, MinAddr: s.minAddr}
+	l := vm.Layout{TaskSize: s.taskSize, MmapBase: s.mmapBase, MinAddr: s.minAddr, RawIO: s.rawio}
 	for _, m := range s.maps {
 		l.Used = append(l.Used, vm.Range{Start: m.Start, End: m.End})
 	}
@@ -125,7 +126,7 @@ func (s *Space) place(addr vm.Addr, n uint64, fixed bool) (vm.Addr, error) {
 		if _, err := s.checkRange(addr, n); err != nil {
 			return 0, err
 		}
-		if addr < s.minAddr {
+		if addr < s.minAddr && !s.rawio {
 			// security_mmap_addr: below mmap_min_addr.
 			return 0, fmt.Errorf("fixed mapping at %v below mmap_min_addr %v: %w", addr, s.minAddr, unix.EPERM)
 		}

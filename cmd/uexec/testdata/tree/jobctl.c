@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,12 @@ static unsigned long readc(int fd) {
 
 static int round_(int fd, int sig) {
 	int bad = 0, st;
+	// The counter starts again at 0, so that the stop below comes once
+	// the child has its own process group: sent before, to a child still
+	// in this process's group, SIGTSTP would be discarded wherever that
+	// group is orphaned (the test run by a shell that has gone).
+	unsigned long zero = 0;
+	pwrite(fd, &zero, sizeof zero, 0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("fork");
@@ -38,6 +45,7 @@ static int round_(int fd, int sig) {
 		// A process group of its own, whose parent is in another group
 		// of the session: not orphaned, so SIGTSTP is not discarded.
 		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the test
 		for (unsigned long i = 1;; i++) {
 			pwrite(fd, &i, sizeof i, 0);
 			nap(2);
@@ -84,6 +92,10 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	// No wait may hang: a stop or continue that never comes is a failure
+	// (SIGALRM), and the counting child goes with its process group.
+	alarm(20);
+
 	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0) {
 		perror(argv[1]);

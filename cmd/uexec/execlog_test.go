@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// logRaw is a line of a --log-execs file, exec or exit, as the schema in
+// README.md gives it.
+type logRaw struct {
+	Event  string   `json:"event"`
+	Time   string   `json:"time"`
+	Pid    int      `json:"pid"`
+	Ppid   int      `json:"ppid"`
+	Cwd    string   `json:"cwd"`
+	Path   string   `json:"path"`
+	Argv   []string `json:"argv"`
+	Result string   `json:"result"`
+	Status *int     `json:"status"`
+	Signal string   `json:"signal"`
+}
+
+func readRawLog(t *testing.T, name string) []logRaw {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []logRaw
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var l logRaw
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// copyProj copies testdata/execlog/proj into a new directory.
+func copyProj(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", mustAbs(t, "testdata/execlog/proj")+"/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return dir
+}
+
+// TestExecLogBuild runs a make build of a small C project (one file
+// compiled from a subdirectory with cd, a command that exits 3, one that
+// dies of SIGTERM) under `uexec run --log-execs` and checks the log and
+// its readers: an exec line with the caller's cwd for every exec, one
+// exit line per process after its exec lines; `uexec log compdb` equal to
+// Bear's compile_commands.json of the same build; `uexec log trace` with
+// one complete event per image, children within their parents; `uexec
+// log tree` showing the build.
+func TestExecLogBuild(t *testing.T) {
+	needRun(t)
+	testenv.NeedTool(t, "make")
+	testenv.NeedTool(t, "gcc")
+	dir := copyProj(t)
+	logFile := filepath.Join(t.TempDir(), "log")
+	r := runCmd(t, "", dir, uexecBin, "run", "--log-execs", logFile, "make")
+	if r.status != 0 {
+		t.Fatalf("make under uexec: %v", r)
+	}
+	if out := runCmd(t, "", dir, filepath.Join(dir, "prog")); out.stdout != "hello 42\n" {
+		t.Errorf("built program: %v", out)
+	}
+	lines := readRawLog(t, logFile)
+
+	t.Run("lines", func(t *testing.T) {
+		if len(lines) == 0 || lines[0].Event != "exec" || filepath.Base(lines[0].Path) != "make" {
+			t.Fatalf("first line is not make's exec: %+v", lines)
+		}
+		if last := lines[len(lines)-1]; last.Event != "exit" || last.Pid != lines[0].Pid || last.Status == nil || *last.Status != 0 {
+			t.Errorf("last line is not make's exit 0: %+v", last)
+		}
+		exited := map[int]logRaw{}
+		execs := map[int]int{}
+		var sawSub, sawExit3, sawTerm bool
+		for i, l := range lines {
+			switch l.Event {
+			case "exec":
+				if _, ok := exited[l.Pid]; ok {
+					t.Errorf("line %d: exec of pid %d after its exit line", i+1, l.Pid)
+				}
+				execs[l.Pid]++
+				if !filepath.IsAbs(l.Cwd) {
+					t.Errorf("line %d: cwd %q", i+1, l.Cwd)
+				}
+				want := dir
+				if l.Result == "ok" && filepath.Base(l.Path) == "cc" {
+					want, sawSub = filepath.Join(dir, "sub"), true
+				}
+				if filepath.Base(l.Path) == "make" || filepath.Base(l.Path) == "gcc" || filepath.Base(l.Path) == "sh" {
+					if l.Cwd != want {
+						t.Errorf("line %d: %s in %q, want %q", i+1, l.Path, l.Cwd, want)
+					}
+				}
+			case "exit":
+				if execs[l.Pid] == 0 {
+					t.Errorf("line %d: exit of pid %d without an exec line before", i+1, l.Pid)
+				}
+				if _, ok := exited[l.Pid]; ok {
+					t.Errorf("line %d: second exit line of pid %d", i+1, l.Pid)
+				}
+				if (l.Status == nil) == (l.Signal == "") || l.Time == "" {
+					t.Errorf("line %d: want status or signal and time: %+v", i+1, l)
+				}
+				exited[l.Pid] = l
+			default:
+				t.Errorf("line %d: event %q", i+1, l.Event)
+			}
+		}
+		for pid := range execs {
+			if _, ok := exited[pid]; !ok {
+				t.Errorf("pid %d has no exit line", pid)
+			}
+		}
+		for _, l := range lines {
+			if l.Event != "exec" || len(l.Argv) != 3 || l.Argv[0] != "sh" {
+				continue
+			}
+			e := exited[l.Pid]
+			switch l.Argv[2] {
+			case "exit 3":
+				sawExit3 = e.Status != nil && *e.Status == 3
+			case "kill -TERM $$":
+				sawTerm = e.Signal == "SIGTERM"
+			}
+		}
+		if !sawSub || !sawExit3 || !sawTerm {
+			t.Errorf("cc in sub/ %v, sh exit 3 %v, sh SIGTERM %v; want all", sawSub, sawExit3, sawTerm)
+		}
+	})
+
+	t.Run("compdb", func(t *testing.T) {
+		bear := testenv.NeedTool(t, "bear")
+		bdir := copyProj(t)
+		bfile := filepath.Join(t.TempDir(), "compile_commands.json")
+		if r := runCmd(t, "", bdir, bear, "--output", bfile, "--", "make"); r.status != 0 {
+			t.Fatalf("bear -- make: %v", r)
+		}
+		want, err := os.ReadFile(bfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := runCmd(t, "", "", uexecBin, "log", "compdb", logFile)
+		if got.status != 0 {
+			t.Fatalf("uexec log compdb: %v", got)
+		}
+		// The builds ran in two directories; nothing else may differ.
+		w := strings.ReplaceAll(string(want), bdir, "$DIR")
+		g := strings.ReplaceAll(got.stdout, dir, "$DIR")
+		if w != g {
+			t.Errorf("uexec log compdb differs from Bear's:\n%s", testenv.LineDiff(w, g))
+		}
+		if !strings.Contains(g, `"directory": "$DIR/sub"`) || !strings.Contains(g, `"file": "$DIR/sub/x.c"`) {
+			t.Errorf("no entry for sub/x.c compiled in sub:\n%s", g)
+		}
+	})
+
+	t.Run("trace", func(t *testing.T) {
+		got := runCmd(t, "", "", uexecBin, "log", "trace", logFile)
+		if got.status != 0 {
+			t.Fatalf("uexec log trace: %v", got)
+		}
+		var tf struct {
+			TraceEvents []struct {
+				Name     string
+				Ph       string
+				Ts       float64
+				Dur      *float64
+				Pid, Tid int
+				Args     struct{ Argv []string }
+			}
+		}
+		if err := json.Unmarshal([]byte(got.stdout), &tf); err != nil {
+			t.Fatalf("trace is not JSON: %v", err)
+		}
+		images := 0
+		for _, l := range lines {
+			if l.Event == "exec" && (l.Result == "ok" || l.Result == "kernel") {
+				images++
+			}
+		}
+		type span struct{ from, to float64 }
+		procs := map[int]span{}
+		n := 0
+		for _, ev := range tf.TraceEvents {
+			if ev.Ph != "X" {
+				continue
+			}
+			n++
+			if ev.Dur == nil || *ev.Dur < 0 || ev.Ts < 0 || ev.Pid == 0 || ev.Tid != ev.Pid || ev.Name == "" || len(ev.Args.Argv) == 0 {
+				t.Errorf("incomplete event %+v", ev)
+				continue
+			}
+			s, ok := procs[ev.Pid]
+			if !ok {
+				s = span{ev.Ts, ev.Ts + *ev.Dur}
+			}
+			s.from, s.to = min(s.from, ev.Ts), max(s.to, ev.Ts+*ev.Dur)
+			procs[ev.Pid] = s
+		}
+		if n != images {
+			t.Errorf("%d X events, want one per exec'd image: %d", n, images)
+		}
+		parent := map[int]int{}
+		for _, l := range lines {
+			if l.Event == "exec" {
+				parent[l.Pid] = l.Ppid
+			}
+		}
+		const slack = 0.002 // µs: rounding
+		for pid, s := range procs {
+			p, ok := procs[parent[pid]]
+			if !ok {
+				continue
+			}
+			if s.from < p.from-slack || s.to > p.to+slack {
+				t.Errorf("pid %d [%.3f, %.3f] not within its parent %d [%.3f, %.3f]", pid, s.from, s.to, parent[pid], p.from, p.to)
+			}
+		}
+	})
+
+	t.Run("tree", func(t *testing.T) {
+		saved := testEnv
+		testEnv = append(append([]string{}, testEnv...), "COLUMNS=200")
+		got := runCmd(t, "", "", uexecBin, "log", "tree", logFile)
+		testEnv = saved
+		if got.status != 0 {
+			t.Fatalf("uexec log tree: %v", got)
+		}
+		for _, want := range []string{
+			"make  (", "├─ gcc -O2 '-DGREETING=\"hello\"' -c main.c -o main.o  (", "├─ /bin/sh -c 'cd sub && cc -c x.c'  (",
+			"│  └─ cc -c x.c  (", "sh -c 'exit 3'  (", ", exit 3)", "sh -c 'kill -TERM $$'  (", ", SIGTERM)",
+		} {
+			if !strings.Contains(got.stdout, want) {
+				t.Errorf("tree lacks %q:\n%s", want, got.stdout)
+			}
+		}
+	})
+}
+
+// TestLogTreeGolden renders testdata/execlog/tree.log (a hand-written log:
+// nested processes, a failed PATH search, an exec that replaced a shell, a
+// crash, a signal, a process not seen to end) at 72 columns.
+func TestLogTreeGolden(t *testing.T) {
+	t.Setenv("COLUMNS", "72")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), strings.NewReader(""), &out, &errb, []string{"log", "tree", "testdata/execlog/tree.log"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	golden := "testdata/execlog/tree.golden"
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != out.String() {
+		t.Errorf("output differs from %s (rerun with -update after checking):\n%s", golden, testenv.LineDiff(string(want), out.String()))
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if n := len([]rune(line)); n > 72 {
+			t.Errorf("line of %d columns: %q", n, line)
+		}
+	}
+}

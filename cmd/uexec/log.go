@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// The readers of --log-execs files: uexec log tree|compdb|trace FILE.
+
+const logUsage = `usage: uexec log COMMAND FILE
+
+Commands (FILE is a --log-execs file; "-" is standard input):
+  tree    the process tree, each process with its argv, duration and status
+  compdb  a compilation database (compile_commands.json) of the compilers
+          that ran, as Bear makes it
+  trace   Trace Event Format JSON, one event per image (Perfetto, chrome://tracing)
+`
+
+func cmdLog(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		io.WriteString(stdout, logUsage)
+		return 0
+	}
+	if len(args) != 2 {
+		fmt.Fprintf(stderr, "uexec log: want COMMAND FILE\n%s", logUsage)
+		return exitUsage
+	}
+	var render func(io.Writer, *execLogFile) error
+	switch args[0] {
+	case "tree":
+		render = func(w io.Writer, l *execLogFile) error { return renderTree(w, l, termWidth(stdout)) }
+	case "compdb":
+		render = renderCompdb
+	case "trace":
+		render = renderTrace
+	default:
+		fmt.Fprintf(stderr, "uexec log: unknown command %s\n%s", args[0], logUsage)
+		return exitUsage
+	}
+	r := stdin
+	if args[1] != "-" {
+		f, err := os.Open(args[1])
+		if err != nil {
+			fmt.Fprintf(stderr, "uexec log: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		r = f
+	}
+	l, err := readLog(r)
+	if err != nil {
+		fmt.Fprintf(stderr, "uexec log: %s: %v\n", args[1], err)
+		return 1
+	}
+	bw := bufio.NewWriter(stdout)
+	if err := render(bw, l); err != nil {
+		fmt.Fprintf(stderr, "uexec log %s: %v\n", args[0], err)
+		return 1
+	}
+	if err := bw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "uexec log %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// logRecord is any line of a log: an exec line or an exit line.
+type logRecord struct {
+	Event  string   `json:"event"`
+	Time   string   `json:"time"`
+	Pid    int      `json:"pid"`
+	Ppid   int      `json:"ppid"`
+	Cwd    string   `json:"cwd"`
+	Path   string   `json:"path"`
+	Argv   []string `json:"argv"`
+	Result string   `json:"result"`
+	By     string   `json:"by"`
+	Status *int     `json:"status"`
+	Signal string   `json:"signal"`
+	Core   bool     `json:"core"`
+}
+
+// logProc is one process of a log: the execs it made, in order, and its end.
+type logProc struct {
+	Pid, Ppid int
+	Start     time.Time // its first exec line
+	Execs     []*logExec
+	Ended     bool // an exit line was seen
+	End       time.Time
+	Status    int    // with Ended and no Signal
+	Signal    string // the signal it died of
+	Core      bool
+	Children  []*logProc
+	parent    *logProc
+}
+
+// logExec is one exec line.
+type logExec struct {
+	Time   time.Time
+	Cwd    string
+	Path   string
+	Argv   []string
+	Result string
+	proc   *logProc
+}
+
+// Done reports whether the exec replaced the image (by uexec or the
+// kernel).
+func (e *logExec) Done() bool { return e.Result == "ok" || e.Result == "kernel" }
+
+// logImage is an image a process ran: from a successful exec to the next
+// one or the process's end.
+type logImage struct {
+	*logExec
+	End time.Time
+}
+
+// execLogFile is a parsed log.
+type execLogFile struct {
+	Procs []*logProc // in the order of their first exec line
+	Execs []*logExec // every exec line, in order
+	Roots []*logProc // processes whose parent is not in the log
+	First time.Time  // the earliest time of the log
+	Last  time.Time  // the latest
+}
+
+func readLog(r io.Reader) (*execLogFile, error) {
+	l := &execLogFile{}
+	live := map[int]*logProc{} // by pid, until its exit line
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 64<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var rec logRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, rec.Time)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: time: %v", n, err)
+		}
+		if l.First.IsZero() || t.Before(l.First) {
+			l.First = t
+		}
+		if t.After(l.Last) {
+			l.Last = t
+		}
+		switch rec.Event {
+		case "exit":
+			p := live[rec.Pid]
+			if p == nil {
+				continue // a process of which no exec was logged
+			}
+			delete(live, rec.Pid)
+			p.Ended, p.End, p.Signal, p.Core = true, t, rec.Signal, rec.Core
+			if rec.Status != nil {
+				p.Status = *rec.Status
+			}
+		case "exec", "": // "": a log from before the event field
+			p := live[rec.Pid]
+			if p == nil {
+				p = &logProc{Pid: rec.Pid, Ppid: rec.Ppid, Start: t}
+				if q := live[rec.Ppid]; q != nil {
+					p.parent = q
+					q.Children = append(q.Children, p)
+				} else {
+					l.Roots = append(l.Roots, p)
+				}
+				live[rec.Pid] = p
+				l.Procs = append(l.Procs, p)
+			}
+			e := &logExec{Time: t, Cwd: rec.Cwd, Path: rec.Path, Argv: rec.Argv, Result: rec.Result, proc: p}
+			if e.Path != "" && !filepath.IsAbs(e.Path) && e.Cwd != "" {
+				e.Path = filepath.Join(e.Cwd, e.Path)
+			}
+			p.Execs = append(p.Execs, e)
+			l.Execs = append(l.Execs, e)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, p := range l.Procs {
+		sort.SliceStable(p.Children, func(i, j int) bool { return p.Children[i].Start.Before(p.Children[j].Start) })
+	}
+	return l, nil
+}
+
+// end is when p ended, or the log's last time if it was not seen to end.
+func (l *execLogFile) end(p *logProc) time.Time {
+	if p.Ended {
+		return p.End
+	}
+	return l.Last
+}
+
+// images returns the images p ran, in order.
+func (l *execLogFile) images(p *logProc) []logImage {
+	var out []logImage
+	for _, e := range p.Execs {
+		if !e.Done() {
+			continue
+		}
+		if n := len(out); n > 0 {
+			out[n-1].End = e.Time
+		}
+		out = append(out, logImage{logExec: e})
+	}
+	if n := len(out); n > 0 {
+		out[n-1].End = l.end(p)
+	}
+	return out
+}
