@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -127,6 +128,25 @@ type SpawnRequest struct {
 	// HelperArg). Without it the later execs of processes left by
 	// NoWaitDescendants fail with ENOSYS.
 	Helper []string
+
+	// StopAtEntry leaves the program stopped at its first instruction in
+	// a plain stop (state T, not traced: NetBSD's PS_STOPEXEC), for a
+	// debugger to attach; SIGCONT runs it. See README.md, "Stop at entry".
+	StopAtEntry bool
+	// StopAtExec, with Tree, stops each exec of the tree it accepts the
+	// same way: it gets the path as passed and the program file it names
+	// (absolute, symlinks resolved; "" when unknown).
+	StopAtExec func(path, resolved string) bool
+	// Image, when set, is the program itself (an ELF or a #! script),
+	// read to its end and exec'd as fexecve(3) of a sealed memfd named
+	// ImageName ("image" when empty) would: Path is then ignored, and
+	// AT_EXECFN, comm and /proc/PID/exe are the kernel's for that memfd
+	// (see Image). Spawn only; Plan and SpawnPlan take Memfd.
+	Image     io.Reader
+	ImageName string
+	// Memfd is an image made with NewImage: Plan plans its fexecve,
+	// SpawnPlan gives the program its descriptor.
+	Memfd *Image
 }
 
 // Process is a program started by Spawn.
@@ -151,6 +171,24 @@ type Process struct {
 // nothing. When ctx is done before the program exits, the program is
 // killed, as exec.CommandContext does.
 func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
+	if s != nil && s.Image != nil {
+		files := s.Files
+		if files == nil {
+			files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+		}
+		name := s.ImageName
+		if name == "" {
+			name = "image"
+		}
+		im, err := NewImage(s.Image, name, len(files))
+		if err != nil {
+			return nil, err
+		}
+		defer im.Close() // the program has its own copy
+		s2 := *s
+		s2.Image, s2.Memfd, s2.Files = nil, im, files
+		s = &s2
+	}
 	plan, err := e.Plan(s)
 	if err != nil {
 		return nil, err
@@ -162,7 +200,7 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 // Plan plans the exec of s as Spawn does, without starting anything. The
 // caller closes the plan.
 func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
-	if s == nil || s.Path == "" && len(s.Argv) == 0 {
+	if s == nil || s.Path == "" && len(s.Argv) == 0 && s.Memfd == nil {
 		return nil, errors.New("uexec: Spawn needs a path")
 	}
 	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
@@ -179,6 +217,9 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 		req.NoRandom = true
 	}
 	req.EmulRoot = s.EmulRoot
+	if s.Memfd != nil {
+		s.Memfd.Request(req)
+	}
 	return e.sw().Execve(req)
 }
 
@@ -201,18 +242,26 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 		dir, _ = os.Getwd()
 	}
 	opts := &backend.Options{Files: s.Files, Dir: dir, NoRandom: s.NoRandom || !Randomized(),
-		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf}
+		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry}
 	if opts.Env == nil {
 		opts.Env = []string{}
+	}
+	if s.Memfd != nil {
+		files := s.Files
+		if files == nil {
+			files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+		}
+		opts.Path = s.Memfd.Path
+		opts.Files, opts.Fexecve = s.Memfd.Files(files)
 	}
 	p := &Process{exited: make(chan struct{}), done: make(chan struct{})}
 	if s.Tree {
 		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
-			Helper: s.Helper, Logf: s.Logf}
+			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
 			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
-				Chain: plan.Chain, By: "uexec"}
+				Chain: plan.Chain, By: "uexec", Stopped: s.StopAtEntry}
 		}
 		if s.OnExit != nil || e.guard != nil {
 			topts.OnExit = func(bev *backend.ExitEvent) {

@@ -31,6 +31,9 @@ type ExecEvent struct {
 	// kernel did; Note says why.
 	By   string
 	Note string
+	// Stopped: the new image waits at its first instruction in a plain
+	// stop (SpawnRequest.StopAtEntry, StopAtExec); SIGCONT runs it.
+	Stopped bool
 }
 
 // ExitEvent is the end of a process of a tree (SpawnRequest.OnExit): an
@@ -50,7 +53,7 @@ type ExitEvent struct {
 
 func execEventOf(ev *backend.ExecEvent) ExecEvent {
 	return ExecEvent{Time: ev.Time, Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path, Argv: ev.Argv,
-		Chain: ev.Chain, Err: startError(ev.Err), By: ev.By, Note: ev.Note}
+		Chain: ev.Chain, Err: startError(ev.Err), By: ev.By, Note: ev.Note, Stopped: ev.Stopped}
 }
 
 func exitEventOf(ev *backend.ExitEvent) ExitEvent {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -275,7 +276,7 @@ func finish(epp *Package) (*Plan, error) {
 		// An exec by descriptor names the task after the file that is
 		// loaded (its dentry), not after the /dev/fd/N name: for a
 		// script, after its interpreter (measured on 6.18).
-		p.Comm = comm(epp.File.Name())
+		p.Comm = comm(dentryName(epp.File))
 	}
 	p.AuxIn = stack.AuxInfo{
 		SysinfoEHDR: uint64(p.VDSOStart),
@@ -343,6 +344,20 @@ func finish(epp *Package) (*Plan, error) {
 
 // comm is the task name Linux sets: the basename of the path as passed,
 // truncated to 15 bytes (__set_task_comm(kbasename(bprm->filename))).
+// dentryName is the name of f's dentry: its /proc path without the
+// " (deleted)" that d_path adds for an unlinked file (a memfd: the task of
+// an fexecve'd memfd "x" is "memfd:x", measured on 6.18).
+func dentryName(f *vm.File) string {
+	name := f.Name()
+	if r, ok := f.R.(interface{ Fd() uintptr }); ok && strings.HasSuffix(name, " (deleted)") {
+		var st unix.Stat_t
+		if unix.Fstat(int(r.Fd()), &st) == nil && st.Nlink == 0 {
+			name = strings.TrimSuffix(name, " (deleted)")
+		}
+	}
+	return name
+}
+
 func comm(name string) string {
 	b := path.Base(name)
 	if i := len(name) - 1; i >= 0 && name[i] == '/' {

@@ -46,6 +46,8 @@ type stubEnv struct {
 	noNewPrivs bool
 	// nonDumpable: the caller may not read the program (PR_SET_DUMPABLE 0).
 	nonDumpable bool
+	// fexec: the kernel's exec is fexecve of this descriptor (Options).
+	fexec *Fexecve
 }
 
 // compiled is a plan turned into the stub's program.
@@ -712,9 +714,12 @@ func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compile
 		}
 	}
 	for _, fd := range env.closeFDs {
-		if fd != env.statusFD {
+		if fd != env.statusFD && (env.fexec == nil || fd != env.fexec.FD) {
 			c.syscall("close", unix.SYS_CLOSE, wire.Imm(uint64(fd)))
 		}
+	}
+	if env.fexec != nil && env.fexec.CloseOnExec {
+		c.syscall("fcntl(F_SETFD, FD_CLOEXEC)", unix.SYS_FCNTL, wire.Imm(uint64(env.fexec.FD)), wire.Imm(unix.F_SETFD), wire.Imm(unix.FD_CLOEXEC))
 	}
 	if env.statusFD >= 0 {
 		c.syscall("fcntl(F_SETFD, FD_CLOEXEC)", unix.SYS_FCNTL, wire.Imm(uint64(env.statusFD)), wire.Imm(unix.F_SETFD), wire.Imm(unix.FD_CLOEXEC))
@@ -731,6 +736,13 @@ func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compile
 	av, ev := vector(argv), vector(envp)
 	// The marker lets this exec through the tree's filter: it is the
 	// kernel's, and uexec is still waiting for the stub's status.
+	if env.fexec != nil {
+		c.syscall("execveat "+path, unix.SYS_EXECVEAT, wire.Imm(uint64(env.fexec.FD)), wire.At(wire.RData, c.put([]byte{0})),
+			wire.At(wire.RData, av), wire.At(wire.RData, ev), wire.Imm(unix.AT_EMPTY_PATH), wire.Imm(notifyMarker))
+		c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+		c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
+		return c.out, nil
+	}
 	c.syscall("execve "+path, unix.SYS_EXECVE, wire.At(wire.RData, name), wire.At(wire.RData, av), wire.At(wire.RData, ev),
 		wire.Imm(0), wire.Imm(0), wire.Imm(notifyMarker))
 	c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")

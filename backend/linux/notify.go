@@ -285,6 +285,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	pid := int(n.pid)
 	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
 	answered := false
+	stop := false // a planned exec that StopAtExec matched
 	// For TreeOptions.OnExit: whether the caller may now run another
 	// image, and which (nil: unknown).
 	tgid, execd, img := pid, false, (*ExitEvent)(nil)
@@ -298,6 +299,15 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	kernel := func(note string) {
 		execd = true
 		ev.By, ev.Note = "kernel", note
+		if stop && !answered {
+			ok, err := tr.continueStopped(listener, n, tgid)
+			answered = ok
+			if err != nil {
+				ev.Note += fmt.Sprintf("; not stopped at its entry: %v", err)
+			} else {
+				ev.Stopped = ok
+			}
+		}
 		tr.emit(ev)
 		if !answered {
 			notifSend(listener, n.id, true, 0, 0)
@@ -346,8 +356,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	ev.Ppid = c.ppid
+	tgid = c.tgid // for OnExit, and a stopped exec's event (a thread's)
 	if tr.exits != nil {
-		tgid = c.tgid
 		tr.exits.track(tgid)
 	}
 	var probe [1]byte
@@ -390,6 +400,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	step("tree:planned")
 	ev.Chain = plan.Chain
 	img = exitImage(plan, path)
+	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
 		unSelf(plan, self, path)
 	}
@@ -428,7 +439,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
 		return
 	}
-	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered); err != nil {
+	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered, stop); err != nil {
 		if answered {
 			// Past the point of no return, or a caller left half-way.
 			// A death past the point of no return is no crash of the
@@ -441,6 +452,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("%s: %v", note, err), unix.ENOEXEC)
 		return
 	}
+	ev.Stopped = stop
 	execd = true
 	tr.emit(ev)
 }
@@ -472,7 +484,7 @@ const atExecveCheck = 0x10000
 // redirect turns the caller's pending exec into an exec of the plan stub
 // (see the comment at the top of this file). Before *answered is set the
 // caller is untouched, and a failure leaves the exec to the kernel.
-func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool) (string, error) {
+func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
 	tid := int(n.pid)
 	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
@@ -684,6 +696,17 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	if err := ptraceSigmask(tid, false, &mask); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_SETSIGMASK): %v", tid, err)
+	}
+	if stop {
+		// --stop-at-exec: keep the seize to the entry (tree_stopexec.go).
+		detached = true
+		err := stopFollow(tid, &ws)
+		resend(c.tgid, tid, held)
+		if err != nil {
+			unix.PtraceDetach(tid) // if still ours
+			return "stopping at the entry", err
+		}
+		return "", nil
 	}
 	if err := unix.PtraceDetach(tid); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)

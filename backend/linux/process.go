@@ -49,6 +49,15 @@ type Options struct {
 	// go: tests compare what it holds with a kernel exec there. An error
 	// kills the program.
 	AtEntry func(pid int) error
+	// StopAtEntry leaves the program in a plain group stop (state T, not
+	// traced) at its first instruction, as NetBSD's PS_STOPEXEC does:
+	// a debugger may attach, SIGCONT runs it (stopexec.go).
+	StopAtEntry bool
+	// Fexecve, when set, says that the exec as requested is fexecve(3)
+	// of a descriptor of the new process (one of Files), Path being its
+	// /dev/fd name: where the kernel does the exec, the stub calls
+	// execveat(FD, "", AT_EMPTY_PATH) as glibc's fexecve does.
+	Fexecve *Fexecve
 
 	tree *Tree // set by StartTree: keep tracing the program's execs
 
@@ -110,3 +119,12 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Fexecve is an exec through descriptor FD of the new process (fexecve,
+// execveat with AT_EMPTY_PATH). CloseOnExec: the descriptor is O_CLOEXEC,
+// so the program does not keep it (and a #! script through it fails with
+// ENOENT before the exec is planned).
+type Fexecve struct {
+	FD          int
+	CloseOnExec bool
+}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -44,7 +45,11 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}()
 	env := &stubEnv{fds: map[*vm.File]int{}, noRandom: opts.NoRandom, rand: randReader(opts.Rand),
 		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf,
-		vdso: vdsoOnce()}
+		vdso: vdsoOnce(), fexec: opts.Fexecve}
+	if f := opts.Fexecve; f != nil && f.CloseOnExec {
+		// The stub has it open for the kernel's exec; the program must not.
+		env.closeFDs = append(env.closeFDs, f.FD)
+	}
 	slot := func(fd uintptr) int {
 		for inherited(len(fds)) {
 			fds = append(fds, uintptr(len(fds)))
@@ -137,7 +142,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	fds = append(fds, mfd.Fd())
 
-	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil {
+	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 		// Nothing is this thread's: fork from here.
 		p, err, _ := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
 		return p, err
@@ -168,7 +173,7 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	if opts.Sys != nil {
 		spa = *opts.Sys
 	}
-	spa.Ptrace = opts.AtEntry != nil
+	spa.Ptrace = opts.AtEntry != nil || opts.StopAtEntry
 	attr := &syscall.ProcAttr{Dir: opts.Dir, Env: []string{}, Files: fds, Sys: &spa}
 	old, err := sys.Personality(sys.PersonalityQuery)
 	if err != nil {
@@ -199,11 +204,16 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	if opts.NoRandom {
 		out.SP = cp.sp
 	}
-	if opts.AtEntry != nil {
-		regs, err := runToEntry(pid)
+	if opts.AtEntry != nil || opts.StopAtEntry {
+		// A stub that never gets to the entry must not hold us.
+		watchdog := time.AfterFunc(entryTimeout, func() { unix.Kill(pid, unix.SIGKILL) })
+		regs, err := runToEntryOpts(pid, opts.StopAtEntry && yamaRestricted())
+		watchdog.Stop()
 		if err == nil {
 			out.Entry, out.SP = vm.Addr(regs.Rip), vm.Addr(regs.Rsp)
-			err = opts.AtEntry(pid)
+			if opts.AtEntry != nil {
+				err = opts.AtEntry(pid)
+			}
 		}
 		if err != nil {
 			unix.Kill(pid, unix.SIGKILL)
@@ -212,7 +222,11 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 			proc.Release()
 			return nil, &Error{Pid: pid, Step: "running the stub to the entry", Err: err}, false
 		}
-		if err := unix.PtraceDetach(pid); err != nil {
+		if opts.StopAtEntry {
+			if err := detachStopped(pid); err != nil {
+				return nil, &Error{Pid: pid, Step: "detaching", Err: err}, true
+			}
+		} else if err := unix.PtraceDetach(pid); err != nil {
 			return nil, &Error{Pid: pid, Step: "detaching", Err: err}, true
 		}
 	}
@@ -324,7 +338,13 @@ func stringsLen(execfn string, argv, envp []string) int {
 //
 // Preconditions: the calling goroutine is locked to its OS thread, the one
 // that forked pid.
-func runToEntry(pid int) (*unix.PtraceRegs, error) {
+func runToEntry(pid int) (*unix.PtraceRegs, error) { return runToEntryOpts(pid, false) }
+
+// runToEntryOpts is runToEntry; with anyPtracer the stub first calls
+// prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) (Yama, see allowAnyPtracer).
+// A stub that hands the exec to the kernel (compileKernelExec) reaches the
+// entry at the exit of its execve: the kernel's own first instruction.
+func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
 	var ws unix.WaitStatus
 	wait := func(what string) error {
 		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
@@ -338,11 +358,21 @@ func runToEntry(pid int) (*unix.PtraceRegs, error) {
 	if err := wait("the exec of the stub"); err != nil {
 		return nil, err
 	}
-	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD); err != nil {
+	// TRACEEXEC: an execve of the stub stops at an event, with no legacy
+	// SIGTRAP left pending for the program.
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD|unix.PTRACE_O_TRACEEXEC); err != nil {
 		return nil, os.NewSyscallError("ptrace(PTRACE_SETOPTIONS)", err)
 	}
+	return followToEntry(pid, anyPtracer, true, wait, &ws)
+}
+
+// followToEntry follows the traced stub pid, in a stop at its exec, to the
+// program's first instruction: see runToEntry. entering: the next system
+// call stop is an entry (false at an exec event, whose exit comes next).
+// wait waits for pid's next stop into *wsp.
+func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, wsp *unix.WaitStatus) (*unix.PtraceRegs, error) {
 	var regs unix.PtraceRegs
-	entering := true
+	execed := false
 	for {
 		if err := unix.PtraceSyscall(pid, 0); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_SYSCALL)", err)
@@ -350,11 +380,25 @@ func runToEntry(pid int) (*unix.PtraceRegs, error) {
 		if err := wait("the stub's system calls"); err != nil {
 			return nil, err
 		}
+		ws := *wsp
+		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			execed = true // its syscall-exit stop comes next
+			continue
+		}
 		if ws.StopSignal() != syscall.SIGTRAP|0x80 {
 			return nil, fmt.Errorf("pid %d: the stub stopped with %v: %w", pid, ws.StopSignal(), unix.EFAULT)
 		}
 		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", err)
+		}
+		if entering && anyPtracer {
+			if err := allowAnyPtracer(pid, &regs, wait); err != nil {
+				return nil, err
+			}
+			anyPtracer = false
+		}
+		if execed {
+			return &regs, nil
 		}
 		last := regs.Orig_rax == unix.SYS_MUNMAP && regs.Rdi == planstub.RunAddr
 		if !entering && last {

@@ -54,6 +54,11 @@ type TreeOptions struct {
 	// released processes. Without it they are detached only, and an exec
 	// they make fails with ENOSYS (the seccomp filter stays).
 	Helper []string
+	// StopAtExec, when set, says which execs of the tree stop at their
+	// entry (PS_STOPEXEC, tree_stopexec.go): it gets the path as passed
+	// and the program file it names (absolute, symlinks resolved; "" when
+	// unknown). Stopped execs have ExecEvent.Stopped.
+	StopAtExec func(path, resolved string) bool
 	// OnExit, when set, is called for each process of the tree that ends
 	// (once reaped by its parent) after an exec uexec saw (or refused),
 	// with the image of its last exec (ExitEvent.Planned), on the serving
@@ -82,6 +87,9 @@ type ExecEvent struct {
 	// kernel did (Note says why).
 	By   string
 	Note string
+	// Stopped: the new image waits at its first instruction in a group
+	// stop (TreeOptions.StopAtExec).
+	Stopped bool
 }
 
 // Tree is a process tree whose execs are done by uexec's engine: the first

@@ -36,7 +36,7 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 	}
 	switch args[0] {
 	case "plan":
-		return cmdPlan(ctx, stdout, stderr, args[1:])
+		return cmdPlan(ctx, stdin, stdout, stderr, args[1:])
 	case "run":
 		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
 	case "log":

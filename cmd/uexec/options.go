@@ -39,6 +39,13 @@ type options struct {
 	noWaitDesc bool
 	veriexec   veriexecOptions
 	argv       []string // PROGRAM [ARG]...
+
+	// stop at the entry (PS_STOPEXEC): the first program, and the execs
+	// of the tree whose path matches a glob (stopexec.go).
+	stopAtEntry bool
+	stopAtExec  []string // --stop-at-exec GLOB...
+	// image is the program read from standard input (PROGRAM "-").
+	image *uexec.Image
 }
 
 // errHelp asks for the usage text.
@@ -113,6 +120,11 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
 		case "--binfmt-system":
 			o.binfmt = append(o.binfmt, binfmtSource{system: true})
+		case "--stop-at-entry", "--stop-at-exec":
+			if cmd != "run" {
+				return nil, fmt.Errorf("unknown option %s", a)
+			}
+			err = o.stopOption(name, get)
 		case "--segvguard":
 			o.segvguard, err = parseSegvguard(val, hasVal)
 		case "--once", "--no-wait-descendants", "--log-execs":
@@ -150,6 +162,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	o.argv = args[i:]
 	if len(o.argv) == 0 {
 		return nil, errors.New("no program given")
+	}
+	if err := o.checkStop(); err != nil {
+		return nil, err
 	}
 	if o.once && o.segvguard != nil {
 		return nil, errSegvguardOnce
@@ -216,6 +231,10 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		if err != nil {
 			return nil, nil, err
 		}
+		if o.image != nil {
+			o.image.Request(req)
+			shFallback = false // fexecve has no execvp fallback
+		}
 		if dir != "" {
 			req.Dir = dir
 		}
@@ -237,7 +256,7 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 		}
 		return p, req, err
 	}
-	if strings.Contains(prog, "/") {
+	if strings.Contains(prog, "/") || o.image != nil {
 		return try(prog)
 	}
 	pathEnv, ok := os.LookupEnv("PATH")

@@ -162,7 +162,7 @@ func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
 	return j
 }
 
-func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
+func cmdPlan(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	o, err := parseOptions(args, "plan")
 	if err != nil {
 		if err == errHelp {
@@ -176,6 +176,9 @@ func cmdPlan(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	if err != nil {
 		usageError(stderr, "plan", err)
 		return exitUsage
+	}
+	if code := o.readImage(stdin, stderr); code != 0 {
+		return code
 	}
 	// The kernel's verdict: no /bin/sh fallback, which is execvp's.
 	p, req, err := o.plan(sw, false)

@@ -95,6 +95,9 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 		usageError(stderr, "run", err)
 		return exitUsage
 	}
+	if code := o.readImage(stdin, stderr); code != 0 {
+		return code
+	}
 	defer o.finishVeriexec(stderr)
 	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	p, req, err := o.plan(sw, true)
@@ -108,6 +111,10 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	if first.Cwd == "" {
 		first.Cwd, _ = os.Getwd()
 	}
+	if o.stopMatch(req.Path, resolvedPath(req.Path, first.Cwd)) {
+		o.stopAtEntry = true // the first exec of the tree is one of its execs
+	}
+	first.Stopped = o.stopAtEntry
 	files, closeFiles, err := stdFiles(stdin, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: %v\n", err)
@@ -120,7 +127,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	}
 	e := &uexec.Engine{Switch: sw}
 	sreq := &uexec.SpawnRequest{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
-		Path: req.Path, Argv: req.Argv, Env: req.Envp}
+		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry, Memfd: o.image}
 	if !o.once {
 		return runTree(ctx, e, p, sreq, o, elog, first, sigs, stderr, closeFiles)
 	}
@@ -319,9 +326,21 @@ func runTree(ctx context.Context, e *uexec.Engine, p *execsw.Plan, sreq *uexec.S
 	if exe, err := os.Executable(); err == nil {
 		sreq.Helper = []string{exe, uexec.HelperArg}
 	}
+	if len(o.stopAtExec) > 0 {
+		sreq.StopAtExec = o.stopMatch
+		sreq.OnExec = func(ev uexec.ExecEvent) {
+			elog.write(ev)
+			if ev.Stopped && ev.Ppid != os.Getpid() { // the first: said below
+				sayStopped(stderr, ev.Pid)
+			}
+		}
+	}
 	if o.verbose {
 		sreq.OnExec = func(ev uexec.ExecEvent) {
 			elog.write(ev)
+			if ev.Stopped && ev.Ppid != os.Getpid() {
+				sayStopped(stderr, ev.Pid)
+			}
 			if ev.Pid == 0 || ev.Ppid == os.Getpid() {
 				return // the first program: printNotes says it
 			}
@@ -348,6 +367,9 @@ func runTree(ctx context.Context, e *uexec.Engine, p *execsw.Plan, sreq *uexec.S
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
 	first.Pid = proc.Pid
+	if o.stopAtEntry {
+		sayStopped(stderr, proc.Pid)
+	}
 	if o.verbose {
 		printNotes(stderr, proc.Notes, p, first.Path)
 	}

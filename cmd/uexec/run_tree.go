@@ -30,6 +30,8 @@ type execLogLine struct {
 	Error  string        `json:"error,omitempty"`
 	By     string        `json:"by"`
 	Note   string        `json:"note,omitempty"`
+
+	Stopped bool `json:"stopped,omitempty"` // --stop-at-entry, --stop-at-exec
 }
 
 // execLog writes --log-execs lines; nil writes nothing.
@@ -65,7 +67,7 @@ func (l *execLog) write(ev uexec.ExecEvent) {
 	}
 	line := execLogLine{Event: "exec",
 		Time: ev.Time.UTC().Format(time.RFC3339Nano), Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path,
-		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note,
+		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note, Stopped: ev.Stopped,
 	}
 	if line.Argv == nil {
 		line.Argv = []string{}

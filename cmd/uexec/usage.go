@@ -57,6 +57,10 @@ var optGroups = []optGroup{
 			"per process at its end (\"-\": stderr); see uexec log"}},
 		{long: "--no-wait-descendants", help: []string{"exit when PROGRAM does; descendants still running",
 			"continue, their later execs done by the kernel"}},
+		{long: "--stop-at-entry", help: []string{"leave PROGRAM stopped at its first instruction",
+			"(state T, untraced) for gdb -p; SIGCONT runs it"}},
+		{long: "--stop-at-exec", arg: "GLOB", help: []string{"the same for each exec of the tree whose path, as",
+			"passed or resolved, matches GLOB (path.Match)"}},
 		{long: "--veriexec-learn", arg: "FILE", complete: "file", help: []string{"write FILE: the signatures of every file the tree",
 			"exec'd, for --veriexec"}},
 	}},
@@ -78,7 +82,10 @@ var cmdSpecs = []cmdSpec{
 
 var logCommands = []string{"tree", "compdb", "trace"}
 
-const usageEpilogue = `By default run follows the whole process tree, untraced: every execve and
+const usageEpilogue = `PROGRAM "-" reads the program (an ELF or a #! script) from standard input and
+execs it as fexecve(3) of a sealed memfd would (/dev/fd/3, comm memfd:stdin).
+
+By default run follows the whole process tree, untraced: every execve and
 execveat of PROGRAM and its descendants reaches uexec through a seccomp
 filter (seccomp user notification; nothing else is stopped) and is done by
 uexec, or by the kernel where only it is exact (--verbose says why), and run
