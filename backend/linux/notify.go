@@ -65,13 +65,16 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	}
 	listener, err := recvFD(int(ours.Fd()))
 	if err != nil {
-		// A stub killed past the point of no return (SIGBUS on a file
-		// truncated since the plan) closes the status pipe as one that
-		// entered the program does: its signal is the exec's result.
-		p.Kill()
+		// The stub closed its end without sending: it died. Killed past
+		// the point of no return (SIGBUS on a file truncated since the
+		// plan) or by someone else (SIGKILL) in the middle of the build,
+		// its signal is the exec's result, as a caller of the kernel's
+		// exec sees it. It is given a second to be gone, then killed.
 		e := &Error{Pid: p.Pid, Step: "receiving the tree's listener", Err: err}
-		if st, werr := p.Wait(); werr == nil {
-			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() != syscall.SIGKILL {
+		ourKill := time.AfterFunc(time.Second, func() { p.Kill() })
+		st, werr := p.Wait()
+		if ourKill.Stop() && werr == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 				e.Step, e.Signal = "building the image", ws.Signal()
 			}
 		}
@@ -123,12 +126,35 @@ func (tr *Tree) reapFirst(flags int) {
 	if flags != 0 && pid == 0 && err == nil {
 		return // not yet
 	}
+	if err == unix.ECHILD && tr.firstGone {
+		return // reaped already by a wait of a redirect (tr.wait4)
+	}
+	tr.firstEnded(ws)
+}
+
+// firstEnded records the first program's end, once.
+func (tr *Tree) firstEnded(ws unix.WaitStatus) {
+	if tr.firstGone {
+		return
+	}
 	tr.firstWS = ws
 	tr.firstGone = true
 	if tr.exits != nil {
 		tr.exits.reaped(tr.Pid, ws)
 	}
 	close(tr.firstDone)
+}
+
+// wait4 is wait4(2) for a caller the serving thread seized. The first
+// program is this process's child: a wait for its ptrace stop may reap its
+// death instead (killed during its redirected exec), and that status is
+// then its end, which reapFirst would otherwise never see (ECHILD).
+func (tr *Tree) wait4(tid int, ws *unix.WaitStatus, flags int) (int, error) {
+	pid, err := unix.Wait4(tid, ws, flags, nil)
+	if err == nil && pid == tr.Pid && (ws.Exited() || ws.Signaled()) {
+		tr.firstEnded(*ws)
+	}
+	return pid, err
 }
 
 // ptraceUsable reports why this process could not seize the callers it
@@ -504,7 +530,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 				*answered = true
 			}
 			var ws unix.WaitStatus
-			if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err == nil && ws.Stopped() {
+			if _, err := tr.wait4(tid, &ws, unix.WALL); err == nil && ws.Stopped() {
 				unix.PtraceDetach(tid)
 			}
 		}
@@ -596,7 +622,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	step("tree:answered")
 	var ws unix.WaitStatus
-	if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
+	if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil || !ws.Stopped() {
 		stopped = true // dead, or not ours any more
 		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
 	}
@@ -652,11 +678,11 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		if err := unix.PtraceSyscall(tid, 0); err != nil {
 			return "ptrace(PTRACE_SYSCALL)", err
 		}
-		if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil {
+		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
 			if err == unix.ECHILD && c.tgid != tid {
 				// A thread that exec'd took the leader's pid.
 				tid = c.tgid
-				if _, err = unix.Wait4(tid, &ws, unix.WALL, nil); err == nil {
+				if _, err = tr.wait4(tid, &ws, unix.WALL); err == nil {
 					goto got
 				}
 			}
@@ -700,7 +726,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	if stop {
 		// --stop-at-exec: keep the seize to the entry (tree_stopexec.go).
 		detached = true
-		err := stopFollow(tid, &ws)
+		err := tr.stopFollow(tid, &ws)
 		resend(c.tgid, tid, held)
 		if err != nil {
 			unix.PtraceDetach(tid) // if still ours

@@ -52,11 +52,11 @@ func resolvedProgram(path, dir string, plan *execsw.Plan) string {
 //
 // Preconditions: the calling thread seized tid (its options include
 // PTRACE_O_TRACESYSGOOD).
-func stopFollow(tid int, ws *unix.WaitStatus) error {
+func (tr *Tree) stopFollow(tid int, ws *unix.WaitStatus) error {
 	watchdog := time.AfterFunc(entryTimeout, func() { unix.Kill(tid, unix.SIGKILL) })
 	defer watchdog.Stop()
 	wait := func(what string) error {
-		if _, err := unix.Wait4(tid, ws, unix.WALL, nil); err != nil {
+		if _, err := tr.wait4(tid, ws, unix.WALL); err != nil {
 			return os.NewSyscallError("wait4", err)
 		}
 		if !ws.Stopped() {
@@ -91,7 +91,7 @@ func (tr *Tree) continueStopped(listener int, n *seccompNotif, tgid int) (bool, 
 	var ws unix.WaitStatus
 	deadline := time.Now().Add(kernelExecTimeout)
 	for {
-		pid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		pid, err := tr.wait4(tid, &ws, unix.WALL|unix.WNOHANG)
 		if err == unix.ECHILD && tid != tgid {
 			tid = tgid // a thread that exec'd took the leader's pid
 			continue
@@ -103,7 +103,7 @@ func (tr *Tree) continueStopped(listener int, n *seccompNotif, tgid int) (bool, 
 			if time.Now().After(deadline) {
 				// No exec event: the exec failed and the caller runs on.
 				unix.PtraceInterrupt(tid)
-				if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err == nil && ws.Stopped() {
+				if _, err := tr.wait4(tid, &ws, unix.WALL); err == nil && ws.Stopped() {
 					unix.PtraceDetach(tid)
 				}
 				return true, fmt.Errorf("pid %d: no exec event within %v: %w", tid, kernelExecTimeout, unix.ETIMEDOUT)
@@ -121,7 +121,7 @@ func (tr *Tree) continueStopped(listener int, n *seccompNotif, tgid int) (bool, 
 			if err := unix.PtraceSyscall(tid, 0); err != nil {
 				return true, os.NewSyscallError("ptrace(PTRACE_SYSCALL)", err)
 			}
-			if _, err := unix.Wait4(tid, &ws, unix.WALL, nil); err != nil {
+			if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
 				return true, os.NewSyscallError("wait4", err)
 			}
 			return true, detachStopped(tid)

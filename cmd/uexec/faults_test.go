@@ -347,10 +347,12 @@ func TestFaultProgramKilledMidBuild(t *testing.T) {
 			if pid == 0 {
 				t.Fatal("uexec has no child at the step")
 			}
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 			unix.Kill(pid, unix.SIGKILL)
 			r.resume()
 			if ws := r.wait(t, 10*time.Second); ws.Signal() != syscall.SIGKILL {
-				t.Errorf("uexec: status %v, want the program's SIGKILL\nstderr: %s", ws, r.stderr())
+				t.Errorf("uexec: status %v, want the program's SIGKILL (killed pid %d, comm %q)\nstdout: %s\nstderr: %s",
+					ws, pid, strings.TrimSpace(string(comm)), r.stdout(), r.stderr())
 			}
 			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 				t.Errorf("the program (pid %d) is still there after uexec ended", pid)
