@@ -1,0 +1,217 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
+	"github.com/uexec/uexec/internal/wire"
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// stack lays the initial stack out against the plan's stack top, and emits
+// the ops that give the stub's [stack] mapping the kernel's size, clear
+// what the stub's own start left in it, copy the image to the same place
+// below the stub's real top, and fix up every pointer in it. It returns the
+// program's stack pointer.
+func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (wire.Value, error) {
+	p, env := c.p, c.env
+	top := p.Image.Top
+	img := p.Image
+	img.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
+	if _, err := io.ReadFull(env.rand, img.Random[:]); err != nil {
+		return wire.Value{}, fmt.Errorf("AT_RANDOM: %w", err)
+	}
+	lay, err := stack.Build(&img)
+	if err != nil {
+		return wire.Value{}, err
+	}
+	// The same stack 16 MiB lower: the words that moved by that much are
+	// the pointers into the stack.
+	const shift = 16 << 20
+	img2 := img
+	img2.Top = top - shift
+	img2.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
+	lay2, err := stack.Build(&img2)
+	if err != nil || len(lay2.Bytes) != len(lay.Bytes) {
+		return wire.Value{}, fmt.Errorf("laying out the stack again: %v: %w", err, unix.EFAULT)
+	}
+	c.out.sp = lay.SP
+
+	rd, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	c.emit(wire.Op{Kind: wire.Set, Dst: rd, V: [8]wire.Value{wire.At(wire.RTop, neg(uint64(top)))}, Name: "stack delta"})
+	at := func(a vm.Addr) wire.Value { return wire.At(rd, uint64(a)) }
+	sp := at(lay.SP)
+
+	// setup_arg_pages: the mapping the kernel would leave.
+	wantLen := uint64(top - stackStart(p, top, lay, env.rlimit))
+	haveLen := stubStackLen(env.stubArgs, env.rlimit)
+	switch {
+	case wantLen > haveLen:
+		// Only a fault grows a stack: touch its lowest word.
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RTop, neg(wantLen)), wire.Imm(0)}, Name: "grow the stack"})
+	case wantLen < haveLen:
+		c.syscall("munmap(stack bottom)", unix.SYS_MUNMAP, wire.At(wire.RTop, neg(haveLen)), wire.Imm(haveLen-wantLen))
+	}
+
+	low, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	n, err := c.reg()
+	if err != nil {
+		return wire.Value{}, err
+	}
+	c.emit(wire.Op{Kind: wire.Min, Dst: low, V: [8]wire.Value{wire.At(wire.RSP, 0), sp}})
+	c.emit(wire.Op{Kind: wire.Sub, Dst: n, V: [8]wire.Value{wire.At(wire.RTop, 0), wire.At(low, 0)}})
+	c.emit(wire.Op{Kind: wire.Fill0, V: [8]wire.Value{wire.At(low, 0), wire.At(n, 0)}, Name: "clear the stub's stack"})
+	off := c.put(lay.Bytes)
+	c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp, wire.At(wire.RData, off), wire.Imm(uint64(len(lay.Bytes)))}, Name: "write the stack"})
+
+	le := binary.LittleEndian
+	aux := map[uint64]wire.Value{} // stack offset of an aux value -> its value
+	for j, e := range lay.Auxv {
+		o := uint64(lay.AuxvAddr-lay.SP) + 16*uint64(j) + 8
+		switch e.Type {
+		case stack.AT_PHDR, stack.AT_ENTRY:
+			aux[o] = wire.At(pd, e.Value)
+		case stack.AT_BASE:
+			if e.Value != 0 {
+				aux[o] = wire.At(regOf(vm.Addr(e.Value)), e.Value)
+			}
+		case stack.AT_SYSINFO_EHDR:
+			aux[o] = vdso
+		}
+	}
+	for o := uint64(0); o+8 <= uint64(len(lay.Bytes)); o += 8 {
+		w1, w2 := le.Uint64(lay.Bytes[o:]), le.Uint64(lay2.Bytes[o:])
+		v, isAux := aux[o]
+		switch {
+		case isAux:
+			if v.Reg == 0 && v.Imm == w1 {
+				continue
+			}
+		case w1-w2 == shift:
+			v = at(vm.Addr(w1))
+		default:
+			continue
+		}
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{sp.Plus(o), v}})
+	}
+	if p.ELF.ExecStack {
+		c.syscall("mprotect(stack, PROT_EXEC)", unix.SYS_MPROTECT, wire.At(wire.RTop, neg(wantLen)), wire.Imm(wantLen),
+			wire.Imm(unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC))
+	}
+	c.lay = lay
+	c.rd = rd
+	return sp, nil
+}
+
+// mm sets the mm fields with prctl(PR_SET_MM, PR_SET_MM_MAP), which needs
+// no capability except for exe_fd: where that is refused (EPERM without
+// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) the call is made again without
+// it. Then comm, with PR_SET_NAME.
+func (c *compiler) mm(pd uint8, sp wire.Value) error {
+	p, env, lay := c.p, c.env, c.lay
+	le := binary.LittleEndian
+	mm := p.MM
+	// The break follows the program when it was planned after its end
+	// (randomised within 1 GiB); a static-pie's break is at
+	// ELF_ET_DYN_BASE whatever the program's place.
+	var brk uint8
+	progEntry := p.ELF.Entry
+	if progEntry == 0 {
+		progEntry = p.Entry
+	}
+	if im := findImage(splitImages(p.Cmds), progEntry); im != nil && mm.StartBrk >= im.span.End && mm.StartBrk-im.span.End <= 1<<30+2*vm.PageSize {
+		brk = pd
+	}
+	rd := c.rd
+	fields := []wire.Value{
+		wire.At(pd, uint64(mm.StartCode)), wire.At(pd, uint64(mm.EndCode)),
+		wire.At(pd, uint64(mm.StartData)), wire.At(pd, uint64(mm.EndData)),
+		wire.At(brk, uint64(mm.StartBrk)), wire.At(brk, uint64(mm.Brk)),
+		sp,
+		wire.At(rd, uint64(lay.ArgStart)), wire.At(rd, uint64(lay.ArgEnd)),
+		wire.At(rd, uint64(lay.EnvStart)), wire.At(rd, uint64(lay.EnvEnd)),
+		wire.At(rd, uint64(lay.AuxvAddr)),
+	}
+	exe, haveExe := c.fdv[env.exe]
+	haveExe = haveExe && env.exe != nil
+	auxvSize := uint64(16 * len(lay.Auxv))
+	buf := make([]byte, sys.PrctlMMMapSize+8) // 8 bytes of room for the exe_fd store below
+	le.PutUint64(buf[96:], auxvSize|uint64(0xffffffff)<<32)
+	off := c.put(buf)
+	for i, v := range fields {
+		if v.Reg == 0 {
+			le.PutUint64(c.data[off+8*uint64(i):], v.Imm)
+			continue
+		}
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+8*uint64(i)), v}})
+	}
+	if haveExe {
+		// exe_fd is the u32 at 100: a 64-bit store of the descriptor
+		// writes it and 4 bytes of the room after the struct.
+		c.emit(wire.Op{Kind: wire.Store, V: [8]wire.Value{wire.At(wire.RData, off+100), exe}, Name: "exe_fd"})
+	}
+	arg := wire.At(wire.RData, off)
+	c.mmOff, c.mmAuxWord = off, auxvSize|uint64(0xffffffff)<<32
+	o := c.syscall("prctl(PR_SET_MM_MAP)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
+	if haveExe {
+		r, err := c.reg()
+		if err != nil {
+			return err
+		}
+		o.Flags, o.Dst = wire.FlagMayFail, r
+		c.emit(wire.Op{Kind: wire.Store, Flags: wire.FlagIfErr, Cond: r,
+			V: [8]wire.Value{wire.At(wire.RData, off+96), wire.Imm(auxvSize | uint64(0xffffffff)<<32)}, Name: "without exe_fd"})
+		o = c.syscall("prctl(PR_SET_MM_MAP) without exe_fd", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
+		o.Flags, o.Cond = wire.FlagIfErr, r
+		if !canSetExeFD() {
+			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses exe_fd without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", env.exe.Name())
+		}
+	} else {
+		c.note("/proc/PID/exe names the stub: the plan maps no program file")
+	}
+	comm := make([]byte, 16)
+	copy(comm[:15], p.Comm)
+	c.syscall("prctl(PR_SET_NAME)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_NAME), wire.At(wire.RData, c.put(comm)))
+	return nil
+}
+
+// stackStart returns where the [stack] mapping of a kernel exec starts for
+// the stack top top (fs/exec.c setup_arg_pages).
+func stackStart(p *execsw.Plan, top vm.Addr, lay *stack.Layout, rlimit uint64) vm.Addr {
+	if r := p.StackVMA; r.End > r.Start && r.End == top {
+		return r.Start
+	}
+	const stackExpand = 128 << 10
+	start := lay.ArgStart.RoundDown() - stackExpand
+	if lim := vm.Addr(rlimit &^ (vm.PageSize - 1)); rlimit != unix.RLIM_INFINITY && top-start > lim {
+		start = top - lim
+	}
+	return start
+}
+
+// stubStackLen is the size of the [stack] mapping the kernel gives the
+// stub, whose strings (execfn, argv, envp) take args bytes: the pages that
+// hold them and the 8 bytes above, plus 128 KiB, at most RLIMIT_STACK but
+// never less than those pages.
+func stubStackLen(args int, rlimit uint64) uint64 {
+	pages := (uint64(args) + 8 + vm.PageSize - 1) &^ (vm.PageSize - 1)
+	n := pages + 128<<10
+	if lim := rlimit &^ (vm.PageSize - 1); rlimit != unix.RLIM_INFINITY && n > lim {
+		n = max(lim, pages)
+	}
+	return n
+}

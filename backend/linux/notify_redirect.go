@@ -1,0 +1,330 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/vm"
+)
+
+// redirect turns the caller's pending exec into an exec of the plan stub
+// (see the comment at the top of this file). Before *answered is set the
+// caller is untouched, and a failure leaves the exec to the kernel.
+func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
+	tid := int(n.pid)
+	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
+		// Traced by someone else (gdb or strace in the tree), or not
+		// ours to trace.
+		return "the caller cannot be seized", os.NewSyscallError("ptrace(PTRACE_SEIZE)", e)
+	}
+	step("tree:seized")
+	stopped := false
+	defer func() {
+		if !stopped {
+			// Seized but still waiting for the answer: let the kernel
+			// run its call, and detach at the first stop that brings.
+			unix.PtraceInterrupt(tid)
+			if !*answered {
+				notifSend(listener, n.id, true, 0, 0)
+				*answered = true
+			}
+			var ws unix.WaitStatus
+			if _, err := tr.wait4(tid, &ws, unix.WALL); err == nil && ws.Stopped() {
+				unix.PtraceDetach(tid)
+			}
+		}
+	}()
+	if !notifValid(listener, n.id) {
+		*answered = true // nothing to answer: the caller is gone
+		return "the caller went away", unix.ESRCH
+	}
+
+	// The plan's files, the plan and the stub go into the caller.
+	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
+		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
+		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
+		// The stub restores the caller's mask itself (uexec does too, at
+		// the exec event): an image whose uexec died after it blocked
+		// every signal (below) must not keep them blocked.
+		sigMask: &c.sigBlk}
+	add := func(fd uintptr, cloexec bool) (int, error) {
+		return notifAddfd(listener, n.id, int(fd), cloexec)
+	}
+	// Each descriptor handed over is a round trip to the waiting caller
+	// (about 50 µs here): a caller that may open the plan's files and the
+	// stub by their names does so itself, and only the plan is handed.
+	stubPath, byName := tr.byNameStub(c, plan)
+	if byName {
+		env.byName = map[*vm.File]string{}
+		for _, f := range planFileList(plan) {
+			env.byName[f] = f.Name()
+		}
+	}
+	for _, f := range planFileList(plan) {
+		if byName {
+			break
+		}
+		h, err := hostFD(f)
+		if err != nil {
+			return "opening the plan's files", err
+		}
+		num, err := add(h.fd, false)
+		if h.opened != nil {
+			h.opened.Close()
+		}
+		if err != nil {
+			return "installing the plan's files", err
+		}
+		env.fds[f] = num
+		env.closeFDs = append(env.closeFDs, num)
+	}
+	mfd, err := newMemfd("uexec-plan")
+	if err != nil {
+		return "writing the plan", err
+	}
+	defer mfd.Close()
+	planFD, err := add(mfd.Fd(), false)
+	if err != nil {
+		return "installing the plan", err
+	}
+	stubFD := -1
+	if !byName {
+		stubFile, err := planStub.openFile()
+		if err != nil {
+			return "opening the stub", err
+		}
+		defer stubFile.Close()
+		if stubFD, err = add(stubFile.Fd(), true); err != nil {
+			return "installing the stub", err
+		}
+		stubPath = "/dev/fd/" + strconv.Itoa(stubFD)
+	}
+	argv := []string{stubArgv0, strconv.Itoa(planFD)}
+	env.stubArgs = stringsLen(stubPath, argv, nil)
+	cp, err := compile(plan, env)
+	if err != nil {
+		return "compiling the plan", err
+	}
+	if err := fillMemfd(mfd, cp.prog.Encode()); err != nil {
+		return "writing the plan", err
+	}
+
+	step("tree:files-added")
+	// Stop the caller as it returns from the call, which restarts.
+	if err := unix.PtraceInterrupt(tid); err != nil {
+		return "ptrace(PTRACE_INTERRUPT)", err
+	}
+	step("tree:interrupted")
+	*answered = true
+	if err := notifSend(listener, n.id, false, -errRestartNoIntr, 0); err != nil {
+		return "answering the notification", err
+	}
+	step("tree:answered")
+	var ws unix.WaitStatus
+	if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil || !ws.Stopped() {
+		stopped = true // dead, or not ours any more
+		return "waiting for the caller's stop", fmt.Errorf("status %#x: %v: %w", uint32(ws), err, unix.ECHILD)
+	}
+	stopped = true
+	step("tree:stopped")
+	detached := false
+	defer func() {
+		if !detached {
+			unix.PtraceDetach(tid)
+		}
+	}()
+	// Signals that arrive during the redirection are held back and sent
+	// again once the stub runs: a handler of the old image must not run
+	// on the strings written below its stack, and a stop would leave the
+	// exec half-way.
+	var held []syscall.Signal
+	if !isEventStop(ws) {
+		held = append(held, ws.StopSignal())
+	}
+	var mask, all uint64 = 0, ^uint64(0)
+	if err := ptraceSigmask(tid, true, &mask); err != nil {
+		return "ptrace(PTRACE_GETSIGMASK)", err
+	}
+	if mask != c.sigBlk {
+		// The plan restores c.sigBlk (see env.sigMask above); the
+		// caller cannot change its mask while it waits in its call.
+		tr.logf("pid %d: signal mask %#x at the stop, %#x when read", tid, mask, c.sigBlk)
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
+		return "ptrace(PTRACE_GETREGS)", err
+	}
+	saved := regs
+	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
+		return "writing the stub's arguments", err
+	}
+	// The registers first, then the mask: should uexec die in between,
+	// the caller execs the stub with its own mask rather than making its
+	// own call again (ENOSYS without a listener) with every signal
+	// blocked for good.
+	if err := unix.PtraceSetRegs(tid, &regs); err != nil {
+		return "ptrace(PTRACE_SETREGS)", err
+	}
+	step("tree:regs-set")
+	if err := ptraceSigmask(tid, false, &all); err != nil {
+		unix.PtraceSetRegs(tid, &saved)
+		return "ptrace(PTRACE_SETSIGMASK)", err
+	}
+	step("tree:masked")
+	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
+	// its exit if the kernel could not exec the stub.
+	for {
+		if err := unix.PtraceSyscall(tid, 0); err != nil {
+			return "ptrace(PTRACE_SYSCALL)", err
+		}
+		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
+			if err == unix.ECHILD && c.tgid != tid {
+				// A thread that exec'd took the leader's pid.
+				tid = c.tgid
+				if _, err = tr.wait4(tid, &ws, unix.WALL); err == nil {
+					goto got
+				}
+			}
+			detached = true
+			return "waiting for the stub's exec", err
+		}
+	got:
+		if ws.Exited() || ws.Signaled() {
+			detached = true
+			return "the caller died during its exec", unix.ESRCH
+		}
+		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
+			step("tree:exec-event")
+			break
+		}
+		switch {
+		case ws.StopSignal() == syscall.SIGTRAP|0x80:
+			var now unix.PtraceRegs
+			unix.PtraceGetRegs(tid, &now)
+			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == regs.Orig_rax {
+				continue // the entry of the restarted call
+			}
+			// The exit: the kernel could not exec the stub for this
+			// caller. Its own call is made again, by the kernel.
+			saved.Rax = saved.Orig_rax
+			saved.Rip -= 2
+			saved.R9 = notifyMarker
+			unix.PtraceSetRegs(tid, &saved)
+			ptraceSigmask(tid, false, &mask)
+			resend(c.tgid, tid, held)
+			return "the stub could not be executed", unix.Errno(-int64(now.Rax))
+		case isEventStop(ws):
+			// The interrupt's stop, when a signal came before it.
+		default:
+			held = append(held, ws.StopSignal())
+		}
+	}
+	if err := ptraceSigmask(tid, false, &mask); err != nil {
+		tr.logf("pid %d: ptrace(PTRACE_SETSIGMASK): %v", tid, err)
+	}
+	if stop {
+		// --stop-at-exec: keep the seize to the entry (tree_stopexec.go).
+		detached = true
+		err := tr.stopFollow(tid, &ws)
+		resend(c.tgid, tid, held)
+		if err != nil {
+			unix.PtraceDetach(tid) // if still ours
+			return "stopping at the entry", err
+		}
+		return "", nil
+	}
+	if err := unix.PtraceDetach(tid); err != nil {
+		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
+	}
+	detached = true
+	step("tree:detached")
+	resend(c.tgid, tid, held)
+	return "", nil
+}
+
+// resend sends the held signals again to thread tid of process tgid.
+func resend(tgid, tid int, held []syscall.Signal) {
+	for _, sig := range held {
+		unix.Tgkill(tgid, tid, sig)
+	}
+}
+
+// writeStubExec writes the stub's path (or "" for execveat of stubFD), its
+// argv and an empty envp below the caller's red zone (see writeStubCall for
+// why that is safe) and sets regs for execve(path, argv, envp), or
+// execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), with the marker.
+func writeStubExec(pid int, regs *unix.PtraceRegs, stubFD int, path string, argv []string) error {
+	if stubFD >= 0 {
+		path = ""
+	}
+	base := (regs.Rsp - 128 - 1024) &^ 15
+	le := binary.LittleEndian
+	vec := uint64(8 * (len(argv) + 2))
+	pathAddr := base + vec
+	str := pathAddr + uint64(len(path)) + 1
+	var buf []byte
+	for _, a := range argv {
+		buf = le.AppendUint64(buf, str)
+		str += uint64(len(a)) + 1
+	}
+	buf = le.AppendUint64(buf, 0) // argv's NULL
+	buf = le.AppendUint64(buf, 0) // envp[0]
+	buf = append(append(buf, path...), 0)
+	for _, a := range argv {
+		buf = append(append(buf, a...), 0)
+	}
+	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
+	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+	if err != nil {
+		return os.NewSyscallError("process_vm_writev", err)
+	}
+	if n != len(buf) {
+		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
+	}
+	envp := base + vec - 8
+	if stubFD >= 0 {
+		regs.Orig_rax = unix.SYS_EXECVEAT
+		regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), pathAddr, base, envp, unix.AT_EMPTY_PATH
+	} else {
+		regs.Orig_rax = unix.SYS_EXECVE
+		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
+	}
+	regs.R9 = notifyMarker
+	return nil
+}
+
+// byNameStub returns the stub's file and whether the caller may exec it
+// and open every file of the plan by its name (as uexec resolved it: the
+// caller shares uexec's mounts and root), so that nothing but the plan
+// need be handed over.
+func (tr *Tree) byNameStub(c *caller, plan *execsw.Plan) (string, bool) {
+	stubPath, err := planStub.cachedFile()
+	if err != nil {
+		return "", false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(stubPath, &st); err != nil || c.mayOpen(stubPath, mayX, st.Dev, st.Ino) != nil || c.mayOpen(stubPath, mayR, st.Dev, st.Ino) != nil {
+		return "", false
+	}
+	for _, f := range planFileList(plan) {
+		if c.mayOpen(f.Name(), mayR, f.Dev, f.Ino) != nil {
+			return "", false
+		}
+	}
+	return stubPath, true
+}
+
+// errRestartNoIntr is ERESTARTNOINTR (include/linux/errno.h): a system call
+// returning it is made again, after whatever stop or handler comes first.
+const errRestartNoIntr = 513
