@@ -28,8 +28,11 @@ type stopped struct {
 	cmd    *exec.Cmd
 	pid    int
 	out    bytes.Buffer
-	stderr *bytes.Buffer
+	stderr *bytes.Buffer // written by the reader of uexec's stderr until scanned
 	done   chan struct{} // closed when uexec was reaped
+	// scanned is closed when uexec's stderr is read to its end: stderr
+	// may be read from then on.
+	scanned chan struct{}
 }
 
 // startStopped starts argv (a uexec run with --stop-at-entry) in a process
@@ -38,7 +41,7 @@ func startStopped(t *testing.T, argv ...string) *stopped {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), stopDeadline)
 	t.Cleanup(cancel)
-	s := &stopped{cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &stopped{cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), stderr: &bytes.Buffer{}, done: make(chan struct{}), scanned: make(chan struct{})}
 	s.cmd.Env = testEnv
 	s.cmd.Dir = "/"
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -56,6 +59,7 @@ func startStopped(t *testing.T, argv ...string) *stopped {
 	pw.Close()
 	line := make(chan string, 1)
 	go func() {
+		defer close(s.scanned)
 		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		sent := false
@@ -82,6 +86,7 @@ func startStopped(t *testing.T, argv ...string) *stopped {
 	case l, ok := <-line:
 		if !ok {
 			<-s.done
+			<-s.scanned
 			t.Fatalf("%v ended without stopping: %s", argv, s.stderr.String())
 		}
 		if _, err := fmt.Sscanf(l, "uexec: pid %d stopped at its entry point", &s.pid); err != nil {
@@ -103,6 +108,11 @@ func (s *stopped) cont(t *testing.T) syscall.WaitStatus {
 	case <-s.done:
 	case <-time.After(stopDeadline):
 		t.Fatalf("uexec did not end within %v of SIGCONT", stopDeadline)
+	}
+	select {
+	case <-s.scanned:
+	case <-time.After(stopDeadline):
+		t.Fatalf("uexec's stderr still open %v after it ended", stopDeadline)
 	}
 	return s.cmd.ProcessState.Sys().(syscall.WaitStatus)
 }
