@@ -32,7 +32,7 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if err := runnable(plan); err != nil {
+	if err := runnable(plan, opts.Path != "" && plan.Extended == ""); err != nil {
 		return nil, err
 	}
 	if opts.tree == nil {
@@ -59,13 +59,15 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 }
 
 // runnable refuses the plans this backend cannot start.
-func runnable(plan *execsw.Plan) error {
+func runnable(plan *execsw.Plan, byKernel bool) error {
 	if plan.Fatal != nil {
 		// Linux kills the process past the point of no return: nothing of
 		// the new image ever runs.
 		return &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
 	}
-	if plan.Compat {
+	// Without a 32-bit stub, a 32-bit image is the kernel's exec of the
+	// same request, where that is the plan (byKernel).
+	if plan.Compat && !byKernel {
 		return fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
 	}
 	return nil

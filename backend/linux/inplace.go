@@ -40,7 +40,7 @@ type InPlaceOptions struct {
 // process is then intact. Past the stub's exec a failure kills the process
 // with SIGSEGV, as Linux does past the point of no return.
 func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
-	if err := runnable(plan); err != nil {
+	if err := runnable(plan, opts.Path != "" && plan.Extended == ""); err != nil {
 		return err
 	}
 	runtime.LockOSThread()
@@ -174,6 +174,8 @@ func kernelExecInPlace(plan *execsw.Plan) string {
 	switch {
 	case plan.Extended != "":
 		return ""
+	case plan.Compat:
+		return "a 32-bit image: uexec has no 32-bit stub, so the kernel does the exec (it is the plan)"
 	case plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0:
 		return "set-id and uexec is not root: only the kernel can give the program its ids, so it does the exec"
 	case !canSetExeFD():

@@ -107,9 +107,9 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// The kernel's exec of opts.Path is the plan only when the plan is
 	// not extended (an emulation root).
 	byKernel := opts.Path != "" && plan.Extended == ""
-	if byKernel && !canSetExeFD() {
-		// Every plan is the kernel's own exec; only the kernel can make
-		// /proc/PID/exe the program's here.
+	if byKernel && (!canSetExeFD() || plan.Compat) {
+		// The plan is the kernel's own exec: only the kernel can make
+		// /proc/PID/exe the program's here, or build a 32-bit image.
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
 	} else if cp, err = compile(plan, env); errors.Is(err, errReserved) && byKernel {
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)

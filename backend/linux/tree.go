@@ -173,7 +173,9 @@ func StartTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tree, err
 	if opts == nil {
 		opts = &Options{}
 	}
-	if err := runnable(plan); err != nil {
+	// The traced tree's first program is built by the ptrace builder,
+	// which has no kernel exec.
+	if err := runnable(plan, !topts.Traced && opts.Path != "" && plan.Extended == ""); err != nil {
 		return nil, err
 	}
 	if !topts.Traced {
