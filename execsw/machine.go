@@ -29,11 +29,16 @@ type Machine struct {
 	// filesystem: nil asks the filesystem by mapping the file (once per
 	// device); a function answers for tests.
 	AlignLarge func(f *vm.File) bool
+	// NoIA32 reports that the kernel runs no ELF32 (i386) program
+	// (CONFIG_IA32_EMULATION off, or ia32_emulation=false): an exec of
+	// one is then ENOEXEC. nil asks the kernel, once (ia32.go).
+	NoIA32 func() bool
 }
 
 // DefaultMachine is x86 Linux's defaults with no limit on commitments and
 // no alignment of large mappings.
-var DefaultMachine = Machine{MmapMinAddr: vm.MmapMinAddr, AlignLarge: func(*vm.File) bool { return false }}
+var DefaultMachine = Machine{MmapMinAddr: vm.MmapMinAddr, AlignLarge: func(*vm.File) bool { return false },
+	NoIA32: func() bool { return false }}
 
 var machineOnce = sync.OnceValue(readMachine)
 
@@ -46,7 +51,7 @@ func MachineFromProc() *Machine {
 
 func readMachine() Machine {
 	m := DefaultMachine
-	m.AlignLarge = nil
+	m.AlignLarge, m.NoIA32 = nil, nil
 	if v, ok := procUint("/proc/sys/vm/mmap_min_addr"); ok {
 		m.MmapMinAddr = vm.Addr(v)
 	}
@@ -114,4 +119,12 @@ func (epp *Package) LargeAligned(f *vm.File) bool {
 		return m.AlignLarge(f)
 	}
 	return alignsLarge(f)
+}
+
+// IA32 reports whether the kernel runs ELF32 programs (Machine.NoIA32).
+func (m *Machine) IA32() bool {
+	if m.NoIA32 != nil {
+		return !m.NoIA32()
+	}
+	return ia32Once()
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"debug/elf"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testelf"
-	"github.com/uexec/uexec/internal/testenv"
 )
 
 // exit32 is a static ELF32 program that exits with status 7 (int 0x80).
@@ -16,23 +19,33 @@ func exit32() *testelf.File {
 		Blobs: []testelf.Blob{{Off: 0x100, Data: code}}}
 }
 
-// A 32-bit program runs where the kernel runs it: uexec has no 32-bit
-// stub, and the kernel's exec of the same request is the plan, so run,
+// A 32-bit program runs where the kernel runs it, and fails with ENOEXEC
+// where the kernel has no IA-32 emulation, as natively. uexec has no
+// 32-bit stub: the kernel's exec of the same request is the plan, so run,
 // --once and a tree's exec of it are the kernel's, with its status.
 func TestRun32Bit(t *testing.T) {
 	needRun(t)
 	prog := exit32().Write(t, "exit32")
-	native := runCmd(t, "", "", prog)
-	if native.status.ExitStatus() != 7 {
-		testenv.Need(t, false, "the kernel does not run ELF32 programs (IA-32 emulation off): %v", native)
-	}
-	for _, argv := range [][]string{
-		{uexecBin, "run", prog},
-		{uexecBin, "run", "--once", prog},
-		{uexecBin, "run", "/bin/sh", "-c", prog + "; exit $?"},
-	} {
-		if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 7 || r.stderr != "" {
-			t.Errorf("%v: %v, want status 7 as natively", argv[1:], r)
+	err := exec.Command(prog).Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitCode() == 7:
+		for _, argv := range [][]string{
+			{uexecBin, "run", prog},
+			{uexecBin, "run", "--once", prog},
+			{uexecBin, "run", "/bin/sh", "-c", prog + "; exit $?"},
+		} {
+			if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 7 || r.stderr != "" {
+				t.Errorf("%v: %v, want status 7 as natively", argv[1:], r)
+			}
 		}
+	case errors.Is(err, syscall.ENOEXEC):
+		for _, argv := range [][]string{{uexecBin, "plan", prog}, {uexecBin, "run", "--once", prog}} {
+			if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 126 || !strings.Contains(r.stderr, "(ENOEXEC)") {
+				t.Errorf("%v: %v, want exit 126 and ENOEXEC as the kernel's", argv[1:], r)
+			}
+		}
+	default:
+		t.Fatalf("natively: %v, want status 7 or ENOEXEC", err)
 	}
 }

@@ -57,7 +57,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	if err != nil {
 		return withPath(err, epp.Path)
 	}
-	if h.Is32 && f.No32 {
+	if h.Is32 && (f.No32 || epp.Req != nil && !epp.Machine().IA32()) {
 		return &FormatError{Path: epp.Path, Reason: "ELF32 (i386) files are disabled (no IA-32 emulation)", Err: unix.ENOEXEC}
 	}
 	r := io.ReaderAt(epp.File.R)
