@@ -43,19 +43,11 @@ func Snapshot(ctx context.Context, opts Options) (*Snap, error) {
 }
 
 func snapshotLocked(ctx context.Context, opts Options) (*Snap, error) {
-	p, err := spawn(opts, true)
+	p, done, err := stoppedAtExec(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer p.destroy()
-	stop := context.AfterFunc(ctx, p.kill)
-	defer stop()
-	if err := p.waitExecStop(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
+	defer done()
 	if testHookStopped != nil {
 		testHookStopped(p.pid)
 	}

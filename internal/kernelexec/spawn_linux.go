@@ -3,6 +3,7 @@
 package kernelexec
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -184,4 +185,25 @@ func (p *proc) destroy() {
 		p.pidfd = -1
 	}
 	p.mu.Unlock()
+}
+
+// stoppedAtExec starts opts' exec under ptrace and waits for the stop at
+// its exec, ctx bounding the wait; done kills and reaps the process.
+func stoppedAtExec(ctx context.Context, opts Options) (p *proc, done func(), err error) {
+	if p, err = spawn(opts, true); err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, p.kill)
+	done = func() {
+		stop()
+		p.destroy()
+	}
+	if err := p.waitExecStop(); err != nil {
+		done()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, err
+	}
+	return p, done, nil
 }

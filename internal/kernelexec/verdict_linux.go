@@ -37,19 +37,11 @@ func Verdict(ctx context.Context, opts Options) ([]Mapping, error) {
 }
 
 func verdictLocked(ctx context.Context, opts Options) ([]Mapping, error) {
-	p, err := spawn(opts, true)
+	p, done, err := stoppedAtExec(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer p.destroy()
-	stop := context.AfterFunc(ctx, p.kill)
-	defer stop()
-	if err := p.waitExecStop(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
+	defer done()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/maps")
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
