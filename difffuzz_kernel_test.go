@@ -3,6 +3,7 @@ package uexec_test
 import (
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -514,6 +515,21 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[1].Vaddr = 0xffff9000
 			return f.Bytes()
 		}(), elf32: true},
+		// A PT_INTERP whose offset plus size overflows a file position:
+		// kernel_read's rw_verify_area says EINVAL (seed 14, mutant 5236).
+		{name: "PT_INTERP offset + size overflows", file: func() []byte {
+			f := testelf.Static64()
+			f.Interp = "/lib64/ld-linux-x86-64.so.2"
+			return setInterpOffset(f.Bytes(), 0x7fffffffffffffff)
+		}()},
+		// An image that leaves no room for the vdso: installing it comes
+		// past the point of no return (seed 16, mutant 4943).
+		{name: "ELF32 no room for the vdso", file: func() []byte {
+			f := static32()
+			f.Entry, f.Progs[0].Vaddr, f.Progs[1].Vaddr = 0x100, 0, 0x1000
+			f.Progs[0].Memsz, f.Progs[2].Align = 0xffff9200, 0x200000
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200
@@ -559,4 +575,18 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setInterpOffset sets p_offset of the PT_INTERP program header of the
+// ELF64 file b.
+func setInterpOffset(b []byte, off uint64) []byte {
+	le := binary.LittleEndian
+	phoff, phnum := le.Uint64(b[32:]), int(le.Uint16(b[56:]))
+	for i := range phnum {
+		ph := b[phoff+uint64(i)*56:]
+		if elf.ProgType(le.Uint32(ph)) == elf.PT_INTERP {
+			le.PutUint64(ph[8:], off)
+		}
+	}
+	return b
 }

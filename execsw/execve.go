@@ -262,7 +262,12 @@ func finish(epp *Package) (*Plan, error) {
 	if span := host.VvarLen + host.VDSOLen; span > 0 {
 		a, ok := epp.Space.TopDown(span, vm.PageSize)
 		if !ok {
-			return nil, execErr(req.Path, unix.ENOMEM, "no room for the vdso")
+			// arch_setup_additional_pages runs past the point of no
+			// return: the exec is killed.
+			p.Layout = *epp.Space
+			p.Fatal = fmt.Errorf("%w: no room for the vdso (ENOMEM)", ErrFatal)
+			p.Comm = comm(req.Path)
+			return p, nil
 		}
 		epp.Space.Take(vm.Range{Start: a, End: a + vm.Addr(span)})
 		p.VvarStart, p.VDSOStart, p.VDSOEnd = a, a+vm.Addr(host.VvarLen), a+vm.Addr(span)

@@ -198,6 +198,9 @@ func readInterpPath(r io.ReaderAt, p Prog) (string, error) {
 	if p.Off > math.MaxInt64 { // kernel_read: negative loff_t
 		return "", errorf(unix.EINVAL, fmt.Sprintf("PT_INTERP offset %#x is negative as a file position", p.Off))
 	}
+	if p.Filesz > math.MaxInt64-p.Off { // rw_verify_area: pos + count overflows loff_t
+		return "", errorf(unix.EINVAL, fmt.Sprintf("PT_INTERP at offset %#x + %d bytes is beyond any file position", p.Off, p.Filesz))
+	}
 	buf := make([]byte, p.Filesz)
 	if n, err := r.ReadAt(buf, int64(p.Off)); n < len(buf) {
 		reason := fmt.Sprintf("short read of PT_INTERP: %d of %d bytes at offset %#x", n, len(buf), p.Off)
