@@ -530,6 +530,23 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[0].Memsz, f.Progs[2].Align = 0xffff9200, 0x200000
 			return f.Bytes()
 		}(), elf32: true},
+		// No room below mmap_base for the vdso: the kernel's top-down
+		// search falls back to a bottom-up one from the legacy base
+		// (seed 25, mutant 3650).
+		{name: "ELF32 vdso placed bottom-up", file: func() []byte {
+			f := static32()
+			f.Type, f.Entry, f.Progs[0].Vaddr, f.Progs[1].Vaddr = elf.ET_DYN, 0x100, 0, 0x1000
+			f.Progs[0].Filesz, f.Progs[0].Memsz, f.Progs[2].Type = 0, 0xff58b000, 0x70000000
+			return f.Bytes()
+		}(), elf32: true},
+		// A bss across the program break is shown as "[heap]"
+		// (vma_is_initial_heap; seed 27, mutant 4680).
+		{name: "ELF32 bss across the break", file: func() []byte {
+			f := static32()
+			f.Type, f.Entry, f.Progs[0].Vaddr, f.Progs[1].Vaddr = elf.ET_DYN, 0x100, 0, 0x1000
+			f.Progs[0].Memsz = 0xb3608a21
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

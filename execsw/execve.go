@@ -222,6 +222,9 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	// PAGE_ALIGN rounds up: it matters when gap is not a whole number of
 	// pages (5/6 of the address space, with RLIMIT_STACK unlimited).
 	l.MmapBase = vm.Addr((uint64(l.TaskSize) - gap - mmapRnd + vm.PageSize - 1) &^ (vm.PageSize - 1))
+	// mmap_legacy_base: TASK_UNMAPPED_BASE (a third of the address
+	// space, page aligned) plus the same random offset.
+	l.LegacyBase = vm.Addr((uint64(l.TaskSize)/3+vm.PageSize-1)&^(vm.PageSize-1) + mmapRnd)
 	// The stack's own range is taken: nothing is placed above mmap_base
 	// anyway, but the simulated space renders it.
 	return l, nil
@@ -260,7 +263,7 @@ func finish(epp *Package) (*Plan, error) {
 	// arch_setup_additional_pages: the vdso (with its vvar pages first)
 	// is the next top-down mapping after the images.
 	if span := host.VvarLen + host.VDSOLen; span > 0 {
-		a, ok := epp.Space.TopDown(span, vm.PageSize)
+		a, ok := epp.Space.Place(span, vm.PageSize)
 		if !ok {
 			// arch_setup_additional_pages runs past the point of no
 			// return: the exec is killed.

@@ -42,6 +42,7 @@ func (p *Plan) Simulate() (*sim.Space, error) {
 			return nil, fmt.Errorf("stack: %w", err)
 		}
 	}
+	s.LabelHeap(p.MM.StartBrk, p.MM.Brk)
 	return s, nil
 }
 

@@ -30,7 +30,11 @@ type Layout struct {
 	// start below MinAddr (security/commoncap.c cap_mmap_addr); top-down
 	// placement still stops at MinAddr.
 	RawIO bool
-	Used  []Range // ranges already taken, kept sorted by Start
+	// LegacyBase is mm->mmap_legacy_base (TASK_UNMAPPED_BASE plus the
+	// random offset), where the bottom-up search of a failed top-down
+	// placement starts; 0 means none.
+	LegacyBase Addr
+	Used       []Range // ranges already taken, kept sorted by Start
 }
 
 // Take records r as used.
@@ -111,4 +115,44 @@ func merged(rs []Range) []Range {
 		out = out[:j+1]
 	}
 	return out
+}
+
+// Place returns where a new mapping of n bytes without a hint goes:
+// TopDown, or, when nothing fits below MmapBase, the lowest free address
+// from LegacyBase up to TaskSize (arch_get_unmapped_area_topdown falls
+// back to arch_get_unmapped_area: "a failed mmap() very likely causes
+// application failure").
+func (l *Layout) Place(n, align uint64) (Addr, bool) {
+	if a, ok := l.TopDown(n, align); ok {
+		return a, true
+	}
+	if l.LegacyBase == 0 {
+		return 0, false
+	}
+	return l.BottomUp(n, align, l.LegacyBase, l.TaskSize)
+}
+
+// BottomUp returns the lowest address a >= low, aligned to align (a power
+// of two, at least a page), such that [a, a+n) is free and ends at or
+// below high (unmapped_area).
+func (l *Layout) BottomUp(n, align uint64, low, high Addr) (Addr, bool) {
+	if align < PageSize {
+		align = PageSize
+	}
+	low = max(low, l.MinAddr)
+	m := merged(l.Used)
+	cand := Addr((uint64(low) + align - 1) &^ (align - 1))
+	for _, u := range m {
+		if u.End <= cand {
+			continue
+		}
+		if u.Start >= cand && uint64(u.Start-cand) >= n {
+			break
+		}
+		cand = Addr((uint64(u.End) + align - 1) &^ (align - 1))
+	}
+	if cand < low || uint64(high) < uint64(cand) || uint64(high-cand) < n {
+		return 0, false
+	}
+	return cand, true
 }

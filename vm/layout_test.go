@@ -42,3 +42,24 @@ func TestTopDown(t *testing.T) {
 		})
 	}
 }
+
+// Place falls back to the lowest free range from LegacyBase when nothing
+// fits below MmapBase, as arch_get_unmapped_area_topdown does.
+func TestPlaceBottomUp(t *testing.T) {
+	l := &Layout{TaskSize: 0x100000, MmapBase: 0x80000, MinAddr: 0x1000, LegacyBase: 0x40000,
+		Used: []Range{{Start: 0x1000, End: 0x80000}, {Start: 0x90000, End: 0x91000}}}
+	if a, ok := l.TopDown(0x2000, PageSize); ok {
+		t.Fatalf("TopDown found %v in a full range", a)
+	}
+	a, ok := l.Place(0x2000, PageSize)
+	if !ok || a != 0x80000 {
+		t.Fatalf("Place = %v, %v; want 0x80000 (the first gap above LegacyBase)", a, ok)
+	}
+	a, ok = l.Place(0x20000, PageSize)
+	if !ok || a != 0x91000 {
+		t.Fatalf("Place of 0x20000 = %v, %v; want 0x91000", a, ok)
+	}
+	if _, ok := l.Place(0x80000, PageSize); ok {
+		t.Fatal("Place of more than is free succeeded")
+	}
+}

@@ -249,7 +249,7 @@ func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 		if addr != 0 && addr <= l.taskSize-n && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
 			return addr, nil
 		}
-		a, ok := l.space.TopDown(n, vm.PageSize)
+		a, ok := l.space.Place(n, vm.PageSize)
 		if !ok || uint64(a) > l.taskSize-n {
 			return 0, fatalf("no room for a mapping of %#x bytes (ENOMEM)", n)
 		}

@@ -218,6 +218,18 @@ func (s *Space) AddRegion(start, end vm.Addr, prot vm.Prot, label string) error 
 	return nil
 }
 
+// LabelHeap names "[heap]" every anonymous mapping without a label that
+// lies across the program break, as /proc/PID/maps does
+// (vma_is_initial_heap: vm_start < brk && vm_end > start_brk). Call it
+// last: it changes names only.
+func (s *Space) LabelHeap(startBrk, brk vm.Addr) {
+	for i := range s.maps {
+		if m := &s.maps[i]; m.File == nil && m.Label == "" && m.Start < brk && m.End > startBrk {
+			m.Label = "[heap]"
+		}
+	}
+}
+
 // Unlabel takes label from the mappings that have it and do not contain
 // keep: /proc/PID/maps names only the stack mapping that holds
 // mm->start_stack "[stack]" (vma_is_initial_stack), so the piece of it a
