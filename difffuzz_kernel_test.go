@@ -214,7 +214,7 @@ func writeDiffEnv(t *testing.T) *diffEnv {
 		return p
 	}
 	env.static = write("static", testelf.Static64().Bytes(), 0o755)
-	env.staticPIE = write("static-pie", pieFile("").Bytes(), 0o755)
+	env.staticPIE = write("static-pie", testelf.PIE64("").Bytes(), 0o755)
 	env.script = write("script", []byte("#!/bin/sh\necho x\n"), 0o755)
 	env.elf32 = write("elf32", static32().Bytes(), 0o755)
 	env.empty = write("empty", nil, 0o755)

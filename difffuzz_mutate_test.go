@@ -38,23 +38,6 @@ type diffSeed struct {
 // systemLD is the dynamic loader of the machine.
 const systemLD = "/lib64/ld-linux-x86-64.so.2"
 
-// pieFile is a PIE (or, without interp, a static-pie) that pauses, with
-// a read-only, a text and a data+bss segment.
-func pieFile(interp string) *testelf.File {
-	return &testelf.File{
-		Type:   elf.ET_DYN,
-		Entry:  0x1000,
-		Interp: interp,
-		Progs: []testelf.Prog{
-			{Type: elf.PT_LOAD, Flags: elf.PF_R, Off: 0, Vaddr: 0, Filesz: 0x400, Memsz: 0x400, Align: 0x1000},
-			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x100, Memsz: 0x100, Align: 0x1000},
-			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2e00, Vaddr: 0x3e00, Filesz: 0x300, Memsz: 0x2400, Align: 0x1000},
-			{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
-		},
-		Blobs: []testelf.Blob{{Off: 0x1000, Data: testelf.PauseCode}, {Off: 0x3100, Data: []byte{1}}},
-	}
-}
-
 // static32 is an ELF32 static program.
 func static32() *testelf.File {
 	return &testelf.File{
@@ -86,10 +69,10 @@ func diffSeeds() []diffSeed {
 			f.GarbageSections = true
 			return f
 		}),
-		elfSeed("static-pie", func(*diffEnv) *testelf.File { return pieFile("") }),
-		elfSeed("PIE, system ld.so", func(*diffEnv) *testelf.File { return pieFile(systemLD) }),
+		elfSeed("static-pie", func(*diffEnv) *testelf.File { return testelf.PIE64("") }),
+		elfSeed("PIE, system ld.so", func(*diffEnv) *testelf.File { return testelf.PIE64(systemLD) }),
 		elfSeed("ET_EXEC, system ld.so", func(*diffEnv) *testelf.File { return withInterp(testelf.Static64(), systemLD) }),
-		elfSeed("PIE, fixture loader", func(env *diffEnv) *testelf.File { return pieFile(env.staticPIE) }),
+		elfSeed("PIE, fixture loader", func(env *diffEnv) *testelf.File { return testelf.PIE64(env.staticPIE) }),
 		elfSeed("ELF32 static", func(*diffEnv) *testelf.File { return static32() }),
 		elfSeed("ELF32 PIE", func(*diffEnv) *testelf.File {
 			f := static32()
@@ -98,10 +81,10 @@ func diffSeeds() []diffSeed {
 			return f
 		}),
 		{name: "PIE, mutated loader", build: func(env *diffEnv, interp string) ([]byte, []byte) {
-			return pieFile(interp).Bytes(), pieFile("").Bytes()
+			return testelf.PIE64(interp).Bytes(), testelf.PIE64("").Bytes()
 		}},
 		{name: "PIE, mutated ET_EXEC loader", build: func(env *diffEnv, interp string) ([]byte, []byte) {
-			return pieFile(interp).Bytes(), testelf.Static64().Bytes()
+			return testelf.PIE64(interp).Bytes(), testelf.Static64().Bytes()
 		}},
 		script("#!/bin/sh", "#!/bin/sh\n"),
 		script("#! /bin/sh -e", "#! /bin/sh -e\n"),

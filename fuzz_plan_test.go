@@ -15,7 +15,7 @@ import (
 // never a panic, never more than 5 s. It is seeded from TestDiffFuzz's
 // fixtures; testdata/fuzz/FuzzPlanELF holds mutants TestDiffFuzz made.
 func FuzzPlanELF(f *testing.F) {
-	for _, tf := range []*testelf.File{testelf.Static64(), pieFile(""), pieFile(systemLD), static32(),
+	for _, tf := range []*testelf.File{testelf.Static64(), testelf.PIE64(""), testelf.PIE64(systemLD), static32(),
 		func() *testelf.File { g := testelf.Static64(); g.Interp = systemLD; g.GarbageSections = true; return g }()} {
 		f.Add(tf.Bytes())
 	}

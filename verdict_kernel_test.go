@@ -117,21 +117,7 @@ func TestVerdictsMatchKernel(t *testing.T) {
 		f.Progs[1].Vaddr = base + 0x1000
 		return f
 	}
-	// A PIE (or, without interp, a static-pie) that pauses.
-	pie := func(interp string) *testelf.File {
-		return &testelf.File{
-			Type:   elf.ET_DYN,
-			Entry:  0x1000,
-			Interp: interp,
-			Progs: []testelf.Prog{
-				{Type: elf.PT_LOAD, Flags: elf.PF_R, Off: 0, Vaddr: 0, Filesz: 0x400, Memsz: 0x400, Align: 0x1000},
-				{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x100, Memsz: 0x100, Align: 0x1000},
-				{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2e00, Vaddr: 0x3e00, Filesz: 0x300, Memsz: 0x2400, Align: 0x1000},
-				{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
-			},
-			Blobs: []testelf.Blob{{Off: 0x1000, Data: testelf.PauseCode}, {Off: 0x3100, Data: []byte{1}}},
-		}
-	}
+	pie := testelf.PIE64
 	ld := write("ld.so", pie(""))
 	ldAt0 := write("ld-at-0", at(0))
 	ldOff63 := write("ld-off63", func() *testelf.File { f := pie(""); f.Progs[2].Off += 1 << 63; return f }())

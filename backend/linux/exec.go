@@ -38,20 +38,27 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if opts.tree == nil {
 		return spawn(plan, opts)
 	}
+	// This thread is the tracer for the stub's whole traced life.
+	return onNewThread(func() (*Process, error, bool) { return start(plan, opts) })
+}
+
+// onNewThread runs f on a locked OS thread of its own and returns its
+// result. When f reports a tracee may be left attached (traced), the
+// thread stays locked and exits with the goroutine, and
+// PTRACE_O_EXITKILL kills whatever it still traced; otherwise it is
+// unlocked for the runtime.
+func onNewThread(f func() (*Process, error, bool)) (*Process, error) {
 	type result struct {
 		p   *Process
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		// This thread is the tracer for the stub's whole traced life.
 		runtime.LockOSThread()
-		p, err, traced := start(plan, opts)
+		p, err, traced := f()
 		if !traced {
 			runtime.UnlockOSThread()
 		}
-		// Otherwise the goroutine ends locked: its thread exits, and
-		// PTRACE_O_EXITKILL kills whatever it still traced.
 		ch <- result{p, err}
 	}()
 	r := <-ch

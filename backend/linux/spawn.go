@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -147,22 +146,10 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		p, err, _ := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
 		return p, err
 	}
-	type result struct {
-		p   *Process
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The persona (and, with AtEntry, the tracer) is this thread's.
-		runtime.LockOSThread()
-		p, err, traced := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
-		if !traced {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{p, err}
-	}()
-	r := <-ch
-	return r.p, r.err
+	// The persona (and, with AtEntry, the tracer) is this thread's.
+	return onNewThread(func() (*Process, error, bool) {
+		return forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
+	})
 }
 
 // forkStub forks and execs the stub, and waits until it entered the

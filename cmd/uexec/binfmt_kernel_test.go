@@ -57,17 +57,7 @@ func binfmtProgs(t *testing.T) *bfProgs {
 	needRun(t)
 	closeInherited.Do(func() { unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) })
 	dir := testenv.SharedTempDir(t)
-	cp := func(src, name string) string {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	cp := func(src, name string) string { return copyExec(t, dir, src, name) }
 	p := &bfProgs{
 		dir:    dir,
 		probe:  cp(testenv.BuildC(t, "testdata/binfmt/probe.c"), "probe"),
@@ -673,4 +663,19 @@ func shortRules(rules []string) string {
 		q = append(q, fmt.Sprintf("%q", r))
 	}
 	return strings.Join(q, " ")
+}
+
+// copyExec copies the program src to dir/name, mode 0755, for tests that
+// need their programs where every user may run them.
+func copyExec(t *testing.T, dir, src, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

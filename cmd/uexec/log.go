@@ -70,20 +70,13 @@ func cmdLog(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	return 0
 }
 
-// logRecord is any line of a log: an exec line or an exit line.
+// logRecord is any line of a log: an exec line, or an exit line (whose
+// fields beyond the exec line's are its own).
 type logRecord struct {
-	Event  string   `json:"event"`
-	Time   string   `json:"time"`
-	Pid    int      `json:"pid"`
-	Ppid   int      `json:"ppid"`
-	Cwd    string   `json:"cwd"`
-	Path   string   `json:"path"`
-	Argv   []string `json:"argv"`
-	Result string   `json:"result"`
-	By     string   `json:"by"`
-	Status *int     `json:"status"`
-	Signal string   `json:"signal"`
-	Core   bool     `json:"core"`
+	execLogLine
+	Status *int   `json:"status"`
+	Signal string `json:"signal"`
+	Core   bool   `json:"core"`
 }
 
 // logProc is one process of a log: the execs it made, in order, and its end.

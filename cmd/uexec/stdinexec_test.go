@@ -23,17 +23,7 @@ import (
 func TestRunFromStdin(t *testing.T) {
 	testenv.NeedRoot(t)
 	dir := testenv.SharedTempDir(t)
-	cp := func(src, name string) string {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	cp := func(src, name string) string { return copyExec(t, dir, src, name) }
 	bin := cp(uexecBin, "uexec")
 	launch := cp(testenv.BuildC(t, "testdata/progs/memfdexec.c"), "memfdexec")
 	dynamic := cp(testenv.BuildC(t, "testdata/progs/memfdshow.c"), "show")

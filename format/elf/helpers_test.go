@@ -199,20 +199,7 @@ func wantErrno(t *testing.T, err, want error) {
 func exec64() *testelf.File { return testelf.Static64() }
 
 // pie64 is a PIE at 0 with a PT_INTERP, R / R+X / RW+bss segments.
-func pie64(interp string) *testelf.File {
-	return &testelf.File{
-		Type:   elf.ET_DYN,
-		Entry:  0x1000,
-		Interp: interp,
-		Progs: []testelf.Prog{
-			{Type: elf.PT_LOAD, Flags: elf.PF_R, Off: 0, Vaddr: 0, Filesz: 0x400, Memsz: 0x400, Align: 0x1000},
-			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x100, Memsz: 0x100, Align: 0x1000},
-			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2e00, Vaddr: 0x3e00, Filesz: 0x300, Memsz: 0x2400, Align: 0x1000},
-			{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
-		},
-		Blobs: []testelf.Blob{{Off: 0x1000, Data: testelf.PauseCode}, {Off: 0x3100, Data: []byte{1}}},
-	}
-}
+func pie64(interp string) *testelf.File { return testelf.PIE64(interp) }
 
 // loader64 is an ET_DYN program without PT_INTERP (a static-pie, or an
 // ld.so) that pauses.

@@ -279,3 +279,22 @@ func Static64() *File {
 		Blobs: []Blob{{Off: code, Data: PauseCode}},
 	}
 }
+
+// PIE64 returns an x86-64 PIE at 0 (with interp as PT_INTERP; without
+// one, a static-pie or loader) whose entry runs PauseCode: a read-only, a
+// text and a data+bss PT_LOAD, the last at a page offset other than its
+// file offset's.
+func PIE64(interp string) *File {
+	return &File{
+		Type:   elf.ET_DYN,
+		Entry:  0x1000,
+		Interp: interp,
+		Progs: []Prog{
+			{Type: elf.PT_LOAD, Flags: elf.PF_R, Off: 0, Vaddr: 0, Filesz: 0x400, Memsz: 0x400, Align: 0x1000},
+			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x100, Memsz: 0x100, Align: 0x1000},
+			{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Off: 0x2e00, Vaddr: 0x3e00, Filesz: 0x300, Memsz: 0x2400, Align: 0x1000},
+			{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
+		},
+		Blobs: []Blob{{Off: 0x1000, Data: PauseCode}, {Off: 0x3100, Data: []byte{1}}},
+	}
+}
