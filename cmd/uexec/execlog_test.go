@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -262,7 +261,7 @@ func TestExecLogBuild(t *testing.T) {
 func TestLogTreeGolden(t *testing.T) {
 	t.Setenv("COLUMNS", "72")
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), strings.NewReader(""), &out, &errb, []string{"log", "tree", "testdata/execlog/tree.log"}); code != 0 {
+	if code := run(strings.NewReader(""), &out, &errb, []string{"log", "tree", "testdata/execlog/tree.log"}); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	golden := "testdata/execlog/tree.golden"

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // uexec log compdb: the compilation database Bear 3 (citnames) makes of
@@ -47,10 +47,62 @@ type compdbEntry struct {
 	Output    string   `json:"output,omitempty"`
 }
 
-var (
-	gccName   = regexp.MustCompile(`^(cc|c\+\+|cxx|CC|(([^-]*-)*([mg](cc|\+\+)|[g]?fortran)(-?\d+(\.\d+){0,2})?))$`)
-	clangName = regexp.MustCompile(`^([^-]*-)*clang(|\+\+)(-?\d+(\.\d+){0,2})?$`)
-)
+// gccName is Bear's pattern for gcc's names,
+//
+//	^(cc|c\+\+|cxx|CC|(([^-]*-)*([mg](cc|\+\+)|[g]?fortran)(-?\d+(\.\d+){0,2})?))$
+//
+// written out (package regexp would cost every start of uexec its
+// initialisation; TestCompilerNames compares the two).
+func gccName(base string) bool {
+	switch base {
+	case "cc", "c++", "cxx", "CC":
+		return true
+	}
+	return toolName(base, "mcc", "gcc", "m++", "g++", "gfortran", "fortran")
+}
+
+// clangName is Bear's ^([^-]*-)*clang(|\+\+)(-?\d+(\.\d+){0,2})?$.
+func clangName(base string) bool { return toolName(base, "clang", "clang++") }
+
+// toolName reports whether base is any number of "PREFIX-" parts, one of
+// cores, and an optional version: -?\d+(\.\d+){0,2}.
+func toolName(base string, cores ...string) bool {
+	for k := 0; k <= len(base); k++ {
+		if k > 0 && base[k-1] != '-' {
+			continue
+		}
+		for _, c := range cores {
+			if v, ok := strings.CutPrefix(base[k:], c); ok && toolVersion(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func toolVersion(v string) bool {
+	if v == "" {
+		return true
+	}
+	v = strings.TrimPrefix(v, "-")
+	for part := 0; part < 3; part++ {
+		n := 0
+		for n < len(v) && v[n] >= '0' && v[n] <= '9' {
+			n++
+		}
+		if n == 0 {
+			return false
+		}
+		if v = v[n:]; v == "" {
+			return true
+		}
+		if v[0] != '.' {
+			return false
+		}
+		v = v[1:]
+	}
+	return false
+}
 
 func renderCompdb(w io.Writer, l *execLogFile) error {
 	out := []compdbEntry{}
@@ -62,10 +114,10 @@ func renderCompdb(w io.Writer, l *execLogFile) error {
 		base := filepath.Base(e.Path)
 		var table map[string]flagDef
 		switch {
-		case gccName.MatchString(base):
-			table = gccFlags
-		case clangName.MatchString(base):
-			table = clangFlags
+		case gccName(base):
+			table = tables().gcc
+		case clangName(base):
+			table = tables().clang
 		default:
 			continue
 		}
@@ -115,55 +167,74 @@ type flagDef struct {
 
 // gccFlags is Bear's ToolGcc::FLAG_DEFINITION (kinds it keeps as is
 // folded into kindOther).
-var gccFlags = map[string]flagDef{
-	"-x": {exactlySep, kindOther}, "-c": {exactly, kindNoLinking}, "-S": {exactly, kindNoLinking},
-	"-E": {exactly, kindNoLinking}, "-o": {exactlySep, kindOutput},
-	"-dumpbase": {exactlySep, kindOther}, "-dumpbase-ext": {exactlySep, kindOther}, "-dumpdir": {exactlySep, kindOther},
-	"-v": {exactly, kindOther}, "-###": {exactly, kindOther},
-	"--help": {prefix, kindInfo}, "--target-help": {exactly, kindInfo}, "--version": {exactly, kindInfo},
-	"-pass-exit-codes": {exactly, kindOther}, "-pipe": {exactly, kindOther}, "-specs": {exactlyGluedEq, kindOther},
-	"-wrapper": {exactlySep, kindOther}, "-ffile-prefix-map": {exactlyGluedEq, kindOther},
-	"-fplugin": {exactlyGluedEq, kindOther}, "@": {prefix, kindOther},
-	"-A": {exactlyGlued, kindOther}, "-D": {exactlyGlued, kindOther}, "-U": {exactlyGlued, kindOther},
-	"-include": {exactlySep, kindOther}, "-imacros": {exactlySep, kindOther}, "-undef": {exactly, kindOther},
-	"-pthread": {exactly, kindOther},
-	"-M":       {exactly, kindMake}, "-MM": {exactly, kindMake}, "-MG": {exactly, kindMake}, "-MP": {exactly, kindMake},
-	"-MD": {exactly, kindMake}, "-MMD": {exactly, kindMake}, "-MF": {exactlySep, kindMake},
-	"-MT": {exactlySep, kindMake}, "-MQ": {exactlySep, kindMake},
-	"-C": {exactly, kindOther}, "-CC": {exactly, kindOther}, "-P": {exactly, kindOther},
-	"-traditional": {prefix, kindOther}, "-trigraphs": {exactly, kindOther}, "-remap": {exactly, kindOther},
-	"-H": {exactly, kindOther}, "-Xpreprocessor": {exactlySep, kindOther}, "-Wp,": {prefix, kindOther},
-	"-I": {exactlyGlued, kindOther}, "-iplugindir": {exactlyGluedEq, kindOther}, "-iquote": {exactlySep, kindOther},
-	"-isystem": {exactlySep, kindOther}, "-idirafter": {exactlySep, kindOther}, "-iprefix": {exactlySep, kindOther},
-	"-iwithprefix": {exactlySep, kindOther}, "-iwithprefixbefore": {exactlySep, kindOther},
-	"-isysroot": {exactlySep, kindOther}, "-imultilib": {exactlySep, kindOther},
-	"-L": {exactlyGlued, kindLinker}, "-B": {exactlyGlued, kindOther}, "--sysroot": {exactlyGluedEq, kindOther},
-	"-flinker-output": {exactlyGluedEq, kindLinker}, "-fuse-ld": {exactlyGluedEq, kindLinker},
-	"-l": {exactlyGlued, kindLinker}, "-nostartfiles": {exactly, kindLinker}, "-nodefaultlibs": {exactly, kindLinker},
-	"-nolibc": {exactly, kindLinker}, "-nostdlib": {exactly, kindLinker}, "-e": {exactlySep, kindLinker},
-	"-entry": {exactlyGluedEq, kindLinker}, "-pie": {exactly, kindLinker}, "-no-pie": {exactly, kindLinker},
-	"-static-pie": {exactly, kindLinker}, "-r": {exactly, kindLinker}, "-rdynamic": {exactly, kindLinker},
-	"-s": {exactly, kindLinker}, "-symbolic": {exactly, kindLinker}, "-static": {prefix, kindLinker},
-	"-shared": {prefix, kindLinker}, "-T": {exactlySep, kindLinker}, "-Xlinker": {exactlySep, kindLinker},
-	"-Wl,": {prefix, kindLinker}, "-u": {exactlySep, kindLinker}, "-z": {exactlySep, kindLinker},
-	"-Xassembler": {exactlySep, kindOther}, "-Wa,": {prefix, kindOther}, "-ansi": {exactly, kindOther},
-	"-aux-info": {exactlySep, kindOther}, "-std": {exactlyGluedEq, kindOther},
-	"-O": {prefix, kindOther}, "-g": {prefix, kindOther}, "-f": {prefix, kindOther}, "-m": {prefix, kindOther},
-	"-p": {prefix, kindOther}, "-W": {prefix, kindOther}, "-no": {prefix, kindOther}, "-tno": {prefix, kindOther},
-	"-save": {prefix, kindOther}, "-d": {prefix, kindOther}, "-Q": {prefix, kindOther},
-	"-X": {prefix, kindOther}, "-Y": {prefix, kindOther}, "--": {prefix, kindOther},
+func gccFlags() map[string]flagDef {
+	return map[string]flagDef{
+		"-x": {exactlySep, kindOther}, "-c": {exactly, kindNoLinking}, "-S": {exactly, kindNoLinking},
+		"-E": {exactly, kindNoLinking}, "-o": {exactlySep, kindOutput},
+		"-dumpbase": {exactlySep, kindOther}, "-dumpbase-ext": {exactlySep, kindOther}, "-dumpdir": {exactlySep, kindOther},
+		"-v": {exactly, kindOther}, "-###": {exactly, kindOther},
+		"--help": {prefix, kindInfo}, "--target-help": {exactly, kindInfo}, "--version": {exactly, kindInfo},
+		"-pass-exit-codes": {exactly, kindOther}, "-pipe": {exactly, kindOther}, "-specs": {exactlyGluedEq, kindOther},
+		"-wrapper": {exactlySep, kindOther}, "-ffile-prefix-map": {exactlyGluedEq, kindOther},
+		"-fplugin": {exactlyGluedEq, kindOther}, "@": {prefix, kindOther},
+		"-A": {exactlyGlued, kindOther}, "-D": {exactlyGlued, kindOther}, "-U": {exactlyGlued, kindOther},
+		"-include": {exactlySep, kindOther}, "-imacros": {exactlySep, kindOther}, "-undef": {exactly, kindOther},
+		"-pthread": {exactly, kindOther},
+		"-M":       {exactly, kindMake}, "-MM": {exactly, kindMake}, "-MG": {exactly, kindMake}, "-MP": {exactly, kindMake},
+		"-MD": {exactly, kindMake}, "-MMD": {exactly, kindMake}, "-MF": {exactlySep, kindMake},
+		"-MT": {exactlySep, kindMake}, "-MQ": {exactlySep, kindMake},
+		"-C": {exactly, kindOther}, "-CC": {exactly, kindOther}, "-P": {exactly, kindOther},
+		"-traditional": {prefix, kindOther}, "-trigraphs": {exactly, kindOther}, "-remap": {exactly, kindOther},
+		"-H": {exactly, kindOther}, "-Xpreprocessor": {exactlySep, kindOther}, "-Wp,": {prefix, kindOther},
+		"-I": {exactlyGlued, kindOther}, "-iplugindir": {exactlyGluedEq, kindOther}, "-iquote": {exactlySep, kindOther},
+		"-isystem": {exactlySep, kindOther}, "-idirafter": {exactlySep, kindOther}, "-iprefix": {exactlySep, kindOther},
+		"-iwithprefix": {exactlySep, kindOther}, "-iwithprefixbefore": {exactlySep, kindOther},
+		"-isysroot": {exactlySep, kindOther}, "-imultilib": {exactlySep, kindOther},
+		"-L": {exactlyGlued, kindLinker}, "-B": {exactlyGlued, kindOther}, "--sysroot": {exactlyGluedEq, kindOther},
+		"-flinker-output": {exactlyGluedEq, kindLinker}, "-fuse-ld": {exactlyGluedEq, kindLinker},
+		"-l": {exactlyGlued, kindLinker}, "-nostartfiles": {exactly, kindLinker}, "-nodefaultlibs": {exactly, kindLinker},
+		"-nolibc": {exactly, kindLinker}, "-nostdlib": {exactly, kindLinker}, "-e": {exactlySep, kindLinker},
+		"-entry": {exactlyGluedEq, kindLinker}, "-pie": {exactly, kindLinker}, "-no-pie": {exactly, kindLinker},
+		"-static-pie": {exactly, kindLinker}, "-r": {exactly, kindLinker}, "-rdynamic": {exactly, kindLinker},
+		"-s": {exactly, kindLinker}, "-symbolic": {exactly, kindLinker}, "-static": {prefix, kindLinker},
+		"-shared": {prefix, kindLinker}, "-T": {exactlySep, kindLinker}, "-Xlinker": {exactlySep, kindLinker},
+		"-Wl,": {prefix, kindLinker}, "-u": {exactlySep, kindLinker}, "-z": {exactlySep, kindLinker},
+		"-Xassembler": {exactlySep, kindOther}, "-Wa,": {prefix, kindOther}, "-ansi": {exactly, kindOther},
+		"-aux-info": {exactlySep, kindOther}, "-std": {exactlyGluedEq, kindOther},
+		"-O": {prefix, kindOther}, "-g": {prefix, kindOther}, "-f": {prefix, kindOther}, "-m": {prefix, kindOther},
+		"-p": {prefix, kindOther}, "-W": {prefix, kindOther}, "-no": {prefix, kindOther}, "-tno": {prefix, kindOther},
+		"-save": {prefix, kindOther}, "-d": {prefix, kindOther}, "-Q": {prefix, kindOther},
+		"-X": {prefix, kindOther}, "-Y": {prefix, kindOther}, "--": {prefix, kindOther},
+	}
 }
 
+// flagTables are the flag tables and their sorted names, built on first
+// use.
+type flagTables struct {
+	gcc, clang           map[string]flagDef
+	gccNames, clangNames []string
+	sourceExts           map[string]bool
+}
+
+var tables = sync.OnceValue(func() *flagTables {
+	t := &flagTables{gcc: gccFlags(), clang: clangFlags(), sourceExts: map[string]bool{}}
+	t.gccNames, t.clangNames = namesOf(t.gcc), namesOf(t.clang)
+	for _, e := range strings.Fields(sourceExtList) {
+		t.sourceExts[e] = true
+	}
+	return t
+})
+
 // clangFlags are gcc's with clang's kinds of output added.
-var clangFlags = func() map[string]flagDef {
+func clangFlags() map[string]flagDef {
 	m := map[string]flagDef{"-cc1": {exactly, kindNoLinking}, "-emit-ast": {exactly, kindNoLinking}}
-	for k, v := range gccFlags {
+	for k, v := range gccFlags() {
 		if _, ok := m[k]; !ok {
 			m[k] = v
 		}
 	}
 	return m
-}()
+}
 
 func namesOf(table map[string]flagDef) []string {
 	names := make([]string, 0, len(table))
@@ -174,18 +245,10 @@ func namesOf(table map[string]flagDef) []string {
 	return names
 }
 
-var gccNames, clangNames = namesOf(gccFlags), namesOf(clangFlags)
-
-// sourceExts are Bear's SourceMatcher's.
-var sourceExts = map[string]bool{}
-
-func init() {
-	for _, e := range strings.Fields(`.h .hh .H .hp .hxx .hpp .HPP .h++ .tcc .c .C .cc .CC .c++ .C++ .cxx .cpp .cp
+// sourceExtList are Bear's SourceMatcher's extensions.
+const sourceExtList = `.h .hh .H .hp .hxx .hpp .HPP .h++ .tcc .c .C .cc .CC .c++ .C++ .cxx .cpp .cp
 		.cu .m .mi .mm .M .mii .i .ii .s .S .sx .asm .f .for .ftn .F .FOR .fpp .FPP .FTN
-		.f90 .f95 .f03 .f08 .F90 .F95 .F03 .F08 .go .brig .d .di .dd .ads .abd`) {
-		sourceExts[e] = true
-	}
-}
+		.f90 .f95 .f03 .f08 .F90 .F95 .F03 .F08 .go .brig .d .di .dd .ads .abd`
 
 // lookupFlag is Bear's FlagParser::lookup: how many arguments arg takes
 // as a flag of table, and its kind; n 0 when it is no flag.
@@ -222,9 +285,10 @@ type parsedFlag struct {
 
 // compilations returns the entries of one compiler call.
 func compilations(table map[string]flagDef, e *logExec) []compdbEntry {
-	names := gccNames
-	if len(table) != len(gccFlags) {
-		names = clangNames
+	t := tables()
+	names := t.gccNames
+	if len(table) != len(t.gcc) {
+		names = t.clangNames
 	}
 	var flags []parsedFlag
 	args := e.Argv[1:]
@@ -237,7 +301,7 @@ func compilations(table map[string]flagDef, e *logExec) []compdbEntry {
 			n, kind = 1, kindOther // Bear: the flag does not parse; taken as an object file
 		case a == "":
 			return nil // Bear fails the parse on an empty argument
-		case sourceExts[extOf(a)]:
+		case t.sourceExts[extOf(a)]:
 			n, kind = 1, kindSource
 		default:
 			n, kind = 1, kindOther

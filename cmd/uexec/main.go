@@ -3,10 +3,10 @@
 package main
 
 import (
-	"context"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/uexec/uexec"
@@ -17,10 +17,14 @@ func main() {
 		os.Exit(code)
 	}
 	initialSigMask = readSigMask()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGPIPE)
-	defer stop()
-	os.Exit(run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:]))
+	os.Exit(run(os.Stdin, os.Stdout, os.Stderr, os.Args[1:]))
 }
+
+// keepOnSIGPIPE makes a write to a closed pipe an EPIPE error instead of
+// uexec's death, for the commands that write more than an error message
+// (plan, log, a tree's log). An exec in place skips it: os/signal starts a
+// thread of its own, which the exec would have to end again.
+var keepOnSIGPIPE = sync.OnceFunc(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 
 // Exit statuses, as env(1) uses them.
 const (
@@ -29,17 +33,18 @@ const (
 	exitNotFound = 127 // the program was not found
 )
 
-func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+func run(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	if len(args) == 0 {
-		io.WriteString(stderr, usage)
+		io.WriteString(stderr, usage())
 		return exitUsage
 	}
 	switch args[0] {
 	case "plan":
-		return cmdPlan(ctx, stdin, stdout, stderr, args[1:])
+		return cmdPlan(stdin, stdout, stderr, args[1:])
 	case "run":
-		return cmdRun(ctx, stdin, stdout, stderr, args[1:])
+		return cmdRun(stdin, stdout, stderr, args[1:])
 	case "log":
+		keepOnSIGPIPE()
 		return cmdLog(stdin, stdout, stderr, args[1:])
 	case "completion":
 		return cmdCompletion(stdout, stderr, args[1:])
@@ -47,9 +52,9 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 		manPage(stdout)
 		return 0
 	case "help", "-h", "--help":
-		io.WriteString(stdout, usage)
+		io.WriteString(stdout, usage())
 		return 0
 	}
-	io.WriteString(stderr, "uexec: unknown command "+args[0]+"\n"+usage)
+	io.WriteString(stderr, "uexec: unknown command "+args[0]+"\n"+usage())
 	return exitUsage
 }

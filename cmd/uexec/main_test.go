@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"debug/elf"
 	"encoding/json"
 	"flag"
@@ -86,7 +85,7 @@ func normalise(s string) string { return devIno.ReplaceAllString(s, " xx:xx 0 ")
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = run(context.Background(), strings.NewReader(""), &o, &e, args)
+	code = run(strings.NewReader(""), &o, &e, args)
 	return o.String(), e.String(), code
 }
 

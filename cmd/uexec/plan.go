@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -162,11 +161,12 @@ func toJSON(p *execsw.Plan, prog string, argv []string) *planJSON {
 	return j
 }
 
-func cmdPlan(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+	keepOnSIGPIPE()
 	o, err := parseOptions(args, "plan")
 	if err != nil {
 		if err == errHelp {
-			io.WriteString(stdout, usage)
+			io.WriteString(stdout, usage())
 			return 0
 		}
 		fmt.Fprintf(stderr, "uexec plan: %v\nTry 'uexec help' for more information.\n", err)

@@ -7,8 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -32,20 +31,14 @@ var initialSigMask *uint64
 // the mask uexec was started with when main begins: the Go runtime only
 // changes masks once signals are requested with os/signal.
 func readSigMask() *uint64 {
-	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/status")
-	if err != nil {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, nil, &old); err != nil {
 		return nil
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
-			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				return nil
-			}
-			return &m
-		}
-	}
-	return nil
+	m := old.Val[0]
+	return &m
 }
 
 // catchable returns the forwarded signals that uexec's caller did not
@@ -68,21 +61,26 @@ func catchable() []os.Signal {
 // deliver them twice.
 var ttySignals = map[os.Signal]bool{syscall.SIGINT: true, syscall.SIGQUIT: true, syscall.SIGWINCH: true}
 
-func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	o, err := parseOptions(args, "run")
 	if err != nil {
 		if err == errHelp {
-			io.WriteString(stdout, usage)
+			io.WriteString(stdout, usage())
 			return 0
 		}
 		fmt.Fprintf(stderr, "uexec run: %v\nTry 'uexec help' for more information.\n", err)
 		return exitUsage
 	}
 	// Signals that arrive while the program is being built are held and
-	// forwarded once it runs.
+	// forwarded once it runs. An exec in place forwards nothing: uexec
+	// becomes the program, and a signal before that ends uexec as it would
+	// end env(1).
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, catchable()...)
-	defer signal.Stop(sigs)
+	if !o.once || !isStdFile(stdin, 0) || !isStdFile(stdout, 1) || !isStdFile(stderr, 2) {
+		keepOnSIGPIPE()
+		signal.Notify(sigs, catchable()...)
+		defer signal.Stop(sigs)
+	}
 
 	elog, err := openExecLog(o.logExecs, stderr)
 	if err != nil {
@@ -129,7 +127,7 @@ func cmdRun(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args
 	sreq := &uexec.SpawnRequest{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
 		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry, Memfd: o.image}
 	if !o.once {
-		return runTree(ctx, e, p, sreq, o, elog, first, sigs, stderr, closeFiles)
+		return runTree(e, p, sreq, o, elog, first, sigs, stderr, closeFiles)
 	}
 	if onStdFDs(files) {
 		// uexec becomes the program, as env(1) does: the program keeps
@@ -182,6 +180,12 @@ func supervise(proc *uexec.Process, tree bool, sigs chan os.Signal, stderr io.Wr
 			return exitLikeStatus(ws)
 		}
 	}
+}
+
+// isStdFile reports whether x is this process's descriptor fd.
+func isStdFile(x any, fd uintptr) bool {
+	f, ok := x.(*os.File)
+	return ok && f.Fd() == fd
 }
 
 // onStdFDs reports whether files are this process's descriptors 0, 1 and 2,
@@ -314,7 +318,7 @@ func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, s
 
 // runTree runs the first program with every exec of its process tree done
 // by uexec (the default of run).
-func runTree(ctx context.Context, e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *options, elog *execLog,
+func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *options, elog *execLog,
 	first *uexec.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
 	sreq.Tree, sreq.NoWaitDescendants, sreq.EmulRoot = true, o.noWaitDesc, o.emulRoot
 	if elog != nil || o.verbose {

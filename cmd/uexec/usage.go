@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // The command's options and commands as tables: --help (usage), the man
@@ -136,7 +137,8 @@ func usageText() string {
 	return b.String()
 }
 
-var usage = usageText()
+// usage is built when asked for: every start of uexec would pay for it.
+var usage = sync.OnceValue(usageText)
 
 // roffEscape makes s safe in a roff text line.
 func roffEscape(s string) string {

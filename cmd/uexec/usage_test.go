@@ -16,7 +16,7 @@ import (
 func runOut(t *testing.T, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), strings.NewReader(""), &out, &errb, args); code != 0 {
+	if code := run(strings.NewReader(""), &out, &errb, args); code != 0 {
 		t.Fatalf("uexec %v: exit %d: %s", args, code, errb.String())
 	}
 	return out.String()
