@@ -9,6 +9,7 @@ import (
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/format/elf"
 	"github.com/uexec/uexec/format/script"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // NewSwitch returns an exec switch holding Linux's native handlers in
@@ -51,7 +52,7 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 // kernel.randomize_va_space is not 0 and the personality lacks
 // ADDR_NO_RANDOMIZE.
 func Randomized() bool {
-	if b, err := os.ReadFile("/proc/sys/kernel/randomize_va_space"); err == nil && strings.TrimSpace(string(b)) == "0" {
+	if b, err := sys.ReadFile("/proc/sys/kernel/randomize_va_space"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		return false
 	}
 	// personality(0xffffffff) reads the persona without changing it.

@@ -1,11 +1,11 @@
 package execsw
 
 import (
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -59,7 +59,7 @@ func readMachine() Machine {
 	if !ok {
 		return m
 	}
-	b, err := os.ReadFile("/proc/meminfo")
+	b, err := sys.ReadFile("/proc/meminfo")
 	if err != nil {
 		return m
 	}
@@ -91,7 +91,7 @@ func readMachine() Machine {
 }
 
 func procUint(path string) (uint64, bool) {
-	b, err := os.ReadFile(path)
+	b, err := sys.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/uexec/uexec/internal/sys"
 )
 
 var host struct {
@@ -35,7 +36,7 @@ func HostFromProc() (*Host, error) {
 
 func readHost(auxvPath, mapsPath string) (Host, error) {
 	var h Host
-	b, err := os.ReadFile(auxvPath)
+	b, err := sys.ReadFile(auxvPath)
 	if err != nil {
 		return h, err
 	}
@@ -61,12 +62,11 @@ func readHost(auxvPath, mapsPath string) (Host, error) {
 			h.SysinfoEHDR = e.Value
 		}
 	}
-	f, err := os.Open(mapsPath)
+	maps, err := sys.ReadFile(mapsPath)
 	if err != nil {
 		return h, err
 	}
-	defer f.Close()
-	h.VvarLen, h.VDSOLen, h.VDSORegions, err = vdsoGeometry(f)
+	h.VvarLen, h.VDSOLen, h.VDSORegions, err = vdsoGeometry(bytes.NewReader(maps))
 	if err != nil {
 		return h, fmt.Errorf("%s: %w", mapsPath, err)
 	}

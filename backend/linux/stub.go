@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/uexec/uexec/internal/planstub"
 	"github.com/uexec/uexec/internal/stub"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // StubELF returns the bytes of the stub executable (see package
@@ -233,12 +233,7 @@ func verifyStub(p string, want []byte) error {
 	if err := checkOwned(p, false); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	got, err := io.ReadAll(io.LimitReader(f, int64(len(want))+1))
+	got, err := sys.ReadFileNoFollow(p)
 	if err != nil {
 		return err
 	}

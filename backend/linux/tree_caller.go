@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // Linux limits on what execve copies (fs/exec.c, include/uapi/linux/binfmts.h).
@@ -151,7 +152,7 @@ const (
 // readCaller reads the credentials and ids of thread tid from
 // /proc/TID/status.
 func readCaller(tid int) (*caller, error) {
-	b, err := readProc("/proc/" + strconv.Itoa(tid) + "/status")
+	b, err := sys.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +277,7 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 	if req.RlimitData, err = c.rlimit(unix.RLIMIT_DATA, "Max data size"); err != nil {
 		return nil, err
 	}
-	pb, err := readProc(proc + "/personality")
+	pb, err := sys.ReadFile(proc + "/personality")
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +301,7 @@ func (c *caller) rlimit(res int, row string) (uint64, error) {
 	if err != unix.EPERM {
 		return 0, os.NewSyscallError("prlimit", err)
 	}
-	b, rerr := readProc("/proc/" + strconv.Itoa(c.tgid) + "/limits")
+	b, rerr := sys.ReadFile("/proc/" + strconv.Itoa(c.tgid) + "/limits")
 	if rerr != nil {
 		return 0, os.NewSyscallError("prlimit", err)
 	}
@@ -323,7 +324,7 @@ func (c *caller) rlimit(res int, row string) (uint64, error) {
 }
 
 func vaRandomized() bool {
-	b, err := readProc("/proc/sys/kernel/randomize_va_space")
+	b, err := sys.ReadFile("/proc/sys/kernel/randomize_va_space")
 	return err != nil || strings.TrimSpace(string(b)) != "0"
 }
 
@@ -356,7 +357,7 @@ func (c *caller) openFD(fd int) (*os.File, bool, error) {
 		return nil, false, err
 	}
 	cloexec := false
-	if b, err := readProc("/proc/" + strconv.Itoa(c.tid) + "/fdinfo/" + strconv.Itoa(fd)); err == nil {
+	if b, err := sys.ReadFile("/proc/" + strconv.Itoa(c.tid) + "/fdinfo/" + strconv.Itoa(fd)); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "flags:"); ok {
 				fl, _ := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
@@ -584,32 +585,4 @@ func planCall(sw *execsw.Switch, req *execsw.Request, argErr error) (*execsw.Pla
 		return nil, err
 	}
 	return plan, nil
-}
-
-// readProc reads a small /proc file with plain system calls: os.ReadFile
-// would also try to register it with the runtime's poller, several system
-// calls more on the path of every intercepted exec.
-func readProc(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
 }

@@ -3,11 +3,12 @@
 package linux
 
 import (
-	"bufio"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/stack"
 )
 
 // vdsoFacts are what the stub needs of this kernel's vdso, the same in
@@ -23,39 +24,20 @@ type vdsoFacts struct {
 
 var vdsoOnce = sync.OnceValue(findVDSO)
 
+// findVDSO reads this process's vdso where the aux vector and the maps the
+// planner reads anyway put it (stack.HostFromProc).
 func findVDSO() vdsoFacts {
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
+	h, err := stack.HostFromProc()
+	if err != nil || h.SysinfoEHDR == 0 || h.VDSOLen == 0 {
 		return vdsoFacts{}
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasSuffix(line, "[vdso]") {
-			continue
-		}
-		lo, hi, ok := strings.Cut(strings.Fields(line)[0], "-")
-		if !ok {
-			return vdsoFacts{}
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			return vdsoFacts{}
-		}
-		text := make([]byte, end-start)
-		mem, err := os.Open("/proc/self/mem")
-		if err != nil {
-			return vdsoFacts{ok: true}
-		}
-		defer mem.Close()
-		if _, err := mem.ReadAt(text, int64(start)); err != nil {
-			return vdsoFacts{ok: true}
-		}
-		return vdsoFacts{ok: true, gadget: findGadget(text)}
+	text := make([]byte, h.VDSOLen)
+	local := []unix.Iovec{{Base: &text[0], Len: uint64(len(text))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(h.SysinfoEHDR), Len: len(text)}}
+	if n, err := unix.ProcessVMReadv(os.Getpid(), local, remote, 0); err != nil || n != len(text) {
+		return vdsoFacts{ok: true}
 	}
-	return vdsoFacts{}
+	return vdsoFacts{ok: true, gadget: findGadget(text)}
 }
 
 // findGadget returns the offset of a `syscall` (0f 05) followed by xors of

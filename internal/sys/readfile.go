@@ -1,0 +1,42 @@
+package sys
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadFile reads a small file (a /proc or /sys file, the stub) with plain
+// system calls: os.ReadFile also registers the descriptor with the
+// runtime's poller and asks for its size, five system calls more on the
+// path of every exec.
+func ReadFile(path string) ([]byte, error) { return readFile(path, 0) }
+
+// ReadFileNoFollow is ReadFile refusing a symbolic link as the last
+// component (ELOOP).
+func ReadFileNoFollow(path string) ([]byte, error) { return readFile(path, unix.O_NOFOLLOW) }
+
+func readFile(path string, flags int) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
