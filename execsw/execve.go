@@ -1,7 +1,6 @@
 package execsw
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/stack"
 	"github.com/uexec/uexec/vm"
 )
@@ -37,7 +37,7 @@ func (s *Switch) Execve(req *Request) (*Plan, error) {
 	epp.files = epp.filesBuf[:0]
 	src := req.Rand
 	if src == nil {
-		src = rand.Reader
+		src = sys.Random
 	}
 	epp.Rand = newRandPool(src)
 	p, err := s.execve(epp)

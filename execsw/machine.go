@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/vm"
 )
@@ -58,6 +60,15 @@ func readMachine() Machine {
 	mode, ok := procUint("/proc/sys/vm/overcommit_memory")
 	if !ok {
 		return m
+	}
+	if mode == 0 {
+		// OVERCOMMIT_GUESS: totalram_pages() + total_swap_pages, which
+		// sysinfo(2) gives without /proc/meminfo's cost.
+		var si unix.Sysinfo_t
+		if err := unix.Sysinfo(&si); err == nil {
+			m.CommitPages = (si.Totalram + si.Totalswap) * uint64(max(si.Unit, 1)) / vm.PageSize
+			return m
+		}
 	}
 	b, err := sys.ReadFile("/proc/meminfo")
 	if err != nil {

@@ -4,7 +4,6 @@ package linux
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -546,7 +545,7 @@ func (b *builder) setMM(mm *execsw.MM, lay *stack.Layout) error {
 
 func randReader(r io.Reader) io.Reader {
 	if r == nil {
-		return rand.Reader
+		return sys.Random
 	}
 	return r
 }

@@ -43,8 +43,6 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	if err := runnable(plan, opts.Path != "" && plan.Extended == ""); err != nil {
 		return err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if opts.Dir != "" {
 		if err := os.Chdir(opts.Dir); err != nil {
 			return &Error{Pid: os.Getpid(), Step: "changing directory", Err: err}
@@ -131,8 +129,19 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			}
 		}
 		step("once:compiled")
-		old, err := sys.Personality(persona)
+		old, err := sys.Personality(sys.PersonalityQuery)
 		if err != nil {
+			return fail("reading the personality", err)
+		}
+		if old == persona {
+			return os.NewSyscallError("execve", unix.Exec(stubPath, argv, []string{}))
+		}
+		// The persona is the thread's: the exec must come from the
+		// thread that set it. (Locking costs the runtime a thread, so
+		// only here.)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if _, err := sys.Personality(persona); err != nil {
 			return fail("setting the personality", err)
 		}
 		err = unix.Exec(stubPath, argv, []string{})

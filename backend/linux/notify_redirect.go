@@ -3,7 +3,6 @@
 package linux
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -50,7 +50,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 
 	// The plan's files, the plan and the stub go into the caller.
-	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
+	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: sys.Random,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
 		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
 		// The stub restores the caller's mask itself (uexec does too, at

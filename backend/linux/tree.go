@@ -3,7 +3,6 @@
 package linux
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/stub"
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/internal/tracee"
 	"github.com/uexec/uexec/vm"
 )
@@ -811,7 +811,7 @@ func (tr *Tree) build(t *tracee.Tracee, ex *pendingExec) error {
 		pid:      t.Pid,
 		plan:     plan,
 		noRandom: ex.req.NoRandom,
-		rand:     rand.Reader,
+		rand:     sys.Random,
 		logf:     tr.opts.Logf,
 		fds:      map[*vm.File]int{},
 		exe:      programFile(plan),
@@ -1071,7 +1071,7 @@ func (tr *Tree) planStubCall(c *caller, req *execsw.Request, plan *execsw.Plan) 
 		}
 		return "", nil, nil, err
 	}
-	env := &stubEnv{open: map[*vm.File]string{}, statusFD: -1, noRandom: req.NoRandom, rand: rand.Reader,
+	env := &stubEnv{open: map[*vm.File]string{}, statusFD: -1, noRandom: req.NoRandom, rand: sys.Random,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
 		persona: uint32(c.personality), logf: tr.opts.Logf}
 	self := "/proc/" + strconv.Itoa(tr.self) + "/fd/"

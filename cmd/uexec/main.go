@@ -6,11 +6,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 
 	"github.com/uexec/uexec"
 )
+
+// uexec keeps no memory profile: sampling allocations costs every start.
+func init() { runtime.MemProfileRate = 0 }
 
 func main() {
 	if code, ok := uexec.ServeHelper(os.Args[1:]); ok {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -27,12 +26,11 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // program inherits as from a kernel exec; nil when unknown.
 var initialSigMask *uint64
 
-// readSigMask reads the blocked set of the main thread, which still has
-// the mask uexec was started with when main begins: the Go runtime only
-// changes masks once signals are requested with os/signal.
+// readSigMask reads the blocked set of this thread, which still has the
+// mask uexec was started with when main begins (every thread of the Go
+// runtime starts with it): the runtime only changes masks once signals are
+// requested with os/signal. (Locking the thread would cost a thread.)
 func readSigMask() *uint64 {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var old unix.Sigset_t
 	if err := unix.PthreadSigmask(unix.SIG_BLOCK, nil, &old); err != nil {
 		return nil

@@ -1,13 +1,13 @@
 package elf
 
 import (
-	"crypto/rand"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
 
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -85,7 +85,7 @@ func newLoader(space *vm.Layout, is32, rie, random bool, rnd io.Reader) *loader 
 		ts = uint64(space.TaskSize)
 	}
 	if rnd == nil {
-		rnd = rand.Reader
+		rnd = sys.Random
 	}
 	return &loader{space: space, taskSize: ts, is32: is32, rie: rie, random: random, rand: rnd}
 }
