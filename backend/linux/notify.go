@@ -3,6 +3,7 @@
 package linux
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -462,6 +463,13 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered, stop); err != nil {
+		var back *kernelsCall
+		if errors.As(err, &back) {
+			execd = true
+			ev.By, ev.Note = "kernel", fmt.Sprintf("%s (%v): the kernel made the caller's own exec", note, back.err)
+			tr.emit(ev)
+			return
+		}
 		if answered {
 			// Past the point of no return, or a caller left half-way.
 			// A death past the point of no return is no crash of the

@@ -182,7 +182,10 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}
 	step("tree:masked")
 	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
-	// its exit if the kernel could not exec the stub.
+	// its exit if the kernel could not exec the stub. (PTRACE_SINGLESTEP
+	// would save the entry's stop, but a single-step survives the death
+	// of uexec, which clears only syscall tracing, and would kill the
+	// stub with SIGTRAP at the exit of its exec.)
 	for {
 		if err := unix.PtraceSyscall(tid, 0); err != nil {
 			return "ptrace(PTRACE_SYSCALL)", err
@@ -222,7 +225,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 			unix.PtraceSetRegs(tid, &saved)
 			ptraceSigmask(tid, false, &mask)
 			resend(c.tgid, tid, held)
-			return "the stub could not be executed", unix.Errno(-int64(now.Rax))
+			return "the stub could not be executed", &kernelsCall{unix.Errno(-int64(now.Rax))}
 		case isEventStop(ws):
 			// The interrupt's stop, when a signal came before it.
 		default:
@@ -251,6 +254,16 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	resend(c.tgid, tid, held)
 	return "", nil
 }
+
+// kernelsCall is a redirect that gave the caller its own call back: the
+// kernel makes it (the stub could not be executed in the caller's place, a
+// sandbox's Landlock rules for one).
+type kernelsCall struct{ err error }
+
+func (e *kernelsCall) Error() string {
+	return e.err.Error() + ": the kernel makes the caller's own call"
+}
+func (e *kernelsCall) Unwrap() error { return e.err }
 
 // resend sends the held signals again to thread tid of process tgid.
 func resend(tgid, tid int, held []syscall.Signal) {

@@ -34,7 +34,10 @@ type callerMem struct {
 	bytes int
 }
 
-var errFault = fmt.Errorf("bad address in the caller: %w", unix.EFAULT)
+var (
+	errFault   = fmt.Errorf("bad address in the caller: %w", unix.EFAULT)
+	errLongArg = fmt.Errorf("string of more than %d bytes: %w", maxArgStrlen, unix.E2BIG)
+)
 
 func (m *callerMem) page(addr uint64) ([]byte, error) {
 	base := addr &^ 4095
@@ -122,7 +125,7 @@ func (m *callerMem) vector(addr uint64) ([]string, error) {
 	}
 	out := make([]string, len(ptrs))
 	for i, p := range ptrs {
-		s, err := m.cstring(p, maxArgStrlen, fmt.Errorf("string of more than %d bytes: %w", maxArgStrlen, unix.E2BIG))
+		s, err := m.cstring(p, maxArgStrlen, errLongArg)
 		if err != nil {
 			return nil, err
 		}

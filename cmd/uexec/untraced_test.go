@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -91,5 +92,36 @@ func TestOrdinaryUserSelfExe(t *testing.T) {
 				t.Errorf("%v as 65534: natively\n%v\nunder uexec %v:\n%v", argv, native, mode, under)
 			}
 		}
+	}
+}
+
+// TestTreeStubRefused: in a sandbox that may execute only the files under
+// /usr (Landlock), uexec's stub cannot be executed in the caller's place;
+// the caller's own exec is then the kernel's, the program runs as natively,
+// and the log says so.
+func TestTreeStubRefused(t *testing.T) {
+	needRun(t)
+	prog := testenv.BuildC(t, "testdata/progs/landlockexec.c")
+	script := `/bin/true && echo true ran; /usr/bin/env sh -c 'echo $0'`
+	compareTree(t, prog, "/usr", "/bin/sh", "-c", script)
+	log := filepath.Join(t.TempDir(), "execs.log")
+	runCmd(t, "", "/", uexecBin, "run", "--log-execs", log, prog, "/usr", "/bin/sh", "-c", script)
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(line, `"event":"exec"`) || strings.Contains(line, `"path":"`+prog+`"`) ||
+			strings.Contains(line, `"error"`) { // env's search of PATH
+			continue
+		}
+		n++
+		if !strings.Contains(line, `"by":"kernel"`) || !strings.Contains(line, "the stub could not be executed (permission denied)") {
+			t.Errorf("exec in the sandbox logged as %s", line)
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d execs in the sandbox logged, want 4 (sh, true, env, sh):\n%s", n, b)
 	}
 }
