@@ -2,7 +2,6 @@ package uexec
 
 import (
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -52,7 +51,7 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 // kernel.randomize_va_space is not 0 and the personality lacks
 // ADDR_NO_RANDOMIZE.
 func Randomized() bool {
-	if b, err := sys.ReadFile("/proc/sys/kernel/randomize_va_space"); err == nil && strings.TrimSpace(string(b)) == "0" {
+	if v, err := sys.RandomizeVASpace(); err == nil && v == 0 {
 		return false
 	}
 	// personality(0xffffffff) reads the persona without changing it.

@@ -327,8 +327,8 @@ func (c *caller) rlimit(res int, row string) (uint64, error) {
 }
 
 func vaRandomized() bool {
-	b, err := sys.ReadFile("/proc/sys/kernel/randomize_va_space")
-	return err != nil || strings.TrimSpace(string(b)) != "0"
+	v, err := sys.RandomizeVASpace()
+	return err != nil || v != 0
 }
 
 // selfPath maps the caller's /proc/self and /proc/thread-self to its own
