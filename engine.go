@@ -333,16 +333,12 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 // point of no return with this process intact, after it (a *StartError
 // with Signal set) with the process to be ended by that signal.
 func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
-	dir := s.Dir
-	if dir == "" {
-		dir, _ = os.Getwd()
-	}
 	env := s.Env
 	if env == nil {
 		env = []string{}
 	}
 	return startError(backend.ExecInPlace(plan, &backend.InPlaceOptions{Path: s.Path, Argv: s.Argv, Env: env,
-		Dir: dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf}))
+		Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf}))
 }
 
 // Wait waits for the program to exit and returns its status. For a Tree

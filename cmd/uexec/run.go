@@ -107,7 +107,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	if first.Cwd == "" {
 		first.Cwd, _ = os.Getwd()
 	}
-	if o.stopMatch(req.Path, resolvedPath(req.Path, first.Cwd)) {
+	if len(o.stopAtExec) > 0 && o.stopMatch(req.Path, resolvedPath(req.Path, first.Cwd)) {
 		o.stopAtEntry = true // the first exec of the tree is one of its execs
 	}
 	first.Stopped = o.stopAtEntry
