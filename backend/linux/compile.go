@@ -119,7 +119,10 @@ var errReserved = fmt.Errorf("an image in the stub's range: %w", unix.ENOMEM)
 // kernel put the stub's stack, vdso or a placed image kept relative to the
 // register that holds it.
 func compile(p *execsw.Plan, env *stubEnv) (*compiled, error) {
-	c := &compiler{p: p, env: env, next: wire.RFirst, out: &compiled{}}
+	// Room for a dynamic program's plan (about 80 ops and 4 KiB of
+	// data), so that the slices are not grown op by op on every exec.
+	c := &compiler{p: p, env: env, next: wire.RFirst, out: &compiled{},
+		ops: make([]wire.Op, 0, 96), data: make([]byte, 0, 8192)}
 	if err := c.run(); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -476,7 +477,11 @@ func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
 	if !filepath.IsAbs(name) || filepath.Clean(name) != name {
 		return fmt.Errorf("%q is not a resolved absolute name", name)
 	}
-	for d := filepath.Dir(name); ; d = filepath.Dir(d) {
+	// CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE may search every directory
+	// (generic_permission): only the file itself is left to check. (A
+	// name changed since it was resolved is the stub's dev and inode
+	// check's to catch, with or without this walk.)
+	for d := filepath.Dir(name); !c.cred.CapDACReadSearch && !c.cred.CapDACOverride; d = filepath.Dir(d) {
 		var st unix.Stat_t
 		if err := unix.Lstat(d, &st); err != nil {
 			return &os.PathError{Op: "lstat", Path: d, Err: err}
@@ -545,10 +550,25 @@ func (c *caller) sameMounts(root string) bool {
 	if root != "" && root != "/" {
 		return false
 	}
-	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(c.tid) + "/ns/mnt")
-	ours, err2 := os.Readlink("/proc/self/ns/mnt")
-	return err1 == nil && err2 == nil && theirs == ours
+	var theirs, ours unix.Stat_t
+	if unix.Stat("/proc/"+strconv.Itoa(c.tid)+"/ns/mnt", &theirs) != nil || ownMountNS(&ours) != nil {
+		return false
+	}
+	return theirs.Dev == ours.Dev && theirs.Ino == ours.Ino
 }
+
+// ownMountNS stats this process's mount namespace, once: uexec never
+// changes it.
+var ownMountNS = func() func(*unix.Stat_t) error {
+	var once sync.Once
+	var st unix.Stat_t
+	var err error
+	return func(out *unix.Stat_t) error {
+		once.Do(func() { err = unix.Stat("/proc/self/ns/mnt", &st) })
+		*out = st
+		return err
+	}
+}()
 
 // readCall reads an intercepted exec's path, argv and envp from caller
 // pid's memory. err is the path's error; argErr the first of argv's and

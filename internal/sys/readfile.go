@@ -22,7 +22,7 @@ func readFile(path string, flags int) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
+	buf := make([]byte, 0, 2048) // /proc/PID/status is about 1.5 KiB
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
