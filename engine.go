@@ -156,13 +156,18 @@ type Process struct {
 	// kernel exec, and why.
 	Notes []string
 
-	p      *backend.Process
-	tr     *backend.Tree
-	once   sync.Once
-	st     *os.ProcessState
-	err    error
-	exited chan struct{}
-	done   chan struct{}
+	p  *backend.Process
+	tr *backend.Tree
+	// reap waits for a started program, once; it runs on the goroutine
+	// of Wait, or on a goroutine of its own once something else waits
+	// (Exited, a context, a Segvguard): a goroutine per program would
+	// cost every Spawn and Wait two hand-offs.
+	reap      func()
+	reapAsync sync.Once
+	st        *os.ProcessState
+	err       error
+	exited    chan struct{}
+	done      chan struct{}
 }
 
 // Spawn plans the exec of s with this process's credentials, limits and
@@ -237,11 +242,8 @@ func (e *Engine) sw() *execsw.Switch {
 // exact. The caller keeps plan and closes it.
 func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnRequest) (*Process, error) {
 	sw := e.sw()
-	dir := s.Dir
-	if dir == "" {
-		dir, _ = os.Getwd()
-	}
-	opts := &backend.Options{Files: s.Files, Dir: dir, NoRandom: s.NoRandom || !Randomized(),
+	// No directory is the caller's own: the child inherits it.
+	opts := &backend.Options{Files: s.Files, Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(),
 		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry}
 	if opts.Env == nil {
 		opts.Env = []string{}
@@ -260,6 +262,10 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
+			dir := s.Dir
+			if dir == "" {
+				dir, _ = os.Getwd()
+			}
 			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
 				Chain: plan.Chain, By: "uexec", Stopped: s.StopAtEntry}
 		}
@@ -304,7 +310,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	sw.Hold(plan.Esw)
 	p.Pid, p.Notes, p.p = bp.Pid, bp.Notes, bp
 	prog, uid, comm := plan.Program, plan.Cred.UID, plan.Comm
-	go func() {
+	p.reap = sync.OnceFunc(func() {
 		p.st, p.err = bp.Wait()
 		if p.err == nil {
 			ws, _ := p.st.Sys().(syscall.WaitStatus)
@@ -313,7 +319,11 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 		sw.Release(plan.Esw)
 		close(p.exited)
 		close(p.done)
-	}()
+	})
+	if ctx.Done() != nil || e.guard != nil {
+		// The kill and the crash count need the exit as it happens.
+		p.reapInBackground()
+	}
 	if ctx.Done() != nil {
 		go func() {
 			select {
@@ -348,14 +358,25 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	if p.tr != nil {
 		return nil, errors.New("uexec: Wait of a tree: use WaitStatus")
 	}
+	p.reap()
 	<-p.done
 	return p.st, p.err
+}
+
+// reapInBackground has a goroutine of its own wait for the program.
+func (p *Process) reapInBackground() {
+	if p.reap != nil {
+		p.reapAsync.Do(func() { go p.reap() })
+	}
 }
 
 // WaitStatus waits for the program to exit and returns its wait status;
 // for a Tree, also for the engine to finish serving the tree (every
 // descendant gone, or released with NoWaitDescendants).
 func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
+	if p.reap != nil {
+		p.reap()
+	}
 	<-p.done
 	if p.tr != nil {
 		return p.tr.Wait(), p.err
@@ -369,7 +390,10 @@ func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
 
 // Exited is closed when the program has exited (a tree's descendants may
 // still run).
-func (p *Process) Exited() <-chan struct{} { return p.exited }
+func (p *Process) Exited() <-chan struct{} {
+	p.reapInBackground()
+	return p.exited
+}
 
 // Signal sends sig to the program.
 func (p *Process) Signal(sig os.Signal) error {

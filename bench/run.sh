@@ -23,8 +23,13 @@ gcc -O2 -o "$work/dynamic" "$work/t.c"
 
 for prog in /bin/true "$work/static" "$work/dynamic"; do
 	name=$(basename "$prog")
-	hyperfine -N --warmup 20 --runs "$runs" \
+	hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/$name.json" \
 		-n "kernel $name" "$prog" \
 		-n "go os/exec $name" "$work/gorun $prog" \
 		-n "uexec run --once $name" "$work/uexec run --once $prog"
+	# The ratio the README records: uexec against the Go launcher's floor.
+	python3 -c 'import json, sys
+r = {x["command"].split()[0]: x for x in json.load(open(sys.argv[1]))["results"]}
+k, g, u = (r[n]["mean"] * 1e3 for n in ("kernel", "go", "uexec"))
+print("%s: kernel %.2f ms, go os/exec %.2f ms, uexec run --once %.2f ms: %.2fx go os/exec, %.1fx the kernel" % (sys.argv[2], k, g, u, u / g, u / k))' "$work/$name.json" "$name"
 done

@@ -12,11 +12,16 @@ bin=$(mktemp -d)/uexec
 go build -o "$bin" ./cmd/uexec
 loop="i=0; while [ \$i -lt $n ]; do /bin/true; i=\$((i+1)); done"
 if command -v hyperfine >/dev/null; then
-	hyperfine -N --warmup 2 --runs 10 \
+	json=$(dirname "$bin")/tree.json
+	hyperfine -N --warmup 2 --runs 10 --export-json "$json" \
 		-n native "sh -c '$loop'" \
 		-n uexec-tree "$bin run sh -c '$loop'" \
 		-n uexec-once "$bin run --once sh -c '$loop'" \
 		-n strace "strace -f -e trace=execve -o /dev/null sh -c '$loop'"
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+for x in r:
+    print("%-11s %7.1f ms  %.2fx native" % (x["command"], x["mean"] * 1e3, x["mean"] / r[0]["mean"]))' "$json"
 else
 	t() { s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 	nat=$(t sh -c "$loop"); tree=$(t "$bin" run sh -c "$loop"); st=$(t strace -f -e trace=execve -o /dev/null sh -c "$loop")
