@@ -22,6 +22,18 @@ if command -v hyperfine >/dev/null; then
 r = json.load(open(sys.argv[1]))["results"]
 for x in r:
     print("%-11s %7.1f ms  %.2fx native" % (x["command"], x["mean"] * 1e3, x["mean"] / r[0]["mean"]))' "$json"
+	# The tree's own cost per exec: the same loop of a 3-instruction
+	# static program (no libc, nothing but exit).
+	tiny=$(dirname "$bin")/tiny
+	printf '.globl _start\n_start: mov $60, %%eax\nxor %%edi, %%edi\nsyscall\n' |
+		gcc -nostdlib -static -x assembler -o "$tiny" -
+	tloop="i=0; while [ \$i -lt $n ]; do $tiny; i=\$((i+1)); done"
+	hyperfine -N --warmup 2 --runs 10 --export-json "$json" \
+		-n native-tiny "sh -c '$tloop'" -n uexec-tree-tiny "$bin run sh -c '$tloop'"
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+d = (r[1]["mean"] - r[0]["mean"]) / int(sys.argv[2]) * 1e6
+print("tiny: native %.1f ms, uexec run %.1f ms: %.2fx, %.0f us per exec" % (r[0]["mean"] * 1e3, r[1]["mean"] * 1e3, r[1]["mean"] / r[0]["mean"], d))' "$json" "$n"
 else
 	t() { s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 	nat=$(t sh -c "$loop"); tree=$(t "$bin" run sh -c "$loop"); st=$(t strace -f -e trace=execve -o /dev/null sh -c "$loop")
