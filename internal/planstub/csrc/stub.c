@@ -226,7 +226,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
 			die(-1UL, size < 0 ? size : -8);
 		s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
-			     0x100002 /* MAP_PRIVATE|MAP_FIXED_NOREPLACE */, fd, 0);
+			     0x108002 /* MAP_PRIVATE|MAP_POPULATE|MAP_FIXED_NOREPLACE */, fd, 0);
 		if ((u64)m != PLAN_ADDR)
 			die(-1UL, m);
 		sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
@@ -306,12 +306,14 @@ __asm__(".section .bss\n"
 	"	sub %rsi, %r13\n"
 	"	add $4095, %r13\n"
 	"	and $-4096, %r13\n"
-	/* mmap(RUN_ADDR, r13, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE, -1, 0) */
+	/* mmap(RUN_ADDR, r13, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0):
+	 * populated in one go, not a page fault per page of the copy, its .bss
+	 * and its stack */
 	"	mov $9, %eax\n"
 	"	movabs $0x10010000000, %rdi\n"
 	"	mov %r13, %rsi\n"
 	"	mov $7, %edx\n"
-	"	mov $0x100022, %r10d\n"
+	"	mov $0x108022, %r10d\n"
 	"	mov $-1, %r8\n"
 	"	xor %r9d, %r9d\n"
 	"	syscall\n"
