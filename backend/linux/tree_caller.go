@@ -254,6 +254,18 @@ func (c *caller) effAfterExec() uint64 {
 	return c.capAmb
 }
 
+// stubCred is the caller's credentials once it has exec'd the stub: the
+// filesystem ids are the effective ones again, and the capabilities those
+// of effAfterExec.
+func (c *caller) stubCred() execsw.Cred {
+	cr := c.cred
+	cr.FSUID, cr.FSGID = cr.EUID, cr.EGID
+	eff := c.effAfterExec()
+	cr.CapDACOverride = eff&(1<<unix.CAP_DAC_OVERRIDE) != 0
+	cr.CapDACReadSearch = eff&(1<<unix.CAP_DAC_READ_SEARCH) != 0
+	return cr
+}
+
 // maySetExe reports whether the stub, in the caller's place, may set
 // /proc/PID/exe with prctl(PR_SET_MM_MAP)'s exe_fd: CAP_SYS_ADMIN or
 // CAP_CHECKPOINT_RESTORE after the exec.
@@ -477,11 +489,13 @@ func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
 	if !filepath.IsAbs(name) || filepath.Clean(name) != name {
 		return fmt.Errorf("%q is not a resolved absolute name", name)
 	}
+	// The stub opens the files with the credentials its exec leaves.
+	cr := c.stubCred()
 	// CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE may search every directory
 	// (generic_permission): only the file itself is left to check. (A
 	// name changed since it was resolved is the stub's dev and inode
 	// check's to catch, with or without this walk.)
-	for d := filepath.Dir(name); !c.cred.CapDACReadSearch && !c.cred.CapDACOverride; d = filepath.Dir(d) {
+	for d := filepath.Dir(name); !cr.CapDACReadSearch && !cr.CapDACOverride; d = filepath.Dir(d) {
 		var st unix.Stat_t
 		if err := unix.Lstat(d, &st); err != nil {
 			return &os.PathError{Op: "lstat", Path: d, Err: err}
@@ -489,7 +503,7 @@ func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return fmt.Errorf("%s: not a directory", d)
 		}
-		if !mayAccess(&c.cred, &st, mayX) {
+		if !mayAccess(&cr, &st, mayX) {
 			return fmt.Errorf("the caller cannot search %s", d)
 		}
 		if d == "/" {
@@ -506,7 +520,7 @@ func (c *caller) mayOpen(name string, bit uint32, dev, ino uint64) error {
 	if ino != 0 && (st.Dev != dev || st.Ino != ino) {
 		return fmt.Errorf("%s is no longer the planned file", name)
 	}
-	if !mayAccess(&c.cred, &st, bit) {
+	if !mayAccess(&cr, &st, bit) {
 		what := "read"
 		if bit == mayX {
 			what = "execute"
