@@ -65,7 +65,8 @@
 // plans the exec. A refused exec is skipped with -errno in rax, the caller
 // untouched. An accepted one is rewritten to exec the plan stub (its path
 // and argv, naming the plan as /proc/<uexec>/fd/N, written below the
-// caller's red zone); the kernel's exec of the stub is the point of no
+// caller's red zone, which a Go program's vfork child cannot spare: see
+// writeStubCall); the kernel's exec of the stub is the point of no
 // return and does what a kernel exec does at that moment (other threads
 // end, the vfork parent is released, close-on-exec descriptors close,
 // handlers reset). The stub opens the plan and its files through

@@ -28,15 +28,19 @@ import (
 //     this process may not trace, a set-id exec the caller could not do)
 //     is answered CONTINUE: the kernel runs the caller's own call;
 //   - an exec uexec builds is redirected to the plan stub: the caller is
-//     seized with PTRACE_SEIZE for that moment only, the plan, its files
-//     and the stub are installed in it with SECCOMP_IOCTL_NOTIF_ADDFD, the
-//     call is answered -ERESTARTNOINTR after a PTRACE_INTERRUPT, and in
-//     the resulting stop its registers are rewritten to
-//     execveat(stub, "", {"uexec-stub", plan}, {}, AT_EMPTY_PATH) with
-//     notifyMarker in r9 (the filter lets that one through), all signals
-//     blocked so that no handler frame lands on the strings written below
-//     the red zone. At the exec's PTRACE_EVENT_EXEC the mask is restored
-//     and the process detached; the stub builds the image untraced.
+//     seized with PTRACE_SEIZE for that moment only, a copy of the stub
+//     with the plan appended (an unnamed file beside the cached stub) and
+//     the plan's files it may not open by name are installed in it with
+//     SECCOMP_IOCTL_NOTIF_ADDFD, the call is answered -ERESTARTNOINTR after
+//     a PTRACE_INTERRUPT, and in the resulting stop its registers are
+//     rewritten to execveat(stub, "", argv, envp, AT_EMPTY_PATH) with the
+//     caller's own argv and envp (nothing is written into its memory: a
+//     vfork child's is its parent's) and notifyMarker in r9 (the filter
+//     lets that one through), all signals blocked so that no handler of
+//     the old image runs between the stop and the exec. At the exec's
+//     PTRACE_EVENT_EXEC the mask is restored and the process detached; the
+//     stub reads its plan from its own descriptor and builds the image
+//     untraced.
 //
 // See ../shared/reference/policies.md, sections 7 and 9.
 
@@ -360,10 +364,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		unplanned("32-bit system call ABI (ia32 or x32): uexec has no 32-bit stub")
 		return
 	}
-	kind := uint(traceExecve)
 	dirfd, pathPtr, argvPtr, envpPtr, flags := unix.AT_FDCWD, n.args[0], n.args[1], n.args[2], uint64(0)
 	if n.nr == unix.SYS_EXECVEAT {
-		kind = traceExecveat
 		dirfd, pathPtr, argvPtr, envpPtr, flags = int(int32(n.args[0])), n.args[1], n.args[2], n.args[3], n.args[4]
 	}
 	if flags&atExecveCheck != 0 {
@@ -462,7 +464,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
 		return
 	}
-	if note, err := tr.redirect(listener, n, kind, c, req, plan, &answered, stop); err != nil {
+	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp}
+	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
 		var back *kernelsCall
 		if errors.As(err, &back) {
 			execd = true

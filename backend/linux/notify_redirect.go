@@ -3,7 +3,6 @@
 package linux
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,7 +18,7 @@ import (
 // redirect turns the caller's pending exec into an exec of the plan stub
 // (see the comment at the top of this file). Before *answered is set the
 // caller is untouched, and a failure leaves the exec to the kernel.
-func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
+func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
 	tid := int(n.pid)
 	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
@@ -61,9 +60,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return notifAddfd(listener, n.id, int(fd), cloexec)
 	}
 	// Each descriptor handed over is a round trip to the waiting caller
-	// (about 50 µs here): a caller that may open the plan's files and the
-	// stub by their names does so itself, and only the plan is handed.
-	stubPath, byName := tr.byNameStub(c, plan)
+	// (30-90 µs here): a caller that may open the plan's files by their
+	// names does so itself, and only the stub with its plan is handed.
+	byName := tr.byNameFiles(c, plan)
 	if byName {
 		env.byName = map[*vm.File]string{}
 		for _, f := range planFileList(plan) {
@@ -88,34 +87,32 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		env.fds[f] = num
 		env.closeFDs = append(env.closeFDs, num)
 	}
-	mfd, err := newMemfd("uexec-plan")
+	// A copy of the stub with the plan appended, exec'd by its descriptor
+	// (not close-on-exec: the stub reads the plan from it, then closes
+	// it) with the caller's own argv and envp, so that nothing is written
+	// into the caller's memory: a vfork child's is its parent's, and
+	// below its stack pointer may lie another thread's stack (a Go
+	// program's goroutines). The copy is an unnamed file beside the cached
+	// stub, so that the caller's sandbox (Landlock) judges its exec as it
+	// judges the stub's; a refused one is the kernel's exec (below).
+	pf, err := planStub.planFile()
 	if err != nil {
 		return "writing the plan", err
 	}
-	defer mfd.Close()
-	planFD, err := add(mfd.Fd(), false)
+	defer pf.close()
+	stubFD, err := add(pf.r.Fd(), false)
 	if err != nil {
-		return "installing the plan", err
+		return "installing the stub", err
 	}
-	stubFD := -1
-	if !byName {
-		stubFile, err := planStub.openFile()
-		if err != nil {
-			return "opening the stub", err
-		}
-		defer stubFile.Close()
-		if stubFD, err = add(stubFile.Fd(), true); err != nil {
-			return "installing the stub", err
-		}
-		stubPath = "/dev/fd/" + strconv.Itoa(stubFD)
+	env.stubArgs = stringsLen(stubFDPath(stubFD), call.argvs, call.envps)
+	if len(call.argvs) == 0 {
+		env.stubArgs++ // the kernel gives an empty argv one "" (fs/exec.c)
 	}
-	argv := []string{stubArgv0, strconv.Itoa(planFD)}
-	env.stubArgs = stringsLen(stubPath, argv, nil)
 	cp, err := compile(plan, env)
 	if err != nil {
 		return "compiling the plan", err
 	}
-	if err := fillMemfd(mfd, cp.prog.Encode()); err != nil {
+	if err := pf.write(planStub.elf(), cp.prog.Encode()); err != nil {
 		return "writing the plan", err
 	}
 
@@ -145,8 +142,8 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 	}()
 	// Signals that arrive during the redirection are held back and sent
 	// again once the stub runs: a handler of the old image must not run
-	// on the strings written below its stack, and a stop would leave the
-	// exec half-way.
+	// between the stop and the exec (the call would be its, its registers
+	// ours), and a stop would leave the exec half-way.
 	var held []syscall.Signal
 	if !isEventStop(ws) {
 		held = append(held, ws.StopSignal())
@@ -165,9 +162,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, kind uint, c *caller, re
 		return "ptrace(PTRACE_GETREGS)", err
 	}
 	saved := regs
-	if err := writeStubExec(tid, &regs, stubFD, stubPath, argv); err != nil {
-		return "writing the stub's arguments", err
-	}
+	call.set(&regs, stubFD)
 	// The registers first, then the mask: should uexec die in between,
 	// the caller execs the stub with its own mask rather than making its
 	// own call again (ENOSYS without a listener) with every signal
@@ -272,70 +267,37 @@ func resend(tgid, tid int, held []syscall.Signal) {
 	}
 }
 
-// writeStubExec writes the stub's path (or "" for execveat of stubFD), its
-// argv and an empty envp below the caller's red zone (see writeStubCall for
-// why that is safe) and sets regs for execve(path, argv, envp), or
-// execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), with the marker.
-func writeStubExec(pid int, regs *unix.PtraceRegs, stubFD int, path string, argv []string) error {
-	if stubFD >= 0 {
-		path = ""
-	}
-	base := (regs.Rsp - 128 - 1024) &^ 15
-	le := binary.LittleEndian
-	vec := uint64(8 * (len(argv) + 2))
-	pathAddr := base + vec
-	str := pathAddr + uint64(len(path)) + 1
-	var buf []byte
-	for _, a := range argv {
-		buf = le.AppendUint64(buf, str)
-		str += uint64(len(a)) + 1
-	}
-	buf = le.AppendUint64(buf, 0) // argv's NULL
-	buf = le.AppendUint64(buf, 0) // envp[0]
-	buf = append(append(buf, path...), 0)
-	for _, a := range argv {
-		buf = append(append(buf, a...), 0)
-	}
-	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
-	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
-	if err != nil {
-		return os.NewSyscallError("process_vm_writev", err)
-	}
-	if n != len(buf) {
-		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
-	}
-	envp := base + vec - 8
-	if stubFD >= 0 {
-		regs.Orig_rax = unix.SYS_EXECVEAT
-		regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), pathAddr, base, envp, unix.AT_EMPTY_PATH
-	} else {
-		regs.Orig_rax = unix.SYS_EXECVE
-		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
-	}
-	regs.R9 = notifyMarker
-	return nil
+// stubCall is what a redirected caller's exec of the stub passes: its own
+// call's arguments, read from its memory, which the kernel copies again.
+type stubCall struct {
+	pathEnd    uint64 // the NUL that ends the caller's path: ""
+	argv, envp uint64 // the caller's argv and envp arrays
+	// The strings behind them, as read: their length sizes the stub's
+	// stack.
+	argvs, envps []string
 }
 
-// byNameStub returns the stub's file and whether the caller may exec it
-// and open every file of the plan by its name (as uexec resolved it: the
-// caller shares uexec's mounts and root), so that nothing but the plan
-// need be handed over.
-func (tr *Tree) byNameStub(c *caller, plan *execsw.Plan) (string, bool) {
-	stubPath, err := planStub.cachedFile()
-	if err != nil {
-		return "", false
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(stubPath, &st); err != nil || c.mayOpen(stubPath, mayX, st.Dev, st.Ino) != nil || c.mayOpen(stubPath, mayR, st.Dev, st.Ino) != nil {
-		return "", false
-	}
+// set makes regs execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), marked
+// for the filter.
+func (s *stubCall) set(regs *unix.PtraceRegs, stubFD int) {
+	regs.Orig_rax = unix.SYS_EXECVEAT
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), s.pathEnd, s.argv, s.envp, unix.AT_EMPTY_PATH
+	regs.R9 = notifyMarker
+}
+
+// stubFDPath is AT_EXECFN of an exec by descriptor fd (fs/exec.c).
+func stubFDPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
+
+// byNameFiles reports whether the caller may open every file of the plan
+// by its name (as uexec resolved it: the caller shares uexec's mounts and
+// root), so that nothing but the stub need be handed over.
+func (tr *Tree) byNameFiles(c *caller, plan *execsw.Plan) bool {
 	for _, f := range planFileList(plan) {
 		if c.mayOpen(f.Name(), mayR, f.Dev, f.Ino) != nil {
-			return "", false
+			return false
 		}
 	}
-	return stubPath, true
+	return true
 }
 
 // errRestartNoIntr is ERESTARTNOINTR (include/linux/errno.h): a system call

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -241,6 +242,82 @@ func verifyStub(p string, want []byte) error {
 		return fmt.Errorf("%s: not the stub: %w", p, unix.EEXIST)
 	}
 	return nil
+}
+
+// planFile is an unnamed file (O_TMPFILE) beside the cached stub, mode
+// 0555, for a copy of the stub with its plan: r is open for reading (to
+// hand over and exec), w for writing until write closes it (an exec of a
+// file open for writing is ETXTBSY).
+type planFile struct{ r, w *os.File }
+
+func (stubs *stubCache) planFile() (*planFile, error) {
+	p, err := stubs.cachedFile()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(p)
+	var w *os.File
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o555); err == nil {
+		w = os.NewFile(uintptr(fd), "uexec-plan")
+	} else {
+		// A filesystem without O_TMPFILE: a named file, unlinked at once.
+		f, cerr := os.CreateTemp(dir, "plan-*")
+		if cerr != nil {
+			return nil, fmt.Errorf("%s: %w", dir, errors.Join(os.NewSyscallError("open(O_TMPFILE)", err), cerr))
+		}
+		os.Remove(f.Name())
+		if err := f.Chmod(0o555); err != nil {
+			f.Close()
+			return nil, err
+		}
+		w = f
+	}
+	r, err := reopenRead(int(w.Fd()))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &planFile{r: r, w: w}, nil
+}
+
+// reopenRead opens the file of descriptor fd again, read-only.
+func reopenRead(fd int) (*os.File, error) {
+	name := "/proc/self/fd/" + strconv.Itoa(fd)
+	r, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(r), "uexec-plan"), nil
+}
+
+// write writes the stub and, at planstub.PlanOffset (a hole between), its
+// plan, and closes the writing descriptor.
+func (pf *planFile) write(stub, plan []byte) error {
+	for _, part := range []struct {
+		b   []byte
+		off int64
+	}{{stub, 0}, {plan, planstub.PlanOffset}} {
+		for done := 0; done < len(part.b); {
+			n, err := unix.Pwrite(int(pf.w.Fd()), part.b[done:], part.off+int64(done))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return os.NewSyscallError("pwrite", err)
+			}
+			done += n
+		}
+	}
+	err := pf.w.Close()
+	pf.w = nil
+	return err
+}
+
+func (pf *planFile) close() {
+	if pf.w != nil {
+		pf.w.Close()
+	}
+	pf.r.Close()
 }
 
 // SharedStubFile materialises the stub as a file that any user may

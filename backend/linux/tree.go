@@ -685,17 +685,14 @@ const stubArgv0 = "uexec-stub"
 // below the caller's stack pointer, and the call's arguments point at
 // them.
 //
-// Why writing there is safe: the x86-64 ABI leaves everything below
-// rsp-128 (the red zone) free for the kernel's signal frames at any
-// moment, so no code may keep data there; the exec either replaces this
-// memory or fails (then the strings are dead bytes below the stack). A
-// vfork child (posix_spawn, Go's os/exec, shells) shares its parent's
-// memory and runs on its own stack (glibc, Go) or below the parent's frame
-// (vfork(2)); either way the pages below the child's rsp are not in use by
-// the parent, which is suspended until the exec and whose own stack
-// pointer is above. The write goes through process_vm_writev, which never
-// grows a mapping: when the pages are not mapped the exec is left to the
-// kernel rather than touching anything else.
+// The x86-64 ABI leaves everything below rsp-128 (the red zone) free for
+// the kernel's signal frames, and the exec either replaces this memory or
+// fails; process_vm_writev never grows a mapping. But a vfork child shares
+// its parent's memory, and a Go program's child runs on the stack of the
+// goroutine that forked it, where the pages below may be another
+// goroutine's stack: this traced tree of the earlier design can corrupt
+// such a parent (the untraced tree writes nothing into the caller's
+// memory; see stubCall).
 func (tr *Tree) writeStubCall(pid int, kind uint, regs *unix.PtraceRegs, stubPath string, argv []string) error {
 	// The stopped call becomes an execve of the stub, whichever it was.
 	return writeStubExec(pid, regs, -1, stubPath, argv)
@@ -1112,4 +1109,49 @@ func (tr *Tree) planStubCall(c *caller, req *execsw.Request, plan *execsw.Plan) 
 		return fail(err)
 	}
 	return stubPath, argv, hold, nil
+}
+
+// writeStubExec writes the stub's path (or "" for execveat of stubFD), its
+// argv and an empty envp below the caller's red zone (see writeStubCall for
+// why that is safe) and sets regs for execve(path, argv, envp), or
+// execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), with the marker.
+func writeStubExec(pid int, regs *unix.PtraceRegs, stubFD int, path string, argv []string) error {
+	if stubFD >= 0 {
+		path = ""
+	}
+	base := (regs.Rsp - 128 - 1024) &^ 15
+	le := binary.LittleEndian
+	vec := uint64(8 * (len(argv) + 2))
+	pathAddr := base + vec
+	str := pathAddr + uint64(len(path)) + 1
+	var buf []byte
+	for _, a := range argv {
+		buf = le.AppendUint64(buf, str)
+		str += uint64(len(a)) + 1
+	}
+	buf = le.AppendUint64(buf, 0) // argv's NULL
+	buf = le.AppendUint64(buf, 0) // envp[0]
+	buf = append(append(buf, path...), 0)
+	for _, a := range argv {
+		buf = append(append(buf, a...), 0)
+	}
+	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: len(buf)}}
+	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+	if err != nil {
+		return os.NewSyscallError("process_vm_writev", err)
+	}
+	if n != len(buf) {
+		return fmt.Errorf("process_vm_writev: %d of %d bytes: %w", n, len(buf), unix.EFAULT)
+	}
+	envp := base + vec - 8
+	if stubFD >= 0 {
+		regs.Orig_rax = unix.SYS_EXECVEAT
+		regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), pathAddr, base, envp, unix.AT_EMPTY_PATH
+	} else {
+		regs.Orig_rax = unix.SYS_EXECVE
+		regs.Rdi, regs.Rsi, regs.Rdx = pathAddr, base, envp
+	}
+	regs.R9 = notifyMarker
+	return nil
 }

@@ -125,3 +125,13 @@ func TestTreeStubRefused(t *testing.T) {
 		t.Errorf("%d execs in the sandbox logged, want 4 (sh, true, env, sh):\n%s", n, b)
 	}
 }
+
+// TestTreeGoSpawns: a Go program whose goroutines run programs with
+// os/exec works under `uexec run` as natively. Its vfork children share
+// its memory, on a goroutine's stack: a redirect that wrote below the
+// child's stack pointer corrupted the goroutine stacks next to it.
+func TestTreeGoSpawns(t *testing.T) {
+	needRun(t)
+	prog := testenv.BuildGo(t, "testdata/progs/gospawn.go")
+	compareTree(t, prog, "40")
+}

@@ -29,4 +29,7 @@ const (
 	Base          = 0x100_0000_1000
 	RunAddr       = 0x100_1000_0000
 	PlanAddr      = 0x100_2000_0000
+	// PlanOffset is where a plan appended to a copy of the stub starts,
+	// for a stub exec'd by descriptor (AT_EXECFN /dev/fd/N).
+	PlanOffset = 0x4000
 )

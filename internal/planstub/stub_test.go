@@ -64,7 +64,7 @@ func TestLayout(t *testing.T) {
 	}
 	for name, want := range map[string]uint64{
 		"RESERVED_START": ReservedStart, "RESERVED_END": ReservedEnd, "STUB_BASE": Base,
-		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr,
+		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr, "PLAN_OFFSET": PlanOffset,
 		"PLAN_MAGIC": wire.Magic, "PLAN_VERSION": wire.Version, "NREGS": wire.NRegs,
 	} {
 		if defs[name] != want {
@@ -90,5 +90,8 @@ func TestLayout(t *testing.T) {
 	}
 	if end-Base > PlanAddr-RunAddr {
 		t.Errorf("the stub (%#x bytes) does not fit below the plan", end-Base)
+	}
+	if len(ELF()) > PlanOffset {
+		t.Errorf("the stub's file (%d bytes) runs past PlanOffset %#x, where an appended plan starts", len(ELF()), PlanOffset)
 	}
 }

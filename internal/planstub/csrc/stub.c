@@ -13,8 +13,11 @@
  *     left (prctl(PR_SET_MM_MAP)'s exe_fd fails with EBUSY while one is).
  *  2. stub_main reads what only the running process knows (its stack top,
  *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
- *     descriptor named by argv[1] (a number, or a path to open), closes
- *     it, and runs the plan's ops.
+ *     descriptor named by argv[1] (a number, or a path to open), or, exec'd
+ *     by descriptor (AT_EXECFN "/dev/fd/N", whatever its argv: a tree's
+ *     redirect passes the caller's own), reads it from that descriptor, a
+ *     copy of the stub with the plan at PLAN_OFFSET; closes it, and runs
+ *     the plan's ops.
  *  3. The last op (finish) unmaps the copy and the plan and enters the
  *     program: it jumps to a `syscall` in the vdso that is followed only by
  *     register clears and `ret`, with rax = munmap and the program's entry
@@ -172,7 +175,12 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		if (p[0] == AT_EXECFN)
 			execfn = p[1];
 	}
-	if (argc < 2) {
+	/* Exec'd by descriptor N: its file holds the plan after the stub. */
+	static const char devfd[] = "/dev/fd/";
+	int self = execfn != 0;
+	for (int i = 0; self && devfd[i]; i++)
+		self = ((char *)execfn)[i] == devfd[i];
+	if (argc < 2 && !self) {
 		/* Run by hand: there is no plan, and nothing was changed yet. */
 		sys6(231 /* exit_group */, 127, 0, 0, 0, 0, 0);
 	}
@@ -187,7 +195,31 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	 * /proc/PID/fd/N), or the plan itself in hex after an 'x' (copied by
 	 * the kernel's exec with the arguments). */
 	s64 size;
-	if (argv[1][0] == 'x') {
+	if (self) {
+		u64 fd = 0;
+		for (char *c = (char *)execfn + sizeof devfd - 1; *c; c++) {
+			if (*c < '0' || *c > '9')
+				die(-1UL, -22);
+			fd = fd * 10 + (u64)(*c - '0');
+		}
+		s64 end = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
+		size = end - PLAN_OFFSET;
+		if (end < 0 || size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
+			die(-1UL, end < 0 ? end : -8);
+		/* Read, not mapped: no mapping of the old exe may be left when
+		 * prctl sets exe_fd (EBUSY). */
+		s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3,
+			     0x108022 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE */, -1UL, 0);
+		if ((u64)m != PLAN_ADDR)
+			die(-1UL, m);
+		for (s64 got = 0; got < size;) {
+			s64 n = sys6(17 /* pread64 */, fd, PLAN_ADDR + (u64)got, (u64)(size - got), PLAN_OFFSET + (u64)got, 0, 0);
+			if (n <= 0)
+				die(-1UL, n < 0 ? n : -8);
+			got += n;
+		}
+		sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
+	} else if (argv[1][0] == 'x') {
 		const char *x = argv[1] + 1;
 		u64 n = strlen_(x) / 2;
 		size = (s64)n;
