@@ -88,8 +88,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		env.closeFDs = append(env.closeFDs, num)
 	}
 	// A copy of the stub with the plan appended, exec'd by its descriptor
-	// (not close-on-exec: the stub reads the plan from it, then closes
-	// it) with the caller's own argv and envp, so that nothing is written
+	// (close-on-exec: the stub reads the plan through /proc/self/exe, and
+	// a caller whose exec of the stub fails keeps nothing) with the
+	// caller's own argv and envp, so that nothing is written
 	// into the caller's memory: a vfork child's is its parent's, and
 	// below its stack pointer may lie another thread's stack (a Go
 	// program's goroutines). The copy is an unnamed file beside the cached
@@ -100,7 +101,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		return "writing the plan", err
 	}
 	defer pf.close()
-	stubFD, err := add(pf.r.Fd(), false)
+	stubFD, err := add(pf.r.Fd(), true)
 	if err != nil {
 		return "installing the stub", err
 	}

@@ -102,7 +102,8 @@ func TestOrdinaryUserSelfExe(t *testing.T) {
 func TestTreeStubRefused(t *testing.T) {
 	needRun(t)
 	prog := testenv.BuildC(t, "testdata/progs/landlockexec.c")
-	script := `/bin/true && echo true ran; /usr/bin/env sh -c 'echo $0'`
+	// ls shows the descriptors a program gets: none of uexec's.
+	script := `/bin/true && echo true ran; /usr/bin/env sh -c 'echo $0'; /bin/ls /proc/self/fd`
 	compareTree(t, prog, "/usr", "/bin/sh", "-c", script)
 	log := filepath.Join(t.TempDir(), "execs.log")
 	runCmd(t, "", "/", uexecBin, "run", "--log-execs", log, prog, "/usr", "/bin/sh", "-c", script)
@@ -121,8 +122,8 @@ func TestTreeStubRefused(t *testing.T) {
 			t.Errorf("exec in the sandbox logged as %s", line)
 		}
 	}
-	if n != 4 {
-		t.Errorf("%d execs in the sandbox logged, want 4 (sh, true, env, sh):\n%s", n, b)
+	if n != 5 {
+		t.Errorf("%d execs in the sandbox logged, want 5 (sh, true, env, sh, ls):\n%s", n, b)
 	}
 }
 

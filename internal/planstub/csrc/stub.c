@@ -15,9 +15,10 @@
  *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
  *     descriptor named by argv[1] (a number, or a path to open), or, exec'd
  *     by descriptor (AT_EXECFN "/dev/fd/N", whatever its argv: a tree's
- *     redirect passes the caller's own), reads it from that descriptor, a
- *     copy of the stub with the plan at PLAN_OFFSET; closes it, and runs
- *     the plan's ops.
+ *     redirect passes the caller's own), reads it from its own file (a copy
+ *     of the stub with the plan at PLAN_OFFSET, through /proc/self/exe: the
+ *     descriptor was close-on-exec, so that a caller whose exec of the stub
+ *     failed does not keep it); closes it, and runs the plan's ops.
  *  3. The last op (finish) unmaps the copy and the plan and enters the
  *     program: it jumps to a `syscall` in the vdso that is followed only by
  *     register clears and `ret`, with rax = munmap and the program's entry
@@ -196,12 +197,10 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	 * the kernel's exec with the arguments). */
 	s64 size;
 	if (self) {
-		u64 fd = 0;
-		for (char *c = (char *)execfn + sizeof devfd - 1; *c; c++) {
-			if (*c < '0' || *c > '9')
-				die(-1UL, -22);
-			fd = fd * 10 + (u64)(*c - '0');
-		}
+		s64 r = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)"/proc/self/exe", 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
+		if (r < 0)
+			die(-1UL, r);
+		u64 fd = (u64)r;
 		s64 end = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
 		size = end - PLAN_OFFSET;
 		if (end < 0 || size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
