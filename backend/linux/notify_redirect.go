@@ -48,7 +48,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		return "the caller went away", unix.ESRCH
 	}
 
-	// The plan's files, the plan and the stub go into the caller.
+	// The stub with its plan, and the plan's files, go into the caller.
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: req.NoRandom, rand: sys.Random,
 		exe: programFile(plan), setCreds: plan.Cred.SetID, vdso: vdsoOnce(), rlimit: req.RlimitStack,
 		persona: uint32(c.personality), logf: tr.opts.Logf, nonDumpable: unreadableBy(c, plan),
@@ -90,12 +90,12 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	// A copy of the stub with the plan appended, exec'd by its descriptor
 	// (close-on-exec: the stub reads the plan through /proc/self/exe, and
 	// a caller whose exec of the stub fails keeps nothing) with the
-	// caller's own argv and envp, so that nothing is written
-	// into the caller's memory: a vfork child's is its parent's, and
-	// below its stack pointer may lie another thread's stack (a Go
-	// program's goroutines). The copy is an unnamed file beside the cached
-	// stub, so that the caller's sandbox (Landlock) judges its exec as it
-	// judges the stub's; a refused one is the kernel's exec (below).
+	// caller's own argv and envp, so that nothing is written into the
+	// caller's memory: a vfork child's is its parent's, and below its
+	// stack pointer may lie another thread's stack (a Go program's
+	// goroutines). The copy is an unnamed file beside the cached stub, so
+	// that the caller's sandbox (Landlock) judges its exec as it judges
+	// the stub's; a refused one is the kernel's exec (below).
 	pf, err := planStub.planFile()
 	if err != nil {
 		return "writing the plan", err
