@@ -398,22 +398,3 @@ func checkPublicAncestors(dir string) error {
 		}
 	}
 }
-
-// openFile returns the stub's executable open for reading (and so for
-// execveat with AT_EMPTY_PATH): a copy of the memfd's descriptor, or the
-// cached file.
-func (stubs *stubCache) openFile() (*os.File, error) {
-	if _, err := stubs.makeMemfd(); err == nil {
-		stubs.mu.Lock()
-		fd, err := unix.FcntlInt(uintptr(stubs.memfd), unix.F_DUPFD_CLOEXEC, 0)
-		stubs.mu.Unlock()
-		if err == nil {
-			return os.NewFile(uintptr(fd), "uexec-stub"), nil
-		}
-	}
-	p, err := stubs.cachedFile()
-	if err != nil {
-		return nil, err
-	}
-	return os.Open(p)
-}
