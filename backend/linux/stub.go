@@ -259,6 +259,11 @@ func (stubs *stubCache) planFile() (*planFile, error) {
 	var w *os.File
 	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o555); err == nil {
 		w = os.NewFile(uintptr(fd), "uexec-plan")
+		// Whatever the umask: a caller of another user execs it too.
+		if err := unix.Fchmod(fd, 0o555); err != nil {
+			w.Close()
+			return nil, os.NewSyscallError("fchmod", err)
+		}
 	} else {
 		// A filesystem without O_TMPFILE: a named file, unlinked at once.
 		f, cerr := os.CreateTemp(dir, "plan-*")
