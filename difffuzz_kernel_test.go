@@ -547,6 +547,22 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[0].Memsz = 0xb3608a21
 			return f.Bytes()
 		}(), elf32: true},
+		// The same with a large alignment: the kernel's probe of where
+		// the span would go is that bss at 0, and the bias 0; as uid
+		// 65534, EPERM below mmap_min_addr past the point of no
+		// return (seed 61, mutant 4936).
+		{name: "ET_DYN loader aligned 1 GiB, first PT_LOAD bss only", file: func() []byte {
+			f := testelf.Static64()
+			f.Type, f.Entry = elf.ET_DYN, 0x1200
+			f.Progs[0].Vaddr, f.Progs[0].Filesz, f.Progs[0].Memsz = 0, 0, 0x400
+			f.Progs[1].Vaddr, f.Progs[1].Align = 0x1000, 0x40000000
+			return f.Bytes()
+		}()},
+		{name: "ELF32 loader aligned 1 GiB, first PT_LOAD bss only", file: func() []byte {
+			f := loader32()
+			f.Progs[0].Filesz, f.Progs[1].Align = 0, 0x40000000
+			return f.Bytes()
+		}(), elf32: true},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

@@ -109,9 +109,15 @@ func (c *compiler) put(b []byte) uint64 {
 
 func neg(a uint64) uint64 { return -a }
 
-// errReserved is a plan that needs the stub's own address range: the stub
-// cannot build it, and the kernel's exec of the program does it instead.
-var errReserved = fmt.Errorf("an image in the stub's range: %w", unix.ENOMEM)
+// errKernelOnly is a plan the stub cannot build: an image in the stub's
+// own address range, or mm fields below vm.mmap_min_addr (an image the
+// kernel maps at 0 for CAP_SYS_RAWIO), which prctl(PR_SET_MM_MAP) refuses
+// (validate_prctl_map_addr). The kernel's exec of the program does it
+// instead, where there is one.
+var errKernelOnly = fmt.Errorf("an image only the kernel can build: %w", unix.ENOMEM)
+
+// lsmMmapMinAddr is CONFIG_LSM_MMAP_MIN_ADDR's default on x86 (security/Kconfig).
+const lsmMmapMinAddr vm.Addr = 0x10000
 
 // compile turns a plan into the stub's program: the same steps, in the same
 // order, as a kernel exec from begin_new_exec on (see builder.run for the
@@ -139,7 +145,17 @@ func (c *compiler) run() error {
 	reserved := vm.Range{Start: planstub.ReservedStart, End: planstub.ReservedEnd}
 	for _, cmd := range p.Cmds {
 		if cmdRange(cmd).Overlaps(reserved) {
-			return fmt.Errorf("the image needs %v, where the stub runs: %w", cmdRange(cmd), errReserved)
+			return fmt.Errorf("the image needs %v, where the stub runs: %w", cmdRange(cmd), errKernelOnly)
+		}
+	}
+	// validate_prctl_map_addr compares with the kernel's mmap_min_addr,
+	// the larger of the sysctl and CONFIG_LSM_MMAP_MIN_ADDR (64 KiB by
+	// default), which nothing shows: the larger of the two is assumed.
+	minMM := max(p.Layout.MinAddr, lsmMmapMinAddr)
+	mm := p.MM
+	for _, a := range []vm.Addr{mm.StartCode, mm.EndCode, mm.StartData, mm.EndData, mm.StartBrk, mm.Brk} {
+		if a < minMM {
+			return fmt.Errorf("mm field %v below mmap_min_addr %v, which PR_SET_MM_MAP refuses: %w", a, minMM, errKernelOnly)
 		}
 	}
 	if p.ELF.ReadImpliesExec {

@@ -110,7 +110,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	exec := func(stubPath string) error {
 		env.stubArgs = stringsLen(stubPath, argv, nil)
 		cp, err := compile(plan, env)
-		if errors.Is(err, errReserved) && opts.Path != "" && plan.Extended == "" {
+		if errors.Is(err, errKernelOnly) && opts.Path != "" && plan.Extended == "" {
 			// The kernel's exec of the program is the same exec.
 			if opts.Logf != nil {
 				opts.Logf("note: %v: the kernel execs the program", err)

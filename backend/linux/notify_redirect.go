@@ -18,7 +18,7 @@ import (
 // redirect turns the caller's pending exec into an exec of the plan stub
 // (see the comment at the top of this file). Before *answered is set the
 // caller is untouched, and a failure leaves the exec to the kernel.
-func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (string, error) {
+func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *caller, req *execsw.Request, plan *execsw.Plan, answered *bool, stop bool) (_ string, err error) {
 	tid := int(n.pid)
 	const opts = unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACESYSGOOD
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, opts, 0, 0); e != 0 {
@@ -36,6 +36,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 			if !*answered {
 				notifSend(listener, n.id, true, 0, 0)
 				*answered = true
+				if err != nil {
+					err = &kernelsCall{err}
+				}
 			}
 			var ws unix.WaitStatus
 			if _, err := tr.wait4(tid, &ws, unix.WALL); err == nil && ws.Stopped() {

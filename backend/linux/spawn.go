@@ -110,7 +110,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, or build a 32-bit image.
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
-	} else if cp, err = compile(plan, env); errors.Is(err, errReserved) && byKernel {
+	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
 	}
 	if err != nil {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
 
@@ -135,4 +137,32 @@ func TestTreeGoSpawns(t *testing.T) {
 	needRun(t)
 	prog := testenv.BuildGo(t, "testdata/progs/gospawn.go")
 	compareTree(t, prog, "40")
+}
+
+// TestImageAtZero: a loader whose first segment is a bss and whose
+// alignment is large is mapped at 0 by root's kernel (its probe of where
+// the span goes is that bss at 0). prctl(PR_SET_MM_MAP) refuses mm fields
+// below mmap_min_addr, so the kernel execs it, in place (--once) and in a
+// tree, and it runs as natively (exit 42). Before, the stub failed at
+// PR_SET_MM_MAP and, page 0 being mapped, its own fault did not come: it
+// spun.
+func TestImageAtZero(t *testing.T) {
+	needRun(t)
+	exit42 := []byte{0xb8, 60, 0, 0, 0, 0xbf, 42, 0, 0, 0, 0x0f, 0x05} // exit(42)
+	f := &testelf.File{Type: elf.ET_DYN, Entry: 0x1000, Progs: []testelf.Prog{
+		{Type: elf.PT_LOAD, Flags: elf.PF_R, Vaddr: 0, Memsz: 0x400, Align: 0x1000},
+		{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x1000, Filesz: 0x100, Memsz: 0x100, Align: 0x40000000},
+		{Type: elf.PT_GNU_STACK, Flags: elf.PF_R | elf.PF_W},
+	}, Blobs: []testelf.Blob{{Off: 0x1000, Data: exit42}}}
+	prog := filepath.Join(t.TempDir(), "atzero")
+	if err := os.WriteFile(prog, f.Bytes(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if native := runCmd(t, "", "/", prog); native.status.ExitStatus() != 42 {
+		t.Fatalf("natively: %v, want exit 42", native)
+	}
+	if once := runCmd(t, "", "/", uexecBin, "run", "--once", prog); once.status.ExitStatus() != 42 {
+		t.Errorf("uexec run --once: %v, want exit 42", once)
+	}
+	compareTree(t, "/bin/sh", "-c", prog+"; echo status $?")
 }

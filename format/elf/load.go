@@ -552,6 +552,19 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 					if align != 0 {
 						bias &^= align - 1
 					}
+				case align > vm.PageSize && p.Filesz == 0:
+					// The same, but elf_load has no file to
+					// map: its vm_brk_flags takes the page at 0
+					// itself, not a place of the kernel's, and
+					// the bias is 0 (EPERM there without
+					// CAP_SYS_RAWIO, past the point of no
+					// return; seed 61, mutant 4936).
+					if pageOffset(p.Vaddr)+p.Memsz > 0 {
+						if err := l.checkMinAddr("the probe of a bss-only first segment", 0); err != nil {
+							return nil, err
+						}
+					}
+					bias = 0
 				case align > vm.PageSize:
 					// A loader with large alignment: Linux maps
 					// the span at 0 to learn where the kernel

@@ -76,7 +76,9 @@ static s64 sys6(s64 n, u64 a, u64 b, u64 c, u64 d, u64 e, u64 f)
 
 static int iserr(u64 v) { return v > (u64)-4096; }
 
-/* die reports the failed op and faults: a real SIGSEGV, even if blocked. */
+/* die reports the failed op and faults: a real SIGSEGV, even if blocked.
+ * The write goes to the last byte of the address space, which no process
+ * can map (a plan may have mapped page 0: an image placed at 0). */
 static __attribute__((noreturn)) void die(u64 step, s64 res)
 {
 	if (status_fd >= 0) {
@@ -84,7 +86,7 @@ static __attribute__((noreturn)) void die(u64 step, s64 res)
 		sys6(1 /* write */, status_fd, (u64)rec, sizeof rec, 0, 0, 0);
 	}
 	for (;;)
-		__asm__ volatile("movb $0, 0" ::: "memory");
+		__asm__ volatile("movb $0, -1" ::: "memory");
 }
 
 /* gcc may emit calls to these two for loops and struct copies. */
@@ -371,5 +373,5 @@ __asm__(".section .bss\n"
 	"	lea stub_stack_top(%rip), %rsp\n"
 	"	mov %r12, %rdi\n"
 	"	call stub_main\n"
-	"2:	movb $0, 0\n"
+	"2:	movb $0, -1\n"
 	"	jmp 2b\n");
