@@ -563,6 +563,15 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			f.Progs[0].Filesz, f.Progs[1].Align = 0, 0x40000000
 			return f.Bytes()
 		}(), elf32: true},
+		// A file offset in the last 2 MiB below 2^63: the kernel's
+		// round_up of it (a loff_t) wraps, and the mapping is aligned
+		// to the offset modulo 2 MiB however small it is (seed 89,
+		// mutant 2220).
+		{name: "static-pie, first offset just below 2^63", file: func() []byte {
+			f := testelf.PIE64("")
+			f.Progs[0].Off = 0x7ffffffffffdf000
+			return f.Bytes()
+		}()},
 		{name: "ET_DYN loader, first PT_LOAD bss only, at 0x10000", file: func() []byte {
 			f := testelf.Static64()
 			f.Type, f.Entry = elf.ET_DYN, 0x11200

@@ -274,14 +274,20 @@ func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 // room found already was. ok is false when the kernel would fall back to
 // the plain placement: a 32-bit image, a mapping that covers no whole
 // aligned 2 MiB of the file, or no room for the padding.
+//
+// The checks are the kernel's C, in its types: off is a loff_t, and
+// round_up of an offset in the last 2 MiB below 2^63 wraps to a negative
+// off_align, which lets a mapping of any size through to the alignment
+// (measured; fuzzer seed 89, mutant 2220).
 func (l *loader) placeLarge(addr, n, off uint64) (uint64, bool) {
 	const size = 2 << 20
 	if !l.alignLarge || l.is32 {
 		return 0, false
 	}
-	offEnd := (off + n) &^ (size - 1)
-	offAlign := (off + size - 1) &^ (size - 1)
-	if off+n < off || offEnd <= offAlign || offEnd-offAlign < size {
+	o := int64(off)                                           // loff_t off
+	offEnd := int64(off + n)                                  // loff_t off_end = off + len
+	offAlign := ((o - 1) | (size - 1)) + 1                    // round_up(off, size), wrapping
+	if offEnd <= offAlign || uint64(offEnd-offAlign) < size { // loff_t < unsigned long: unsigned
 		return 0, false
 	}
 	pad := n + size
