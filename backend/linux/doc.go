@@ -4,7 +4,8 @@
 // The plan is compiled (compile.go) into a program for the plan stub
 // (package internal/planstub: a freestanding ELF built from C, linked at
 // 0x10000001000), in package internal/wire's versioned format, and handed
-// to the stub on a sealed memfd. The kernel's exec of the stub gives a
+// to the stub on a sealed memfd (in a tree, appended to a copy of the stub
+// that the caller execs by descriptor). The kernel's exec of the stub gives a
 // fresh, flushed address space (other threads gone, caught handlers reset,
 // close-on-exec descriptors closed, rseq, fs/gs and FPU state reset, a
 // vfork parent released) and is the exec's point of no return. The stub
@@ -37,8 +38,8 @@
 // Three drivers start it: Start (as os/exec starts a program: fork, exec
 // of the stub with the plan on a descriptor and a status pipe that reports
 // a failed step), ExecInPlace (this process execs the stub: uexec run
-// --once), and the tree's tracer, which redirects an intercepted exec to
-// the stub with the plan and its files reachable through /proc/<uexec>/fd.
+// --once), and the tree's listener, which redirects an intercepted exec to
+// a copy of the stub with the plan appended (notify.go).
 // Options.AtEntry (tests) starts the stub under PTRACE_TRACEME and follows
 // it to the program's first instruction.
 //

@@ -564,8 +564,9 @@ func (c *caller) sameMounts(root string) bool {
 	if root != "" && root != "/" {
 		return false
 	}
-	var theirs, ours unix.Stat_t
-	if unix.Stat("/proc/"+strconv.Itoa(c.tid)+"/ns/mnt", &theirs) != nil || ownMountNS(&ours) != nil {
+	var theirs unix.Stat_t
+	ours, err := ownMountNS()
+	if err != nil || unix.Stat("/proc/"+strconv.Itoa(c.tid)+"/ns/mnt", &theirs) != nil {
 		return false
 	}
 	return theirs.Dev == ours.Dev && theirs.Ino == ours.Ino
@@ -573,16 +574,11 @@ func (c *caller) sameMounts(root string) bool {
 
 // ownMountNS stats this process's mount namespace, once: uexec never
 // changes it.
-var ownMountNS = func() func(*unix.Stat_t) error {
-	var once sync.Once
+var ownMountNS = sync.OnceValues(func() (unix.Stat_t, error) {
 	var st unix.Stat_t
-	var err error
-	return func(out *unix.Stat_t) error {
-		once.Do(func() { err = unix.Stat("/proc/self/ns/mnt", &st) })
-		*out = st
-		return err
-	}
-}()
+	err := unix.Stat("/proc/self/ns/mnt", &st)
+	return st, err
+})
 
 // readCall reads an intercepted exec's path, argv and envp from caller
 // pid's memory. err is the path's error; argErr the first of argv's and

@@ -397,6 +397,18 @@ func expand(dir string, ss []string) []string {
 	return out
 }
 
+// binfmtUser is who runs a case: root, or uid 65534 on both sides.
+type binfmtUser struct {
+	who    string
+	prefix []string // uexec as 65534
+	ids    []string // the kernel's launcher drops to 65534
+}
+
+// binfmtUsers: root first, then uid 65534.
+func binfmtUsers(t *testing.T) []binfmtUser {
+	return []binfmtUser{{who: "root"}, {"uid 65534", asNobody(t), []string{"-u", "65534:65534"}}}
+}
+
 // TestBinfmtAgainstKernel runs every case by the kernel and by uexec.
 func TestBinfmtAgainstKernel(t *testing.T) {
 	p := binfmtProgs(t)
@@ -408,14 +420,9 @@ func TestBinfmtAgainstKernel(t *testing.T) {
 				files = targets
 			}
 			rules, opts, argv := expand(dir, tc.rules), expand(dir, tc.opts), expand(dir, tc.argv)
-			type variant struct {
-				who    string
-				prefix []string // uexec as 65534
-				ids    []string // the kernel's launcher drops to 65534
-			}
-			variants := []variant{{who: "root"}}
-			if tc.nobody {
-				variants = append(variants, variant{"uid 65534", asNobody(t), []string{"-u", "65534:65534"}})
+			variants := binfmtUsers(t)
+			if !tc.nobody {
+				variants = variants[:1]
 			}
 			for _, v := range variants {
 				files(t, p, dir)

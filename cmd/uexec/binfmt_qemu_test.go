@@ -112,14 +112,7 @@ func TestBinfmtQemuBusybox(t *testing.T) {
 	}
 	os.Chmod(logDir, 0o777)
 	script := "echo hi; ./busybox uname -m; ./busybox ls /"
-	for _, v := range []struct {
-		who    string
-		prefix []string
-		ids    []string
-	}{
-		{"root", nil, nil},
-		{"uid 65534", asNobody(t), []string{"-u", "65534:65534"}},
-	} {
+	for _, v := range binfmtUsers(t) {
 		t.Run(v.who, func(t *testing.T) {
 			kernel := kernelExec(t, p, dir, []string{rule}, v.ids, []string{"./busybox", "./busybox", "sh", "-c", script})
 			if kernel.status != 0 || !strings.HasPrefix(kernel.stdout, "hi\naarch64\n") {
@@ -171,14 +164,7 @@ func TestBinfmtPythonPyc(t *testing.T) {
 		t.Fatalf("py_compile: %v", r)
 	}
 	os.Chmod(dir+"/x.pyc", 0o755)
-	for _, v := range []struct {
-		who    string
-		prefix []string
-		ids    []string
-	}{
-		{"root", nil, nil},
-		{"uid 65534", asNobody(t), []string{"-u", "65534:65534"}},
-	} {
+	for _, v := range binfmtUsers(t) {
 		t.Run(v.who, func(t *testing.T) {
 			kernel := kernelExec(t, p, dir, []string{rule}, v.ids, []string{"./x.pyc", "./x.pyc", "a"})
 			if want := "pyc ['./x.pyc', 'a'] (3, 11)\n"; kernel.stdout != want {

@@ -295,7 +295,7 @@ func TestFaultUexecKilled(t *testing.T) {
 				return !s.stoppedOrTraced() && (s.comm == "sleep" && inNanosleep(pid) || strings.Contains(r.stdout(), "errno"))
 			})
 			if !settled {
-				t.Fatalf("within 5s of uexec's death the caller is not running sleep or back from its exec, or is stopped or traced: %v\nstdout: %s", s, r.stdout())
+				t.Fatalf("within 5s of uexec's death the caller is not running sleep or back from its exec, or is stopped or traced: %v\nstdout: %s\nstderr: %s", s, r.stdout(), r.stderr())
 			}
 			ran := s.comm == "sleep"
 			if tc.step != "build:forked" && ran != tc.ran {

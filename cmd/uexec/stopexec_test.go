@@ -242,8 +242,12 @@ func TestStopAtEntry(t *testing.T) {
 				if flags != u.flags || others != 0 {
 					t.Errorf("rflags %#x (want %#x), general registers ORed %#x (want 0)", flags, u.flags, others)
 				}
-				if st := procStatus(t, s.pid); !strings.HasPrefix(st["State"], "T") {
-					t.Errorf("after gdb detached: State %q, want T", st["State"])
+				// A detached tracee that was group-stopped passes through
+				// R on its way back into the group stop (__ptrace_unlink wakes
+				// it to stop again): it must be stopped again, not run on.
+				var state string
+				if !waitFor(2*time.Second, func() bool { state = procStatus(t, s.pid)["State"]; return strings.HasPrefix(state, "T") }) {
+					t.Errorf("2s after gdb detached: State %q, want T", state)
 				}
 				ws := s.cont(t)
 				if ws.ExitStatus() != p.status || s.out.String() != p.stdout {

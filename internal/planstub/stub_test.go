@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testenv"
@@ -93,5 +94,47 @@ func TestLayout(t *testing.T) {
 	}
 	if len(ELF()) > PlanOffset {
 		t.Errorf("the stub's file (%d bytes) runs past PlanOffset %#x, where an appended plan starts", len(ELF()), PlanOffset)
+	}
+}
+
+// TestRunByHand: the stub without a plan changes nothing and exits 127,
+// run by its name or exec'd by descriptor (AT_EXECFN /dev/fd/N, where a
+// plan would follow it at PlanOffset); a copy with a broken plan appended
+// is killed by SIGSEGV, as an exec failing past its point of no return.
+func TestRunByHand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) *os.File {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	plain := write("stub", ELF())
+	broken := write("broken", append(append(append([]byte{}, ELF()...), make([]byte, PlanOffset-len(ELF()))...), []byte("not a plan, long enough to be read as one: 0123456789abcdef")...))
+	for _, tc := range []struct {
+		name string
+		cmd  *exec.Cmd
+		want string
+	}{
+		{"by name", exec.Command(plain.Name()), "exit status 127"},
+		{"by descriptor", exec.Command("/dev/fd/3"), "exit status 127"},
+		{"by descriptor, broken plan", exec.Command("/dev/fd/3"), "signal: segmentation fault"},
+	} {
+		if tc.cmd.Path == "/dev/fd/3" {
+			tc.cmd.ExtraFiles = []*os.File{plain}
+			if strings.Contains(tc.name, "broken") {
+				tc.cmd.ExtraFiles = []*os.File{broken}
+			}
+		}
+		err := tc.cmd.Run()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
 	}
 }

@@ -183,6 +183,18 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	int self = execfn != 0;
 	for (int i = 0; self && devfd[i]; i++)
 		self = ((char *)execfn)[i] == devfd[i];
+	s64 selffd = -1, selfend = 0;
+	if (self) {
+		selffd = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)"/proc/self/exe", 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
+		if (selffd < 0)
+			die(-1UL, selffd);
+		selfend = sys6(8 /* lseek */, (u64)selffd, 0, 2 /* SEEK_END */, 0, 0, 0);
+		if (selfend >= 0 && selfend <= PLAN_OFFSET) {
+			/* The stub itself, exec'd by descriptor: no plan. */
+			sys6(3 /* close */, (u64)selffd, 0, 0, 0, 0, 0);
+			self = 0;
+		}
+	}
 	if (argc < 2 && !self) {
 		/* Run by hand: there is no plan, and nothing was changed yet. */
 		sys6(231 /* exit_group */, 127, 0, 0, 0, 0, 0);
@@ -199,11 +211,8 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	 * the kernel's exec with the arguments). */
 	s64 size;
 	if (self) {
-		s64 r = sys6(257 /* openat */, (u64)-100 /* AT_FDCWD */, (u64)"/proc/self/exe", 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
-		if (r < 0)
-			die(-1UL, r);
-		u64 fd = (u64)r;
-		s64 end = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
+		u64 fd = (u64)selffd;
+		s64 end = selfend;
 		size = end - PLAN_OFFSET;
 		if (end < 0 || size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
 			die(-1UL, end < 0 ? end : -8);
