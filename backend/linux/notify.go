@@ -37,10 +37,12 @@ import (
 //     caller's own argv and envp (nothing is written into its memory: a
 //     vfork child's is its parent's) and notifyMarker in r9 (the filter
 //     lets that one through), all signals blocked so that no handler of
-//     the old image runs between the stop and the exec. At the exec's
-//     PTRACE_EVENT_EXEC the mask is restored and the process detached; the
-//     stub reads its plan from its own descriptor and builds the image
-//     untraced.
+//     the old image runs between the stop and the exec, and the trap flag
+//     set, so that a refused exec of the stub stops it (the exec clears
+//     the flag). At the exec's PTRACE_EVENT_EXEC the mask is restored and
+//     the process detached; the stub reads its plan from its own
+//     descriptor and builds the image untraced. The listener wakes the
+//     serving thread and the caller on each other's CPU.
 //
 // See ../shared/reference/policies.md, sections 7 and 9.
 
@@ -94,6 +96,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	p.p.Release()
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{})}
+	if err := notifSyncWakeUp(listener); err != nil {
+		tr.logf("%v: the serving thread and the callers wake each other on any CPU", err)
+	}
 	if topts.OnExit != nil {
 		if tr.exits, err = newExitWatch(topts.OnExit); err != nil {
 			unix.Close(pidfd)

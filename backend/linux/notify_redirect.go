@@ -3,10 +3,12 @@
 package linux
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -167,6 +169,15 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	}
 	saved := regs
 	call.set(&regs, stubFD)
+	// The trap flag, so that the only stop before the exec's is the
+	// failure's: should the kernel refuse to exec the stub, the caller
+	// traps one instruction after its call returns (every signal is
+	// blocked meanwhile, see below) and is given its own call back; a
+	// successful exec clears the flag (start_thread sets rflags to 0x202).
+	// (PTRACE_SYSCALL stopped at the restarted call's entry too: a round
+	// trip to the caller, ~70 µs here. PTRACE_SINGLESTEP's flag outlives
+	// an exec: it would kill the stub with SIGTRAP were uexec to die.)
+	regs.Eflags |= eflagsTF
 	// The registers first, then the mask: should uexec die in between,
 	// the caller execs the stub with its own mask rather than making its
 	// own call again (ENOSYS without a listener) with every signal
@@ -180,14 +191,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		return "ptrace(PTRACE_SETSIGMASK)", err
 	}
 	step("tree:masked")
-	// PTRACE_SYSCALL: the restarted call's entry, then its exec event, or
-	// its exit if the kernel could not exec the stub. (PTRACE_SINGLESTEP
-	// would save the entry's stop, but a single-step survives the death
-	// of uexec, which clears only syscall tracing, and would kill the
-	// stub with SIGTRAP at the exit of its exec.)
 	for {
-		if err := unix.PtraceSyscall(tid, 0); err != nil {
-			return "ptrace(PTRACE_SYSCALL)", err
+		if err := unix.PtraceCont(tid, 0); err != nil {
+			return "ptrace(PTRACE_CONT)", err
 		}
 		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
 			if err == unix.ECHILD && c.tgid != tid {
@@ -210,14 +216,16 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 			break
 		}
 		switch {
-		case ws.StopSignal() == syscall.SIGTRAP|0x80:
+		case ws.StopSignal() == syscall.SIGTRAP:
+			if !singleStepped(tid) {
+				held = append(held, ws.StopSignal()) // sent by someone
+				continue
+			}
 			var now unix.PtraceRegs
 			unix.PtraceGetRegs(tid, &now)
-			if int64(now.Rax) == -int64(unix.ENOSYS) && now.Orig_rax == regs.Orig_rax {
-				continue // the entry of the restarted call
-			}
-			// The exit: the kernel could not exec the stub for this
-			// caller. Its own call is made again, by the kernel.
+			// The trap one instruction after the call's return: the
+			// kernel could not exec the stub for this caller. Its own
+			// call is made again, by the kernel.
 			saved.Rax = saved.Orig_rax
 			saved.Rip -= 2
 			saved.R9 = notifyMarker
@@ -307,3 +315,17 @@ func (tr *Tree) byNameFiles(c *caller, plan *execsw.Plan) bool {
 // errRestartNoIntr is ERESTARTNOINTR (include/linux/errno.h): a system call
 // returning it is made again, after whatever stop or handler comes first.
 const errRestartNoIntr = 513
+
+// eflagsTF is the trap flag of rflags.
+const eflagsTF = 0x100
+
+// singleStepped reports whether tracee tid's SIGTRAP stop is a trap flag's
+// single step (si_code TRAP_TRACE), not a SIGTRAP someone sent.
+func singleStepped(tid int) bool {
+	var si [128]byte // siginfo_t
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(tid), 0, uintptr(unsafe.Pointer(&si)), 0, 0); e != 0 {
+		return false
+	}
+	const trapTrace = 2 // TRAP_TRACE, include/uapi/asm-generic/siginfo.h
+	return int32(binary.LittleEndian.Uint32(si[8:])) == trapTrace
+}
