@@ -2,7 +2,6 @@ package uexec
 
 import (
 	"errors"
-	"os"
 	"syscall"
 	"time"
 
@@ -102,12 +101,8 @@ const HelperArg = "__serve-kernel-execs"
 //		}
 //		...
 func ServeHelper(args []string) (int, bool) {
-	switch {
-	case len(args) == 1 && args[0] == HelperArg:
-		return backend.ServeKernelExecs(osStdin()), true
-	case len(args) == 2 && args[0] == HelperArg && args[1] == "notify":
+	if len(args) == 2 && args[0] == HelperArg && args[1] == "notify" {
 		return backend.ServeNotify(), true
 	}
 	return 0, false
 }
-func osStdin() *os.File { return os.Stdin }

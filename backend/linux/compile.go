@@ -120,8 +120,7 @@ var errKernelOnly = fmt.Errorf("an image only the kernel can build: %w", unix.EN
 const lsmMmapMinAddr vm.Addr = 0x10000
 
 // compile turns a plan into the stub's program: the same steps, in the same
-// order, as a kernel exec from begin_new_exec on (see builder.run for the
-// ptrace driver's version), with every address that depends on where the
+// order, as a kernel exec from begin_new_exec on, with every address that depends on where the
 // kernel put the stub's stack, vdso or a placed image kept relative to the
 // register that holds it.
 func compile(p *execsw.Plan, env *stubEnv) (*compiled, error) {

@@ -53,63 +53,11 @@
 // (see notify.go for the sequence). Forks, exits, signals, stops and waits
 // are the kernel's.
 //
-// With TreeOptions.Traced, StartTree instead keeps tracing the program and
-// everything it starts (the earlier design, described below). Before the
-// first image is built, the stub installs a seccomp filter that returns
-// SECCOMP_RET_TRACE for execve and execveat (x86-64, x32 and ia32 numbers)
-// and allows every other call; the tracer's options follow forks, vforks
-// and clones. At an exec's seccomp stop the tracer reads the path, argv and
-// envp from the caller (process_vm_readv) and its state from /proc (cwd,
-// root, ids, groups, CapEff, NoNewPrivs, personality; prlimit for
-// RLIMIT_STACK and RLIMIT_DATA; execveat's dirfd and AT_EMPTY_PATH through
-// /proc/PID/fd and fdinfo; the caller's /proc/self is its own pid) and
-// plans the exec. A refused exec is skipped with -errno in rax, the caller
-// untouched. An accepted one is rewritten to exec the plan stub (its path
-// and argv, naming the plan as /proc/<uexec>/fd/N, written below the
-// caller's red zone, which a Go program's vfork child cannot spare: see
-// writeStubCall); the kernel's exec of the stub is the point of no
-// return and does what a kernel exec does at that moment (other threads
-// end, the vfork parent is released, close-on-exec descriptors close,
-// handlers reset). The stub opens the plan and its files through
-// /proc/<uexec>/fd and builds the image as for Start; the tracer holds
-// them open until the task's next event.
-//
-// The first program of a tree, and the execs of callers that cannot reach
-// /proc/<uexec>/fd (below), are still built by the tracing stub (package
-// internal/stub) with system calls injected through ptrace (builder in
-// build.go): the first needs the tree's seizure and seccomp filter set up
-// before it runs.
-//
-// A caller that will lack CAP_SYS_PTRACE once it runs the stub (the
-// effective set after a plain exec: the bounding set for euid 0, else the
-// ambient set) cannot follow /proc/<uexec>/fd. Its exec runs the stub from
-// SharedStubFile instead (a file any user may execute: mode 0555, in a
-// 0755 directory of the temporary directory, owned by this process's user,
-// content checked), and the plan's files are opened inside the process by
-// their resolved names (vm.File.Name) with openat(O_RDONLY|O_CLOEXEC) and
-// the caller's own credentials, then checked with an injected fstat to be
-// the planned files (dev and inode; a mismatch past the point of no return
-// kills the process with SIGSEGV). Before the stub is exec'd, the tracer
-// checks with the caller's ids, groups and capabilities that it may search
-// every directory on the way and read every file (and execute the stub),
-// and that it shares this process's root and mount namespace.
-//
-// Execs the tree cannot do are left to the kernel and reported
-// (ExecEvent.By): 32-bit ABIs, callers without CAP_SYS_PTRACE that could
-// not open the plan's files or the stub by name (a file they may execute
-// but not read, another root or mount namespace), set-id execs by callers
-// that could not set the ids, and callers that cannot execute the stub (a
-// chroot without /proc).
-//
-// The tree is traced with PTRACE_SEIZE semantics: the first stub is
-// started untraced (with PR_SET_PDEATHSIG) and seized in the SIGSTOP it
-// sends itself, with PTRACE_O_EXITKILL, then continued with SIGCONT; the
-// children the kernel attaches are seized too. Group-stops (SIGSTOP,
-// SIGTSTP, SIGTTIN, SIGTTOU) are reported as PTRACE_EVENT_STOP and kept
-// with PTRACE_LISTEN: the process stays stopped, its parent is notified
-// as usual and SIGCONT resumes it, as without a tracer. Other signals are
-// delivered from their signal-delivery-stop. Start (and uexec run --once)
-// still use PTRACE_TRACEME.
+// Execs the tree cannot do exactly are left to the kernel and reported
+// (ExecEvent.By, with the reason in ExecEvent.Note): 32-bit ABIs,
+// AT_EXECVE_CHECK, callers this process may not seize or read, callers
+// with a mount namespace or root of their own, set-id execs by callers
+// that could not set the ids, and images whose mm fields prctl refuses.
 //
 // # Differences from a kernel exec
 //

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/uexec/uexec/format/elf"
 	"github.com/uexec/uexec/format/script"
 	"github.com/uexec/uexec/internal/testenv"
-	"github.com/uexec/uexec/internal/tracee"
 )
 
 // need skips t, or fails it when UEXEC_REQUIRE_ALL=1, for a missing
@@ -29,34 +27,11 @@ func need(t testing.TB, ok bool, why string) {
 	testenv.Need(t, ok, "%s", why)
 }
 
-var ptraceProbe struct {
-	once sync.Once
-	err  error
-}
-
-// needPtrace checks once that this process can start the stub under ptrace.
+// needPtrace checks that this process can seize the processes it starts.
 func needPtrace(t testing.TB) {
 	t.Helper()
-	ptraceProbe.once.Do(func() {
-		done := make(chan error)
-		go func() {
-			// The thread ends with the goroutine: a leftover tracee dies
-			// with it.
-			runtime.LockOSThread()
-			path, err := StubPath()
-			if err != nil {
-				done <- err
-				return
-			}
-			tr, err := tracee.Start(&tracee.Options{Path: path, Argv: []string{"probe"}, Files: []uintptr{0, 1, 2}})
-			if err == nil {
-				tr.Kill()
-			}
-			done <- err
-		}()
-		ptraceProbe.err = <-done
-	})
-	need(t, ptraceProbe.err == nil, "ptrace: "+errString(ptraceProbe.err))
+	err := ptraceUsable()
+	need(t, err == nil, "ptrace: "+errString(err))
 }
 
 func errString(err error) string {

@@ -4,7 +4,6 @@ package linux
 
 import (
 	"errors"
-	"io"
 	"os"
 
 	"github.com/uexec/uexec/execsw"
@@ -24,12 +23,6 @@ func (p *Process) Signal(os.Signal) error { return errors.ErrUnsupported }
 
 // Start needs Linux on x86-64.
 func Start(plan *execsw.Plan, opts *Options) (*Process, error) { return nil, errors.ErrUnsupported }
-
-// StubPath needs Linux on x86-64.
-func StubPath() (string, error) { return "", errors.ErrUnsupported }
-
-// ServeKernelExecs needs Linux on x86-64.
-func ServeKernelExecs(r io.Reader) int { return 1 }
 
 // ServeNotify needs Linux on x86-64.
 func ServeNotify() int { return 1 }

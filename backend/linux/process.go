@@ -59,8 +59,6 @@ type Options struct {
 	// execveat(FD, "", AT_EMPTY_PATH) as glibc's fexecve does.
 	Fexecve *Fexecve
 
-	tree *Tree // set by StartTree: keep tracing the program's execs
-
 	// notifySock, when set, gets the listener of the untraced tree's
 	// filter, which the stub installs (StartTree).
 	notifySock *os.File

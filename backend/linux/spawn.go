@@ -318,15 +318,6 @@ func stringsLen(execfn string, argv, envp []string) int {
 	return n
 }
 
-// runToEntry follows a stub started under PTRACE_TRACEME to the program's
-// first instruction: system call stops up to the stub's last munmap (of
-// its own copy), then single steps through the vdso's tail until its ret.
-// It returns the registers there.
-//
-// Preconditions: the calling goroutine is locked to its OS thread, the one
-// that forked pid.
-func runToEntry(pid int) (*unix.PtraceRegs, error) { return runToEntryOpts(pid, false) }
-
 // runToEntryOpts is runToEntry; with anyPtracer the stub first calls
 // prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) (Yama, see allowAnyPtracer).
 // A stub that hands the exec to the kernel (compileKernelExec) reaches the
@@ -472,4 +463,12 @@ func callerFDs(files []*os.File, extra int) []uintptr {
 		fds = append(fds, f.Fd())
 	}
 	return fds
+}
+
+// randReader is r, or the exec randomness of this process when r is nil.
+func randReader(r io.Reader) io.Reader {
+	if r == nil {
+		return sys.Random
+	}
+	return r
 }

@@ -16,47 +16,30 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/internal/planstub"
-	"github.com/uexec/uexec/internal/stub"
 	"github.com/uexec/uexec/internal/sys"
 )
-
-// StubELF returns the bytes of the stub executable (see package
-// internal/stub for its source).
-func StubELF() []byte { return stub.ELF() }
 
 // stubCache materialises one stub executable: as a sealed memfd, or as a
 // file when memfds cannot be executed.
 type stubCache struct {
 	elf func() []byte
 	// fileFirst prefers the cached file to the memfd: an exec through
-	// /proc/PID/fd/N costs about 70 µs more here (measured), and the plan
-	// stub, unlike the tracing stub, is never exec'd by another user.
+	// /proc/PID/fd/N costs about 70 µs more here (measured).
 	fileFirst bool
 	mu        sync.Mutex
 	memfd     int    // -1 until made; kept open for the life of the process
 	memPath   string // /proc/PID/fd/N of memfd
 	memBad    bool   // executing the memfd failed: use the file
 	file      string // the cached file, once verified
-	shared    string // the file any user may execute, once verified
 }
 
-// stubs is the tracing stub (internal/stub); planStub the stub that runs a
-// plan itself (internal/planstub).
-var (
-	stubs    = &stubCache{elf: stub.ELF, memfd: -1}
-	planStub = &stubCache{elf: planstub.ELF, memfd: -1, fileFirst: true}
-)
+// planStub is the stub that runs a plan (internal/planstub).
+var planStub = &stubCache{elf: planstub.ELF, memfd: -1, fileFirst: true}
 
-// StubPath returns a path that execve(2) runs as the stub. It prefers a
-// sealed memfd of this process, named through /proc/PID/fd so that a child
-// (or a traced process whose execve is redirected) can execute it whatever
-// its own descriptors are; when memfds cannot be created executable it
-// materialises the stub once as a file (see StubFile).
-//
-// The /proc path works for processes that see this process's /proc, that
-// is, the same pid namespace and a mounted /proc.
-func StubPath() (string, error) { return stubs.path() }
-
+// path returns a path that execve(2) runs as the stub: the cached file
+// (fileFirst), or a sealed memfd of this process named through
+// /proc/PID/fd, which works for the processes that see this process's
+// /proc; the cached file when memfds cannot be created executable.
 func (stubs *stubCache) path() (string, error) {
 	if stubs.fileFirst {
 		if p, err := stubs.cachedFile(); err == nil {
@@ -142,14 +125,12 @@ func (stubs *stubCache) markMemfdBad() {
 	stubs.mu.Unlock()
 }
 
-// StubFile materialises the stub as an executable file, once per process:
-// $XDG_CACHE_HOME/uexec (or ~/.cache/uexec), else the temporary
+// cachedFile materialises the stub as an executable file, once per
+// process: $XDG_CACHE_HOME/uexec (or ~/.cache/uexec), else the temporary
 // directory, named after the hash of its contents. An existing file is used
 // only if it is a regular file owned by us, writable by nobody else, and
 // holds exactly the stub's bytes; otherwise a fresh one is created with
 // O_EXCL and renamed into place.
-func StubFile() (string, error) { return stubs.cachedFile() }
-
 func (stubs *stubCache) cachedFile() (string, error) {
 	stubs.mu.Lock()
 	defer stubs.mu.Unlock()
@@ -323,83 +304,4 @@ func (pf *planFile) close() {
 		pf.w.Close()
 	}
 	pf.r.Close()
-}
-
-// SharedStubFile materialises the stub as a file that any user may
-// execute, once per process: for the processes of a tree that dropped
-// their privileges and so cannot reach this process's /proc (see
-// Tree). It lives in the directory uexec-<euid>-stub of the temporary
-// directory (or of /tmp), made mode 0755 and owned by this process's
-// user; the file is mode 0555, owned by this user, holds exactly the
-// stub's bytes, and every directory above it is searchable by all and
-// writable by nobody but root or this user, unless sticky.
-func SharedStubFile() (string, error) { return stubs.sharedFile() }
-
-func (stubs *stubCache) sharedFile() (string, error) {
-	stubs.mu.Lock()
-	defer stubs.mu.Unlock()
-	if stubs.shared != "" {
-		return stubs.shared, nil
-	}
-	b := stubs.elf()
-	sum := sha256.Sum256(b)
-	name := "stub-" + hex.EncodeToString(sum[:8])
-	var errs []error
-	seen := map[string]bool{}
-	for _, tmp := range []string{os.TempDir(), "/tmp"} {
-		top, err := filepath.EvalSymlinks(tmp)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if seen[top] {
-			continue
-		}
-		seen[top] = true
-		if err := checkPublicAncestors(top); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		dir := filepath.Join(top, fmt.Sprintf("uexec-%d-stub", os.Geteuid()))
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			errs = append(errs, err)
-			continue
-		}
-		if err := checkOwned(dir, true); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := os.Chmod(dir, 0o755); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		p, err := stubFileIn(dir, name, b)
-		if err == nil {
-			stubs.shared = p
-			return p, nil
-		}
-		errs = append(errs, err)
-	}
-	return "", fmt.Errorf("materialising a shared stub: %w", errors.Join(errs...))
-}
-
-// checkPublicAncestors reports an error unless dir and every directory
-// above it are searchable by all and, unless sticky, writable only by
-// root or this process's user.
-func checkPublicAncestors(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		var st unix.Stat_t
-		if err := unix.Lstat(d, &st); err != nil {
-			return &os.PathError{Op: "lstat", Path: d, Err: err}
-		}
-		ok := st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&0o001 != 0 &&
-			(st.Uid == 0 || st.Uid == uint32(os.Geteuid())) &&
-			(st.Mode&0o022 == 0 || st.Mode&unix.S_ISVTX != 0)
-		if !ok {
-			return fmt.Errorf("%s: mode %o owner %d: not a public, safe directory: %w", d, st.Mode, st.Uid, unix.EPERM)
-		}
-		if d == "/" {
-			return nil
-		}
-	}
 }

@@ -6,23 +6,26 @@ import (
 	"bytes"
 	"os"
 	"testing"
+
+	"github.com/uexec/uexec/internal/planstub"
 )
 
 // TestStubPaths checks that both the memfd and the cached file hold the
-// stub and are executable.
+// plan stub and are executable.
 func TestStubPaths(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	file, err := StubFile()
+	c := &stubCache{elf: planstub.ELF, memfd: -1}
+	file, err := c.cachedFile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem, err := StubPath()
+	mem, err := c.makeMemfd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{mem, file} {
 		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Equal(b, StubELF()) {
+		if err != nil || !bytes.Equal(b, planstub.ELF()) {
 			t.Errorf("%s: does not hold the stub (%v)", p, err)
 		}
 		st, err := os.Stat(p)

@@ -224,18 +224,6 @@ func readCaller(tid int) (*caller, error) {
 	return c, nil
 }
 
-// mayReachUs reports whether the caller, once it has exec'd the stub, may
-// open /proc/<uexec>/fd/N (the stub's memfd, the plan's files): ptrace
-// read access to this process, which root callers have. What counts is
-// the effective set after the exec of the stub (a plain file, no set-id
-// bits, no file capabilities; cap_bprm_creds_from_file): the bounding set
-// for an effective uid 0, else the ambient set. A caller that changed its
-// uid while keeping its capabilities (setpriv, PR_SET_KEEPCAPS) has
-// CAP_SYS_PTRACE now but not in the stub.
-func (c *caller) mayReachUs() bool {
-	return c.effAfterExec()&(1<<capSysPtrace) != 0
-}
-
 // maySetID reports whether the caller, made to run setresuid and
 // setresgid itself, can take any ids.
 func (c *caller) maySetID() bool {

@@ -8,15 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Data values of the tree's SECCOMP_RET_TRACE results, read back with
-// PTRACE_GETEVENTMSG at the seccomp stop.
-const (
-	traceExecve   = 1 // x86-64 execve
-	traceExecveat = 2 // x86-64 execveat
-	traceCompat   = 3 // execve or execveat through the ia32 or x32 system call ABI
-)
-
-// System call numbers the filter traps besides the x86-64 ones
+// System call numbers the filter notifies besides the x86-64 ones
 // (arch/x86/entry/syscalls/syscall_32.tbl and syscall_64.tbl).
 const (
 	sysExecve32    = 11
@@ -26,50 +18,8 @@ const (
 	sysExecveatX32 = 545
 )
 
-// execFilter is the classic BPF program of the tree's seccomp filter:
-// SECCOMP_RET_TRACE for execve and execveat in every system call ABI the
-// kernel may offer (x86-64, x32, ia32), SECCOMP_RET_ALLOW for everything
-// else, so that only execs stop in the tracer.
-func execFilter() []unix.SockFilter {
-	const (
-		ldW   = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret   = unix.BPF_RET | unix.BPF_K
-		allow = unix.SECCOMP_RET_ALLOW
-		trace = unix.SECCOMP_RET_TRACE
-		// Offsets in struct seccomp_data.
-		offNr   = 0
-		offArch = 4
-	)
-	stmt := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
-	jump := func(k uint32, jt, jf uint8) unix.SockFilter {
-		return unix.SockFilter{Code: jeq, Jt: jt, Jf: jf, K: k}
-	}
-	return []unix.SockFilter{
-		/* 0 */ stmt(ldW, offArch),
-		/* 1 */ jump(unix.AUDIT_ARCH_X86_64, 0, 8), // -> 10: ia32
-		/* 2 */ stmt(ldW, offNr),
-		/* 3 */ jump(unix.SYS_EXECVE, 11, 0), // -> 15
-		/* 4 */ jump(unix.SYS_EXECVEAT, 11, 0), // -> 16
-		/* 5 */ jump(x32Bit|sysExecveX32, 12, 0), // -> 18
-		/* 6 */ jump(x32Bit|sysExecveatX32, 11, 0), // -> 18
-		/* 7 */ jump(x32Bit|unix.SYS_EXECVE, 10, 0), // -> 18
-		/* 8 */ jump(x32Bit|unix.SYS_EXECVEAT, 9, 0), // -> 18
-		/* 9 */ stmt(ret, allow),
-		/* 10 */ jump(unix.AUDIT_ARCH_I386, 0, 3), // -> 14
-		/* 11 */ stmt(ldW, offNr),
-		/* 12 */ jump(sysExecve32, 5, 0), // -> 18
-		/* 13 */ jump(sysExecveat32, 4, 0), // -> 18
-		/* 14 */ stmt(ret, allow),
-		/* 15 */ stmt(ret, trace|traceExecve),
-		/* 16 */ stmt(ret, trace|traceExecveat),
-		/* 17 */ stmt(ret, allow),
-		/* 18 */ stmt(ret, trace|traceCompat),
-	}
-}
-
-// filterBytes encodes prog as struct sock_filter[] for the tracee's
-// memory.
+// filterBytes encodes prog as struct sock_filter[] for the stub's
+// program.
 func filterBytes(prog []unix.SockFilter) []byte {
 	var b []byte
 	le := binary.LittleEndian
