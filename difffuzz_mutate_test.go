@@ -51,6 +51,14 @@ func static32() *testelf.File {
 	}
 }
 
+// pie32 is an ELF32 static-pie program.
+func pie32() *testelf.File {
+	f := static32()
+	f.Type, f.Entry = elf.ET_DYN, 0x100
+	f.Progs[0].Vaddr, f.Progs[1].Vaddr = 0, 0x1000
+	return f
+}
+
 func diffSeeds() []diffSeed {
 	elfSeed := func(name string, f func(env *diffEnv) *testelf.File) diffSeed {
 		return diffSeed{name: name, build: func(env *diffEnv, _ string) ([]byte, []byte) { return f(env).Bytes(), nil }}
@@ -74,12 +82,7 @@ func diffSeeds() []diffSeed {
 		elfSeed("ET_EXEC, system ld.so", func(*diffEnv) *testelf.File { return withInterp(testelf.Static64(), systemLD) }),
 		elfSeed("PIE, fixture loader", func(env *diffEnv) *testelf.File { return testelf.PIE64(env.staticPIE) }),
 		elfSeed("ELF32 static", func(*diffEnv) *testelf.File { return static32() }),
-		elfSeed("ELF32 PIE", func(*diffEnv) *testelf.File {
-			f := static32()
-			f.Type, f.Entry = elf.ET_DYN, 0x100
-			f.Progs[0].Vaddr, f.Progs[1].Vaddr = 0, 0x1000
-			return f
-		}),
+		elfSeed("ELF32 PIE", func(*diffEnv) *testelf.File { return pie32() }),
 		{name: "PIE, mutated loader", build: func(env *diffEnv, interp string) ([]byte, []byte) {
 			return testelf.PIE64(interp).Bytes(), testelf.PIE64("").Bytes()
 		}},

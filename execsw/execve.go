@@ -225,8 +225,8 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	// mmap_legacy_base: TASK_UNMAPPED_BASE (a third of the address
 	// space, page aligned) plus the same random offset.
 	l.LegacyBase = vm.Addr((uint64(l.TaskSize)/3+vm.PageSize-1)&^(vm.PageSize-1) + mmapRnd)
-	// The stack's own range is taken: nothing is placed above mmap_base
-	// anyway, but the simulated space renders it.
+	// The stack's range (Layout.Stack) is known once the arguments are:
+	// see StackRange.
 	return l, nil
 }
 
@@ -261,7 +261,9 @@ func finish(epp *Package) (*Plan, error) {
 	epp.files = nil
 
 	// arch_setup_additional_pages: the vdso (with its vvar pages first)
-	// is the next top-down mapping after the images.
+	// is the next top-down mapping after the images, stack_guard_gap
+	// below the stack at the nearest.
+	epp.Space.Stack = epp.StackRange()
 	if span := host.VvarLen + host.VDSOLen; span > 0 {
 		a, ok := epp.Space.Place(span, vm.PageSize)
 		if !ok {

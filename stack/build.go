@@ -103,9 +103,12 @@ func Build(img *Image) (*Layout, error) {
 		case AT_PLATFORM:
 			auxv[i].Value = uint64(l.PlatformAddr)
 		}
-		if img.Compat && (auxv[i].Value > 0xFFFFFFFF || uint64(auxv[i].Type) > 0xFFFFFFFF) {
-			return nil, fmt.Errorf("stack: compat aux vector entry %v = %#x does not fit in 32 bits: %w",
-				auxv[i].Type, auxv[i].Value, unix.EINVAL)
+		if img.Compat {
+			// A compat exec's aux vector is of elf_addr_t, 32 bits
+			// (compat_binfmt_elf.c): NEW_AUX_ENT truncates what does
+			// not fit, an AT_ENTRY of e_entry plus a load bias past
+			// 4 GiB for one (measured: the exec completes).
+			auxv[i].Value = uint64(uint32(auxv[i].Value))
 		}
 	}
 	l.Auxv = auxv

@@ -35,6 +35,36 @@ type Layout struct {
 	// placement starts; 0 means none.
 	LegacyBase Addr
 	Used       []Range // ranges already taken, kept sorted by Start
+	// Stack is the initial [stack] mapping, when known: it grows down,
+	// so a mapping placed without MAP_FIXED keeps stack_guard_gap below
+	// it as well (vm_start_gap in unmapped_area, unmapped_area_topdown
+	// and generic_get_unmapped_area's hint check).
+	Stack Range
+}
+
+// stackGap returns the stack with the guard gap below it, if Stack is set.
+func (l *Layout) stackGap() (Range, bool) {
+	g := l.Stack
+	if g.End <= g.Start {
+		return Range{}, false
+	}
+	g.Start = Addr(uint64(g.Start) - min(uint64(g.Start), StackGuardGap))
+	return g, true
+}
+
+// guarded returns the used ranges with the stack and its guard gap.
+func (l *Layout) guarded() []Range {
+	if g, ok := l.stackGap(); ok {
+		return append(slices.Clip(l.Used), g)
+	}
+	return l.Used
+}
+
+// InStackGap reports whether r overlaps the stack or the guard gap below
+// it: a hint there is not taken.
+func (l *Layout) InStackGap(r Range) bool {
+	g, ok := l.stackGap()
+	return ok && g.Overlaps(r)
 }
 
 // Take records r as used.
@@ -69,7 +99,7 @@ func (l *Layout) TopDown(n, align uint64) (a Addr, ok bool) {
 	if n == 0 || n > uint64(l.MmapBase) {
 		return 0, false
 	}
-	m := merged(l.Used)
+	m := merged(l.guarded())
 	high := l.MmapBase
 	// Walk the gaps from the top down; m is sorted and disjoint.
 	for i := len(m) - 1; ; i-- {
@@ -140,7 +170,7 @@ func (l *Layout) BottomUp(n, align uint64, low, high Addr) (Addr, bool) {
 		align = PageSize
 	}
 	low = max(low, l.MinAddr)
-	m := merged(l.Used)
+	m := merged(l.guarded())
 	cand := Addr((uint64(low) + align - 1) &^ (align - 1))
 	for _, u := range m {
 		if u.End <= cand {

@@ -63,3 +63,29 @@ func TestPlaceBottomUp(t *testing.T) {
 		t.Fatal("Place of more than is free succeeded")
 	}
 }
+
+// A placement without MAP_FIXED keeps stack_guard_gap below the stack
+// (vm_start_gap), top-down and bottom-up, and a hint there is not taken;
+// a fixed mapping (Free) may go up to the stack itself.
+func TestStackGuardGap(t *testing.T) {
+	stack := Range{Start: 0xfffdd000, End: 0xffffe000}
+	l := &Layout{TaskSize: TaskSize32, MmapBase: 0xf7ffe000, MinAddr: 0x10000, LegacyBase: 0x55555000,
+		Used: []Range{{Start: 0, End: 0xffed5000}}, Stack: stack}
+	a, ok := l.Place(0x8000, PageSize)
+	if !ok || a != 0xffed5000 {
+		t.Fatalf("Place of 0x8000 = %v, %v; want 0xffed5000, 1 MiB below the stack", a, ok)
+	}
+	if a, ok := l.Place(0x9000, PageSize); ok {
+		t.Fatalf("Place of 0x9000 = %v: inside the guard gap", a)
+	}
+	if !l.InStackGap(Range{Start: stack.Start - PageSize, End: stack.Start}) || l.InStackGap(Range{Start: 0xffed5000, End: 0xffedd000}) {
+		t.Error("InStackGap is not [stack start - 1 MiB, stack end)")
+	}
+	if !l.Free(Range{Start: stack.Start - PageSize, End: stack.Start}) {
+		t.Error("a fixed mapping just below the stack is not Free")
+	}
+	top := &Layout{TaskSize: 0x100000000, MmapBase: 0xfffdd000, MinAddr: 0x10000, Stack: stack}
+	if a, ok := top.TopDown(0x1000, PageSize); !ok || a != stack.Start-StackGuardGap-PageSize {
+		t.Errorf("TopDown just below the stack = %v, %v; want %#x", a, ok, uint64(stack.Start-StackGuardGap-PageSize))
+	}
+}

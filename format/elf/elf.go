@@ -140,6 +140,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	}
 	l := newLoader(epp.Space, h.Is32, rie, random, rnd)
 	l.stack = epp.StackRange()
+	l.space.Stack = l.stack
 	if epp.Req != nil {
 		l.commitPages = epp.Machine().CommitPages
 		l.alignLarge = epp.LargeAligned(epp.File)

@@ -246,7 +246,7 @@ func (l *loader) place(addr, n, off uint64, pl placement) (uint64, error) {
 		if a, ok := l.placeLarge(addr, n, off); ok {
 			return a, nil
 		}
-		if addr != 0 && addr <= l.taskSize-n && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}) {
+		if r := (vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + n)}); addr != 0 && addr <= l.taskSize-n && addr >= uint64(l.space.MinAddr) && l.free(r) && !l.space.InStackGap(r) {
 			return addr, nil
 		}
 		a, ok := l.space.Place(n, vm.PageSize)
@@ -294,7 +294,7 @@ func (l *loader) placeLarge(addr, n, off uint64) (uint64, bool) {
 	if pad < n || off+pad < off || pad > l.taskSize {
 		return 0, false
 	}
-	if addr != 0 && addr <= l.taskSize-pad && addr >= uint64(l.space.MinAddr) && l.free(vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + pad)}) {
+	if r := (vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + pad)}); addr != 0 && addr <= l.taskSize-pad && addr >= uint64(l.space.MinAddr) && l.free(r) && !l.space.InStackGap(r) {
 		return addr, true
 	}
 	a, ok := l.space.TopDown(pad, vm.PageSize)
