@@ -438,12 +438,6 @@ func TestDiffFuzzRegressions(t *testing.T) {
 	if v, _, err := kernelOutcome(env.elf32, nil, false); err != nil || v != completes {
 		ia32 = false
 	}
-	loader32 := func() *testelf.File {
-		f := static32()
-		f.Type, f.Entry = elf.ET_DYN, 0x100
-		f.Progs[0].Vaddr, f.Progs[1].Vaddr = 0, 0x1000
-		return f
-	}
 	tests := []struct {
 		name  string
 		file  []byte
@@ -451,7 +445,7 @@ func TestDiffFuzzRegressions(t *testing.T) {
 	}{
 		// An ELF32 loader placed top-down: the native (64-bit) layout's
 		// first try has no room below 4 GiB for it, the compat one has.
-		{name: "ELF32 ET_DYN without PT_INTERP", file: loader32().Bytes(), elf32: true},
+		{name: "ELF32 ET_DYN without PT_INTERP", file: pie32().Bytes(), elf32: true},
 		// The interpreter "/" (a NUL ends the name): a directory,
 		// EACCES, also for a caller whose lookup is walked by uexec.
 		{name: "#! naming /", file: []byte("#!/\x00bin/sh\n")},
@@ -559,7 +553,7 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			return f.Bytes()
 		}()},
 		{name: "ELF32 loader aligned 1 GiB, first PT_LOAD bss only", file: func() []byte {
-			f := loader32()
+			f := pie32()
 			f.Progs[0].Filesz, f.Progs[1].Align = 0, 0x40000000
 			return f.Bytes()
 		}(), elf32: true},
