@@ -520,7 +520,7 @@ func (c *compiler) notifyFilter() error {
 // itself: the signal mask and, for a tree, the notifying filter, then
 // execve(path, argv, envp). The status descriptor is made close-on-exec
 // first, so that it reports a failed execve and closes at a good one.
-func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compiled, error) {
+func compileKernelExec(path string, argv, envp []string, env *stubEnv, why string) (*compiled, error) {
 	c := &compiler{env: env, next: wire.RFirst, out: &compiled{}}
 	if env.sigMask != nil {
 		off := c.put(binary.LittleEndian.AppendUint64(nil, *env.sigMask))
@@ -557,13 +557,13 @@ func compileKernelExec(path string, argv, envp []string, env *stubEnv) (*compile
 	if env.fexec != nil {
 		c.syscall("execveat "+path, unix.SYS_EXECVEAT, wire.Imm(uint64(env.fexec.FD)), wire.At(wire.RData, c.put([]byte{0})),
 			wire.At(wire.RData, av), wire.At(wire.RData, ev), wire.Imm(unix.AT_EMPTY_PATH), wire.Imm(notifyMarker))
-		c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+		c.note("%s", why)
 		c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 		return c.out, nil
 	}
 	c.syscall("execve "+path, unix.SYS_EXECVE, wire.At(wire.RData, name), wire.At(wire.RData, av), wire.At(wire.RData, ev),
 		wire.Imm(0), wire.Imm(0), wire.Imm(notifyMarker))
-	c.note("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+	c.note("%s", why)
 	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 	return c.out, nil
 }

@@ -184,11 +184,19 @@ func kernelExecInPlace(plan *execsw.Plan) string {
 	case plan.Extended != "":
 		return ""
 	case plan.Compat:
-		return "a 32-bit image: uexec has no 32-bit stub, so the kernel does the exec (it is the plan)"
+		return compatNote
 	case plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0:
 		return "set-id and uexec is not root: only the kernel can give the program its ids, so it does the exec"
 	case !canSetExeFD():
-		return "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's"
+		return kernelExeNote
 	}
 	return ""
 }
+
+// Why the kernel does an exec as requested instead of the stub, for the
+// notes: a 32-bit image, or a process that could not make /proc/PID/exe
+// the program's.
+const (
+	compatNote    = "a 32-bit image: uexec has no 32-bit stub, so the kernel does the exec (it is the plan)"
+	kernelExeNote = "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's"
+)

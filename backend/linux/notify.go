@@ -457,7 +457,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case !c.maySetExe() && plan.Extended == "":
 		// The stub could not make /proc/PID/exe the program's; the plan
 		// is the kernel's own exec, which gets it right.
-		kernel("exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's")
+		kernel(kernelExeNote)
 		return
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)

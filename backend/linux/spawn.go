@@ -109,9 +109,13 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if byKernel && (!canSetExeFD() || plan.Compat) {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, or build a 32-bit image.
-		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
+		why := kernelExeNote
+		if plan.Compat {
+			why = compatNote
+		}
+		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)
 	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {
-		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env)
+		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, fmt.Sprintf("%v: the kernel execs the program", err))
 	}
 	if err != nil {
 		return nil, &Error{Step: "compiling the plan", Err: err}

@@ -39,6 +39,14 @@ func TestRun32Bit(t *testing.T) {
 				t.Errorf("%v: %v, want status 7 as natively", argv[1:], r)
 			}
 		}
+		// --verbose says why the kernel did it, once: not that
+		// /proc/PID/exe needed a capability root has.
+		for _, argv := range [][]string{{uexecBin, "run", "--verbose", prog}, {uexecBin, "run", "--once", "--verbose", prog}} {
+			r := runCmd(t, "", "", argv...)
+			if n := strings.Count(r.stderr, "uexec: note: "); n != 1 || !strings.Contains(r.stderr, "note: a 32-bit image") {
+				t.Errorf("%v: %d notes, want one, the 32-bit image's:\n%s", argv[1:], n, r.stderr)
+			}
+		}
 	case errors.Is(err, syscall.ENOEXEC):
 		for _, argv := range [][]string{{uexecBin, "plan", prog}, {uexecBin, "run", "--once", prog}} {
 			if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 126 || !strings.Contains(r.stderr, "(ENOEXEC)") {

@@ -134,7 +134,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		elog.write(*first)
 		elog.close()
 		if o.verbose {
-			printNotes(stderr, nil, p, req.Path)
+			printNotes(stderr, p, req.Path)
 		}
 		err := e.ExecInPlace(p, sreq)
 		return startFailed(err, o, nil, first, stderr, closeFiles)
@@ -146,7 +146,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	first.Pid = proc.Pid
 	elog.write(*first)
 	if o.verbose {
-		printNotes(stderr, proc.Notes, p, req.Path)
+		printNotes(stderr, p, req.Path)
 	}
 	return supervise(proc, false, sigs, stderr, func(ws syscall.WaitStatus) { elog.exit(time.Now(), proc.Pid, ws) })
 }
@@ -281,11 +281,9 @@ func exitLikeStatus(ws syscall.WaitStatus) int {
 }
 
 // printNotes says what the first program can observe that differs from a
-// kernel exec (--verbose).
-func printNotes(stderr io.Writer, notes []string, p *execsw.Plan, path string) {
-	for _, n := range notes {
-		fmt.Fprintf(stderr, "uexec: note: %s\n", n)
-	}
+// kernel exec (--verbose), besides the backend's notes, which reach stderr
+// through its Logf.
+func printNotes(stderr io.Writer, p *execsw.Plan, path string) {
 	if p.Cred.Ignored != "" {
 		fmt.Fprintf(stderr, "uexec: note: set-id bits of %s not applied: %s\n", path, p.Cred.Ignored)
 	}
@@ -373,7 +371,7 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 		sayStopped(stderr, proc.Pid)
 	}
 	if o.verbose {
-		printNotes(stderr, proc.Notes, p, first.Path)
+		printNotes(stderr, p, first.Path)
 	}
 	return supervise(proc, true, sigs, stderr, nil)
 }
