@@ -289,41 +289,14 @@ func runMutant(env *diffEnv, seeds []diffSeed, i int, sw, cmp *execsw.Switch) []
 }
 
 // compareImage holds a plan to the kernel's exec of the same file at its
-// first instruction: everything comparePlan compares for a 64-bit image,
-// the maps for a compat one (whose registers ptrace does not show a
-// 64-bit tracer here).
+// first instruction: everything comparePlan compares, for a 64-bit and a
+// compat image alike.
 func compareImage(path string, cred *kernelexec.Cred, plan *execsw.Plan) []string {
-	if !plan.Compat {
-		_, snap, err := kernelOutcome(path, cred, true)
-		if err != nil || snap == nil {
-			return []string{fmt.Sprintf("kernel: second exec: %v", err)}
-		}
-		return comparePlan(plan, snap)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	kmaps, err := kernelexec.Verdict(ctx, kernelexec.Options{Path: path, Argv: []string{"prog"}, Envp: []string{"A=1"}, Dir: "/", NoRandom: true, Cred: cred})
-	if err != nil {
+	_, snap, err := kernelOutcome(path, cred, true)
+	if err != nil || snap == nil {
 		return []string{fmt.Sprintf("kernel: second exec: %v", err)}
 	}
-	maps, err := plan.Maps()
-	if err != nil {
-		return []string{"plan maps: " + err.Error()}
-	}
-	var diffs []string
-	for j := 0; j < len(maps) || j < len(kmaps); j++ {
-		var a, b string
-		if j < len(maps) {
-			a = maps[j]
-		}
-		if j < len(kmaps) {
-			b = mapLine(kmaps[j])
-		}
-		if a != b {
-			diffs = append(diffs, fmt.Sprintf("maps[%d]: plan %q, kernel %q", j, a, b))
-		}
-	}
-	return diffs
+	return comparePlan(plan, snap)
 }
 
 // writeExec writes an executable file with no fork in between, so that

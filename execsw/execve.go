@@ -288,7 +288,17 @@ func finish(epp *Package) (*Plan, error) {
 		// script, after its interpreter (measured on 6.18).
 		p.Comm = comm(dentryName(epp.File))
 	}
+	var vsyscall uint64
+	if compat && p.VDSOStart != 0 {
+		// ARCH_DLINFO_IA32: AT_SYSINFO is __kernel_vsyscall in the
+		// 32-bit vdso, which this (64-bit) process does not have: the
+		// kernel told a probe where it is.
+		if off := req.machine().VsyscallOffset(); off != 0 {
+			vsyscall = uint64(p.VDSOStart) + off
+		}
+	}
 	p.AuxIn = stack.AuxInfo{
+		Sysinfo:     vsyscall,
 		SysinfoEHDR: uint64(p.VDSOStart),
 		Phdr:        epp.ELF.Phdr,
 		Phent:       epp.ELF.Phent,

@@ -35,6 +35,9 @@ type Machine struct {
 	// (CONFIG_IA32_EMULATION off, or ia32_emulation=false): an exec of
 	// one is then ENOEXEC. nil asks the kernel, once (ia32.go).
 	NoIA32 func() bool
+	// Vsyscall32 is VsyscallOffset's answer; 0 asks the kernel, once,
+	// unless NoIA32 is set.
+	Vsyscall32 uint64
 }
 
 // DefaultMachine is x86 Linux's defaults with no limit on commitments and
@@ -137,5 +140,14 @@ func (m *Machine) IA32() bool {
 	if m.NoIA32 != nil {
 		return !m.NoIA32()
 	}
-	return ia32Once()
+	return ia32Once().runs
+}
+
+// VsyscallOffset is where __kernel_vsyscall (AT_SYSINFO) is in the vdso of
+// an ELF32 program, as the kernel gave it to a probe; 0 when unknown.
+func (m *Machine) VsyscallOffset() uint64 {
+	if m.Vsyscall32 != 0 || m.NoIA32 != nil {
+		return m.Vsyscall32
+	}
+	return ia32Once().vsyscall
 }

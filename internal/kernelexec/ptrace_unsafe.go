@@ -17,6 +17,18 @@ func getFPRegs(pid int, fp *FPRegs) error {
 	return nil
 }
 
+// getRegs is ptrace(PTRACE_GETREGS): the tracer's (64-bit) view of the
+// registers of any tracee. x/sys/unix's PtraceGetRegs uses
+// PTRACE_GETREGSET, which gives a 32-bit tracee's registers in the 32-bit
+// layout (user_regs_struct32) instead.
+func getRegs(pid int, r *unix.PtraceRegs) error {
+	_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGS, uintptr(pid), 0, uintptr(unsafe.Pointer(r)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
 // ptraceRseqConfiguration is struct ptrace_rseq_configuration.
 type ptraceRseqConfiguration struct {
 	RseqAbiPointer uint64

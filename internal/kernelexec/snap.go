@@ -1,6 +1,8 @@
 package kernelexec
 
 import (
+	"encoding/binary"
+
 	"github.com/uexec/uexec/stack"
 
 	"bytes"
@@ -309,6 +311,24 @@ func ParseAuxv(b []byte) ([]Aux, error) {
 	}
 	return v, fmt.Errorf("kernelexec: aux vector without AT_NULL")
 }
+
+// ParseAuxv32 parses the aux vector of a compat (ia32) image, whose
+// entries are pairs of 32-bit words (compat_binfmt_elf.c).
+func ParseAuxv32(b []byte) ([]Aux, error) {
+	var v []Aux
+	for len(b) >= 8 {
+		a := Aux{uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[4:]))}
+		v = append(v, a)
+		b = b[8:]
+		if a.Type == AT_NULL {
+			return v, nil
+		}
+	}
+	return v, fmt.Errorf("kernelexec: aux vector without AT_NULL")
+}
+
+// user32CS is __USER32_CS, the code segment of a compat image.
+const user32CS = 0x23
 
 func le64(b []byte) uint64 {
 	_ = b[7]

@@ -69,7 +69,7 @@ func snapshotLocked(ctx context.Context, opts Options) (*Snap, error) {
 func SnapshotPid(pid int) (*Snap, error) {
 	s := &Snap{Pid: pid}
 	var r unix.PtraceRegs
-	if err := unix.PtraceGetRegs(pid, &r); err != nil {
+	if err := getRegs(pid, &r); err != nil {
 		return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", fmt.Errorf("pid %d: %w", pid, err))
 	}
 	s.Regs = Regs{
@@ -110,7 +110,11 @@ func SnapshotPid(pid int) (*Snap, error) {
 	if b, err = read("auxv"); err != nil {
 		return nil, err
 	}
-	if s.Auxv, err = ParseAuxv(b); err != nil {
+	parse := ParseAuxv
+	if s.Regs.Cs == user32CS {
+		parse = ParseAuxv32 // a compat image: elf_addr_t is 32 bits
+	}
+	if s.Auxv, err = parse(b); err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	if b, err = read("stat"); err != nil {
