@@ -29,7 +29,7 @@ func (p *Plan) Simulate() (*sim.Space, error) {
 		return nil, err
 	}
 	if p.Stack != nil {
-		s.Unlabel("[stack]", p.MM.StartStack)
+		s.LabelStack(p.MM.StartStack)
 	}
 	for _, r := range p.vdsoRegions {
 		start := p.VvarStart + vm.Addr(r.Off)

@@ -224,20 +224,27 @@ func (s *Space) AddRegion(start, end vm.Addr, prot vm.Prot, label string) error 
 // last: it changes names only.
 func (s *Space) LabelHeap(startBrk, brk vm.Addr) {
 	for i := range s.maps {
-		if m := &s.maps[i]; m.File == nil && m.Label == "" && m.Start < brk && m.End > startBrk {
+		// vma_is_initial_heap is asked before vma_is_initial_stack.
+		if m := &s.maps[i]; m.File == nil && (m.Label == "" || m.Label == "[stack]") && m.Start < brk && m.End > startBrk {
 			m.Label = "[heap]"
 		}
 	}
 }
 
-// Unlabel takes label from the mappings that have it and do not contain
-// keep: /proc/PID/maps names only the stack mapping that holds
-// mm->start_stack "[stack]" (vma_is_initial_stack), so the piece of it a
-// mapping split off is an ordinary anonymous mapping.
-func (s *Space) Unlabel(label string, keep vm.Addr) {
+// LabelStack names "[stack]" what /proc/PID/maps names so: the anonymous
+// mappings that hold mm->start_stack, ends included (vma_is_initial_stack),
+// whichever command made them (a segment's bss over the stack's pages is
+// one). The pieces of the [stack] region that a mapping split off and that
+// do not hold it are ordinary anonymous mappings.
+func (s *Space) LabelStack(startStack vm.Addr) {
 	for i := range s.maps {
-		if m := &s.maps[i]; m.Label == label && !(m.Start <= keep && keep < m.End) {
+		m := &s.maps[i]
+		holds := m.Start <= startStack && startStack <= m.End
+		switch {
+		case m.Label == "[stack]" && !holds:
 			m.Label = ""
+		case m.Label == "" && m.File == nil && holds:
+			m.Label = "[stack]"
 		}
 	}
 	s.merge()

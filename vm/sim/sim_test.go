@@ -331,8 +331,11 @@ func TestMapBrk(t *testing.T) {
 	}
 }
 
-// Unlabel leaves the label only on the piece that holds the address kept.
-func TestUnlabel(t *testing.T) {
+// LabelStack leaves the label only on the piece that holds start_stack,
+// and gives it to an anonymous mapping that holds it, as the kernel's maps
+// do for a bss mapped over the stack's pages (fuzzer seed 542, mutant
+// 29800).
+func TestLabelStack(t *testing.T) {
 	s := New(vm.Layout{TaskSize: vm.TaskSize64, MmapBase: 0x7f0000000000, MinAddr: 0x10000})
 	if err := s.AddRegion(0x7ffffffde000, 0x7ffffffff000, vm.ProtRead|vm.ProtWrite, "[stack]"); err != nil {
 		t.Fatal(err)
@@ -340,9 +343,18 @@ func TestUnlabel(t *testing.T) {
 	if _, err := s.MapAnon(0x7ffffffe0000, 0x1000, vm.ProtRead, true); err != nil {
 		t.Fatal(err)
 	}
-	s.Unlabel("[stack]", 0x7fffffffe000)
+	s.LabelStack(0x7fffffffe000)
 	m := s.Mappings()
-	if len(m) != 3 || m[0].Label != "" || m[2].Label != "[stack]" {
+	if len(m) != 3 || m[0].Label != "" || m[1].Label != "" || m[2].Label != "[stack]" {
 		t.Fatalf("maps:\n%s", s.Maps())
+	}
+	if _, err := s.MapAnon(0x7fffffffd000, 0x2000, vm.ProtRead|vm.ProtWrite|vm.ProtExec, true); err != nil {
+		t.Fatal(err)
+	}
+	s.LabelStack(0x7fffffffe000)
+	for _, x := range s.Mappings() {
+		if want := x.Start == 0x7fffffffd000; (x.Label == "[stack]") != want {
+			t.Errorf("%v: label %q", x, x.Label)
+		}
 	}
 }
