@@ -120,9 +120,9 @@ var errKernelOnly = fmt.Errorf("an image only the kernel can build: %w", unix.EN
 const lsmMmapMinAddr vm.Addr = 0x10000
 
 // compile turns a plan into the stub's program: the same steps, in the same
-// order, as a kernel exec from begin_new_exec on, with every address that depends on where the
-// kernel put the stub's stack, vdso or a placed image kept relative to the
-// register that holds it.
+// order, as a kernel exec from begin_new_exec on, with every address that
+// depends on where the kernel put the stub's stack, vdso or a placed image
+// kept relative to the register that holds it.
 func compile(p *execsw.Plan, env *stubEnv) (*compiled, error) {
 	// Room for a dynamic program's plan (about 80 ops and 4 KiB of
 	// data), so that the slices are not grown op by op on every exec.

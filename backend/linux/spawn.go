@@ -322,8 +322,15 @@ func stringsLen(execfn string, argv, envp []string) int {
 	return n
 }
 
-// runToEntryOpts is runToEntry; with anyPtracer the stub first calls
-// prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) (Yama, see allowAnyPtracer).
+// runToEntryOpts follows a stub started under PTRACE_TRACEME to the
+// program's first instruction: system call stops up to the stub's last
+// munmap (of its own copy), then single steps through the vdso's tail
+// until its ret. It returns the registers there. With anyPtracer the stub
+// first calls prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) (Yama, see
+// allowAnyPtracer).
+//
+// Preconditions: the calling goroutine is locked to its OS thread, the one
+// that forked pid.
 // A stub that hands the exec to the kernel (compileKernelExec) reaches the
 // entry at the exit of its execve: the kernel's own first instruction.
 func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
