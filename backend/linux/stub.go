@@ -117,7 +117,7 @@ func (stubs *stubCache) memfdRefused(path string, err error) bool {
 	return true
 }
 
-// markMemfdBad makes StubPath use the file from now on: executing the
+// markMemfdBad makes path use the file from now on: executing the
 // memfd failed (a noexec policy).
 func (stubs *stubCache) markMemfdBad() {
 	stubs.mu.Lock()
