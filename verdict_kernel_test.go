@@ -125,6 +125,12 @@ func TestVerdictsMatchKernel(t *testing.T) {
 	}
 	memsz := func(f *testelf.File, i int, n uint64) *testelf.File { f.Progs[i].Memsz = n; return f }
 	elf32 := write("elf32", static32())
+	// f with its second PT_LOAD at vaddr, a page of data and a page of
+	// bss: the bss is the stack's top page.
+	overStrings := func(f *testelf.File, vaddr uint64) *testelf.File {
+		f.Progs[1].Vaddr, f.Progs[1].Memsz = vaddr, 0x2000
+		return f
+	}
 	// An ELF32 PIE whose only PT_LOAD is a bss of n bytes at 0.
 	bss32 := func(n uint64) *testelf.File {
 		f := pie32()
@@ -192,6 +198,12 @@ func TestVerdictsMatchKernel(t *testing.T) {
 		// 506, mutant 38806.
 		{name: "ELF32 PIE bss up to the vdso's room", file: bss32(0xffed5000)},
 		{name: "ELF32 PIE bss a page beyond the vdso's room", file: bss32(0xffed6000)},
+		// A segment over the argument strings at the top of the stack
+		// (its bss zeroes their page): create_elf_tables measures them in
+		// that memory (fuzzer seed 542, mutant 29800), and names the bss
+		// mapping [stack].
+		{name: "ELF32 bss over the argument strings", file: overStrings(static32(), 0xffffc000), nobody: true},
+		{name: "bss over the argument strings", file: overStrings(testelf.Static64(), 0x7fffffffd000), nobody: true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -359,6 +359,13 @@ func finish(epp *Package) (*Plan, error) {
 		ArgStart:   lay.ArgStart, ArgEnd: lay.ArgEnd,
 		EnvStart: lay.EnvStart, EnvEnd: lay.EnvEnd,
 	}
+	if p.Fatal == nil {
+		if err := p.walkArgs(); errors.Is(err, ErrFatal) {
+			p.Fatal = err
+		} else if err != nil {
+			return nil, &ExecError{Path: req.Path, Err: err}
+		}
+	}
 	return p, nil
 }
 
