@@ -103,6 +103,11 @@ type SpawnRequest struct {
 	SigMask *uint64
 	// Logf, when set, receives one line per step of each build.
 	Logf func(format string, args ...any)
+	// BeforeExec, with ExecInPlace, is called once just before the exec
+	// that replaces this process, with why the kernel makes the exec as
+	// requested ("" when uexec's stub builds the image): the last moment
+	// to log it.
+	BeforeExec func(kernel string)
 
 	// Tree makes uexec the exec subsystem of the program's whole process
 	// tree, as `uexec run` is: every execve and execveat of the program
@@ -155,6 +160,11 @@ type Process struct {
 	// Notes say what the program could observe that differs from a
 	// kernel exec, and why.
 	Notes []string
+	// Kernel says why the kernel, not uexec's stub, made the program's
+	// exec as requested (a 32-bit image; an ordinary user, for whom only
+	// the kernel's exec makes /proc/PID/exe the program's); "" when the
+	// stub built the image.
+	Kernel string
 
 	p  *backend.Process
 	tr *backend.Tree
@@ -284,7 +294,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 		if err != nil {
 			return nil, startError(err)
 		}
-		p.Pid, p.Notes, p.tr = tr.Pid, tr.Notes, tr
+		p.Pid, p.Notes, p.Kernel, p.tr = tr.Pid, tr.Notes, tr.Kernel, tr
 		go func() {
 			<-tr.FirstExited()
 			close(p.exited)
@@ -308,7 +318,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 		return nil, startError(err)
 	}
 	sw.Hold(plan.Esw)
-	p.Pid, p.Notes, p.p = bp.Pid, bp.Notes, bp
+	p.Pid, p.Notes, p.Kernel, p.p = bp.Pid, bp.Notes, bp.Kernel, bp
 	prog, uid, comm := plan.Program, plan.Cred.UID, plan.Comm
 	p.reap = sync.OnceFunc(func() {
 		p.st, p.err = bp.Wait()
@@ -348,7 +358,7 @@ func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 		env = []string{}
 	}
 	return startError(backend.ExecInPlace(plan, &backend.InPlaceOptions{Path: s.Path, Argv: s.Argv, Env: env,
-		Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf}))
+		Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf, BeforeExec: s.BeforeExec}))
 }
 
 // Wait waits for the program to exit and returns its status. For a Tree

@@ -129,3 +129,29 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestSpawnKernel: Process.Kernel says why the kernel made the exec as
+// requested, for a 32-bit program (no 32-bit stub), and is empty for a
+// program uexec's stub built.
+func TestSpawnKernel(t *testing.T) {
+	testenv.NeedRoot(t)
+	e := &uexec.Engine{}
+	for _, c := range []struct {
+		path, want string
+	}{
+		{"/bin/true", ""},
+		{static32().Write(t, "exit32"), "a 32-bit image"},
+	} {
+		p, err := e.Spawn(context.Background(), &uexec.SpawnRequest{Path: c.path, Argv: []string{c.path}})
+		if errors.Is(err, syscall.ENOEXEC) && c.want != "" {
+			continue // the kernel runs no ELF32 program here
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Wait()
+		if (c.want == "") != (p.Kernel == "") || !strings.Contains(p.Kernel, c.want) {
+			t.Errorf("%s: Kernel %q, want %q", c.path, p.Kernel, c.want)
+		}
+	}
+}

@@ -57,6 +57,9 @@ type compiled struct {
 	// sp is the planned stack pointer (the stub's is this plus its stack
 	// top minus the plan's).
 	sp vm.Addr
+	// kernel says why the stub hands the exec as requested to the kernel
+	// (compileKernelExec); "" when it builds the image.
+	kernel string
 }
 
 // compiler builds the ops; registers are handed out in order.
@@ -558,12 +561,14 @@ func compileKernelExec(path string, argv, envp []string, env *stubEnv, why strin
 		c.syscall("execveat "+path, unix.SYS_EXECVEAT, wire.Imm(uint64(env.fexec.FD)), wire.At(wire.RData, c.put([]byte{0})),
 			wire.At(wire.RData, av), wire.At(wire.RData, ev), wire.Imm(unix.AT_EMPTY_PATH), wire.Imm(notifyMarker))
 		c.note("%s", why)
+		c.out.kernel = why
 		c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 		return c.out, nil
 	}
 	c.syscall("execve "+path, unix.SYS_EXECVE, wire.At(wire.RData, name), wire.At(wire.RData, av), wire.At(wire.RData, ev),
 		wire.Imm(0), wire.Imm(0), wire.Imm(notifyMarker))
 	c.note("%s", why)
+	c.out.kernel = why
 	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 	return c.out, nil
 }

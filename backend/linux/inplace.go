@@ -4,6 +4,7 @@ package linux
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -30,6 +31,10 @@ type InPlaceOptions struct {
 	SigMask  *uint64
 	// Logf, when set, receives the notes and the stub's program.
 	Logf func(format string, args ...any)
+	// BeforeExec, when set, is called once, just before the exec that
+	// replaces this process, with why the kernel makes the exec as
+	// requested ("" when the stub builds the image).
+	BeforeExec func(kernel string)
 }
 
 // ExecInPlace replaces this process with the plan's program, as execve(2)
@@ -48,10 +53,18 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			return &Error{Pid: os.Getpid(), Step: "changing directory", Err: err}
 		}
 	}
+	told := false // once: a refused memfd is tried again
+	before := func(kernel string) {
+		if opts.BeforeExec != nil && !told {
+			told = true
+			opts.BeforeExec(kernel)
+		}
+	}
 	if note := kernelExecInPlace(plan); note != "" && opts.Path != "" && plan.Extended == "" {
 		if opts.Logf != nil {
 			opts.Logf("note: %s", note)
 		}
+		before(note)
 		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
 	}
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: opts.NoRandom, rand: randReader(nil),
@@ -112,9 +125,11 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		cp, err := compile(plan, env)
 		if errors.Is(err, errKernelOnly) && opts.Path != "" && plan.Extended == "" {
 			// The kernel's exec of the program is the same exec.
+			note := fmt.Sprintf("%v: the kernel execs the program", err)
 			if opts.Logf != nil {
-				opts.Logf("note: %v: the kernel execs the program", err)
+				opts.Logf("note: %s", note)
 			}
+			before(note)
 			return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
 		}
 		if err != nil {
@@ -133,6 +148,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		if err != nil {
 			return fail("reading the personality", err)
 		}
+		before("")
 		if old == persona {
 			return os.NewSyscallError("execve", unix.Exec(stubPath, argv, []string{}))
 		}

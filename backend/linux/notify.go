@@ -94,7 +94,7 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		return nil, os.NewSyscallError("pidfd_open", err)
 	}
 	p.p.Release()
-	tr := &Tree{Pid: p.Pid, Notes: p.Notes, opts: *topts, self: os.Getpid(),
+	tr := &Tree{Pid: p.Pid, Notes: p.Notes, Kernel: p.Kernel, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{})}
 	if err := notifSyncWakeUp(listener); err != nil {
 		tr.logf("%v: the serving thread and the callers wake each other on any CPU", err)
@@ -115,6 +115,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		if topts.First != nil {
 			first := *topts.First
 			first.Pid = p.Pid
+			if p.Kernel != "" {
+				first.By, first.Note = "kernel", p.Kernel
+			}
 			tr.emit(&first)
 		}
 		tr.serve(listener, pidfd)

@@ -78,6 +78,10 @@ type Process struct {
 	// Notes list what differs from a kernel exec of the same plan and
 	// why ("/proc/PID/exe names the stub: ..."); empty when nothing does.
 	Notes []string
+	// Kernel says why the kernel, not the stub, made the exec as
+	// requested (a 32-bit image, /proc/PID/exe, ...); "" when the stub
+	// built the image.
+	Kernel string
 	// Entry and SP are the registers the program started with; VDSO is
 	// where its vdso is; Moved maps the planned start of each image that
 	// the kernel placed elsewhere to where it went.

@@ -191,7 +191,7 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	if err != nil {
 		return nil, &Error{Pid: pid, Step: "opening a pidfd", Err: err}, false
 	}
-	out := &Process{Pid: pid, Notes: cp.notes, p: proc}
+	out := &Process{Pid: pid, Notes: cp.notes, Kernel: cp.kernel, p: proc}
 	if opts.NoRandom {
 		out.SP = cp.sp
 	}

@@ -96,8 +96,9 @@ type ExecEvent struct {
 type Tree struct {
 	// Pid is the first program's.
 	Pid int
-	// Notes are the first program's (see Process.Notes).
-	Notes []string
+	// Notes and Kernel are the first program's (see Process).
+	Notes  []string
+	Kernel string
 
 	opts      TreeOptions
 	self      int

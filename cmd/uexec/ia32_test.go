@@ -3,12 +3,15 @@ package main
 import (
 	"debug/elf"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testelf"
+	"github.com/uexec/uexec/internal/testenv"
 )
 
 // exit32 is a static ELF32 program that exits with status 7 (int 0x80).
@@ -55,5 +58,68 @@ func TestRun32Bit(t *testing.T) {
 		}
 	default:
 		t.Fatalf("natively: %v, want status 7 or ENOEXEC", err)
+	}
+}
+
+// TestTree32BitCaller64BitExec: a 32-bit process that execs through the
+// x86-64 system call (in 64-bit mode, after a far jump) is redirected to
+// the stub like any 64-bit caller, and runs as natively: ptrace's register
+// view of a tracee follows its current code segment, so uexec reads and
+// writes its registers in the 64-bit layout.
+func TestTree32BitCaller64BitExec(t *testing.T) {
+	needRun(t)
+	prog := testenv.BuildC(t, "testdata/progs/gate64.s", "-m32", "-nostdlib", "-static")
+	if err := exec.Command(prog).Run(); errors.Is(err, syscall.ENOEXEC) {
+		t.Skip("the kernel runs no ELF32 program here")
+	}
+	compareTree(t, prog)
+	log := filepath.Join(t.TempDir(), "execs.log")
+	r := runCmd(t, "", "/", uexecBin, "run", "--log-execs", log, prog)
+	b, _ := os.ReadFile(log)
+	if r.stdout != "gate\n" || !strings.Contains(string(b), `"path":"/bin/echo"`) || !strings.Contains(string(b), `"by":"uexec"`) {
+		t.Errorf("%v; log:\n%s\nwant gate, and /bin/echo's exec by uexec", r, b)
+	}
+}
+
+// TestLogFirstByKernel: the exec log says "by":"kernel", and why, for a
+// first program that the kernel execs, as it does for the tree's later
+// execs: a 32-bit program (no 32-bit stub), and any program of an ordinary
+// user's (only the kernel's exec makes /proc/PID/exe the program's), in a
+// tree and in place (--once). (TestSpawnKernel checks Process.Kernel.)
+func TestLogFirstByKernel(t *testing.T) {
+	needRun(t)
+	dir := testenv.SharedTempDir(t)
+	prog32 := filepath.Join(dir, "exit32")
+	if err := os.WriteFile(prog32, exit32().Bytes(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runs32 := !errors.Is(exec.Command(prog32).Run(), syscall.ENOEXEC)
+	for _, c := range []struct {
+		name   string
+		prefix []string
+		prog   string
+		note   string
+	}{
+		{"root, 32-bit", nil, prog32, "a 32-bit image"},
+		{"uid 65534", asNobody(t), "/bin/true", "/proc/PID/exe needs"},
+	} {
+		if c.prog == prog32 && !runs32 {
+			continue
+		}
+		for _, mode := range [][]string{nil, {"--once"}} {
+			log := filepath.Join(dir, "execs.log")
+			os.Remove(log)
+			if err := os.WriteFile(log, nil, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(log, 0o666)
+			argv := append(append(append(append([]string{}, c.prefix...), uexecBin, "run", "--log-execs", log), mode...), c.prog)
+			runCmd(t, "", "/", argv...)
+			b, _ := os.ReadFile(log)
+			first, _, _ := strings.Cut(string(b), "\n")
+			if !strings.Contains(first, `"by":"kernel"`) || !strings.Contains(first, c.note) {
+				t.Errorf("%s %v: first exec logged as %s, want by the kernel, %q", c.name, mode, first, c.note)
+			}
+		}
 	}
 }

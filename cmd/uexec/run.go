@@ -131,8 +131,13 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		// uexec becomes the program, as env(1) does: the program keeps
 		// uexec's pid, parent, process group, session and terminal.
 		first.Pid, first.Ppid = os.Getpid(), os.Getppid()
-		elog.write(*first)
-		elog.close()
+		sreq.BeforeExec = func(kernel string) {
+			if kernel != "" {
+				first.By, first.Note = "kernel", kernel
+			}
+			elog.write(*first)
+			elog.close()
+		}
 		if o.verbose {
 			printNotes(stderr, p, req.Path)
 		}
@@ -144,6 +149,9 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
 	first.Pid = proc.Pid
+	if proc.Kernel != "" {
+		first.By, first.Note = "kernel", proc.Kernel
+	}
 	elog.write(*first)
 	if o.verbose {
 		printNotes(stderr, p, req.Path)
