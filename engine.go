@@ -277,7 +277,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 				dir, _ = os.Getwd()
 			}
 			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
-				Chain: plan.Chain, By: "uexec", Stopped: s.StopAtEntry}
+				Chain: plan.Chain, By: "uexec", Note: plan.Cred.IgnoredNote(), Stopped: s.StopAtEntry}
 		}
 		if s.OnExit != nil || e.guard != nil {
 			topts.OnExit = func(bev *backend.ExitEvent) {

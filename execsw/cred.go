@@ -47,3 +47,27 @@ func newCred(epp *Package) NewCred {
 	n.Secure = isSetID
 	return n
 }
+
+// IgnoredNote says, for an exec log, why set-id bits of the program were
+// present but not applied; "" when they were applied or absent.
+func (n NewCred) IgnoredNote() string {
+	if n.Ignored == "" {
+		return ""
+	}
+	return "set-id bits not applied: " + n.Ignored
+}
+
+// JoinNotes joins the non-empty notes with "; ".
+func JoinNotes(notes ...string) string {
+	var out string
+	for _, n := range notes {
+		if n == "" {
+			continue
+		}
+		if out != "" {
+			out += "; "
+		}
+		out += n
+	}
+	return out
+}

@@ -116,7 +116,7 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 			first := *topts.First
 			first.Pid = p.Pid
 			if p.Kernel != "" {
-				first.By, first.Note = "kernel", p.Kernel
+				first.By, first.Note = "kernel", execsw.JoinNotes(p.Kernel, first.Note)
 			}
 			tr.emit(&first)
 		}
@@ -331,6 +331,14 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			}
 		}()
 	}
+	// setID, once the exec is planned, says why set-id bits or file
+	// capabilities of the program are not applied (no_new_privs, above
+	// all, in an ordinary user's tree), for the log.
+	setID := ""
+	emit := func() {
+		ev.Note = execsw.JoinNotes(ev.Note, setID)
+		tr.emit(ev)
+	}
 	kernel := func(note string) {
 		execd = true
 		ev.By, ev.Note = "kernel", note
@@ -343,7 +351,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 				ev.Stopped = ok
 			}
 		}
-		tr.emit(ev)
+		emit()
 		if !answered {
 			notifSend(listener, n.id, true, 0, 0)
 		}
@@ -365,7 +373,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			return
 		}
 		ev.Err = err
-		tr.emit(ev)
+		emit()
 		notifSend(listener, n.id, false, -int32(errno), 0)
 	}
 	if n.arch != unix.AUDIT_ARCH_X86_64 || n.nr&x32Bit != 0 {
@@ -432,6 +440,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	defer plan.Close()
 	step("tree:planned")
 	ev.Chain = plan.Chain
+	setID = plan.Cred.IgnoredNote()
 	img = exitImage(plan, path)
 	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
@@ -478,7 +487,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		if errors.As(err, &back) {
 			execd = true
 			ev.By, ev.Note = "kernel", fmt.Sprintf("%s (%v): the kernel made the caller's own exec", note, back.err)
-			tr.emit(ev)
+			emit()
 			return
 		}
 		if answered {
@@ -487,7 +496,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			// program (NetBSD's exec exits without sigexit then).
 			execd, img = true, nil
 			ev.Err, ev.Note = err, note
-			tr.emit(ev)
+			emit()
 			return
 		}
 		planKernel(fmt.Sprintf("%s: %v", note, err), unix.ENOEXEC)
@@ -495,7 +504,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	ev.Stopped = stop
 	execd = true
-	tr.emit(ev)
+	emit()
 }
 
 // unreadableBy reports whether the caller may not read one of the plan's

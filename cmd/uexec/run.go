@@ -104,6 +104,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	}
 	defer p.Close()
 	first.Path, first.Argv, first.Chain, first.Cwd = req.Path, req.Argv, p.Chain, req.Dir
+	first.Note = p.Cred.IgnoredNote()
 	if first.Cwd == "" {
 		first.Cwd, _ = os.Getwd()
 	}
@@ -133,7 +134,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		first.Pid, first.Ppid = os.Getpid(), os.Getppid()
 		sreq.BeforeExec = func(kernel string) {
 			if kernel != "" {
-				first.By, first.Note = "kernel", kernel
+				first.By, first.Note = "kernel", execsw.JoinNotes(kernel, first.Note)
 			}
 			elog.write(*first)
 			elog.close()
@@ -150,7 +151,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	}
 	first.Pid = proc.Pid
 	if proc.Kernel != "" {
-		first.By, first.Note = "kernel", proc.Kernel
+		first.By, first.Note = "kernel", execsw.JoinNotes(proc.Kernel, first.Note)
 	}
 	elog.write(*first)
 	if o.verbose {

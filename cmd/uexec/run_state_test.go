@@ -241,6 +241,22 @@ func TestRunUnprivileged(t *testing.T) {
 			t.Errorf("--verbose does not mention %s: %q", want, under.stderr)
 		}
 	}
+	// The exec log says it when it happens: the set-id exec of a tree's
+	// process by the kernel, its bits not applied (no_new_privs).
+	log := filepath.Join(dir, "execs.log")
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666)
+	asNobody(bin, "run", "--log-execs", log, "/bin/sh", "-c", setid)
+	lb, _ := os.ReadFile(log)
+	var line string
+	for _, l := range strings.Split(string(lb), "\n") {
+		if strings.Contains(l, `"path":"`+setid+`"`) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `"by":"kernel"`) || !strings.Contains(line, "set-id bits not applied: no_new_privs") {
+		t.Errorf("the set-id exec in the tree logged as %q, want by the kernel, set-id bits not applied: no_new_privs", line)
+	}
 }
 
 // TestRunSignalState starts uexec with signals blocked and ignored and
