@@ -421,3 +421,9 @@ func (p *Process) Signal(sig os.Signal) error {
 	}
 	return p.p.Signal(sig)
 }
+
+// TreeNoNewPrivs reports whether a tree this process spawns (SpawnRequest.
+// Tree) runs under no_new_privs, as an ordinary user's does (the seccomp
+// filter needs it without CAP_SYS_ADMIN): a plan of its first program made
+// with Cred.NoNewPrivs set is then the exec the tree gets.
+func TreeNoNewPrivs() bool { return backend.TreeNoNewPrivs() }

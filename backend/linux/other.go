@@ -26,3 +26,6 @@ func Start(plan *execsw.Plan, opts *Options) (*Process, error) { return nil, err
 
 // ServeNotify needs Linux on x86-64.
 func ServeNotify() int { return 1 }
+
+// TreeNoNewPrivs needs Linux on x86-64.
+func TreeNoNewPrivs() bool { return false }

@@ -77,7 +77,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	if opts.notifySock != nil {
 		env.notify, env.notifySock = true, slot(opts.notifySock.Fd())
-		env.noNewPrivs = !selfHasCap(unix.CAP_SYS_ADMIN)
+		env.noNewPrivs = TreeNoNewPrivs()
 	}
 	sr, sw, err := os.Pipe()
 	if err != nil {

@@ -154,6 +154,12 @@ func (tr *Tree) Signal(sig syscall.Signal) error {
 	return unix.Kill(tr.Pid, sig)
 }
 
+// TreeNoNewPrivs reports whether a tree this process starts runs under
+// no_new_privs: its first stub installs the seccomp filter, which needs
+// no_new_privs without CAP_SYS_ADMIN; the set-id bits and file capabilities
+// of every exec of the tree are then ignored, as the kernel ignores them.
+func TreeNoNewPrivs() bool { return !selfHasCap(unix.CAP_SYS_ADMIN) }
+
 func selfHasCap(c uint) bool {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

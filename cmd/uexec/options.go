@@ -33,12 +33,14 @@ type options struct {
 	// policy exsw built from them.
 	segvguard *segvguard.Config
 	guard     *segvguard.Guard
-	// run only: tree mode (the default) and its log.
-	once       bool
-	logExecs   string
-	noWaitDesc bool
-	veriexec   veriexecOptions
-	argv       []string // PROGRAM [ARG]...
+	// run only: tree mode (the default) and its log; treeNoNewPrivs:
+	// the tree runs under no_new_privs.
+	treeNoNewPrivs bool
+	once           bool
+	logExecs       string
+	noWaitDesc     bool
+	veriexec       veriexecOptions
+	argv           []string // PROGRAM [ARG]...
 
 	// stop at the entry (PS_STOPEXEC): the first program, and the execs
 	// of the tree whose path matches a glob (stopexec.go).
@@ -245,6 +247,11 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 			req.NoRandom = true
 		}
 		req.EmulRoot = o.emulRoot
+		if o.treeNoNewPrivs {
+			// The tree's first exec comes after its filter is in:
+			// under no_new_privs (uexec.TreeNoNewPrivs).
+			req.Cred.NoNewPrivs = true
+		}
 		p, err := sw.Execve(req)
 		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.

@@ -96,6 +96,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	}
 	defer o.finishVeriexec(stderr)
 	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
+	o.treeNoNewPrivs = !o.once && uexec.TreeNoNewPrivs()
 	p, req, err := o.plan(sw, true)
 	if err != nil {
 		first.Err = err
