@@ -236,7 +236,7 @@ func TestRunUnprivileged(t *testing.T) {
 	if once.stdout != native.stdout || !strings.Contains(native.stdout, "uid 65534 0 0") {
 		t.Errorf("--once %q, natively %q", once.stdout, native.stdout)
 	}
-	for _, want := range []string{"no_new_privs", "/proc/PID/exe"} {
+	for _, want := range []string{"no_new_privs", "/proc/PID/exe", "set-id bits of " + setid + " not applied: no_new_privs"} {
 		if !strings.Contains(under.stderr, want) {
 			t.Errorf("--verbose does not mention %s: %q", want, under.stderr)
 		}
