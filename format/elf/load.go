@@ -337,24 +337,26 @@ const maxLFSFileSize = 1<<63 - 1
 
 const pageShift = 12 // PAGE_SHIFT
 
+// errValues is (unsigned long)-MAX_ERRNO: IS_ERR_VALUE(x) is x >= it.
+const errValues = ^uint64(4095 - 1)
+
 // elfMap is binfmt_elf elf_map: map p's file pages at addr. With total
 // (the first segment of an ET_DYN image), Linux maps total bytes so that
 // the whole image fits, then unmaps what lies beyond this segment: here a
 // reservation of the span, the segment mapped over it, and the rest
 // unmapped (the holes of the image stay unmapped).
 func (l *loader) elfMap(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl placement, total uint64) (uint64, error) {
-	size, ok := add(p.Filesz, pageOffset(p.Vaddr))
-	if ok {
-		size, ok = pageAlign(size)
-	}
-	if !ok {
-		return 0, fatalf("segment %v: size overflows", p)
-	}
+	// size = ELF_PAGEALIGN(p_filesz + ELF_PAGEOFFSET(p_vaddr)), modulo
+	// 2^64 as in C: a p_filesz within a page of 2^64 wraps to 0, and
+	// elf_map then maps nothing and returns the address (fuzzer seed
+	// 1002, mutant 22816).
+	size := (p.Filesz + pageOffset(p.Vaddr) + vm.PageSize - 1) &^ (vm.PageSize - 1)
 	off := p.Off - pageOffset(p.Vaddr) // wraps as in C; rejected below
 	addr = pageStart(addr)
 	if size == 0 {
 		return addr, nil
 	}
+	var ok bool
 	n := size
 	if total != 0 {
 		if n, ok = pageAlign(total); !ok {
@@ -596,6 +598,11 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 		if err != nil {
 			return nil, err
 		}
+		if mapAddr >= ts {
+			// BAD_ADDR of what elf_map returned without mapping (a
+			// size that wrapped to 0 at an address past TASK_SIZE).
+			return nil, fatalf("segment %v: mapped at %#x, beyond TASK_SIZE %#x (EINVAL)", p, mapAddr, ts)
+		}
 		if first {
 			first = false
 			if dyn {
@@ -694,6 +701,18 @@ func (l *loader) loadInterp(f *vm.File, h *Header, progs []Prog, noBase uint64) 
 		total = 0
 		if err != nil {
 			return 0, err
+		}
+		if mapAddr >= ts {
+			// load_elf_interp returns a BAD_ADDR map address as its
+			// result ("error = map_addr; goto out"), and its caller
+			// takes anything that is not an errno value for the load
+			// address: elf_map maps nothing and returns the address
+			// when the size wraps to 0, so an address past TASK_SIZE
+			// below -4095 becomes AT_BASE (Linux 6.18).
+			if mapAddr < errValues {
+				return mapAddr, nil
+			}
+			return 0, fatalf("interpreter segment %v: mapped at %#x, an errno value (EINVAL)", p, mapAddr)
 		}
 		if !set && dyn {
 			loadAddr = mapAddr - pageStart(vaddr)
