@@ -410,6 +410,9 @@ func (l *loader) elfLoad(f *vm.File, addr uint64, p Prog, prot vm.Prot, pl place
 		if mapAddr, err = l.elfMap(f, addr, p, prot, pl, total); err != nil {
 			return 0, err
 		}
+		if mapAddr >= l.taskSize {
+			return mapAddr, nil // BAD_ADDR: no bss; the caller decides
+		}
 		if p.Memsz > p.Filesz {
 			base := mapAddr + pageOffset(p.Vaddr) // mapAddr < TASK_SIZE: no wrap
 			zeroStart, ok1 = add(base, p.Filesz)
