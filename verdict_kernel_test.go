@@ -113,12 +113,16 @@ func TestVerdictsMatchKernel(t *testing.T) {
 	// 2^64 at a vaddr past TASK_SIZE: elf_map's size wraps to 0, it maps
 	// nothing and returns the address, which load_elf_interp's caller
 	// takes for the load address (fuzzer seed 1002, mutant 22816).
-	ldWrap := write("ld-wrap", func() *testelf.File {
+	wrapLoader := func(name string, memsz uint64) string {
 		f := testelf.Static64()
 		f.Progs = f.Progs[:1]
-		f.Progs[0].Filesz, f.Progs[0].Vaddr, f.Progs[0].Memsz = 0xfffffffffffff300, 0xffffffffffffe030, 0x300
-		return f
-	}())
+		f.Progs[0].Filesz, f.Progs[0].Vaddr, f.Progs[0].Memsz = 0xfffffffffffff300, 0xffffffffffffe030, memsz
+		return write(name, f)
+	}
+	ldWrap := wrapLoader("ld-wrap", 0x300)
+	// The same with a p_memsz above p_filesz: elf_load returns the BAD_ADDR
+	// before its bss.
+	ldWrapBss := wrapLoader("ld-wrap-bss", 0xfffffffffffff400)
 	bss := func(f *testelf.File, vaddr uint64) *testelf.File {
 		f.Progs = append(f.Progs, testelf.Prog{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_W, Vaddr: vaddr, Memsz: 0x2000 - vaddr, Align: 0x1000})
 		return f
@@ -186,6 +190,7 @@ func TestVerdictsMatchKernel(t *testing.T) {
 		{name: "PIE p_offset 2^63", file: offset(pie(ld), 2, 1<<63)},
 		{name: "interpreter p_offset 2^63", file: pie(ldOff63)},
 		{name: "interpreter p_filesz wrapping to no mapping", file: pie(ldWrap), nobody: true},
+		{name: "interpreter p_filesz wrapping to no mapping, with a bss", file: pie(ldWrapBss)},
 		{name: "ET_EXEC p_memsz near 2^47", file: memsz(testelf.Static64(), 1, 1<<47-0x800000)},
 		{name: "ET_EXEC p_memsz 2^46", file: memsz(testelf.Static64(), 1, 1<<46)},
 		{name: "ET_EXEC p_memsz beyond the commit limit", file: memsz(testelf.Static64(), 1, over)},
