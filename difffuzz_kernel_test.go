@@ -110,7 +110,7 @@ type diffResult struct {
 // (or UEXEC_DIFFFUZZ_N; default 5000, 500 with -short) choose the mutants;
 // -difffuzz.only=I reruns one; -difffuzz.keep=DIR keeps the files of
 // each disagreement. A disagreement found becomes a fixture of
-// TestVerdictsMatchKernel; knownDisagreements lists what is not fixed.
+// TestDiffFuzzRegressions; knownDisagreements lists what is not fixed.
 func TestDiffFuzz(t *testing.T) {
 	testenv.NeedRoot(t)
 	n := diffFuzzBudget(t)
@@ -411,11 +411,64 @@ func TestDiffFuzzRegressions(t *testing.T) {
 	if v, _, err := kernelOutcome(env.elf32, nil, false); err != nil || v != completes {
 		ia32 = false
 	}
+	// An ET_EXEC loader whose one PT_LOAD's p_filesz is within a page of
+	// 2^64, at a vaddr past TASK_SIZE: the main file of a fixture names
+	// it as its interpreter.
+	wrapLoader := func(name string, memsz uint64) string {
+		f := testelf.Static64()
+		f.Progs = f.Progs[:1]
+		f.Progs[0].Filesz, f.Progs[0].Vaddr, f.Progs[0].Memsz = 0xfffffffffffff300, 0xffffffffffffe030, memsz
+		p := filepath.Join(env.dir, name)
+		if err := writeExec(p, f.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// An ELF32 static-pie whose only PT_LOAD is a bss of n bytes at 0.
+	bss32 := func(n uint64) []byte {
+		f := pie32()
+		f.Progs[0].Filesz, f.Progs[0].Memsz = 0, n
+		f.Progs[1].Type = 0x2b0 // not a PT_LOAD
+		return f.Bytes()
+	}
+	// f with its second PT_LOAD at vaddr, a page of data and a page of
+	// bss: the bss is the stack's top page, where the argument strings
+	// are.
+	overStrings := func(f *testelf.File, vaddr uint64) []byte {
+		f.Progs[1].Vaddr, f.Progs[1].Memsz = vaddr, 0x2000
+		return f.Bytes()
+	}
 	tests := []struct {
 		name  string
 		file  []byte
 		elf32 bool // compared only where the kernel runs ELF32
 	}{
+		// An entry past 4 GiB with the load bias: the compat aux
+		// vector's AT_ENTRY is truncated, the exec completes (seed 504,
+		// mutant 8354).
+		{name: "ELF32 PIE with an entry past 4 GiB", file: func() []byte {
+			f := pie32()
+			f.Entry, f.Interp = 0xff758000, env.elf32
+			return f.Bytes()
+		}(), elf32: true},
+		// A first segment that is a bss of nearly 4 GiB: the vdso goes
+		// above it, stack_guard_gap (1 MiB) below the stack at the
+		// nearest; a page more and there is no room, the exec is killed
+		// (seed 506, mutant 38806).
+		{name: "ELF32 PIE bss up to the vdso's room", file: bss32(0xffed5000), elf32: true},
+		{name: "ELF32 PIE bss a page beyond the vdso's room", file: bss32(0xffed6000), elf32: true},
+		// A segment over the argument strings (its bss zeroes their
+		// page): create_elf_tables measures them in that memory, and
+		// the bss mapping is "[stack]" (seed 542, mutant 29800).
+		{name: "ELF32 bss over the argument strings", file: overStrings(static32(), 0xffffc000), elf32: true},
+		{name: "bss over the argument strings", file: overStrings(testelf.Static64(), 0x7fffffffd000)},
+		// An interpreter whose p_filesz wraps elf_map's size to 0 at an
+		// address past TASK_SIZE: nothing is mapped, and the caller of
+		// load_elf_interp takes that address for the load address; with
+		// a bss above it, elf_load returns first (seed 1002, mutant
+		// 22816).
+		{name: "interpreter p_filesz wrapping to no mapping", file: testelf.PIE64(wrapLoader("ld-wrap", 0x300)).Bytes()},
+		{name: "interpreter p_filesz wrapping to no mapping, with a bss", file: testelf.PIE64(wrapLoader("ld-wrap-bss", 0xfffffffffffff400)).Bytes()},
 		// An ELF32 loader placed top-down: the native (64-bit) layout's
 		// first try has no room below 4 GiB for it, the compat one has.
 		{name: "ELF32 ET_DYN without PT_INTERP", file: pie32().Bytes(), elf32: true},

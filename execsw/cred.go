@@ -56,18 +56,3 @@ func (n NewCred) IgnoredNote() string {
 	}
 	return "set-id bits not applied: " + n.Ignored
 }
-
-// JoinNotes joins the non-empty notes with "; ".
-func JoinNotes(notes ...string) string {
-	var out string
-	for _, n := range notes {
-		if n == "" {
-			continue
-		}
-		if out != "" {
-			out += "; "
-		}
-		out += n
-	}
-	return out
-}

@@ -16,7 +16,7 @@ import (
 // kernel's: exec'd from a file, it runs exactly where ia32Once says the
 // kernel runs ELF32 and writes where __kernel_vsyscall is in its vdso (a
 // place inside the vdso), and fails with ENOEXEC where it says not.
-// (TestVerdictsMatchKernel compares the AT_SYSINFO it gives with the
+// (TestDiffFuzzRegressions compares the AT_SYSINFO it gives with the
 // kernel's.)
 func TestIA32Probe(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "probe32")

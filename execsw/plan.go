@@ -95,3 +95,19 @@ type Plan struct {
 
 	vdsoRegions []stack.VDSORegion
 }
+
+// JoinNotes joins the non-empty notes with "; ", as an exec log's note
+// holds several reasons.
+func JoinNotes(notes ...string) string {
+	var out string
+	for _, n := range notes {
+		if n == "" {
+			continue
+		}
+		if out != "" {
+			out += "; "
+		}
+		out += n
+	}
+	return out
+}

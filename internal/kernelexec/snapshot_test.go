@@ -4,6 +4,7 @@ package kernelexec
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
 
@@ -343,4 +346,36 @@ func twoSnapshots(t *testing.T, opts Options) (a, b *Snap) {
 		t.Errorf("two NoRandom snapshots differ:\n%s", joinDiffs(d))
 	}
 	return a, b
+}
+
+// TestSnapshotCompat: a 32-bit process is read in the tracer's 64-bit
+// view (PTRACE_GETREGS; PTRACE_GETREGSET would give the 32-bit layout) and
+// its aux vector as 32-bit pairs.
+func TestSnapshotCompat(t *testing.T) {
+	const entry = 0x8048100
+	f := &testelf.File{Class: elf.ELFCLASS32, Type: elf.ET_EXEC, Entry: entry,
+		Progs: []testelf.Prog{{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Vaddr: 0x8048000, Filesz: 0x200, Memsz: 0x200, Align: 0x1000}},
+		Blobs: []testelf.Blob{{Off: 0x100, Data: testelf.PauseCode}}}
+	path := f.Write(t, "prog32")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := Snapshot(ctx, Options{Path: path, Argv: []string{"prog32"}, NoRandom: true})
+	if errors.Is(err, unix.ENOEXEC) {
+		return // the kernel runs no ELF32 program here: nothing to read
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Regs.Rip != entry || s.Regs.Cs != user32CS || s.Regs.Rsp == 0 || s.Regs.Rsp > 0xffffffff {
+		t.Errorf("rip %#x cs %#x rsp %#x, want %#x, %#x and a 32-bit stack pointer", s.Regs.Rip, s.Regs.Cs, s.Regs.Rsp, entry, user32CS)
+	}
+	var at uint64
+	for _, a := range s.Auxv {
+		if a.Type == AT_ENTRY {
+			at = a.Val
+		}
+	}
+	if at != entry || s.Auxv[len(s.Auxv)-1].Type != AT_NULL {
+		t.Errorf("aux vector %v: AT_ENTRY %#x, want %#x, AT_NULL last", s.Auxv, at, uint64(entry))
+	}
 }

@@ -357,4 +357,10 @@ func TestLabelStack(t *testing.T) {
 			t.Errorf("%v: label %q", x, x.Label)
 		}
 	}
+	// vma_is_initial_heap is asked first: a mapping that holds both the
+	// break and start_stack is "[heap]".
+	s.LabelHeap(0x7fffffffd000, 0x7fffffffe000)
+	if m, ok := s.Lookup(0x7fffffffd000); !ok || m.Label != "[heap]" {
+		t.Errorf("the mapping across the break and start_stack: %v, want [heap]", m)
+	}
 }
