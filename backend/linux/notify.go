@@ -321,6 +321,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	ev := &ExecEvent{Time: time.Now(), Pid: pid, By: "uexec"}
 	answered := false
 	stop := false // a planned exec that StopAtExec matched
+	refusedErrno, refused := tr.refusedAgain(n)
 	// For TreeOptions.OnExit: whether the caller may now run another
 	// image, and which (nil: unknown).
 	tgid, execd, img := pid, false, (*ExitEvent)(nil)
@@ -474,6 +475,10 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
 	}
+	if refused {
+		planKernel(fmt.Sprintf("the stub could not be executed (%v)", refusedErrno), refusedErrno)
+		return
+	}
 	// The plan, the stub and each file of the plan may take a descriptor
 	// in the caller.
 	need := len(planFileList(plan)) + 2
@@ -485,9 +490,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
 		var back *kernelsCall
 		if errors.As(err, &back) {
-			execd = true
-			ev.By, ev.Note = "kernel", fmt.Sprintf("%s (%v): the kernel made the caller's own exec", note, back.err)
-			emit()
+			// The caller makes its call again, and it comes back
+			// (refusedAgain): logged then.
 			return
 		}
 		if answered {

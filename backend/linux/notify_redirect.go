@@ -224,15 +224,27 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 			var now unix.PtraceRegs
 			unix.PtraceGetRegs(tid, &now)
 			// The trap one instruction after the call's return: the
-			// kernel could not exec the stub for this caller. Its own
-			// call is made again, by the kernel.
+			// kernel could not exec the stub for this caller. What was
+			// handed to it goes (the plan's files are not close-on-exec,
+			// and the stub's copy would stay were the caller's own exec
+			// to fail), and its own call is made again, with its own
+			// registers: notified again, it is the kernel's where the
+			// plan is the kernel's own exec (tr.stubRefused).
+			errno := unix.Errno(-int64(now.Rax))
+			if err := tr.closeIn(tid, saved.Rip-2, now, append(env.closeFDs, stubFD), &held); err != nil {
+				if err == unix.ESRCH {
+					detached = true
+					return "the caller died during its exec", err
+				}
+				tr.logf("pid %d: closing what was handed over: %v", tid, err)
+			}
 			saved.Rax = saved.Orig_rax
 			saved.Rip -= 2
-			saved.R9 = notifyMarker
 			unix.PtraceSetRegs(tid, &saved)
 			ptraceSigmask(tid, false, &mask)
 			resend(c.tgid, tid, held)
-			return "the stub could not be executed", &kernelsCall{unix.Errno(-int64(now.Rax))}
+			tr.stubRefused(n, errno)
+			return "the stub could not be executed", &kernelsCall{errno}
 		case isEventStop(ws):
 			// The interrupt's stop, when a signal came before it.
 		default:
@@ -262,10 +274,86 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	return "", nil
 }
 
-// kernelsCall is a redirect that gave the caller its own call back: the
-// kernel makes it (the stub could not be executed in the caller's place, a
-// sandbox's Landlock rules for one).
+// kernelsCall is a redirect that gave the caller its own call back, to make
+// again (the stub could not be executed in the caller's place, a sandbox's
+// Landlock rules for one): see refusedCall.
 type kernelsCall struct{ err error }
+
+// refusedCall is a call whose stub the kernel refused to exec (errno), given
+// back to its caller: when the caller makes it again, the kernel makes it
+// where the plan is the kernel's own exec, and errno is the answer where it
+// is not (a binfmt rule, an emulation root, veriexec's pinned files: the
+// kernel's exec would not follow them).
+type refusedCall struct {
+	n     seccompNotif // pid, nr, ip and args; id is the first call's
+	errno unix.Errno
+}
+
+// stubRefused records that the kernel refused the stub to the caller of n.
+func (tr *Tree) stubRefused(n *seccompNotif, errno unix.Errno) {
+	if tr.refused == nil || len(tr.refused) >= 4096 {
+		// Callers that died before making their call again leave
+		// entries; forgetting one costs its caller one refusal more.
+		tr.refused = map[uint32]refusedCall{}
+	}
+	tr.refused[n.pid] = refusedCall{n: *n, errno: errno}
+}
+
+// refusedAgain reports, for notification n, the errno of its stub's refusal
+// if n is the caller's refused call made again (the same call from the same
+// place); the caller's entry goes either way.
+func (tr *Tree) refusedAgain(n *seccompNotif) (unix.Errno, bool) {
+	r, ok := tr.refused[n.pid]
+	if !ok {
+		return 0, false
+	}
+	delete(tr.refused, n.pid)
+	return r.errno, r.n.nr == n.nr && r.n.arch == n.arch && r.n.ip == n.ip && r.n.args == n.args
+}
+
+// closeIn closes the descriptors fds of tracee tid, stopped at a signal's stop
+// with registers regs, by running close(2) at sysAddr, the syscall
+// instruction of its call, one single step each (the kernel reports a step
+// over a system call at the call's exit). Signals that stop it meanwhile
+// are added to held. The caller's registers are left for the caller to set.
+func (tr *Tree) closeIn(tid int, sysAddr uint64, regs unix.PtraceRegs, fds []int, held *[]syscall.Signal) error {
+	for _, fd := range fds {
+		r := regs
+		r.Rip, r.Rax, r.Orig_rax, r.Rdi = sysAddr, unix.SYS_CLOSE, ^uint64(0), uint64(fd)
+		r.Eflags &^= eflagsTF
+		if err := unix.PtraceSetRegs(tid, &r); err != nil {
+			return err
+		}
+		for tries := 0; ; tries++ {
+			if tries == 4 {
+				return fmt.Errorf("close(%d) did not complete", fd)
+			}
+			if err := unix.PtraceSingleStep(tid); err != nil {
+				return err
+			}
+			var ws unix.WaitStatus
+			if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
+				return err
+			}
+			if ws.Exited() || ws.Signaled() {
+				return unix.ESRCH
+			}
+			if !isEventStop(ws) && ws.StopSignal() != syscall.SIGTRAP {
+				*held = append(*held, ws.StopSignal())
+			}
+			if err := unix.PtraceGetRegs(tid, &r); err != nil {
+				return err
+			}
+			if r.Rip == sysAddr+2 {
+				break
+			}
+		}
+		if e := unix.Errno(-int64(r.Rax)); r.Rax != 0 {
+			return fmt.Errorf("close(%d): %w", fd, e)
+		}
+	}
+	return nil
+}
 
 func (e *kernelsCall) Error() string {
 	return e.err.Error() + ": the kernel makes the caller's own call"

@@ -108,6 +108,9 @@ type Tree struct {
 	done      chan struct{}
 	err       error
 	exits     *exitWatch // with OnExit
+	// refused holds, by caller, the call whose stub the kernel refused,
+	// given back to it (the serving thread's alone).
+	refused map[uint32]refusedCall
 }
 
 // StartTree runs plan as Start does, and serves the execs of the program and

@@ -129,6 +129,39 @@ func TestTreeStubRefused(t *testing.T) {
 	}
 }
 
+// TestTreeStubRefusedCall: where the kernel refuses the stub's exec, the
+// caller gets what the kernel's own exec of its call gives. When that fails
+// too, the caller sees the kernel's registers (uexec's marker of its own
+// calls is not left in r9) and no descriptor of uexec's: neither the stub's
+// copy nor the plan's file handed to a caller that may not read it (an
+// execute-only program, a caller without the DAC capabilities); when it
+// succeeds, the program has none either. An exec planned through an
+// emulation root fails with the stub's errno: the kernel's exec would not
+// look there.
+func TestTreeStubRefusedCall(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a caller without the DAC capabilities
+	setpriv := testenv.NeedTool(t, "setpriv")
+	prog := testenv.BuildC(t, "testdata/progs/landlockregs.c", "-static")
+	dir := t.TempDir()
+	box := filepath.Join(dir, "box")
+	os.Mkdir(box, 0o755)
+	boxed := filepath.Join(box, "landlockregs")
+	copyFile(t, prog, boxed, 0o111)
+	drop := []string{setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps=-all", "--", prog}
+	compareTree(t, prog, "/bin/true")
+	compareTree(t, append(drop, boxed)...)
+	compareTree(t, append(drop, box, boxed)...)
+
+	emul := filepath.Join(dir, "emul")
+	os.MkdirAll(filepath.Join(emul, "bin"), 0o755)
+	copyFile(t, "/bin/true", filepath.Join(emul, "bin", "only-in-emul"), 0o755)
+	r := runCmd(t, "", "/", uexecBin, "run", "--emul-root", emul, prog, "/bin/only-in-emul")
+	if !strings.HasPrefix(r.stdout, "execve: -13\n") {
+		t.Errorf("an exec through the emulation root whose stub is refused: %v, want execve: -13 (EACCES)", r)
+	}
+}
+
 // TestTreeGoSpawns: a Go program whose goroutines run programs with
 // os/exec works under `uexec run` as natively. Its vfork children share
 // its memory, on a goroutine's stack: a redirect that wrote below the
