@@ -108,6 +108,21 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	if err != nil {
 		return fail("materialising the stub", err)
 	}
+	if opts.Path != "" && plan.Extended == "" {
+		if err := sys.ExecCheck(stubPath); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			// A sandbox's exec rules (Landlock, an LSM) refuse the
+			// stub: the plan is the kernel's own exec, which they
+			// judge. (Asked before the exec, since BeforeExec's log
+			// line must say who makes it.)
+			fail("", nil)
+			note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", errors.Unwrap(err))
+			if opts.Logf != nil {
+				opts.Logf("note: %s", note)
+			}
+			before(note)
+			return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+		}
+	}
 	// The plan's memfd is made first, so that its number (in the stub's
 	// argv, whose length the plan depends on) is known when compiling.
 	mfd, err := newMemfd("uexec-plan")

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // The untraced tree. The first program's stub installs a seccomp filter
@@ -385,7 +386,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if n.nr == unix.SYS_EXECVEAT {
 		dirfd, pathPtr, argvPtr, envpPtr, flags = int(int32(n.args[0])), n.args[1], n.args[2], n.args[3], n.args[4]
 	}
-	if flags&atExecveCheck != 0 {
+	if flags&sys.AT_EXECVE_CHECK != 0 {
 		// Every check, no exec: the kernel's own answer, with the
 		// caller's securebits, is the native one.
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
@@ -531,6 +532,3 @@ func unreadableBy(c *caller, plan *execsw.Plan) bool {
 	}
 	return false
 }
-
-// atExecveCheck is execveat's AT_EXECVE_CHECK (Linux 6.14).
-const atExecveCheck = 0x10000

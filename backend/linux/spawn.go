@@ -183,6 +183,9 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	step("build:forked")
 	if planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
+	} else if err != nil && !spa.Ptrace && (err == syscall.EACCES || err == syscall.EPERM) {
+		// A sandbox's exec rules (Landlock, an LSM) refuse the stub.
+		err = fmt.Errorf("executing the stub %s: %w", path, err)
 	}
 	if err != nil {
 		return nil, &Error{Step: "starting the stub", Err: err}, false

@@ -166,7 +166,7 @@ func stubFileIn(dir, name string, want []byte) (string, error) {
 	}
 	p := filepath.Join(dir, name)
 	if err := verifyStub(p, want); err == nil {
-		return p, nil
+		return p, executable(p)
 	}
 	f, err := os.CreateTemp(dir, name+".tmp*") // O_EXCL
 	if err != nil {
@@ -190,7 +190,17 @@ func stubFileIn(dir, name string, want []byte) (string, error) {
 	if err := verifyStub(p, want); err != nil {
 		return "", err
 	}
-	return p, nil
+	return p, executable(p)
+}
+
+// executable reports an error if this process may not execute the file
+// at p: a directory on a noexec mount (a hardened /home or /tmp) holds the
+// stub, but execve refuses it there; the next place is tried instead.
+func executable(p string) error {
+	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("%s cannot be executed here (a noexec mount?): %w", p, err)
+	}
+	return nil
 }
 
 // checkOwned reports an error unless path is ours and writable by nobody
@@ -234,7 +244,23 @@ type planFile struct{ r, w *os.File }
 func (stubs *stubCache) planFile() (*planFile, error) {
 	p, err := stubs.cachedFile()
 	if err != nil {
-		return nil, err
+		// No place where the stub could be executed (noexec mounts):
+		// an executable memfd, which an exec costs more and which a
+		// sandbox's path rules (Landlock) do not judge.
+		fd, merr := unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC|unix.MFD_EXEC)
+		if merr == unix.EINVAL {
+			fd, merr = unix.MemfdCreate("uexec-plan", unix.MFD_CLOEXEC)
+		}
+		if merr != nil {
+			return nil, fmt.Errorf("%w; %w", err, os.NewSyscallError("memfd_create", merr))
+		}
+		w := os.NewFile(uintptr(fd), "uexec-plan")
+		// Nobody else may open it for writing through /proc.
+		if err := unix.Fchmod(fd, 0o555); err != nil {
+			w.Close()
+			return nil, os.NewSyscallError("fchmod", err)
+		}
+		return newPlanFile(w)
 	}
 	dir := filepath.Dir(p)
 	var w *os.File
@@ -258,6 +284,11 @@ func (stubs *stubCache) planFile() (*planFile, error) {
 		}
 		w = f
 	}
+	return newPlanFile(w)
+}
+
+// newPlanFile is the planFile whose writing descriptor is w.
+func newPlanFile(w *os.File) (*planFile, error) {
 	r, err := reopenRead(int(w.Fd()))
 	if err != nil {
 		w.Close()

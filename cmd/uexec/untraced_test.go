@@ -2,6 +2,7 @@ package main
 
 import (
 	"debug/elf"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +160,58 @@ func TestTreeStubRefusedCall(t *testing.T) {
 	r := runCmd(t, "", "/", uexecBin, "run", "--emul-root", emul, prog, "/bin/only-in-emul")
 	if !strings.HasPrefix(r.stdout, "execve: -13\n") {
 		t.Errorf("an exec through the emulation root whose stub is refused: %v, want execve: -13 (EACCES)", r)
+	}
+}
+
+// TestOnceStubRefused: uexec itself in a sandbox that may execute only
+// /usr and uexec: --once asks the kernel whether it may execute the stub
+// (AT_EXECVE_CHECK) and, refused, execs the program itself, as natively,
+// logged "by":"kernel"; the tree cannot work there and says so in one line
+// naming the stub and --once (exit 125).
+func TestOnceStubRefused(t *testing.T) {
+	needRun(t)
+	prog := testenv.BuildC(t, "testdata/progs/landlockexec.c")
+	allow := "/usr:" + filepath.Dir(uexecBin)
+	log := filepath.Join(t.TempDir(), "execs.log")
+	r := runCmd(t, "", "/", prog, allow, uexecBin, "run", "--once", "--log-execs", log, "/usr/bin/echo", "hi")
+	if r.stdout != "hi\n" || r.status.ExitStatus() != 0 {
+		t.Errorf("uexec run --once in the sandbox: %v, want hi", r)
+	}
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"by":"kernel"`) || !strings.Contains(string(b), "the stub could not be executed (permission denied)") {
+		t.Errorf("the exec log: %s", b)
+	}
+	r = runCmd(t, "", "/", prog, allow, uexecBin, "run", "/usr/bin/echo", "hi")
+	if r.status.ExitStatus() != 125 || !strings.Contains(r.stderr, "executing the stub") || !strings.Contains(r.stderr, "use --once") {
+		t.Errorf("uexec run in the sandbox: %v, want exit 125 naming the stub and --once", r)
+	}
+}
+
+// TestStubNoexec: where the cache directory and the temporary directory are
+// noexec mounts (a hardened /home or /tmp), uexec executes its stub and the
+// tree's plans from memfds: --once and the tree build the images, and the
+// programs run as natively.
+func TestStubNoexec(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // mounts, in a mount namespace of the test's
+	unshare := testenv.NeedTool(t, "unshare")
+	cache, tmp, logs := t.TempDir(), t.TempDir(), t.TempDir()
+	mount := fmt.Sprintf(`mount -t tmpfs -o noexec tmpfs %s && mount -t tmpfs -o noexec tmpfs %s && exec "$@"`, cache, tmp)
+	env := append(append([]string{}, testEnv...), "XDG_CACHE_HOME="+cache, "TMPDIR="+tmp)
+	script := "/bin/echo inner; ls /proc/self/fd"
+	native := runEnv(t, env, unshare, "-m", "sh", "-c", mount, "sh", "/bin/sh", "-c", script)
+	if native.status.ExitStatus() != 0 || !strings.HasPrefix(native.stdout, "inner\n") {
+		t.Fatalf("natively: %v", native)
+	}
+	for _, mode := range []string{"--once", "--verbose"} {
+		log := filepath.Join(logs, mode)
+		under := runEnv(t, env, unshare, "-m", "sh", "-c", mount, "sh", uexecBin, "run", mode, "--log-execs", log, "/bin/sh", "-c", script)
+		if under.stdout != native.stdout || under.status != native.status {
+			t.Errorf("uexec run %s: %v\nnatively: %v", mode, under, native)
+		}
+		b, _ := os.ReadFile(log)
+		if strings.Contains(string(b), `"by":"kernel"`) || !strings.Contains(string(b), `"by":"uexec"`) {
+			t.Errorf("uexec run %s: the stub built no image, or not every one:\n%s", mode, b)
+		}
 	}
 }
 
