@@ -39,7 +39,8 @@ const (
 	AT_MINSIGSTKSZ       AuxType = 51
 )
 
-var auxNames = map[AuxType]string{
+// auxNames is an array, not a map: static data, nothing to build at init.
+var auxNames = [...]string{
 	AT_NULL: "AT_NULL", AT_IGNORE: "AT_IGNORE", AT_EXECFD: "AT_EXECFD", AT_PHDR: "AT_PHDR",
 	AT_PHENT: "AT_PHENT", AT_PHNUM: "AT_PHNUM", AT_PAGESZ: "AT_PAGESZ", AT_BASE: "AT_BASE",
 	AT_FLAGS: "AT_FLAGS", AT_ENTRY: "AT_ENTRY", AT_NOTELF: "AT_NOTELF", AT_UID: "AT_UID",
@@ -52,8 +53,8 @@ var auxNames = map[AuxType]string{
 }
 
 func (t AuxType) String() string {
-	if n, ok := auxNames[t]; ok {
-		return n
+	if t < AuxType(len(auxNames)) && auxNames[t] != "" {
+		return auxNames[t]
 	}
 	return fmt.Sprintf("AT_%d", uint64(t))
 }
@@ -61,8 +62,8 @@ func (t AuxType) String() string {
 // ParseAuxType is the inverse of AuxType.String for the known names.
 func ParseAuxType(s string) (AuxType, bool) {
 	for t, n := range auxNames {
-		if n == s {
-			return t, true
+		if n == s && n != "" {
+			return AuxType(t), true
 		}
 	}
 	return 0, false

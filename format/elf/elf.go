@@ -2,7 +2,6 @@ package elf
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,7 +76,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 		ihdrBuf []byte
 	)
 	for _, p := range progs {
-		if p.Type != elf.PT_INTERP {
+		if p.Type != PT_INTERP {
 			continue
 		}
 		if interp, err = readInterpPath(r, p); err != nil {
@@ -94,9 +93,9 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 
 	stack := exstackDefault
 	for _, p := range progs {
-		if p.Type == elf.PT_GNU_STACK { // the last one wins
+		if p.Type == PT_GNU_STACK { // the last one wins
 			stack = exstackDisableX
-			if p.Flags&elf.PF_X != 0 {
+			if p.Flags&PF_X != 0 {
 				stack = exstackEnableX
 			}
 		}
@@ -256,13 +255,13 @@ func (h *headReader) ReadAt(b []byte, off int64) (int, error) {
 func parseInterpHeader(b []byte, is32 bool) (*Header, error) {
 	var buf [HeaderSize]byte
 	copy(buf[:], b)
-	if !bytes.Equal(buf[:4], []byte(elf.ELFMAG)) {
+	if !bytes.Equal(buf[:4], []byte(ELFMAG)) {
 		return nil, errorf(unix.ELIBBAD, "interpreter is not an ELF file")
 	}
-	m := elf.Machine(binary.LittleEndian.Uint16(buf[18:]))
-	ok := m == elf.EM_X86_64
+	m := Machine(binary.LittleEndian.Uint16(buf[18:]))
+	ok := m == EM_X86_64
 	if is32 {
-		ok = m == elf.EM_386 || m == elf.EM_486
+		ok = m == EM_386 || m == EM_486
 	}
 	if !ok {
 		want := "EM_X86_64"
@@ -274,7 +273,7 @@ func parseInterpHeader(b []byte, is32 bool) (*Header, error) {
 	// The machine decides the layout: patch e_type so that ParseHeader
 	// decodes whatever it is; the real type is restored below.
 	typ := binary.LittleEndian.Uint16(buf[16:])
-	binary.LittleEndian.PutUint16(buf[16:], uint16(elf.ET_DYN))
+	binary.LittleEndian.PutUint16(buf[16:], uint16(ET_DYN))
 	h, err := ParseHeader(buf[:])
 	if err != nil {
 		var fe *FormatError
@@ -283,6 +282,6 @@ func parseInterpHeader(b []byte, is32 bool) (*Header, error) {
 		}
 		return nil, err
 	}
-	h.Type = elf.Type(typ)
+	h.Type = Type(typ)
 	return h, nil
 }

@@ -2,7 +2,6 @@ package elf
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -35,9 +34,9 @@ type Header struct {
 	Is32 bool
 	// Ident is e_ident as read; EI_CLASS, EI_DATA, EI_VERSION and
 	// EI_OSABI are not checked, as Linux does not check them.
-	Ident     [elf.EI_NIDENT]byte
-	Type      elf.Type
-	Machine   elf.Machine
+	Ident     [EI_NIDENT]byte
+	Type      Type
+	Machine   Machine
 	Version   uint32
 	Entry     uint64
 	Phoff     uint64
@@ -69,8 +68,8 @@ func (h *Header) EhdrSize() int {
 
 // Prog is a program header, either class, widened to 64 bits.
 type Prog struct {
-	Type   elf.ProgType
-	Flags  elf.ProgFlag
+	Type   ProgType
+	Flags  ProgFlag
 	Off    uint64
 	Vaddr  uint64
 	Paddr  uint64
@@ -95,21 +94,21 @@ func (p Prog) String() string {
 func ParseHeader(b []byte) (*Header, error) {
 	var buf [HeaderSize]byte
 	copy(buf[:], b)
-	if !bytes.Equal(buf[:4], []byte(elf.ELFMAG)) {
+	if !bytes.Equal(buf[:4], []byte(ELFMAG)) {
 		return nil, errorf(unix.ENOEXEC, "bad magic")
 	}
 	le := binary.LittleEndian
 	h := &Header{
-		Type:    elf.Type(le.Uint16(buf[16:])),
-		Machine: elf.Machine(le.Uint16(buf[18:])),
+		Type:    Type(le.Uint16(buf[16:])),
+		Machine: Machine(le.Uint16(buf[18:])),
 		Version: le.Uint32(buf[20:]),
 	}
 	copy(h.Ident[:], buf[:])
-	if h.Type != elf.ET_EXEC && h.Type != elf.ET_DYN {
+	if h.Type != ET_EXEC && h.Type != ET_DYN {
 		return nil, errorf(unix.ENOEXEC, fmt.Sprintf("e_type %v is not ET_EXEC or ET_DYN", h.Type))
 	}
 	switch h.Machine {
-	case elf.EM_X86_64:
+	case EM_X86_64:
 		h.Entry = le.Uint64(buf[24:])
 		h.Phoff = le.Uint64(buf[32:])
 		h.Shoff = le.Uint64(buf[40:])
@@ -120,7 +119,7 @@ func ParseHeader(b []byte) (*Header, error) {
 		h.Shentsize = le.Uint16(buf[58:])
 		h.Shnum = le.Uint16(buf[60:])
 		h.Shstrndx = le.Uint16(buf[62:])
-	case elf.EM_386, elf.EM_486:
+	case EM_386, EM_486:
 		h.Is32 = true
 		h.Entry = uint64(le.Uint32(buf[24:]))
 		h.Phoff = uint64(le.Uint32(buf[28:]))
@@ -177,19 +176,19 @@ func parseProgs(buf []byte, h *Header) []Prog {
 		b := buf[i*size : (i+1)*size]
 		if h.Is32 {
 			progs[i] = Prog{
-				Type:   elf.ProgType(le.Uint32(b[0:])),
+				Type:   ProgType(le.Uint32(b[0:])),
 				Off:    uint64(le.Uint32(b[4:])),
 				Vaddr:  uint64(le.Uint32(b[8:])),
 				Paddr:  uint64(le.Uint32(b[12:])),
 				Filesz: uint64(le.Uint32(b[16:])),
 				Memsz:  uint64(le.Uint32(b[20:])),
-				Flags:  elf.ProgFlag(le.Uint32(b[24:])),
+				Flags:  ProgFlag(le.Uint32(b[24:])),
 				Align:  uint64(le.Uint32(b[28:])),
 			}
 		} else {
 			progs[i] = Prog{
-				Type:   elf.ProgType(le.Uint32(b[0:])),
-				Flags:  elf.ProgFlag(le.Uint32(b[4:])),
+				Type:   ProgType(le.Uint32(b[0:])),
+				Flags:  ProgFlag(le.Uint32(b[4:])),
 				Off:    le.Uint64(b[8:]),
 				Vaddr:  le.Uint64(b[16:]),
 				Paddr:  le.Uint64(b[24:]),

@@ -102,14 +102,14 @@ func TestParseFields(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.Is32 != (class == elf.ELFCLASS32) || h.Entry != 0x1234 || h.Type != elf.ET_DYN || h.Phnum != 1 {
+		if h.Is32 != (class == elf.ELFCLASS32) || h.Entry != 0x1234 || h.Type != ET_DYN || h.Phnum != 1 {
 			t.Errorf("%v: header %+v", class, h)
 		}
 		progs, err := ReadProgs(bytes.NewReader(b), h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Prog{Type: elf.PT_LOAD, Flags: elf.PF_R | elf.PF_X, Off: 0x1000, Vaddr: 0x2000, Paddr: 0x3000, Filesz: 0x10, Memsz: 0x20, Align: 0x1000}
+		want := Prog{Type: PT_LOAD, Flags: PF_R | PF_X, Off: 0x1000, Vaddr: 0x2000, Paddr: 0x3000, Filesz: 0x10, Memsz: 0x20, Align: 0x1000}
 		if progs[0] != want {
 			t.Errorf("%v: got %v, want %v", class, progs[0], want)
 		}

@@ -1,7 +1,6 @@
 package elf
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -161,15 +160,15 @@ func (l *loader) etDynBase() uint64 {
 
 // prot is make_prot: PF_* to PROT_*, with READ_IMPLIES_EXEC adding exec to
 // readable mappings as do_mmap does.
-func (l *loader) prot(f elf.ProgFlag) vm.Prot {
+func (l *loader) prot(f ProgFlag) vm.Prot {
 	var p vm.Prot
-	if f&elf.PF_R != 0 {
+	if f&PF_R != 0 {
 		p |= vm.ProtRead
 	}
-	if f&elf.PF_W != 0 {
+	if f&PF_W != 0 {
 		p |= vm.ProtWrite
 	}
-	if f&elf.PF_X != 0 {
+	if f&PF_X != 0 {
 		p |= vm.ProtExec
 	}
 	if l.rie && p&vm.ProtRead != 0 {
@@ -485,7 +484,7 @@ func totalMappingSize(progs []Prog) uint64 {
 	minAddr, maxAddr := ^uint64(0), uint64(0)
 	found := false
 	for _, p := range progs {
-		if p.Type == elf.PT_LOAD {
+		if p.Type == PT_LOAD {
 			minAddr = min(minAddr, pageStart(p.Vaddr))
 			maxAddr = max(maxAddr, p.Vaddr+p.Memsz)
 			found = true
@@ -503,7 +502,7 @@ func totalMappingSize(progs []Prog) uint64 {
 func maximumAlignment(progs []Prog) uint64 {
 	var a uint64
 	for _, p := range progs {
-		if p.Type == elf.PT_LOAD && p.Align != 0 && p.Align&(p.Align-1) == 0 {
+		if p.Type == PT_LOAD && p.Align != 0 && p.Align&(p.Align-1) == 0 {
 			a = max(a, p.Align)
 		}
 	}
@@ -525,7 +524,7 @@ type mainImage struct {
 // loadMain maps the program's PT_LOAD segments (the loop of
 // load_elf_binary) and computes its entry, AT_PHDR, mm fields and brk.
 func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (*mainImage, error) {
-	dyn := h.Type == elf.ET_DYN
+	dyn := h.Type == ET_DYN
 	l.beginImage(dyn)
 	defer l.endImage()
 	var (
@@ -538,7 +537,7 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 		ts                                = l.taskSize
 	)
 	for _, p := range progs {
-		if p.Type != elf.PT_LOAD {
+		if p.Type != PT_LOAD {
 			continue
 		}
 		prot := l.prot(p.Flags)
@@ -617,7 +616,7 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 			phdr = h.Phoff - p.Off + p.Vaddr
 		}
 		k := p.Vaddr
-		if p.Flags&elf.PF_X != 0 && k < startCode {
+		if p.Flags&PF_X != 0 && k < startCode {
 			startCode = k
 		}
 		if startData < k {
@@ -627,7 +626,7 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 			return nil, fatalf("segment %v: p_filesz > p_memsz or beyond TASK_SIZE %#x (EINVAL)", p, ts)
 		}
 		k = p.Vaddr + p.Filesz
-		if p.Flags&elf.PF_X != 0 && endCode < k {
+		if p.Flags&PF_X != 0 && endCode < k {
 			endCode = k
 		}
 		if endData < k {
@@ -675,21 +674,21 @@ func (l *loader) loadMain(f *vm.File, h *Header, progs []Prog, hasInterp bool) (
 // whole span, and returns its load address. noBase is the program's load
 // bias.
 func (l *loader) loadInterp(f *vm.File, h *Header, progs []Prog, noBase uint64) (uint64, error) {
-	if h.Type != elf.ET_EXEC && h.Type != elf.ET_DYN {
+	if h.Type != ET_EXEC && h.Type != ET_DYN {
 		return 0, fatalf("interpreter e_type %v is not ET_EXEC or ET_DYN", h.Type)
 	}
 	total := totalMappingSize(progs)
 	if total == 0 {
 		return 0, fatalf("interpreter has no PT_LOAD (EINVAL)")
 	}
-	dyn := h.Type == elf.ET_DYN
+	dyn := h.Type == ET_DYN
 	l.beginImage(dyn)
 	defer l.endImage()
 	var loadAddr uint64
 	set := false
 	ts := l.taskSize
 	for _, p := range progs {
-		if p.Type != elf.PT_LOAD {
+		if p.Type != PT_LOAD {
 			continue
 		}
 		prot := l.prot(p.Flags)
