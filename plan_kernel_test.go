@@ -315,3 +315,72 @@ func TestPlanCompat(t *testing.T) {
 		t.Errorf("entry %#x", uint64(p.Entry))
 	}
 }
+
+// TestPlanSetIDLayout: the layout of a set-id exec follows its credentials,
+// as begin_new_exec decides it before setup_new_exec: the caller's
+// ADDR_NO_RANDOMIZE is cleared (PER_CLEAR_ON_SETID, also when the ids stay),
+// unless randomize_va_space is 0, and a secure exec lays mmap_base out for
+// a stack limit of 8 MiB at most.
+func TestPlanSetIDLayout(t *testing.T) {
+	testenv.NeedRoot(t) // files of another owner
+	dir := t.TempDir()
+	install := func(name string, uid int, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile("/bin/true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := install("plain", 0, 0o755)
+	rootSUID := install("root-suid", 0, 0o755|os.ModeSetuid)
+	nobodySUID := install("nobody-suid", 65534, 0o755|os.ModeSetuid)
+	cred, err := uexec.SelfCred()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := uexec.NewSwitch()
+	plan := func(path string, rlimit uint64, noRandomize bool) *execsw.Plan {
+		t.Helper()
+		m := *execsw.MachineFromProc()
+		m.NoRandomize = noRandomize
+		req := &execsw.Request{Path: path, Argv: []string{path}, Dir: "/", Root: "/", Cred: cred,
+			RlimitStack: rlimit, RlimitData: unix.RLIM_INFINITY, NoRandom: true, Machine: &m,
+			Rand: strings.NewReader(strings.Repeat("\xa5", 4096))}
+		p, err := sw.Execve(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	const top = 0x7ffffffff000 // the stack top without randomisation
+	if p := plan(plain, 8<<20, false); p.Layout.StackTop != top {
+		t.Errorf("plain file under ADDR_NO_RANDOMIZE: stack top %v, want %#x", p.Layout.StackTop, top)
+	}
+	if p := plan(rootSUID, 8<<20, false); p.Layout.StackTop == top || !p.Cred.PerClear {
+		t.Errorf("set-uid-root file by root under ADDR_NO_RANDOMIZE: stack top %v (PerClear %v), want it randomised", p.Layout.StackTop, p.Cred.PerClear)
+	}
+	if p := plan(rootSUID, 8<<20, true); p.Layout.StackTop != top {
+		t.Errorf("set-uid file with randomize_va_space 0: stack top %v, want %#x", p.Layout.StackTop, top)
+	}
+	want := plan(plain, 8<<20, true).Layout.MmapBase
+	if big := plan(plain, 1<<30, true).Layout.MmapBase; big == want {
+		t.Fatalf("a 1 GiB stack limit leaves mmap_base at %v, as 8 MiB does", big)
+	}
+	if p := plan(nobodySUID, 1<<30, true); !p.Cred.Secure || p.Layout.MmapBase != want {
+		t.Errorf("secure exec under a 1 GiB stack limit: mmap_base %v (secure %v), want %v (8 MiB's)", p.Layout.MmapBase, p.Cred.Secure, want)
+	}
+	if p := plan(rootSUID, 1<<30, true); p.Cred.Secure || p.Layout.MmapBase == want {
+		t.Errorf("set-uid-root file by root (not secure) under a 1 GiB stack limit: mmap_base %v, want the 1 GiB one", p.Layout.MmapBase)
+	}
+}

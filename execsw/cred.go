@@ -25,6 +25,9 @@ func newCred(epp *Package) NewCred {
 	case c.NoNewPrivs:
 		n.Ignored = "no_new_privs"
 	default:
+		// bprm_fill_uid: the caller's PER_CLEAR_ON_SETID personality
+		// flags go, whether or not the ids change.
+		n.PerClear = true
 		if setuid {
 			n.EUID = attr.UID
 		}
@@ -55,4 +58,47 @@ func (n NewCred) IgnoredNote() string {
 		return ""
 	}
 	return "set-id bits not applied: " + n.Ignored
+}
+
+// layoutParams are the exec's parameters of the new address space that
+// begin_new_exec may change once the credentials are known.
+type layoutParams struct {
+	noRandom  bool   // no PF_RANDOMIZE
+	rlimStack uint64 // bprm->rlim_stack's soft limit
+}
+
+// stkLim is _STK_LIM, the stack limit a secure exec gets.
+const stkLim = 8 << 20
+
+// layout returns the parameters the layout is made with: the request's,
+// or those begin_new_exec left (relaid).
+func (epp *Package) layout() layoutParams {
+	if epp.relaid != nil {
+		return *epp.relaid
+	}
+	return layoutParams{noRandom: epp.Req.NoRandom, rlimStack: epp.Req.RlimitStack}
+}
+
+// NoRandom reports whether the new image is laid out without
+// randomisation (no PF_RANDOMIZE): the request's NoRandom, unless a set-id
+// exec cleared the caller's ADDR_NO_RANDOMIZE.
+func (epp *Package) NoRandom() bool { return epp.layout().noRandom }
+
+// afterCreds returns the layout parameters begin_new_exec leaves once the
+// credentials of cred are computed: a set-id exec clears the caller's
+// PER_CLEAR_ON_SETID personality flags, ADDR_NO_RANDOMIZE among them
+// (begin_new_exec: personality &= ~bprm->per_clear; randomize_va_space 0
+// still holds), and a secure one lowers the stack limit to _STK_LIM at
+// most ("to avoid bad behavior from the prior rlimits"), before setup_new_exec
+// lays the address space out. The arguments were measured against the
+// caller's limit before that (bprm_stack_limits).
+func (epp *Package) afterCreds(cred NewCred) layoutParams {
+	l := epp.layout()
+	if cred.PerClear && l.noRandom && !epp.Machine().NoRandomize {
+		l.noRandom = false
+	}
+	if cred.Secure {
+		l.rlimStack = min(l.rlimStack, stkLim)
+	}
+	return l
 }

@@ -225,6 +225,10 @@ type Package struct {
 	// when it was registered. Its permission was checked then.
 	next *os.File
 
+	// relaid, when set, is the layout begin_new_exec leaves for a set-id
+	// exec, which differs from the request's (see afterCreds).
+	relaid *layoutParams
+
 	files    []*vm.File  // every file opened for this exec, closed by Close
 	filesBuf [2]*vm.File // files' first backing array: a program and its interpreter
 	lastAttr Attr        // attributes of the file checkOpened accepted last

@@ -89,7 +89,28 @@ func (s *Switch) execve(epp *Package) (*Plan, error) {
 		}
 		return nil, err
 	}
+	if p, again, err := s.relayout(epp); again {
+		return p, err
+	}
 	return finish(epp)
+}
+
+// relayout plans the exec again when its credentials change the layout it
+// was planned on (afterCreds: a set-id exec randomised although the caller
+// asked for none, or a secure one under a stack limit above _STK_LIM):
+// Linux knows the credentials before it lays the address space out, the
+// handlers here only once they have found the file they load. again is
+// false when the layout stands.
+func (s *Switch) relayout(epp *Package) (p *Plan, again bool, err error) {
+	want := epp.afterCreds(newCred(epp))
+	if want == epp.layout() {
+		return nil, false, nil
+	}
+	epp.close()
+	*epp = Package{Req: epp.Req, Sw: s, Path: epp.Req.Path, Rand: epp.Rand, relaid: &want}
+	epp.files = epp.filesBuf[:0]
+	p, err = s.execve(epp)
+	return p, true, err
 }
 
 // tryWithAutoload runs the handlers; when all of them answer ENOEXEC and an
@@ -117,7 +138,7 @@ func (s *Switch) tryWithAutoload(epp *Package) error {
 // image is mapped.
 func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
 	epp.close()
-	fresh := &Package{Req: epp.Req, Sw: s, Path: epp.Req.Path, Rand: epp.Rand}
+	fresh := &Package{Req: epp.Req, Sw: s, Path: epp.Req.Path, Rand: epp.Rand, relaid: epp.relaid}
 	*epp = *fresh
 	if err := epp.openExec(); err != nil {
 		return nil, err
@@ -138,6 +159,9 @@ func (s *Switch) replanCompat(epp *Package) (*Plan, error) {
 			return fatalPlan(epp, err), nil
 		}
 		return nil, err
+	}
+	if p, again, err := s.relayout(epp); again {
+		return p, err
 	}
 	return finish(epp)
 }
@@ -165,7 +189,7 @@ func (epp *Package) random(bits uint) (uint64, error) {
 // Random returns a random value below 1<<bits for a handler's ASLR offset,
 // or 0 when the request asks for no randomisation.
 func (epp *Package) Random(bits uint) uint64 {
-	if epp.Req.NoRandom {
+	if epp.NoRandom() {
 		return 0
 	}
 	v, err := epp.random(bits)
@@ -179,6 +203,7 @@ func (epp *Package) Random(bits uint) uint64 {
 // (randomize_stack_top, setup_arg_pages, arch_pick_mmap_layout).
 func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	req := epp.Req
+	lp := epp.layout()
 	// cap_mmap_addr checks the credentials begin_new_exec installed.
 	l := &vm.Layout{TaskSize: vm.TaskSize64, StackTop: stackTop64, MinAddr: req.machine().MmapMinAddr, RawIO: req.Cred.CapSysRawio}
 	rndMask, mmapBits := uint64(stackRndMask), uint(mmapRndBits)
@@ -187,7 +212,7 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 		rndMask, mmapBits = stackRndMask32, mmapRndBits32
 	}
 	var stackRnd, mmapRnd uint64
-	if !req.NoRandom {
+	if !lp.noRandom {
 		r, err := epp.random(64)
 		if err != nil {
 			return nil, err
@@ -209,9 +234,9 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	}
 	// mmap_base: below the stack's rlimit, its random range and the guard
 	// gap, at least 128 MiB and at most 5/6 of the address space.
-	gap := req.RlimitStack
+	gap := lp.rlimStack
 	pad := uint64(vm.StackGuardGap)
-	if !req.NoRandom {
+	if !lp.noRandom {
 		pad += (rndMask + 1) * vm.PageSize
 	}
 	if gap+pad > gap {
@@ -325,7 +350,7 @@ func finish(epp *Package) (*Plan, error) {
 	} else {
 		img.Auxv = stack.Auxv64(host, &p.AuxIn)
 	}
-	if !req.NoRandom {
+	if !epp.NoRandom() {
 		if _, err := epp.Rand.Read(img.Random[:]); err != nil {
 			return nil, err
 		}
@@ -345,11 +370,11 @@ func finish(epp *Package) (*Plan, error) {
 		return nil, &ExecError{Path: req.Path, Err: err}
 	}
 	p.Stack = lay
-	p.StackVMA = stackVMA(epp.Space.StackTop, lay.ArgStart, req.RlimitStack)
+	p.StackVMA = stackVMA(epp.Space.StackTop, lay.ArgStart, epp.layout().rlimStack)
 	// The kernel grows the new stack while it writes the tables; past
 	// RLIMIT_STACK the write faults after the point of no return.
-	if need := uint64(epp.Space.StackTop - lay.SP.RoundDown()); need > req.RlimitStack&^(vm.PageSize-1) {
-		p.Fatal = fmt.Errorf("%w: the initial stack needs %d bytes, RLIMIT_STACK is %d", ErrFatal, need, req.RlimitStack)
+	if rl := epp.layout().rlimStack; uint64(epp.Space.StackTop-lay.SP.RoundDown()) > rl&^(vm.PageSize-1) {
+		p.Fatal = fmt.Errorf("%w: the initial stack needs %d bytes, RLIMIT_STACK is %d", ErrFatal, uint64(epp.Space.StackTop-lay.SP.RoundDown()), rl)
 	}
 	p.MM = MM{
 		StartCode: epp.ELF.StartCode, EndCode: epp.ELF.EndCode,
@@ -434,7 +459,7 @@ func (epp *Package) StackRange() vm.Range {
 	if used > uint64(top) {
 		return vm.Range{}
 	}
-	return stackVMA(top, top-vm.Addr(used), epp.Req.RlimitStack)
+	return stackVMA(top, top-vm.Addr(used), epp.layout().rlimStack)
 }
 
 // stackVMA is the initial [stack] mapping (fs/exec.c setup_arg_pages): the

@@ -38,6 +38,9 @@ type Machine struct {
 	// Vsyscall32 is VsyscallOffset's answer; 0 asks the kernel, once,
 	// unless NoIA32 is set.
 	Vsyscall32 uint64
+	// NoRandomize is kernel.randomize_va_space 0: no exec is randomised,
+	// whatever the personality.
+	NoRandomize bool
 }
 
 // DefaultMachine is x86 Linux's defaults with no limit on commitments and
@@ -59,6 +62,9 @@ func readMachine() Machine {
 	m.AlignLarge, m.NoIA32 = nil, nil
 	if v, ok := procUint("/proc/sys/vm/mmap_min_addr"); ok {
 		m.MmapMinAddr = vm.Addr(v)
+	}
+	if v, err := sys.RandomizeVASpace(); err == nil {
+		m.NoRandomize = v == 0
 	}
 	mode, ok := procUint("/proc/sys/vm/overcommit_memory")
 	if !ok {

@@ -24,6 +24,11 @@ type NewCred struct {
 	Secure          bool // AT_SECURE
 	// SetID reports that the file's set-id bits changed the effective ids.
 	SetID bool
+	// PerClear reports that the file's set-id bits were honoured (the ids
+	// may stay the same): the caller's PER_CLEAR_ON_SETID personality
+	// flags (ADDR_NO_RANDOMIZE, ADDR_COMPAT_LAYOUT, READ_IMPLIES_EXEC,
+	// MMAP_PAGE_ZERO) are cleared (fs/exec.c bprm_fill_uid).
+	PerClear bool
 	// Ignored says why set-id bits were present but not applied ("nosuid
 	// mount", "no_new_privs"); "" when they were applied or absent.
 	Ignored string

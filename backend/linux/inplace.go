@@ -60,7 +60,16 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			opts.BeforeExec(kernel)
 		}
 	}
-	if note := kernelExecInPlace(plan); note != "" && opts.Path != "" && plan.Extended == "" {
+	persona, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return &Error{Pid: os.Getpid(), Step: "reading the personality", Err: err}
+	}
+	if opts.NoRandom {
+		persona |= sys.ADDR_NO_RANDOMIZE
+	}
+	var rl unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_STACK, &rl)
+	if note := kernelExecInPlace(plan, persona, rl.Cur); note != "" && opts.Path != "" && plan.Extended == "" {
 		if opts.Logf != nil {
 			opts.Logf("note: %s", note)
 		}
@@ -100,8 +109,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		env.fds[f] = n
 		env.closeFDs = append(env.closeFDs, n)
 	}
-	persona, err := env.selfLimits(opts.NoRandom)
-	if err != nil {
+	if persona, err = env.selfLimits(opts.NoRandom); err != nil {
 		return fail("reading the personality", err)
 	}
 	stubPath, err := planStub.path()
@@ -205,15 +213,39 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	return fail("executing the stub", err)
 }
 
-// kernelExecInPlace says why the kernel, not the stub, should do an exec in
-// place of this process; "" when the stub can do it exactly. A plan that is
-// not extended is the kernel's own exec, so the kernel's is then the same
-// exec, exact; an extended one (a binfmt rule of uexec's) only the stub can
-// do.
-func kernelExecInPlace(plan *execsw.Plan) string {
+// setIDKernelNote says why a set-id exec by a caller with personality
+// persona and stack limit rlimit (soft) must be the kernel's: "" when the
+// stub, exec'd with them, can make it. Linux changes both once it knows the
+// credentials, before it lays the image out (begin_new_exec); the stub's
+// own exec has laid its address space out (randomisation, mmap layout,
+// mmap_base) with the caller's.
+func setIDKernelNote(plan *execsw.Plan, persona uint32, rlimit uint64) string {
 	switch {
-	case plan.Extended != "":
+	case plan.Cred.PerClear && persona&sys.PER_CLEAR_ON_SETID != 0:
+		return fmt.Sprintf("set-id: the exec clears the personality flags %#x (PER_CLEAR_ON_SETID), so the kernel does it", persona&sys.PER_CLEAR_ON_SETID)
+	case plan.Cred.Secure && rlimit > stkLim:
+		return "a secure exec lowers RLIMIT_STACK to 8 MiB, so the kernel does it"
+	}
+	return ""
+}
+
+// stkLim is _STK_LIM, the stack limit a secure exec leaves at most.
+const stkLim = 8 << 20
+
+// kernelExecInPlace says why the kernel, not the stub, should do an exec in
+// place of this process, whose personality for the exec is persona and
+// whose stack limit is rlimit; "" when the stub can do it exactly. A plan
+// that is not extended is the kernel's own exec, so the kernel's is then the
+// same exec, exact; an extended one (a binfmt rule of uexec's) only the stub
+// can do.
+func kernelExecInPlace(plan *execsw.Plan, persona uint32, rlimit uint64) string {
+	if plan.Extended != "" {
 		return ""
+	}
+	if note := setIDKernelNote(plan, persona, rlimit); note != "" {
+		return note
+	}
+	switch {
 	case plan.Compat:
 		return compatNote
 	case plan.Cred.Downgraded || plan.Cred.SetID && os.Geteuid() != 0:

@@ -460,6 +460,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	case plan.Compat:
 		planKernel("a 32-bit image: uexec has no 32-bit stub", unix.ENOEXEC)
 		return
+	case plan.Extended == "" && setIDKernelNote(plan, uint32(c.personality), req.RlimitStack) != "":
+		kernel(setIDKernelNote(plan, uint32(c.personality), req.RlimitStack))
+		return
 	case plan.Cred.SetID && !c.maySetID():
 		planKernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID", unix.EPERM)
 		return

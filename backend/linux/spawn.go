@@ -106,11 +106,16 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// The kernel's exec of opts.Path is the plan only when the plan is
 	// not extended (an emulation root).
 	byKernel := opts.Path != "" && plan.Extended == ""
-	if byKernel && (!canSetExeFD() || plan.Compat) {
+	setID := setIDKernelNote(plan, persona, env.rlimit)
+	if byKernel && (!canSetExeFD() || plan.Compat || setID != "") {
 		// The plan is the kernel's own exec: only the kernel can make
-		// /proc/PID/exe the program's here, or build a 32-bit image.
+		// /proc/PID/exe the program's here, build a 32-bit image, or
+		// lay a set-id image out as its credentials decide.
 		why := kernelExeNote
-		if plan.Compat {
+		switch {
+		case setID != "":
+			why = setID
+		case plan.Compat:
 			why = compatNote
 		}
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)

@@ -191,6 +191,61 @@ func TestRunSetID(t *testing.T) {
 	}
 }
 
+// TestRunSetIDPersonality: a set-id exec clears the caller's personality
+// flags (PER_CLEAR_ON_SETID: ADDR_NO_RANDOMIZE, ADDR_COMPAT_LAYOUT,
+// READ_IMPLIES_EXEC, MMAP_PAGE_ZERO), even when the ids stay (root running
+// a set-uid-root file), and a secure one lowers RLIMIT_STACK to 8 MiB, both
+// before the image is laid out. The program sees what it sees natively, as
+// an exec of the tree, as the tree's first program and with --once.
+func TestRunSetIDPersonality(t *testing.T) {
+	testenv.NeedRoot(t)
+	setarch := testenv.NeedTool(t, "setarch")
+	dir := testenv.SharedTempDir(t)
+	install := func(name string, uid int) string {
+		p := filepath.Join(dir, name)
+		copyFile(t, "/bin/cat", p, 0o755)
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o755|os.ModeSetuid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rootcat, nobodycat := install("rootcat", 0), install("nobodycat", 65534)
+	check := func(name string, native result, under ...result) {
+		t.Helper()
+		for i, u := range under {
+			if u.String() != native.String() {
+				t.Errorf("%s, way %d:\nnatively: %v\nunder uexec: %v", name, i, native, u)
+			}
+		}
+	}
+	for _, flag := range []string{"-R", "-L", "-X", "-Z", "-RL"} {
+		native := runCmd(t, "", "/", setarch, flag, rootcat, "/proc/self/personality")
+		if strings.TrimSpace(native.stdout) != "00000000" {
+			t.Errorf("natively, setarch %s: %v, want 00000000", flag, native)
+		}
+		check("setarch "+flag,
+			native,
+			runCmd(t, "", "/", uexecBin, "run", setarch, flag, rootcat, "/proc/self/personality"),
+			runCmd(t, "", "/", setarch, flag, uexecBin, "run", rootcat, "/proc/self/personality"),
+			runCmd(t, "", "/", setarch, flag, uexecBin, "run", "--once", rootcat, "/proc/self/personality"))
+	}
+	limit := func(argv ...string) result {
+		r := runCmd(t, "", "/", append([]string{"/bin/sh", "-c", `ulimit -s 100000; exec "$@" | grep "Max stack size"`, "sh"}, argv...)...)
+		return r
+	}
+	native := limit(nobodycat, "/proc/self/limits")
+	if !strings.Contains(native.stdout, " 8388608 ") {
+		t.Errorf("natively: %v, want a soft stack limit of 8388608", native)
+	}
+	check("ulimit -s 100000", native,
+		limit(uexecBin, "run", "/bin/sh", "-c", `exec "$@"`, "sh", nobodycat, "/proc/self/limits"),
+		limit(uexecBin, "run", nobodycat, "/proc/self/limits"),
+		limit(uexecBin, "run", "--once", nobodycat, "/proc/self/limits"))
+}
+
 // TestRunUnprivileged runs uexec as an ordinary user: programs run; a
 // set-id program keeps the caller's ids with AT_SECURE set, as the kernel
 // does for a traced exec, and --verbose says why.

@@ -131,7 +131,7 @@ func (f Format) makeCmds(epp *execsw.Package, open opener) error {
 	var random bool
 	var rnd io.Reader
 	if epp.Req != nil {
-		random = !epp.Req.NoRandom
+		random = !epp.NoRandom()
 		rnd = epp.Req.Rand
 	}
 	if epp.Rand != nil {

@@ -10,8 +10,12 @@ import (
 
 // personality(2) flags (include/uapi/linux/personality.h).
 const (
-	ADDR_NO_RANDOMIZE = 0x0040000
-	READ_IMPLIES_EXEC = 0x0400000
+	ADDR_NO_RANDOMIZE  = 0x0040000
+	MMAP_PAGE_ZERO     = 0x0100000
+	ADDR_COMPAT_LAYOUT = 0x0200000
+	READ_IMPLIES_EXEC  = 0x0400000
+	// PER_CLEAR_ON_SETID are the flags a set-id exec clears.
+	PER_CLEAR_ON_SETID = READ_IMPLIES_EXEC | ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT | MMAP_PAGE_ZERO
 	// PersonalityQuery makes Personality report the current persona
 	// without changing it.
 	PersonalityQuery = 0xffffffff
