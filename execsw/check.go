@@ -1,6 +1,7 @@
 package execsw
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -375,9 +376,36 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	if epp.lastAttr.NoSuid {
 		epp.lastAttr.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
+	if epp.Req.Cred.UID != 0 {
+		epp.lastAttr.Caps = readFileCaps(fh.fd)
+	}
 	vf := fh.file(st.Size, st.Dev, st.Ino)
 	epp.files = append(epp.files, vf)
 	return vf, nil
+}
+
+// readFileCaps reads the capabilities of the file open as fd; none when it
+// has no security.capability attribute or one that is not a vfs_cap_data.
+func readFileCaps(fd int) FileCaps {
+	const (
+		revisionMask = 0xff000000
+		revision1    = 0x01000000 // 32 capabilities
+		flagEff      = 0x1        // VFS_CAP_FLAGS_EFFECTIVE
+	)
+	var b [24]byte // vfs_ns_cap_data, the largest
+	n, err := unix.Fgetxattr(fd, "security.capability", b[:])
+	if err != nil || n < 12 {
+		return FileCaps{}
+	}
+	le := binary.LittleEndian
+	magic := le.Uint32(b[0:])
+	fc := FileCaps{Present: true, Effective: magic&flagEff != 0,
+		Permitted: uint64(le.Uint32(b[4:])), Inheritable: uint64(le.Uint32(b[8:]))}
+	if magic&revisionMask != revision1 && n >= 20 {
+		fc.Permitted |= uint64(le.Uint32(b[12:])) << 32
+		fc.Inheritable |= uint64(le.Uint32(b[16:])) << 32
+	}
+	return fc
 }
 
 // textBusy returns ETXTBSY when the file open as fd is open for writing

@@ -222,3 +222,34 @@ func TestCheckExecMountFlags(t *testing.T) {
 	}
 	epp.close()
 }
+
+// TestReadFileCaps reads what setcap(8) writes: revision 2 (or 3 in a user
+// namespace), the effective flag and the permitted set.
+func TestReadFileCaps(t *testing.T) {
+	testenv.NeedRoot(t)
+	setcap := testenv.NeedTool(t, "setcap")
+	p := testFile(t, t.TempDir(), "f", "x", 0o755)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := readFileCaps(int(f.Fd())); got.Present {
+		t.Errorf("a file without capabilities: %+v", got)
+	}
+	for _, tc := range []struct {
+		caps string
+		want FileCaps
+	}{
+		{"cap_dac_read_search,cap_setuid+p cap_net_raw+i", FileCaps{Present: true, Permitted: 1<<2 | 1<<7, Inheritable: 1 << 13}},
+		{"cap_dac_read_search+ep", FileCaps{Present: true, Effective: true, Permitted: 1 << 2}},
+		{"cap_checkpoint_restore+ep", FileCaps{Present: true, Effective: true, Permitted: 1 << 40}},
+	} {
+		if out, err := exec.Command(setcap, tc.caps, p).CombinedOutput(); err != nil {
+			t.Fatalf("setcap %s: %v: %s", tc.caps, err, out)
+		}
+		if got := readFileCaps(int(f.Fd())); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.caps, got, tc.want)
+		}
+	}
+}

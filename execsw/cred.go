@@ -48,16 +48,39 @@ func newCred(epp *Package) NewCred {
 	}
 	n.SUID, n.SGID = n.EUID, n.EGID
 	n.Secure = isSetID
+	if fc := attr.Caps; fc.Present && c.UID != 0 {
+		// cap_bprm_creds_from_file for a caller whose real uid is not 0:
+		// it gains what the file permits (its bounding set and
+		// inheritable caps allowing, taken as full here), the exec is
+		// then secure and clears the personality flags; no_new_privs
+		// takes the gain away again, yet the exec stays secure.
+		grows := fc.Effective || fc.Permitted != 0
+		switch {
+		case attr.NoSuid:
+			n.CapsIgnored = "nosuid mount" // get_file_caps: mnt_may_suid
+			grows = false
+		case c.NoNewPrivs:
+			n.CapsIgnored = "no_new_privs"
+		default:
+			n.FileCaps = true
+		}
+		n.Secure = n.Secure || grows
+		n.PerClear = n.PerClear || grows && fc.Permitted != 0
+	}
 	return n
 }
 
 // IgnoredNote says, for an exec log, why set-id bits of the program were
 // present but not applied; "" when they were applied or absent.
 func (n NewCred) IgnoredNote() string {
-	if n.Ignored == "" {
-		return ""
+	var notes []string
+	if n.Ignored != "" {
+		notes = append(notes, "set-id bits not applied: "+n.Ignored)
 	}
-	return "set-id bits not applied: " + n.Ignored
+	if n.CapsIgnored != "" {
+		notes = append(notes, "file capabilities not applied: "+n.CapsIgnored)
+	}
+	return JoinNotes(notes...)
 }
 
 // layoutParams are the exec's parameters of the new address space that

@@ -44,3 +44,36 @@ func TestNewCred(t *testing.T) {
 		})
 	}
 }
+
+// TestNewCredFileCaps: a file's capabilities count for a caller whose real
+// uid is not 0; a nosuid mount or no_new_privs keeps them from applying,
+// and says so.
+func TestNewCredFileCaps(t *testing.T) {
+	user := Cred{UID: 1000, EUID: 1000, GID: 100, EGID: 100}
+	caps := FileCaps{Present: true, Effective: true, Permitted: 1 << 2} // cap_dac_read_search+ep
+	same := NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100}
+	for _, tc := range []struct {
+		name   string
+		cred   Cred
+		nosuid bool
+		want   func(NewCred) NewCred
+		note   string
+	}{
+		{"applied", user, false, func(n NewCred) NewCred { n.FileCaps, n.Secure, n.PerClear = true, true, true; return n }, ""},
+		{"nosuid", user, true, func(n NewCred) NewCred { n.CapsIgnored = "nosuid mount"; return n }, "file capabilities not applied: nosuid mount"},
+		{"no_new_privs", Cred{UID: 1000, EUID: 1000, GID: 100, EGID: 100, NoNewPrivs: true}, false,
+			func(n NewCred) NewCred { n.CapsIgnored, n.Secure, n.PerClear = "no_new_privs", true, true; return n }, "file capabilities not applied: no_new_privs"},
+		{"root", Cred{}, false, func(NewCred) NewCred { return NewCred{} }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			epp := &Package{Req: &Request{Cred: tc.cred}, Attr: Attr{Mode: 0o755, Caps: caps, NoSuid: tc.nosuid}}
+			got, want := newCred(epp), tc.want(same)
+			if got != want {
+				t.Errorf("got %+v\nwant %+v", got, want)
+			}
+			if got.IgnoredNote() != tc.note {
+				t.Errorf("note %q, want %q", got.IgnoredNote(), tc.note)
+			}
+		})
+	}
+}

@@ -149,6 +149,17 @@ type Attr struct {
 	// Mtime and Ctime, with Dev, Ino and Size, tell a changed file from
 	// the one a policy checked before.
 	Mtime, Ctime unix.Timespec
+	// Caps are the file's capabilities, read only for a caller whose real
+	// uid is not 0: root's exec gets its bounding set whatever they are.
+	Caps FileCaps
+}
+
+// FileCaps are a file's capabilities: its security.capability attribute
+// (struct vfs_cap_data, revisions 1 to 3; the low 64 capabilities).
+type FileCaps struct {
+	Present                bool
+	Effective              bool // VFS_CAP_FLAGS_EFFECTIVE
+	Permitted, Inheritable uint64
 }
 
 // ELFInfo is what the ELF handler records for the aux vector, mm fields and

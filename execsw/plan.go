@@ -32,6 +32,14 @@ type NewCred struct {
 	// Ignored says why set-id bits were present but not applied ("nosuid
 	// mount", "no_new_privs"); "" when they were applied or absent.
 	Ignored string
+	// FileCaps reports that the file's capabilities (security.capability)
+	// raise the caller's: the caller's real uid is not 0, and neither a
+	// nosuid mount nor no_new_privs stops them. Only the kernel's exec
+	// gives them.
+	FileCaps bool
+	// CapsIgnored says why the file's capabilities were present but not
+	// applied ("nosuid mount", "no_new_privs").
+	CapsIgnored string
 	// Downgraded reports that the ids would change but whoever applies
 	// the plan cannot change them (Request.Downgrade): only the kernel's
 	// own exec of the file gives them.

@@ -213,7 +213,8 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	return fail("executing the stub", err)
 }
 
-// setIDKernelNote says why a set-id exec by a caller with personality
+// setIDKernelNote says why a set-id exec (or one with file capabilities)
+// by a caller with personality
 // persona and stack limit rlimit (soft) must be the kernel's: "" when the
 // stub, exec'd with them, can make it. Linux changes both once it knows the
 // credentials, before it lays the image out (begin_new_exec); the stub's
@@ -221,6 +222,8 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 // mmap_base) with the caller's.
 func setIDKernelNote(plan *execsw.Plan, persona uint32, rlimit uint64) string {
 	switch {
+	case plan.Cred.FileCaps:
+		return "file capabilities: only the kernel's exec gives them, so it does the exec"
 	case plan.Cred.PerClear && persona&sys.PER_CLEAR_ON_SETID != 0:
 		return fmt.Sprintf("set-id: the exec clears the personality flags %#x (PER_CLEAR_ON_SETID), so the kernel does it", persona&sys.PER_CLEAR_ON_SETID)
 	case plan.Cred.Secure && rlimit > stkLim:

@@ -246,6 +246,52 @@ func TestRunSetIDPersonality(t *testing.T) {
 		limit(uexecBin, "run", "--once", nobodycat, "/proc/self/limits"))
 }
 
+// TestRunFileCaps: a copy of cat with cap_dac_read_search+ep read by a
+// caller that is not root. In root's tree, a caller that holds
+// CAP_SYS_ADMIN (so that the stub could make its /proc/PID/exe) still has
+// the kernel make the exec, which alone gives the file's capabilities: it
+// reads /etc/shadow as natively. In an ordinary user's tree (no_new_privs)
+// the capabilities are not applied, as natively under no_new_privs, and the
+// exec log says so.
+func TestRunFileCaps(t *testing.T) {
+	testenv.NeedRoot(t)
+	setcap := testenv.NeedTool(t, "setcap")
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir := testenv.SharedTempDir(t)
+	capcat := filepath.Join(dir, "capcat")
+	copyFile(t, "/bin/cat", capcat, 0o755)
+	if r := runCmd(t, "", "/", setcap, "cap_dac_read_search+ep", capcat); r.status.ExitStatus() != 0 {
+		testenv.Need(t, false, "setcap: %v", r)
+	}
+	admin := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		"--inh-caps", "+sys_admin", "--ambient-caps", "+sys_admin", "--", capcat, "/etc/shadow"}
+	native := runCmd(t, "", "/", admin...)
+	if native.status.ExitStatus() != 0 || !strings.HasPrefix(native.stdout, "root:") {
+		t.Fatalf("natively: %v", native)
+	}
+	log := filepath.Join(dir, "root.log")
+	under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, admin...)...)
+	if under.String() != native.String() {
+		t.Errorf("in root's tree:\n%v\nnatively:\n%v", under, native)
+	}
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"note":"file capabilities: only the kernel's exec gives them`) {
+		t.Errorf("root's tree's log:\n%s", b)
+	}
+
+	user := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}
+	native = runCmd(t, "", "/", append(append(user, setpriv, "--no-new-privs", "--"), capcat, "/etc/shadow")...)
+	log = filepath.Join(dir, "user.log")
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666)
+	under = runCmd(t, "", "/", append(user, uexecBin, "run", "--log-execs", log, "/bin/sh", "-c", `exec "$@"`, "sh", capcat, "/etc/shadow")...)
+	if under.String() != native.String() || native.status.ExitStatus() == 0 {
+		t.Errorf("in an ordinary user's tree:\n%v\nnatively under no_new_privs:\n%v", under, native)
+	}
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "file capabilities not applied: no_new_privs") {
+		t.Errorf("the ordinary user's tree's log:\n%s", b)
+	}
+}
+
 // TestRunUnprivileged runs uexec as an ordinary user: programs run; a
 // set-id program keeps the caller's ids with AT_SECURE set, as the kernel
 // does for a traced exec, and --verbose says why.
