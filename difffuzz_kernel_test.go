@@ -95,7 +95,9 @@ type diffResult struct {
 // same verdict: the same errno, a plan for an exec that completes, a
 // fatal plan for one that is killed. For 1 in 20 of those that complete,
 // the plan's image (maps, entry, stack, auxv, mm fields) must be the
-// kernel's. Every eighth mutant is also exec'd as uid 65534. The planner
+// kernel's. Every eighth mutant is also exec'd as uid 65534, and one in 20
+// more in the legacy mmap layout (ADDR_COMPAT_LAYOUT), whose image is
+// compared whenever it completes. The planner
 // must never panic nor take more than 10 s.
 //
 // ELF32: IA-32 emulation is off on the machines this runs on, so the
@@ -118,7 +120,7 @@ func TestDiffFuzz(t *testing.T) {
 	seeds := diffSeeds()
 	sw := uexec.NewSwitch()
 	cmp := sw
-	if v, _, err := kernelOutcome(env.elf32, nil, false); err != nil || v != completes {
+	if v, _, err := kernelOutcome(env.elf32, execAs{}, false); err != nil || v != completes {
 		// No IA-32 emulation: uexec's answer there is No32's.
 		t.Logf("the kernel does not run ELF32 programs (%q, %v): comparing the verdicts of a No32 switch", v, err)
 		cmp = &execsw.Switch{}
@@ -238,24 +240,26 @@ func runMutant(env *diffEnv, seeds []diffSeed, i int, sw, cmp *execsw.Switch) []
 			return []*diffResult{{m: m, who: "root", note: err.Error()}}
 		}
 	}
-	creds := []*kernelexec.Cred{nil}
+	ases := []execAs{{}}
 	if i%8 == 0 {
-		creds = append(creds, nobody)
+		ases = append(ases, execAs{cred: nobody})
+	}
+	if i%20 == 10 {
+		// Its image is compared too (below): the legacy layout's
+		// bottom-up placement.
+		ases = append(ases, execAs{legacy: true})
 	}
 	var rs []*diffResult
-	for _, cred := range creds {
-		r := &diffResult{m: m, who: "root"}
-		if cred != nil {
-			r.who = "uid 65534"
-		}
+	for _, as := range ases {
+		r := &diffResult{m: m, who: as.String()}
 		rs = append(rs, r)
 		var err error
-		if r.kernel, _, err = kernelOutcome(path, cred, false); err != nil {
+		if r.kernel, _, err = kernelOutcome(path, as, false); err != nil {
 			r.note = "kernel: " + err.Error()
 			continue
 		}
 		var plan *execsw.Plan
-		r.plan, plan, r.planErr, r.note = planOutcome(cmp, path, cred)
+		r.plan, plan, r.planErr, r.note = planOutcome(cmp, path, as)
 		if plan != nil {
 			defer plan.Close()
 		}
@@ -263,7 +267,7 @@ func runMutant(env *diffEnv, seeds []diffSeed, i int, sw, cmp *execsw.Switch) []
 			continue
 		}
 		if sw != cmp {
-			native, nplan, nerr, note := planOutcome(sw, path, cred)
+			native, nplan, nerr, note := planOutcome(sw, path, as)
 			if nplan != nil {
 				nplan.Close()
 			}
@@ -276,8 +280,8 @@ func runMutant(env *diffEnv, seeds []diffSeed, i int, sw, cmp *execsw.Switch) []
 				continue
 			}
 		}
-		if r.plan == completes && r.kernel == completes && i%20 == 0 {
-			r.image = compareImage(path, cred, plan)
+		if r.plan == completes && r.kernel == completes && (i%20 == 0 || as.legacy) {
+			r.image = compareImage(path, as, plan)
 			for _, c := range plan.Cmds {
 				if c.Op == vm.OpReserve && c.Flags&vm.FlagBase != 0 && c.Flags&vm.FlagFixed == 0 && c.Len >= 2<<20 {
 					r.bigTopDown = true
@@ -291,8 +295,8 @@ func runMutant(env *diffEnv, seeds []diffSeed, i int, sw, cmp *execsw.Switch) []
 // compareImage holds a plan to the kernel's exec of the same file at its
 // first instruction: everything comparePlan compares, for a 64-bit and a
 // compat image alike.
-func compareImage(path string, cred *kernelexec.Cred, plan *execsw.Plan) []string {
-	_, snap, err := kernelOutcome(path, cred, true)
+func compareImage(path string, as execAs, plan *execsw.Plan) []string {
+	_, snap, err := kernelOutcome(path, as, true)
 	if err != nil || snap == nil {
 		return []string{fmt.Sprintf("kernel: second exec: %v", err)}
 	}
@@ -309,14 +313,32 @@ func writeExec(path string, b []byte) error {
 	return os.WriteFile(path, b, 0o755)
 }
 
-// kernelOutcome execs path natively as cred (nil: this process's ids)
+// execAs is who makes an exec of the fuzzer and how: with cred's ids (nil:
+// this process's), in the legacy mmap layout (ADDR_COMPAT_LAYOUT) or not.
+type execAs struct {
+	cred   *kernelexec.Cred
+	legacy bool
+}
+
+func (as execAs) String() string {
+	who := "root"
+	if as.cred != nil {
+		who = "uid " + strconv.Itoa(int(as.cred.UID))
+	}
+	if as.legacy {
+		who += ", legacy layout"
+	}
+	return who
+}
+
+// kernelOutcome execs path natively as as says (ids, layout)
 // under PTRACE_TRACEME with ADDR_NO_RANDOMIZE: the errno, completes or
 // killed; with snap, an exec that completes is snapshotted at its first
 // instruction.
-func kernelOutcome(path string, cred *kernelexec.Cred, snap bool) (string, *kernelexec.Snap, error) {
+func kernelOutcome(path string, as execAs, snap bool) (string, *kernelexec.Snap, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts := kernelexec.Options{Path: path, Argv: []string{"prog"}, Envp: []string{"A=1"}, Dir: "/", NoRandom: true, Cred: cred}
+	opts := kernelexec.Options{Path: path, Argv: []string{"prog"}, Envp: []string{"A=1"}, Dir: "/", NoRandom: true, Legacy: as.legacy, Cred: as.cred}
 	var s *kernelexec.Snap
 	var err error
 	if snap {
@@ -339,13 +361,13 @@ func kernelOutcome(path string, cred *kernelexec.Cred, snap bool) (string, *kern
 
 // planOutcome plans the exec of kernelOutcome with sw. note reports a
 // panic, a hang or an error without an errno.
-func planOutcome(sw *execsw.Switch, path string, cred *kernelexec.Cred) (verdict string, plan *execsw.Plan, why, note string) {
+func planOutcome(sw *execsw.Switch, path string, as execAs) (verdict string, plan *execsw.Plan, why, note string) {
 	req, err := uexec.SelfRequest(path, []string{"prog"}, []string{"A=1"})
 	if err != nil {
 		return "", nil, "", err.Error()
 	}
-	req.Dir, req.NoRandom = "/", true
-	if cred != nil {
+	req.Dir, req.NoRandom, req.Legacy = "/", true, as.legacy
+	if cred := as.cred; cred != nil {
 		req.Cred = execsw.Cred{UID: cred.UID, EUID: cred.UID, SUID: cred.UID, FSUID: cred.UID,
 			GID: cred.GID, EGID: cred.GID, SGID: cred.GID, FSGID: cred.GID, Groups: cred.Groups}
 	}
@@ -408,7 +430,7 @@ func TestDiffFuzzRegressions(t *testing.T) {
 	env := writeDiffEnv(t)
 	sw := uexec.NewSwitch()
 	ia32 := true
-	if v, _, err := kernelOutcome(env.elf32, nil, false); err != nil || v != completes {
+	if v, _, err := kernelOutcome(env.elf32, execAs{}, false); err != nil || v != completes {
 		ia32 = false
 	}
 	// An ET_EXEC loader whose one PT_LOAD's p_filesz is within a page of
@@ -609,16 +631,13 @@ func TestDiffFuzzRegressions(t *testing.T) {
 			if err := writeExec(path, tt.file); err != nil {
 				t.Fatal(err)
 			}
-			for _, cred := range []*kernelexec.Cred{nil, nobody} {
-				who := "root"
-				if cred != nil {
-					who = "uid 65534"
-				}
-				kv, _, err := kernelOutcome(path, cred, false)
+			for _, as := range []execAs{{}, {cred: nobody}, {legacy: true}} {
+				who := as.String()
+				kv, _, err := kernelOutcome(path, as, false)
 				if err != nil {
 					t.Fatalf("as %s: kernel: %v", who, err)
 				}
-				pv, plan, why, note := planOutcome(sw, path, cred)
+				pv, plan, why, note := planOutcome(sw, path, as)
 				if note != "" {
 					t.Fatalf("as %s: %s", who, note)
 				}
@@ -630,7 +649,7 @@ func TestDiffFuzzRegressions(t *testing.T) {
 					continue
 				}
 				if kv == completes {
-					for _, d := range compareImage(path, cred, plan) {
+					for _, d := range compareImage(path, as, plan) {
 						t.Errorf("as %s: %s", who, d)
 					}
 				}

@@ -36,27 +36,36 @@ func TestPlanMatchesKernel(t *testing.T) {
 	script := filepath.Join(dir, "script")
 	os.WriteFile(script, []byte("#!/bin/sh -e\necho hi\n"), 0o755)
 	progs := []struct {
-		name  string
-		path  string
-		argv  []string
-		stack uint64 // RLIMIT_STACK; 0 keeps this process's
+		name   string
+		path   string
+		argv   []string
+		stack  uint64 // RLIMIT_STACK; 0 keeps this process's
+		legacy bool   // ADDR_COMPAT_LAYOUT (setarch -L)
 	}{
-		{"true", "/bin/true", []string{"true"}, 0},
-		{"ls", "/bin/ls", []string{"ls", "-l", "/"}, 0},
-		{"python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}, 0},
-		{"sh", "/bin/sh", []string{"sh"}, 0},
-		{"dynamic PIE", testenv.BuildC(t, src), []string{"hello"}, 0},
-		{"non-PIE", testenv.BuildC(t, src, "-no-pie"), []string{"hello", "x"}, 0},
-		{"static", testenv.BuildC(t, src, "-static"), []string{"hello"}, 0},
-		{"static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello", ""}, 0},
-		{"go", testenv.BuildGo(t, gosrc), []string{"hello"}, 0},
-		{"go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}, 0},
-		{"script", script, []string{"script", "a", "b"}, 0},
-		{"argc 0", "/bin/true", nil, 0},
-		{"relative path", "../../bin/true", []string{"true"}, 0},
-		{"unlimited stack", "/bin/ls", []string{"ls"}, unix.RLIM_INFINITY},
-		{"unlimited stack static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello"}, unix.RLIM_INFINITY},
-		{"small stack", "/bin/true", []string{"true"}, 256 << 10},
+		{"true", "/bin/true", []string{"true"}, 0, false},
+		{"ls", "/bin/ls", []string{"ls", "-l", "/"}, 0, false},
+		{"python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}, 0, false},
+		{"sh", "/bin/sh", []string{"sh"}, 0, false},
+		{"dynamic PIE", testenv.BuildC(t, src), []string{"hello"}, 0, false},
+		{"non-PIE", testenv.BuildC(t, src, "-no-pie"), []string{"hello", "x"}, 0, false},
+		{"static", testenv.BuildC(t, src, "-static"), []string{"hello"}, 0, false},
+		{"static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello", ""}, 0, false},
+		{"go", testenv.BuildGo(t, gosrc), []string{"hello"}, 0, false},
+		{"go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}, 0, false},
+		{"script", script, []string{"script", "a", "b"}, 0, false},
+		{"argc 0", "/bin/true", nil, 0, false},
+		{"relative path", "../../bin/true", []string{"true"}, 0, false},
+		{"unlimited stack", "/bin/ls", []string{"ls"}, unix.RLIM_INFINITY, false},
+		{"unlimited stack static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello"}, unix.RLIM_INFINITY, false},
+		{"small stack", "/bin/true", []string{"true"}, 256 << 10, false},
+		// The legacy layout places the interpreter, a static-pie program
+		// and the vdso bottom-up from TASK_UNMAPPED_BASE.
+		{"legacy ls", "/bin/ls", []string{"ls"}, 0, true},
+		{"legacy python3", "/usr/bin/python3", []string{"python3", "-c", "pass"}, 0, true},
+		{"legacy static", testenv.BuildC(t, src, "-static"), []string{"hello"}, 0, true},
+		{"legacy static-pie", testenv.BuildC(t, src, "-static-pie"), []string{"hello"}, 0, true},
+		{"legacy go PIE", testenv.BuildGo(t, gosrc, "-buildmode=pie"), []string{"hello"}, 0, true},
+		{"legacy unlimited stack", "/bin/ls", []string{"ls"}, unix.RLIM_INFINITY, true},
 	}
 	envp := []string{"HOME=/root", "PATH=/usr/bin:/bin", "LANG=C", "A="}
 	sw := uexec.NewSwitch()
@@ -69,7 +78,7 @@ func TestPlanMatchesKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Dir, req.NoRandom = "/usr/lib", true
+			req.Dir, req.NoRandom, req.Legacy = "/usr/lib", true, p.legacy
 			var rlimits []kernelexec.Rlimit
 			if p.stack != 0 {
 				req.RlimitStack = p.stack
@@ -81,7 +90,7 @@ func TestPlanMatchesKernel(t *testing.T) {
 			}
 			defer plan.Close()
 			snap, err := kernelexec.Snapshot(context.Background(), kernelexec.Options{
-				Path: p.path, Argv: p.argv, Envp: envp, Dir: "/usr/lib", NoRandom: true, Rlimits: rlimits})
+				Path: p.path, Argv: p.argv, Envp: envp, Dir: "/usr/lib", NoRandom: true, Legacy: p.legacy, Rlimits: rlimits})
 			if err != nil {
 				t.Fatalf("kernel: %v", err)
 			}

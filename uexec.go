@@ -43,6 +43,9 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 	}
 	req.RlimitData = rl.Cur
 	req.NoRandom = !Randomized()
+	if persona, err := sys.Personality(sys.PersonalityQuery); err == nil {
+		req.Legacy = persona&sys.ADDR_COMPAT_LAYOUT != 0
+	}
 	req.Downgrade = os.Geteuid() != 0
 	return req, nil
 }

@@ -32,7 +32,7 @@ var nobody = &kernelexec.Cred{UID: 65534, GID: 65534}
 // that completes.
 func kernelVerdict(t *testing.T, path string, cred *kernelexec.Cred) (verdict string, snap *kernelexec.Snap) {
 	t.Helper()
-	v, s, err := kernelOutcome(path, cred, true)
+	v, s, err := kernelOutcome(path, execAs{cred: cred}, true)
 	if err != nil {
 		t.Fatalf("kernel: %v", err)
 	}

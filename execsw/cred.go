@@ -87,6 +87,7 @@ func (n NewCred) IgnoredNote() string {
 // begin_new_exec may change once the credentials are known.
 type layoutParams struct {
 	noRandom  bool   // no PF_RANDOMIZE
+	legacy    bool   // ADDR_COMPAT_LAYOUT
 	rlimStack uint64 // bprm->rlim_stack's soft limit
 }
 
@@ -99,7 +100,7 @@ func (epp *Package) layout() layoutParams {
 	if epp.relaid != nil {
 		return *epp.relaid
 	}
-	return layoutParams{noRandom: epp.Req.NoRandom, rlimStack: epp.Req.RlimitStack}
+	return layoutParams{noRandom: epp.Req.NoRandom, legacy: epp.Req.Legacy, rlimStack: epp.Req.RlimitStack}
 }
 
 // NoRandom reports whether the new image is laid out without
@@ -109,16 +110,18 @@ func (epp *Package) NoRandom() bool { return epp.layout().noRandom }
 
 // afterCreds returns the layout parameters begin_new_exec leaves once the
 // credentials of cred are computed: a set-id exec clears the caller's
-// PER_CLEAR_ON_SETID personality flags, ADDR_NO_RANDOMIZE among them
-// (begin_new_exec: personality &= ~bprm->per_clear; randomize_va_space 0
-// still holds), and a secure one lowers the stack limit to _STK_LIM at
+// PER_CLEAR_ON_SETID personality flags, ADDR_NO_RANDOMIZE and
+// ADDR_COMPAT_LAYOUT among them (begin_new_exec: personality &=
+// ~bprm->per_clear; randomize_va_space 0 and vm.legacy_va_layout still
+// hold), and a secure one lowers the stack limit to _STK_LIM at
 // most ("to avoid bad behavior from the prior rlimits"), before setup_new_exec
 // lays the address space out. The arguments were measured against the
 // caller's limit before that (bprm_stack_limits).
 func (epp *Package) afterCreds(cred NewCred) layoutParams {
 	l := epp.layout()
-	if cred.PerClear && l.noRandom && !epp.Machine().NoRandomize {
-		l.noRandom = false
+	if cred.PerClear {
+		l.noRandom = l.noRandom && epp.Machine().NoRandomize
+		l.legacy = false
 	}
 	if cred.Secure {
 		l.rlimStack = min(l.rlimStack, stkLim)

@@ -108,6 +108,9 @@ type Request struct {
 	// NoRandom is personality ADDR_NO_RANDOMIZE (or randomize_va_space
 	// 0): every address is the kernel's deterministic one.
 	NoRandom bool
+	// Legacy is personality ADDR_COMPAT_LAYOUT (setarch -L): the legacy,
+	// bottom-up mmap layout (so is vm.legacy_va_layout, the Machine's).
+	Legacy bool
 	// Downgrade says that whoever applies the plan cannot raise
 	// privileges (uexec does not run as root): set-id bits then leave the
 	// ids unchanged but still make the exec secure, as Linux does for a

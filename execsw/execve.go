@@ -250,6 +250,11 @@ func newLayout(epp *Package, compat bool) (*vm.Layout, error) {
 	// mmap_legacy_base: TASK_UNMAPPED_BASE (a third of the address
 	// space, page aligned) plus the same random offset.
 	l.LegacyBase = vm.Addr((uint64(l.TaskSize)/3+vm.PageSize-1)&^(vm.PageSize-1) + mmapRnd)
+	// arch_pick_mmap_layout: the legacy layout places bottom-up from
+	// there (mmap_is_legacy).
+	if lp.legacy || req.machine().LegacyVALayout {
+		l.MmapBase, l.Legacy = l.LegacyBase, true
+	}
 	// The stack's range (Layout.Stack) is known once the arguments are:
 	// see StackRange.
 	return l, nil

@@ -41,6 +41,9 @@ type Machine struct {
 	// NoRandomize is kernel.randomize_va_space 0: no exec is randomised,
 	// whatever the personality.
 	NoRandomize bool
+	// LegacyVALayout is vm.legacy_va_layout: every exec gets the legacy,
+	// bottom-up mmap layout.
+	LegacyVALayout bool
 }
 
 // DefaultMachine is x86 Linux's defaults with no limit on commitments and
@@ -65,6 +68,9 @@ func readMachine() Machine {
 	}
 	if v, err := sys.RandomizeVASpace(); err == nil {
 		m.NoRandomize = v == 0
+	}
+	if v, ok := procUint("/proc/sys/vm/legacy_va_layout"); ok {
+		m.LegacyVALayout = v != 0
 	}
 	mode, ok := procUint("/proc/sys/vm/overcommit_memory")
 	if !ok {

@@ -34,7 +34,13 @@ type Layout struct {
 	// random offset), where the bottom-up search of a failed top-down
 	// placement starts; 0 means none.
 	LegacyBase Addr
-	Used       []Range // ranges already taken, kept sorted by Start
+	// Legacy is the legacy mmap layout (mmap_is_legacy: personality
+	// ADDR_COMPAT_LAYOUT or vm.legacy_va_layout): MmapBase is then
+	// LegacyBase, and a mapping without a fixed address goes to the
+	// lowest free address above it (arch_get_unmapped_area), never
+	// below.
+	Legacy bool
+	Used   []Range // ranges already taken, kept sorted by Start
 	// Stack is the initial [stack] mapping, when known: it grows down,
 	// so a mapping placed without MAP_FIXED keeps stack_guard_gap below
 	// it as well (vm_start_gap in unmapped_area, unmapped_area_topdown
@@ -147,12 +153,16 @@ func merged(rs []Range) []Range {
 	return out
 }
 
-// Place returns where a new mapping of n bytes without a hint goes:
-// TopDown, or, when nothing fits below MmapBase, the lowest free address
+// Place returns where a new mapping of n bytes without a hint goes: in the
+// legacy layout BottomUp from MmapBase; else TopDown, or, when nothing fits
+// below MmapBase, the lowest free address
 // from LegacyBase up to TaskSize (arch_get_unmapped_area_topdown falls
 // back to arch_get_unmapped_area: "a failed mmap() very likely causes
 // application failure").
 func (l *Layout) Place(n, align uint64) (Addr, bool) {
+	if l.Legacy {
+		return l.BottomUp(n, align, l.MmapBase, l.TaskSize)
+	}
 	if a, ok := l.TopDown(n, align); ok {
 		return a, true
 	}

@@ -64,6 +64,24 @@ func TestPlaceBottomUp(t *testing.T) {
 	}
 }
 
+// The legacy layout places bottom-up from MmapBase (LegacyBase), the
+// lowest gap first, and never below it.
+func TestPlaceLegacy(t *testing.T) {
+	l := &Layout{TaskSize: 0x100000, MmapBase: 0x40000, LegacyBase: 0x40000, Legacy: true, MinAddr: 0x1000,
+		Used: []Range{{Start: 0x40000, End: 0x42000}, {Start: 0x43000, End: 0x50000}}}
+	for _, tc := range []struct {
+		n    uint64
+		want Addr
+	}{{0x1000, 0x42000}, {0x2000, 0x50000}, {0xb0000, 0x50000}} {
+		if a, ok := l.Place(tc.n, PageSize); !ok || a != tc.want {
+			t.Errorf("Place(%#x) = %v, %v; want %v", tc.n, a, ok, tc.want)
+		}
+	}
+	if a, ok := l.Place(0xb1000, PageSize); ok {
+		t.Errorf("Place beyond the top = %v; the room below MmapBase does not count", a)
+	}
+}
+
 // A placement without MAP_FIXED keeps stack_guard_gap below the stack
 // (vm_start_gap), top-down and bottom-up, and a hint there is not taken;
 // a fixed mapping (Free) may go up to the stack itself.

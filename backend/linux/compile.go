@@ -197,17 +197,18 @@ func (c *compiler) run() error {
 	}
 
 	// The vdso moves when an image is placed by the kernel (it goes where
-	// the stub's vdso is: the top of the mmap area) or, without ASLR, to
-	// the planned address. With ASLR it follows the image planned right
-	// above it, as the kernel maps it next below that one.
+	// the stub's vdso is: the top of the mmap area, or its bottom in the
+	// legacy layout) or, without ASLR, to the planned address. With ASLR it
+	// follows the image planned next to it, right above it (below, in the
+	// legacy layout), as the kernel maps it next to that one.
 	vvarLen, span := uint64(p.VDSOStart-p.VvarStart), uint64(p.VDSOEnd-p.VvarStart)
-	above := -1
+	next := -1
 	for k := range imgs {
-		if placed(k) && imgs[k].span.Start == p.VDSOEnd {
-			above = k
+		if placed(k) && (!p.Layout.Legacy && imgs[k].span.Start == p.VDSOEnd || p.Layout.Legacy && imgs[k].span.End == p.VvarStart) {
+			next = k
 		}
 	}
-	moveVDSO := p.VvarStart != 0 && env.vdso.ok && (env.noRandom || above >= 0)
+	moveVDSO := p.VvarStart != 0 && env.vdso.ok && (env.noRandom || next >= 0)
 	vdso := wire.At(wire.RVDSO, 0)
 	if moveVDSO {
 		c.syscall("munmap(vdso)", unix.SYS_MUNMAP, wire.At(wire.RVDSO, neg(vvarLen)), wire.Imm(span))
@@ -282,7 +283,7 @@ func (c *compiler) run() error {
 	if moveVDSO {
 		hint := wire.Imm(uint64(p.VvarStart))
 		if !env.noRandom {
-			hint = wire.At(delta[above], uint64(p.VvarStart))
+			hint = wire.At(delta[next], uint64(p.VvarStart))
 		}
 		c.syscall("arch_prctl(ARCH_MAP_VDSO_64)", unix.SYS_ARCH_PRCTL, wire.Imm(sys.ARCH_MAP_VDSO_64), hint)
 		vdso = hint.Plus(vvarLen)

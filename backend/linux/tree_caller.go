@@ -286,7 +286,8 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 		return nil, err
 	}
 	c.personality, _ = strconv.ParseUint(strings.TrimSpace(string(pb)), 16, 64)
-	req.NoRandom = c.personality&0x0040000 != 0 || !vaRandomized()
+	req.NoRandom = c.personality&sys.ADDR_NO_RANDOMIZE != 0 || !vaRandomized()
+	req.Legacy = c.personality&sys.ADDR_COMPAT_LAYOUT != 0
 	// Only a stub that keeps CAP_SETUID and CAP_SETGID in the caller's
 	// place can give a set-id program its ids.
 	req.Downgrade = os.Geteuid() != 0 || !c.maySetID()

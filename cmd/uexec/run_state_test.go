@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -289,6 +290,55 @@ func TestRunFileCaps(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "file capabilities not applied: no_new_privs") {
 		t.Errorf("the ordinary user's tree's log:\n%s", b)
+	}
+}
+
+// TestRunLegacyLayout: under ADDR_COMPAT_LAYOUT (setarch -L) the kernel
+// lays the image out bottom-up from TASK_UNMAPPED_BASE (the interpreter, a
+// static-pie program, the vdso); with ASLR off every mapping and mm field
+// is the same under uexec, for the tree's first program, an exec of the
+// tree and --once.
+func TestRunLegacyLayout(t *testing.T) {
+	needRun(t)
+	setarch := testenv.NeedTool(t, "setarch")
+	for _, mode := range [][]string{nil, {"-static"}, {"-static-pie"}} {
+		prog := testenv.BuildC(t, "testdata/progs/showmaps.c", mode...)
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			native := runCmd(t, "", "/", setarch, "-L", "-R", prog)
+			if !strings.Contains(native.stdout, "2aaaaaa") {
+				t.Fatalf("natively nothing at TASK_UNMAPPED_BASE:\n%v", native)
+			}
+			for _, argv := range [][]string{
+				{setarch, "-L", "-R", uexecBin, "run", prog},
+				{uexecBin, "run", setarch, "-L", "-R", prog},
+				{setarch, "-L", "-R", uexecBin, "run", "--once", prog},
+			} {
+				if under := runCmd(t, "", "/", argv...); under.String() != native.String() {
+					t.Errorf("%q: native (-) and uexec (+) differ:\n%s", argv, testenv.LineDiff(native.String(), under.String()))
+				}
+			}
+		})
+	}
+	// With ASLR, the vdso still comes right above the interpreter, where
+	// the kernel maps it next (bottom-up).
+	prog := testenv.BuildC(t, "testdata/progs/showmaps.c")
+	vdsoAboveInterp := func(maps string) bool {
+		lines := strings.Split(maps, "\n")
+		for i := len(lines) - 2; i >= 0; i-- {
+			if strings.Contains(lines[i], "/ld-linux") {
+				return strings.HasSuffix(lines[i+1], "[vvar]")
+			}
+		}
+		return false
+	}
+	for _, argv := range [][]string{
+		{setarch, "-L", prog},
+		{setarch, "-L", uexecBin, "run", "--once", prog},
+		{uexecBin, "run", setarch, "-L", prog},
+	} {
+		if r := runCmd(t, "", "/", argv...); !vdsoAboveInterp(r.stdout) {
+			t.Errorf("%q: the vdso is not right above the interpreter:\n%v", argv, r)
+		}
 	}
 }
 

@@ -296,13 +296,13 @@ func (l *loader) placeLarge(addr, n, off uint64) (uint64, bool) {
 	if r := (vm.Range{Start: vm.Addr(addr), End: vm.Addr(addr + pad)}); addr != 0 && addr <= l.taskSize-pad && addr >= uint64(l.space.MinAddr) && l.free(r) && !l.space.InStackGap(r) {
 		return addr, true
 	}
-	a, ok := l.space.TopDown(pad, vm.PageSize)
+	a, ok := l.space.Place(pad, vm.PageSize)
 	if !ok || uint64(a) > l.taskSize-pad {
 		return 0, false
 	}
 	ret := uint64(a)
 	sub := (off - ret) & (size - 1)
-	if sub == 0 {
+	if sub == 0 && !l.space.Legacy {
 		return ret + size, true // MMF_TOPDOWN
 	}
 	return ret + sub, true

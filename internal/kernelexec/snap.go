@@ -23,6 +23,9 @@ type Options struct {
 	// (what setarch -R does), so that the stack top, mmap base, PIE base
 	// and brk are not randomised.
 	NoRandom bool
+	// Legacy adds the ADDR_COMPAT_LAYOUT personality (setarch -L): the
+	// legacy, bottom-up mmap layout.
+	Legacy bool
 
 	// Rlimits are set in the child before the exec (RLIMIT_STACK changes
 	// the layout). Setting any starts the program through the launcher,

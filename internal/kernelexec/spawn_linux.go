@@ -13,8 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// addrNoRandomize is ADDR_NO_RANDOMIZE (include/uapi/linux/personality.h).
-const addrNoRandomize = 0x0040000
+// The personality flags Options set (include/uapi/linux/personality.h).
+const (
+	addrNoRandomize  = 0x0040000
+	addrCompatLayout = 0x0200000
+)
 
 // personality is personality(2), which x/sys/unix lacks; 0xffffffff
 // queries. It applies to the calling thread only.
@@ -68,12 +71,12 @@ func spawn(opts Options, trace bool) (*proc, error) {
 		sys.Credential = nil
 	} else {
 		sys.Ptrace = trace
-		if opts.NoRandom {
+		if pers := opts.persona(); pers != 0 {
 			old, err := personality(0xffffffff)
 			if err != nil {
 				return nil, err
 			}
-			if _, err := personality(old | addrNoRandomize); err != nil {
+			if _, err := personality(old | pers); err != nil {
 				return nil, err
 			}
 			defer personality(old)
@@ -86,12 +89,21 @@ func spawn(opts Options, trace bool) (*proc, error) {
 	return &proc{pid: pid, pidfd: pidfd}, nil
 }
 
-// launcherArgv is the launcher's command line (see launcherSource).
-func launcherArgv(l string, opts Options, trace bool) []string {
+// persona is the personality flags opts adds to the child's.
+func (opts Options) persona() uint32 {
 	var pers uint32
 	if opts.NoRandom {
-		pers = addrNoRandomize
+		pers |= addrNoRandomize
 	}
+	if opts.Legacy {
+		pers |= addrCompatLayout
+	}
+	return pers
+}
+
+// launcherArgv is the launcher's command line (see launcherSource).
+func launcherArgv(l string, opts Options, trace bool) []string {
+	pers := opts.persona()
 	t := "0"
 	if trace {
 		t = "1"

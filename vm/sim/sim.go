@@ -57,6 +57,8 @@ func (m Mapping) String() string {
 // one with New.
 type Space struct {
 	taskSize, mmapBase, minAddr vm.Addr
+	legacyBase                  vm.Addr
+	legacy                      bool // bottom-up placement (vm.Layout.Legacy)
 	rawio                       bool // fixed mappings may start below minAddr
 
 	maps  []Mapping          // sorted by Start, disjoint
@@ -70,11 +72,12 @@ type Space struct {
 var _ vm.AddressSpace = (*Space)(nil)
 
 // New returns an empty space with l's geometry: the user address limit
-// (TaskSize), where top-down placement starts (MmapBase) and the lowest
-// mappable address (MinAddr). l.Used is not mapped: the space starts
+// (TaskSize), where placement starts (MmapBase, LegacyBase, Legacy) and the
+// lowest mappable address (MinAddr). l.Used is not mapped: the space starts
 // empty.
 func New(l vm.Layout) *Space {
-	return &Space{taskSize: l.TaskSize, mmapBase: l.MmapBase, minAddr: l.MinAddr, rawio: l.RawIO, pages: map[vm.Addr][]byte{}}
+	return &Space{taskSize: l.TaskSize, mmapBase: l.MmapBase, minAddr: l.MinAddr, legacyBase: l.LegacyBase, legacy: l.Legacy,
+		rawio: l.RawIO, pages: map[vm.Addr][]byte{}}
 }
 
 // Mappings returns a copy of the mappings in address order.
@@ -102,7 +105,7 @@ func (s *Space) Maps() string {
 // Layout returns the space's geometry with every mapping as a used range,
 // for planners that place more mappings.
 func (s *Space) Layout() vm.Layout {
-	l := vm.Layout{TaskSize: s.taskSize, MmapBase: s.mmapBase, MinAddr: s.minAddr, RawIO: s.rawio}
+	l := vm.Layout{TaskSize: s.taskSize, MmapBase: s.mmapBase, MinAddr: s.minAddr, LegacyBase: s.legacyBase, Legacy: s.legacy, RawIO: s.rawio}
 	for _, m := range s.maps {
 		l.Used = append(l.Used, vm.Range{Start: m.Start, End: m.End})
 	}
@@ -149,9 +152,9 @@ func (s *Space) place(addr vm.Addr, n uint64, fixed bool) (vm.Addr, error) {
 			return hint, nil
 		}
 	}
-	a, ok := l.TopDown(n, vm.PageSize)
+	a, ok := l.Place(n, vm.PageSize)
 	if !ok {
-		return 0, fmt.Errorf("no room for %#x bytes below %v: %w", n, s.mmapBase, unix.ENOMEM)
+		return 0, fmt.Errorf("no room for %#x bytes (mmap base %v): %w", n, s.mmapBase, unix.ENOMEM)
 	}
 	return a, nil
 }
