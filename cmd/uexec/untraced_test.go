@@ -143,21 +143,21 @@ func TestTreeStubRefusedCall(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // a caller without the DAC capabilities
 	setpriv := testenv.NeedTool(t, "setpriv")
-	prog := testenv.BuildC(t, "testdata/progs/landlockregs.c", "-static")
+	prog := testenv.BuildC(t, "testdata/progs/landlockexec.c", "-static")
 	dir := t.TempDir()
 	box := filepath.Join(dir, "box")
 	os.Mkdir(box, 0o755)
-	boxed := filepath.Join(box, "landlockregs")
+	boxed := filepath.Join(box, "landlockexec")
 	copyFile(t, prog, boxed, 0o111)
 	drop := []string{setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps=-all", "--", prog}
-	compareTree(t, prog, "/bin/true")
-	compareTree(t, append(drop, boxed)...)
+	compareTree(t, prog, "-", "/bin/true")
+	compareTree(t, append(drop, "-", boxed)...)
 	compareTree(t, append(drop, box, boxed)...)
 
 	emul := filepath.Join(dir, "emul")
 	os.MkdirAll(filepath.Join(emul, "bin"), 0o755)
 	copyFile(t, "/bin/true", filepath.Join(emul, "bin", "only-in-emul"), 0o755)
-	r := runCmd(t, "", "/", uexecBin, "run", "--emul-root", emul, prog, "/bin/only-in-emul")
+	r := runCmd(t, "", "/", uexecBin, "run", "--emul-root", emul, prog, "-", "/bin/only-in-emul")
 	if !strings.HasPrefix(r.stdout, "execve: -13\n") {
 		t.Errorf("an exec through the emulation root whose stub is refused: %v, want execve: -13 (EACCES)", r)
 	}
