@@ -18,7 +18,7 @@ import (
 // startUnderUexec plans and starts argv under uexec with stdout to a pipe;
 // atEntry runs while the program is stopped at its first instruction. It
 // returns the program's output and exit code.
-func startUnderUexec(t *testing.T, path string, argv, envp []string, noRandom bool, atEntry func(pid int) error) (string, int) {
+func startUnderUexec(t *testing.T, path string, argv, envp []string, noRandom bool, atEntry func(pid int) error) (out string, code int, rflags uint64) {
 	t.Helper()
 	req, err := uexec.SelfRequest(path, argv, envp)
 	if err != nil {
@@ -30,6 +30,7 @@ func startUnderUexec(t *testing.T, path string, argv, envp []string, noRandom bo
 		t.Fatalf("plan: %v", err)
 	}
 	defer plan.Close()
+	rflags = backend.EntryFlags(plan)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -42,12 +43,12 @@ func startUnderUexec(t *testing.T, path string, argv, envp []string, noRandom bo
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	out, _ := io.ReadAll(r)
+	b, _ := io.ReadAll(r)
 	st, err := p.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out), st.ExitCode()
+	return string(b), st.ExitCode(), rflags
 }
 
 type kernelCase struct {
@@ -96,7 +97,7 @@ func TestStartMatchesKernelAtEntry(t *testing.T) {
 					t.Fatal(err)
 				}
 				var under *kernelexec.Snap
-				startUnderUexec(t, c.path, c.argv, envp, noRandom, func(pid int) error {
+				_, _, rflags := startUnderUexec(t, c.path, c.argv, envp, noRandom, func(pid int) error {
 					s, err := kernelexec.SnapshotPid(pid)
 					under = s
 					return err
@@ -109,14 +110,14 @@ func TestStartMatchesKernelAtEntry(t *testing.T) {
 				// orig_rax is the tracer's view of the exec syscall the
 				// native snapshot stops in; the program never sees it.
 				// SigQ counts the signals queued for the whole user.
-				// rflags is the one register the stub cannot leave as
-				// the kernel does (see backend.EntryFlags).
+				// rflags is the one register the stub cannot always
+				// leave as the kernel does (see backend.EntryFlags).
 				for _, d := range kernelexec.Compare(native, under, kernelexec.CompareOptions{
 					AllowRandom: true, AllowASLR: !noRandom, Ignore: []string{"fds", "pid", "regs.orig_rax", "regs.eflags", "status.SigQ"}}) {
 					t.Error(d)
 				}
-				if native.Regs.Eflags != 0x202 || under.Regs.Eflags != backend.EntryFlags {
-					t.Errorf("rflags %#x natively, %#x under uexec; want 0x202 and %#x", native.Regs.Eflags, under.Regs.Eflags, backend.EntryFlags)
+				if native.Regs.Eflags != 0x202 || under.Regs.Eflags != rflags {
+					t.Errorf("rflags %#x natively, %#x under uexec; want 0x202 and %#x", native.Regs.Eflags, under.Regs.Eflags, rflags)
 				}
 			})
 		}
@@ -146,7 +147,7 @@ func TestProbeMatchesKernel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, code := startUnderUexec(t, path, argv, envp, noRandom, nil)
+				out, code, rflags := startUnderUexec(t, path, argv, envp, noRandom, nil)
 				if code != 0 {
 					t.Fatalf("probe under uexec exited %d: %s", code, out)
 				}
@@ -158,7 +159,7 @@ func TestProbeMatchesKernel(t *testing.T) {
 				// A static probe sees the stub's rflags (backend.EntryFlags)
 				// at its first instruction; ld.so's leave the program's
 				// as they are natively.
-				if v, n := under.Get("entry.rflags"), native.Get("entry.rflags"); noRandom && v != n && v != fmt.Sprintf("%#x", backend.EntryFlags) {
+				if v, n := under.Get("entry.rflags"), native.Get("entry.rflags"); noRandom && v != n && v != fmt.Sprintf("%#x", rflags) {
 					t.Errorf("entry.rflags = %s under uexec, %s natively", v, n)
 				}
 				if !noRandom {

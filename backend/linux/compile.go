@@ -345,6 +345,18 @@ func (c *compiler) run() error {
 	if err := c.checkPins(); err != nil {
 		return err
 	}
+	// rflags 0x202: through a `popfq; ret` of the image (popf.go), its
+	// bytes checked first (while a failure can still be reported).
+	popf := wire.Imm(0)
+	if g, want, ok := findPopf(p); ok {
+		r, err := c.reg()
+		if err != nil {
+			return err
+		}
+		popf = wire.At(regOf(g), uint64(g))
+		c.emit(wire.Op{Kind: wire.Load, Dst: r, V: [8]wire.Value{popf}, Name: "the image's popfq; ret"})
+		c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(r, 0), wire.Imm(want)}, Name: "is the planned bytes"})
+	}
 	execFD, haveExecFD := c.fdv[p.ExecFD]
 	haveExecFD = haveExecFD && p.ExecFD != nil
 	for _, fd := range env.closeFDs {
@@ -370,7 +382,7 @@ func (c *compiler) run() error {
 	} else {
 		c.note("the stub's last page stays mapped at %#x: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr)
 	}
-	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp}, Name: "enter the program"})
+	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp, popf}, Name: "enter the program"})
 	return nil
 }
 

@@ -403,6 +403,7 @@ func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, 
 		}
 		entering = !entering
 	}
+	popf := false // stepped over the image's popfq
 	for i := 0; i < 64; i++ {
 		var insn [1]byte
 		if _, err := unix.PtracePeekData(pid, uintptr(regs.Rip), insn[:]); err != nil {
@@ -417,8 +418,26 @@ func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, 
 		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", err)
 		}
-		if insn[0] == 0xc3 {
+		switch {
+		case insn[0] == 0x9d:
+			popf = true
+		case insn[0] != 0xc3:
+		case popf:
+			// The kernel took the trap flag it set for the step
+			// after popfq for the program's own (arch/x86/kernel/
+			// step.c: TIF_FORCED_TF is cleared over a popf), so it
+			// would outlive the detach: the program's is 0x202.
+			regs.Eflags &^= eflagsTF
+			if err := unix.PtraceSetRegs(pid, &regs); err != nil {
+				return nil, os.NewSyscallError("ptrace(PTRACE_SETREGS)", err)
+			}
 			return &regs, nil
+		default:
+			// A `ret` into the image's `popfq; ret` (popf.go) is not
+			// the entry yet: its `ret` is.
+			if _, err := unix.PtracePeekData(pid, uintptr(regs.Rip), insn[:]); err != nil || insn[0] != 0x9d {
+				return &regs, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("pid %d: no ret after the stub's last munmap: %w", pid, unix.EFAULT)
@@ -444,11 +463,18 @@ func canSetExeFD() bool {
 	return has(unix.CAP_SYS_ADMIN) || has(unix.CAP_CHECKPOINT_RESTORE)
 }
 
-// EntryFlags is rflags at the program's first instruction: the kernel's
-// 0x202 (IF and the reserved bit) with ZF and PF set, which the register
-// clears of the vdso's `syscall ... ret` tail leave behind (see
-// internal/planstub). Every other register is the kernel's.
-const EntryFlags = 0x246
+// EntryFlags returns rflags at the first instruction of plan's program
+// built by the stub: the kernel's 0x202 (IF and the reserved bit) where
+// the image has a `popfq; ret` the stub enters it through (popf.go), else
+// with ZF and PF set, which the register clears of the vdso's `syscall ...
+// ret` tail leave behind (see internal/planstub). Every other register is
+// the kernel's.
+func EntryFlags(plan *execsw.Plan) uint64 {
+	if _, _, ok := findPopf(plan); ok {
+		return 0x202
+	}
+	return 0x246
+}
 
 // selfLimits fills in the personality (with or without ADDR_NO_RANDOMIZE)
 // and RLIMIT_STACK a stub started by this process runs with, and returns

@@ -23,9 +23,10 @@
  *     program: it jumps to a `syscall` in the vdso that is followed only by
  *     register clears and `ret`, with rax = munmap and the program's entry
  *     stored just below its stack pointer. The stub's code is gone before
- *     the program's first instruction, and every register but rflags is what
- *     the kernel leaves (the clears set ZF and PF: rflags is 0x246, not
- *     0x202).
+ *     the program's first instruction, and every register is what the
+ *     kernel leaves but rflags: the clears set ZF and PF (0x246, not
+ *     0x202), unless the image has a `popfq; ret`, which the `ret` then
+ *     goes through first with 0x202 below the entry on the stack.
  * Any failure kills the process with SIGSEGV, as Linux does past the point
  * of no return, after writing {op index, result} to the plan's status
  * descriptor, if it has one.
@@ -112,11 +113,20 @@ static u64 val(const struct op *o, int i) { return R[o->reg[i]] + (u64)o->imm[i]
  * the vdso's `syscall`, whose tail clears rcx, rdx, rsi, rdi and r11 and
  * returns into the entry with rsp = sp. Without one (a vdso without such a
  * tail), the same registers, and `ret` from the stub's page, which stays.
+ * With popf (an image's `popfq; ret`), the stack holds popf, 0x202 and the
+ * entry from sp-24: the `ret` goes through popfq, which sets rflags.
  */
-static __attribute__((noreturn)) void finish(u64 gadget, u64 entry, u64 sp, u64 start, u64 len)
+static __attribute__((noreturn)) void finish(u64 gadget, u64 entry, u64 sp, u64 popf, u64 start, u64 len)
 {
-	((u64 *)sp)[-1] = entry;
-	register u64 r11 __asm__("r11") = sp - 8;
+	u64 *top = (u64 *)sp;
+	top[-1] = entry;
+	u64 rsp = sp - 8;
+	if (popf) {
+		top[-2] = 0x202;
+		top[-3] = popf;
+		rsp = sp - 24;
+	}
+	register u64 r11 __asm__("r11") = rsp;
 	if (gadget)
 		__asm__ volatile("mov %%r11, %%rsp\n\t"
 				 "xor %%ebx, %%ebx\n\t"
@@ -322,7 +332,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		} else if (o->kind == K_FILL0) {
 			memset((void *)val(o, 0), 0, val(o, 1));
 		} else if (o->kind == K_FINISH) {
-			finish(val(o, 0), val(o, 1), val(o, 2), RUN_ADDR, R[R_UNMAPLEN]);
+			finish(val(o, 0), val(o, 1), val(o, 2), val(o, 3), RUN_ADDR, R[R_UNMAPLEN]);
 		} else {
 			die(i, -8);
 		}
