@@ -114,6 +114,7 @@ var popfDisk popfFile
 
 type popfFile struct {
 	once  sync.Once
+	mu    sync.Mutex // lines, and the file's appends (Spawn may run concurrently)
 	path  string
 	lines map[popfKey]int64
 }
@@ -156,6 +157,8 @@ func (d *popfFile) load() {
 
 func (d *popfFile) lookup(k popfKey) (any, bool) {
 	d.load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	at, ok := d.lines[k]
 	return at, ok
 }
@@ -165,6 +168,8 @@ func (d *popfFile) add(k popfKey, at int64) {
 	if d.path == "" {
 		return
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if old, ok := d.lines[k]; ok && old == at {
 		return
 	}
