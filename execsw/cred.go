@@ -70,8 +70,9 @@ func newCred(epp *Package) NewCred {
 	return n
 }
 
-// IgnoredNote says, for an exec log, why set-id bits of the program were
-// present but not applied; "" when they were applied or absent.
+// IgnoredNote says, for an exec log, why set-id bits or file capabilities
+// of the program were present but not applied; "" when they were applied
+// or absent.
 func (n NewCred) IgnoredNote() string {
 	var notes []string
 	if n.Ignored != "" {

@@ -122,7 +122,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			// stub: the plan is the kernel's own exec, which they
 			// judge. (Asked before the exec, since BeforeExec's log
 			// line must say who makes it.)
-			fail("", nil)
+			fail("", nil) // closes the plan's descriptors
 			note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", errors.Unwrap(err))
 			if opts.Logf != nil {
 				opts.Logf("note: %s", note)
@@ -213,12 +213,13 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	return fail("executing the stub", err)
 }
 
-// setIDKernelNote says why a set-id exec (or one with file capabilities)
-// by a caller with personality
-// persona and stack limit rlimit (soft) must be the kernel's: "" when the
-// stub, exec'd with them, can make it. Linux changes both once it knows the
-// credentials, before it lays the image out (begin_new_exec); the stub's
-// own exec has laid its address space out (randomisation, mmap layout,
+// setIDKernelNote says why a set-id exec, or one of a program with file
+// capabilities, by a caller with personality persona and stack limit
+// rlimit (soft) must be the kernel's: "" when the stub, exec'd with them,
+// can make it. Only the kernel's exec gives file capabilities; and Linux
+// changes the personality and the limit of a set-id exec once it knows the
+// credentials, before it lays the image out (begin_new_exec), where the
+// stub's own exec has laid its space out (randomisation, mmap layout,
 // mmap_base) with the caller's.
 func setIDKernelNote(plan *execsw.Plan, persona uint32, rlimit uint64) string {
 	switch {

@@ -28,8 +28,8 @@ import (
 // glibc's ld.so, so every dynamic glibc program.
 
 // popfMaxScan bounds how much of one executable mapping is searched (once
-// per file and range: popfCache).
-const popfMaxScan = 1 << 20
+// per file and range: popfCache); ld.so has its bytes ~100 KiB in.
+const popfMaxScan = 256 << 10
 
 // popfCache holds, per executable range of a file, where the first
 // `popfq; ret` of it is (-1: none in the range searched).
@@ -48,8 +48,25 @@ type popfKey struct {
 // later command of the plan maps over or clears those bytes. ok is false
 // when the image has none.
 func findPopf(plan *execsw.Plan) (at vm.Addr, want uint64, ok bool) {
+	// The interpreter first: one ld.so serves every dynamic program.
+	var prog *vm.File
+	for _, cmd := range plan.Cmds {
+		if cmd.Op == vm.OpMap && prog == nil {
+			prog = cmd.File
+		}
+	}
+	for pass := range 2 {
+		if at, want, ok := popfPass(plan, func(f *vm.File) bool { return (f != prog) == (pass == 0) }); ok {
+			return at, want, ok
+		}
+	}
+	return 0, 0, false
+}
+
+// popfPass is findPopf over the mappings of the files use accepts.
+func popfPass(plan *execsw.Plan, use func(*vm.File) bool) (at vm.Addr, want uint64, ok bool) {
 	for i, cmd := range plan.Cmds {
-		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.File == nil || cmd.Offset >= uint64(cmd.File.Size) {
+		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.File == nil || cmd.Offset >= uint64(cmd.File.Size) || !use(cmd.File) {
 			continue
 		}
 		n := min(cmd.Len, uint64(cmd.File.Size)-cmd.Offset, popfMaxScan)
@@ -114,13 +131,15 @@ var popfDisk popfFile
 
 type popfFile struct {
 	once  sync.Once
-	mu    sync.Mutex // lines, and the file's appends (Spawn may run concurrently)
+	mu    sync.Mutex // lines and order (Spawn may run concurrently)
 	path  string
 	lines map[popfKey]int64
+	order []popfKey // the file's lines, oldest first
 }
 
-// popfFileMax bounds the file: past it, it starts again.
-const popfFileMax = 64 << 10
+// popfFileLines bounds the file: the most recent ranges only (reading it
+// is on every exec in place's way).
+const popfFileLines = 8
 
 func (d *popfFile) load() {
 	d.once.Do(func() {
@@ -131,7 +150,7 @@ func (d *popfFile) load() {
 		d.path = filepath.Join(filepath.Dir(stub), "popf-1")
 		d.lines = map[popfKey]int64{}
 		b, err := sys.ReadFileNoFollow(d.path)
-		if err != nil || len(b) > popfFileMax {
+		if err != nil || len(b) > 1024 {
 			return
 		}
 		for _, line := range strings.Split(string(b), "\n") {
@@ -148,8 +167,11 @@ func (d *popfFile) load() {
 				}
 				v[i] = int64(u)
 			}
-			if v[0] >= 0 {
-				d.lines[popfKey{uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], uint64(v[5]), uint64(v[6])}] = v[7]
+			if k := (popfKey{uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], uint64(v[5]), uint64(v[6])}); v[0] >= 0 {
+				if _, dup := d.lines[k]; !dup {
+					d.order = append(d.order, k)
+				}
+				d.lines[k] = v[7]
 			}
 		}
 	})
@@ -174,17 +196,24 @@ func (d *popfFile) add(k popfKey, at int64) {
 		return
 	}
 	d.lines[k] = at
-	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND | unix.O_NOFOLLOW
-	if fi, err := os.Lstat(d.path); err == nil && fi.Size() > popfFileMax {
-		flags |= os.O_TRUNC
+	d.order = append(d.order, k)
+	if len(d.order) > popfFileLines {
+		d.order = d.order[len(d.order)-popfFileLines:]
 	}
-	f, err := os.OpenFile(d.path, flags, 0o600)
+	var b strings.Builder
+	for _, k := range d.order {
+		fmt.Fprintf(&b, "%x %x %x %x %x %x %x %x\n", k.dev, k.ino, k.size, k.mtime, k.ctime, k.off, k.n, uint64(d.lines[k]))
+	}
+	// Whole, by rename: another uexec may be reading or writing it.
+	f, err := os.CreateTemp(filepath.Dir(d.path), "popf-*")
 	if err != nil {
 		return
 	}
-	// One write of a short line: O_APPEND keeps concurrent ones whole.
-	fmt.Fprintf(f, "%x %x %x %x %x %x %x %x\n", k.dev, k.ino, k.size, k.mtime, k.ctime, k.off, k.n, uint64(at))
-	f.Close()
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil && cerr == nil && os.Rename(f.Name(), d.path) == nil {
+		return
+	}
+	os.Remove(f.Name())
 }
 
 // searchPopf searches the n bytes of file fd at off (a page boundary) for
