@@ -149,32 +149,45 @@ func (d *popfFile) load() {
 		}
 		d.path = filepath.Join(filepath.Dir(stub), "popf-1")
 		d.lines = map[popfKey]int64{}
-		b, err := sys.ReadFileNoFollow(d.path)
-		if err != nil || len(b) > 1024 {
-			return
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) != 8 {
-				continue
-			}
-			var v [8]int64
-			for i := range v {
-				u, err := strconv.ParseUint(f[i], 16, 64)
-				if err != nil {
-					v[0] = -1
-					break
-				}
-				v[i] = int64(u)
-			}
-			if k := (popfKey{uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], uint64(v[5]), uint64(v[6])}); v[0] >= 0 {
-				if _, dup := d.lines[k]; !dup {
-					d.order = append(d.order, k)
-				}
-				d.lines[k] = v[7]
-			}
+		if b, err := sys.ReadFileNoFollow(d.path); err == nil && len(b) <= 1024 {
+			d.parse(b)
 		}
 	})
+}
+
+// parse adds the lines of a popf file's contents b: "dev ino size mtime
+// ctime off n at", in hex (at -1: none); a line that is not is skipped.
+func (d *popfFile) parse(b []byte) {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 8 {
+			continue
+		}
+		var v [8]int64
+		for i := range v {
+			u, err := strconv.ParseUint(f[i], 16, 64)
+			if err != nil {
+				v[0] = -1
+				break
+			}
+			v[i] = int64(u)
+		}
+		if k := (popfKey{uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], uint64(v[5]), uint64(v[6])}); v[0] >= 0 {
+			if _, dup := d.lines[k]; !dup {
+				d.order = append(d.order, k)
+			}
+			d.lines[k] = v[7]
+		}
+	}
+}
+
+// format is the file's contents for the lines in order.
+func (d *popfFile) format() string {
+	var b strings.Builder
+	for _, k := range d.order {
+		fmt.Fprintf(&b, "%x %x %x %x %x %x %x %x\n", k.dev, k.ino, uint64(k.size), uint64(k.mtime), uint64(k.ctime), k.off, k.n, uint64(d.lines[k]))
+	}
+	return b.String()
 }
 
 func (d *popfFile) lookup(k popfKey) (any, bool) {
@@ -200,16 +213,12 @@ func (d *popfFile) add(k popfKey, at int64) {
 	if len(d.order) > popfFileLines {
 		d.order = d.order[len(d.order)-popfFileLines:]
 	}
-	var b strings.Builder
-	for _, k := range d.order {
-		fmt.Fprintf(&b, "%x %x %x %x %x %x %x %x\n", k.dev, k.ino, k.size, k.mtime, k.ctime, k.off, k.n, uint64(d.lines[k]))
-	}
 	// Whole, by rename: another uexec may be reading or writing it.
 	f, err := os.CreateTemp(filepath.Dir(d.path), "popf-*")
 	if err != nil {
 		return
 	}
-	_, err = f.WriteString(b.String())
+	_, err = f.WriteString(d.format())
 	if cerr := f.Close(); err == nil && cerr == nil && os.Rename(f.Name(), d.path) == nil {
 		return
 	}

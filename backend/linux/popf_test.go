@@ -64,3 +64,24 @@ func TestFindPopf(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPopfFile: popf-1's contents, whatever they are, parse without a
+// panic, and what parses writes back and parses again to the same lines.
+func FuzzPopfFile(f *testing.F) {
+	f.Add([]byte("fe00 4f8cb 347d8 18aa4fead70d5a00 18ed1c635dca6cd5 1000 26000 1896a\nfe00 3c829 8b50 1 2 2000 4000 ffffffffffffffff\n"))
+	f.Add([]byte("1 2 3\n\nzz 1 1 1 1 1 1 1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := &popfFile{lines: map[popfKey]int64{}}
+		d.parse(b)
+		again := &popfFile{lines: map[popfKey]int64{}}
+		again.parse([]byte(d.format()))
+		if len(again.order) != len(d.order) {
+			t.Fatalf("%d lines, %d after a round trip", len(d.order), len(again.order))
+		}
+		for k, at := range d.lines {
+			if again.lines[k] != at {
+				t.Fatalf("%+v: %d, %d after a round trip", k, at, again.lines[k])
+			}
+		}
+	})
+}
