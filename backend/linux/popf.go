@@ -28,8 +28,9 @@ import (
 // glibc's ld.so, so every dynamic glibc program.
 
 // popfMaxScan bounds how much of one executable mapping is searched (once
-// per file and range: popfCache); ld.so has its bytes ~100 KiB in.
-const popfMaxScan = 256 << 10
+// per file and range: popfCache): ld.so has its bytes ~100 KiB in, a Go
+// program's runtime ~350 KiB in.
+const popfMaxScan = 512 << 10
 
 // popfCache holds, per executable range of a file, where the first
 // `popfq; ret` of it is (-1: none in the range searched).

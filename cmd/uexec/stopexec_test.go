@@ -330,7 +330,7 @@ func TestStopAtExec(t *testing.T) {
 
 // stubFlags is rflags at the first instruction of prog built by the plan
 // stub (README, Differences): the kernel's 0x202 where the image (prog or
-// its interpreter) has a `popfq; ret` (9d c3) in the first MiB of an
+// its interpreter) has a `popfq; ret` (9d c3) in the first 512 KiB of an
 // executable segment, which the stub enters it through; else 0x246, the ZF
 // and PF that the register clears before its last `ret` leave.
 func stubFlags(t *testing.T, prog string) uint64 {
@@ -348,7 +348,7 @@ func stubFlags(t *testing.T, prog string) uint64 {
 				b, _ := io.ReadAll(p.Open())
 				files = append(files, strings.TrimRight(string(b), "\x00"))
 			case p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0:
-				b := make([]byte, min(p.Filesz, 1<<20))
+				b := make([]byte, min(p.Filesz, 512<<10))
 				p.ReadAt(b, 0)
 				if i := bytes.Index(b, []byte{0x9d, 0xc3}); i >= 0 && i+8 <= len(b) {
 					return 0x202
