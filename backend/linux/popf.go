@@ -67,7 +67,11 @@ func findPopf(plan *execsw.Plan) (at vm.Addr, want uint64, ok bool) {
 // popfPass is findPopf over the mappings of the files use accepts.
 func popfPass(plan *execsw.Plan, use func(*vm.File) bool) (at vm.Addr, want uint64, ok bool) {
 	for i, cmd := range plan.Cmds {
-		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.File == nil || cmd.Offset >= uint64(cmd.File.Size) || !use(cmd.File) {
+		// Readable too: the stub reads the bytes first, and an
+		// execute-only mapping (PROT_EXEC alone, with protection keys)
+		// faults on a read.
+		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.Prot&vm.ProtRead == 0 || cmd.File == nil ||
+			cmd.Offset >= uint64(cmd.File.Size) || !use(cmd.File) {
 			continue
 		}
 		n := min(cmd.Len, uint64(cmd.File.Size)-cmd.Offset, popfMaxScan)

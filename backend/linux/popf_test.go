@@ -37,6 +37,7 @@ func TestFindPopf(t *testing.T) {
 	}{
 		{"executable", prog("x", elf.PF_R|elf.PF_X, 0x100, 0x100, 0x2040), 0x402040},
 		{"not executable", prog("r", elf.PF_R, 0x100, 0x100, 0x2040), 0},
+		{"execute-only", prog("xo", elf.PF_X, 0x100, 0x100, 0x2040), 0},
 		{"in the bss's page", prog("bss", elf.PF_R|elf.PF_W|elf.PF_X, 0x20, 0x2000, 0x2040), 0},
 		{"within 8 bytes of the mapping's end", prog("end", elf.PF_R|elf.PF_X, 0x1000, 0x1000, 0x2ffa), 0},
 	} {
