@@ -26,8 +26,10 @@ import (
 //
 //   - a refused exec is answered with its errno, the caller untouched;
 //   - an exec uexec leaves to the kernel (32-bit, AT_EXECVE_CHECK, a caller
-//     this process may not trace, a set-id exec the caller could not do)
-//     is answered CONTINUE: the kernel runs the caller's own call;
+//     this process may not trace, a set-id exec the caller could not do or
+//     whose layout its credentials change, a program with file
+//     capabilities) is answered CONTINUE: the kernel runs the caller's own
+//     call;
 //   - an exec uexec builds is redirected to the plan stub: the caller is
 //     seized with PTRACE_SEIZE for that moment only, a copy of the stub
 //     with the plan appended (an unnamed file beside the cached stub) and
@@ -40,7 +42,11 @@ import (
 //     lets that one through), all signals blocked so that no handler of
 //     the old image runs between the stop and the exec, and the trap flag
 //     set, so that a refused exec of the stub stops it (the exec clears
-//     the flag). At the exec's PTRACE_EVENT_EXEC the mask is restored and
+//     the flag): the caller then closes what was installed in it, gets its
+//     own registers back and makes its call again, which comes back as a
+//     notification and is the kernel's, or fails with the stub's errno
+//     where only the stub could make it (refusedCall). At the exec's
+//     PTRACE_EVENT_EXEC the mask is restored and
 //     the process detached; the stub reads its plan from its own
 //     descriptor and builds the image untraced. The listener wakes the
 //     serving thread and the caller on each other's CPU.
@@ -492,7 +498,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp}
 	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
-		var back *kernelsCall
+		var back *callGivenBack
 		if errors.As(err, &back) {
 			// The caller makes its call again, and it comes back
 			// (refusedAgain): logged then.

@@ -39,7 +39,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 				notifSend(listener, n.id, true, 0, 0)
 				*answered = true
 				if err != nil {
-					err = &kernelsCall{err}
+					err = &callGivenBack{err}
 				}
 			}
 			var ws unix.WaitStatus
@@ -244,7 +244,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 			ptraceSigmask(tid, false, &mask)
 			resend(c.tgid, tid, held)
 			tr.stubRefused(n, errno)
-			return "the stub could not be executed", &kernelsCall{errno}
+			return "the stub could not be executed", &callGivenBack{errno}
 		case isEventStop(ws):
 			// The interrupt's stop, when a signal came before it.
 		default:
@@ -274,10 +274,15 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	return "", nil
 }
 
-// kernelsCall is a redirect that gave the caller its own call back, to make
-// again (the stub could not be executed in the caller's place, a sandbox's
-// Landlock rules for one): see refusedCall.
-type kernelsCall struct{ err error }
+// callGivenBack is a redirect that gave the caller its own call back, to
+// make again (the kernel could not exec the stub in the caller's place, a
+// sandbox's Landlock rules for one): see refusedCall.
+type callGivenBack struct{ err error }
+
+func (e *callGivenBack) Error() string {
+	return e.err.Error() + ": the caller makes its own call again"
+}
+func (e *callGivenBack) Unwrap() error { return e.err }
 
 // refusedCall is a call whose stub the kernel refused to exec (errno), given
 // back to its caller: when the caller makes it again, the kernel makes it
@@ -354,11 +359,6 @@ func (tr *Tree) closeIn(tid int, sysAddr uint64, regs unix.PtraceRegs, fds []int
 	}
 	return nil
 }
-
-func (e *kernelsCall) Error() string {
-	return e.err.Error() + ": the kernel makes the caller's own call"
-}
-func (e *kernelsCall) Unwrap() error { return e.err }
 
 // resend sends the held signals again to thread tid of process tgid.
 func resend(tgid, tid int, held []syscall.Signal) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,8 +211,11 @@ func (d *popfFile) add(k popfKey, at int64) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old, ok := d.lines[k]; ok && old == at {
-		return
+	if old, ok := d.lines[k]; ok {
+		if old == at {
+			return
+		}
+		d.order = slices.DeleteFunc(d.order, func(o popfKey) bool { return o == k })
 	}
 	d.lines[k] = at
 	d.order = append(d.order, k)
