@@ -57,6 +57,10 @@ type compiled struct {
 	// sp is the planned stack pointer (the stub's is this plus its stack
 	// top minus the plan's).
 	sp vm.Addr
+	// entryWords is how many words below the initial stack pointer the
+	// stub's last munmap returns to: the entry's, or a gadget's, the words
+	// it pops and the entry's (gadget.go).
+	entryWords int
 	// kernel says why the stub hands the exec as requested to the kernel
 	// (compileKernelExec); "" when it builds the image.
 	kernel string
@@ -345,17 +349,19 @@ func (c *compiler) run() error {
 	if err := c.checkPins(); err != nil {
 		return err
 	}
-	// rflags 0x202: through a `popfq; ret` of the image (popf.go), its
-	// bytes checked first (while a failure can still be reported).
-	popf := wire.Imm(0)
-	if g, want, ok := findPopf(p); ok {
+	// rflags 0x202: through bytes of the image (gadget.go), checked first
+	// (while a failure can still be reported).
+	via, words, fill := wire.Imm(0), 0, uint64(0)
+	c.out.entryWords = 1
+	if g, ok := findFlagsGadget(p, c.out.sp, p.Image.Top%vm.PageSize == 0); ok {
 		r, err := c.reg()
 		if err != nil {
 			return err
 		}
-		popf = wire.At(regOf(g), uint64(g))
-		c.emit(wire.Op{Kind: wire.Load, Dst: r, V: [8]wire.Value{popf}, Name: "the image's popfq; ret"})
-		c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(r, 0), wire.Imm(want)}, Name: "is the planned bytes"})
+		via, words, fill = wire.At(regOf(g.at), uint64(g.at)), g.words(), g.fill()
+		c.emit(wire.Op{Kind: wire.Load, Dst: r, V: [8]wire.Value{via}, Name: "the image's bytes that set rflags"})
+		c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(r, 0), wire.Imm(g.want)}, Name: "is the planned bytes"})
+		c.out.entryWords = words + 2
 	}
 	execFD, haveExecFD := c.fdv[p.ExecFD]
 	haveExecFD = haveExecFD && p.ExecFD != nil
@@ -382,7 +388,7 @@ func (c *compiler) run() error {
 	} else {
 		c.note("the stub's last page stays mapped at %#x: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr)
 	}
-	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp, popf}, Name: "enter the program"})
+	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp, via, wire.Imm(uint64(words)), wire.Imm(fill)}, Name: "enter the program"})
 	return nil
 }
 

@@ -32,10 +32,10 @@
 //     descriptors;
 //  6. unmaps its copy and the plan from a `syscall` in the vdso whose tail
 //     clears rcx, rdx, rsi, rdi and r11 and returns into the entry, through
-//     the image's `popfq; ret` where it has one (popf.go): every general
-//     register 0, no fs/gs base, FPU in its initial state, nothing of the
-//     stub left. rflags is EntryFlags: 0x202 through `popfq; ret`, else
-//     0x246.
+//     the image's bytes that set rflags where it has them (a `popfq; ret` or
+//     a function epilogue: gadget.go): every general register 0, no fs/gs
+//     base, FPU in its initial state, nothing of the stub left. rflags is
+//     EntryFlags: 0x202 through those bytes, else 0x246.
 //
 // Three drivers start it: Start (as os/exec starts a program: fork, exec
 // of the stub with the plan on a descriptor and a status pipe that reports
@@ -69,9 +69,10 @@
 //     CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl's exe_fd):
 //     os.Executable, re-exec of /proc/self/exe and $ORIGIN in the main
 //     program see the stub.
-//   - rflags is 0x246 at the first instruction of an image without a
-//     `popfq; ret` (EntryFlags), and the 8 bytes below the initial stack
-//     pointer hold the entry address (24 bytes with the popfq).
+//   - rflags is 0x246 at the first instruction of an image without bytes
+//     that set it (EntryFlags), and the 8 bytes below the initial stack
+//     pointer hold the entry address, below them the words those bytes pop
+//     and their address.
 //   - An observer can see the stub (comm "uexec-stub") for the moment
 //     before the program starts.
 //   - Set-id elevation is applied only where the stub's process may set

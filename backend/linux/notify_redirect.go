@@ -257,7 +257,7 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	if stop {
 		// --stop-at-exec: keep the seize to the entry (tree_stopexec.go).
 		detached = true
-		err := tr.stopFollow(tid, &ws)
+		err := tr.stopFollow(tid, &ws, cp.entryWords)
 		resend(c.tgid, tid, held)
 		if err != nil {
 			unix.PtraceDetach(tid) // if still ours

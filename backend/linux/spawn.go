@@ -206,7 +206,7 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	if opts.AtEntry != nil || opts.StopAtEntry {
 		// A stub that never gets to the entry must not hold us.
 		watchdog := time.AfterFunc(entryTimeout, func() { unix.Kill(pid, unix.SIGKILL) })
-		regs, err := runToEntryOpts(pid, opts.StopAtEntry && yamaRestricted())
+		regs, err := runToEntryOpts(pid, opts.StopAtEntry && yamaRestricted(), cp.entryWords)
 		watchdog.Stop()
 		if err == nil {
 			out.Entry, out.SP = vm.Addr(regs.Rip), vm.Addr(regs.Rsp)
@@ -333,7 +333,8 @@ func stringsLen(execfn string, argv, envp []string) int {
 // runToEntryOpts follows a stub started under PTRACE_TRACEME to the
 // program's first instruction: system call stops up to the stub's last
 // munmap (of its own copy), then single steps through the vdso's tail
-// until its ret. It returns the registers there. With anyPtracer the stub
+// and the image's bytes that set rflags until the entry (entryWords:
+// compiled's). It returns the registers there. With anyPtracer the stub
 // first calls prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) (Yama, see
 // allowAnyPtracer).
 //
@@ -341,7 +342,7 @@ func stringsLen(execfn string, argv, envp []string) int {
 // that forked pid.
 // A stub that hands the exec to the kernel (compileKernelExec) reaches the
 // entry at the exit of its execve: the kernel's own first instruction.
-func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
+func runToEntryOpts(pid int, anyPtracer bool, entryWords int) (*unix.PtraceRegs, error) {
 	var ws unix.WaitStatus
 	wait := func(what string) error {
 		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
@@ -360,14 +361,14 @@ func runToEntryOpts(pid int, anyPtracer bool) (*unix.PtraceRegs, error) {
 	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD|unix.PTRACE_O_TRACEEXEC); err != nil {
 		return nil, os.NewSyscallError("ptrace(PTRACE_SETOPTIONS)", err)
 	}
-	return followToEntry(pid, anyPtracer, true, wait, &ws)
+	return followToEntry(pid, anyPtracer, true, entryWords, wait, &ws)
 }
 
 // followToEntry follows the traced stub pid, in a stop at its exec, to the
 // program's first instruction: see runToEntry. entering: the next system
 // call stop is an entry (false at an exec event, whose exit comes next).
-// wait waits for pid's next stop into *wsp.
-func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, wsp *unix.WaitStatus) (*unix.PtraceRegs, error) {
+// entryWords is compiled's. wait waits for pid's next stop into *wsp.
+func followToEntry(pid int, anyPtracer, entering bool, entryWords int, wait func(string) error, wsp *unix.WaitStatus) (*unix.PtraceRegs, error) {
 	var regs unix.PtraceRegs
 	execed := false
 	for {
@@ -403,12 +404,22 @@ func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, 
 		}
 		entering = !entering
 	}
+	// The munmap returns to the entry, or to the image's bytes that set
+	// rflags (gadget.go) with the words they pop above: the entry is the
+	// word below the initial stack pointer, entryWords words up.
+	sp := regs.Rsp + 8*uint64(entryWords)
+	var word [8]byte
+	if _, err := unix.PtracePeekData(pid, uintptr(sp-8), word[:]); err != nil {
+		return nil, os.NewSyscallError("ptrace(PTRACE_PEEKDATA)", err)
+	}
+	entry := binary.LittleEndian.Uint64(word[:])
 	popf := false // stepped over the image's popfq
 	for i := 0; i < 64; i++ {
 		var insn [1]byte
 		if _, err := unix.PtracePeekData(pid, uintptr(regs.Rip), insn[:]); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_PEEKDATA)", err)
 		}
+		popf = popf || insn[0] == 0x9d
 		if err := unix.PtraceSingleStep(pid); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_SINGLESTEP)", err)
 		}
@@ -418,11 +429,10 @@ func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, 
 		if err := unix.PtraceGetRegs(pid, &regs); err != nil {
 			return nil, os.NewSyscallError("ptrace(PTRACE_GETREGS)", err)
 		}
-		switch {
-		case insn[0] == 0x9d:
-			popf = true
-		case insn[0] != 0xc3:
-		case popf:
+		if regs.Rip != entry || regs.Rsp != sp {
+			continue
+		}
+		if popf {
 			// The kernel took the trap flag it set for the step
 			// after popfq for the program's own (arch/x86/kernel/
 			// step.c: TIF_FORCED_TF is cleared over a popf), so it
@@ -431,16 +441,10 @@ func followToEntry(pid int, anyPtracer, entering bool, wait func(string) error, 
 			if err := unix.PtraceSetRegs(pid, &regs); err != nil {
 				return nil, os.NewSyscallError("ptrace(PTRACE_SETREGS)", err)
 			}
-			return &regs, nil
-		default:
-			// A `ret` into the image's `popfq; ret` (popf.go) is not
-			// the entry yet: its `ret` is.
-			if _, err := unix.PtracePeekData(pid, uintptr(regs.Rip), insn[:]); err != nil || insn[0] != 0x9d {
-				return &regs, nil
-			}
 		}
+		return &regs, nil
 	}
-	return nil, fmt.Errorf("pid %d: no ret after the stub's last munmap: %w", pid, unix.EFAULT)
+	return nil, fmt.Errorf("pid %d: not at the entry %#x 64 steps after the stub's last munmap: %w", pid, entry, unix.EFAULT)
 }
 
 // inherited reports whether this process's descriptor fd survives an exec:
@@ -465,13 +469,15 @@ func canSetExeFD() bool {
 
 // EntryFlags returns rflags at the first instruction of plan's program
 // built by the stub: the kernel's 0x202 (IF and the reserved bit) where
-// the image has a `popfq; ret` the stub enters it through (popf.go), else
-// with ZF and PF set, which the register clears of the vdso's `syscall ...
-// ret` tail leave behind (see internal/planstub). Every other register is
-// the kernel's.
+// the image has bytes the stub enters it through that set them so
+// (gadget.go), else with ZF and PF set, which the register clears of the
+// vdso's `syscall ... ret` tail leave behind (see internal/planstub).
+// Every other register is the kernel's.
 func EntryFlags(plan *execsw.Plan) uint64 {
-	if _, _, ok := findPopf(plan); ok {
-		return 0x202
+	if sp, aligned := planSP(plan); sp != 0 {
+		if _, ok := findFlagsGadget(plan, sp, aligned); ok {
+			return 0x202
+		}
 	}
 	return 0x246
 }

@@ -52,7 +52,7 @@ func resolvedProgram(path, dir string, plan *execsw.Plan) string {
 //
 // Preconditions: the calling thread seized tid (its options include
 // PTRACE_O_TRACESYSGOOD).
-func (tr *Tree) stopFollow(tid int, ws *unix.WaitStatus) error {
+func (tr *Tree) stopFollow(tid int, ws *unix.WaitStatus, entryWords int) error {
 	watchdog := time.AfterFunc(entryTimeout, func() { unix.Kill(tid, unix.SIGKILL) })
 	defer watchdog.Stop()
 	wait := func(what string) error {
@@ -64,7 +64,7 @@ func (tr *Tree) stopFollow(tid int, ws *unix.WaitStatus) error {
 		}
 		return nil
 	}
-	if _, err := followToEntry(tid, yamaRestricted(), false, wait, ws); err != nil {
+	if _, err := followToEntry(tid, yamaRestricted(), false, entryWords, wait, ws); err != nil {
 		return err
 	}
 	return detachStopped(tid)

@@ -57,7 +57,7 @@ const (
 	Store                   // *(u64*)v0 = v1
 	Copy                    // memcpy(v0, v1, v2)
 	Fill0                   // memset(v0, 0, v1)
-	Finish                  // unmap the stub and plan, enter v1 with rsp v2 via the vdso gadget at v0 (0: none) and the image's popfq; ret at v3 (0: none)
+	Finish                  // unmap the stub and plan, enter v1 with rsp v2 via the vdso gadget at v0 (0: none), first through the image's bytes at v3 (0: none) that pop v4 (<= 32) words of v5
 	Sub                     // R = v0 - v1
 	Load                    // R = *(u64*)v0
 	Check                   // kill the process (ESTALE) unless v0 == v1
@@ -220,7 +220,7 @@ func (p *Program) String() string {
 	var s strings.Builder
 	for i, o := range p.Ops {
 		fmt.Fprintf(&s, "%3d %-7v", i, o.Kind)
-		nv := map[Kind]int{Syscall: 6, Set: 2, Min: 2, Store: 2, Copy: 3, Fill0: 2, Finish: 4, Sub: 2, Load: 1, Check: 2}[o.Kind]
+		nv := map[Kind]int{Syscall: 6, Set: 2, Min: 2, Store: 2, Copy: 3, Fill0: 2, Finish: 6, Sub: 2, Load: 1, Check: 2}[o.Kind]
 		if o.Kind == Syscall {
 			fmt.Fprintf(&s, " %d", o.Nr)
 		}

@@ -25,8 +25,10 @@
  *     stored just below its stack pointer. The stub's code is gone before
  *     the program's first instruction, and every register is what the
  *     kernel leaves but rflags: the clears set ZF and PF (0x246, not
- *     0x202), unless the image has a `popfq; ret`, which the `ret` then
- *     goes through first with 0x202 below the entry on the stack.
+ *     0x202), unless the `ret` goes through the image's own bytes first
+ *     (a `popfq; ret` with 0x202 on the stack, or an `add $n, %rsp`, pops
+ *     and `ret` whose result leaves 0x202), with zeros or 0x202 between
+ *     them and the entry on the stack.
  * Any failure kills the process with SIGSEGV, as Linux does past the point
  * of no return, after writing {op index, result} to the plan's status
  * descriptor, if it has one.
@@ -113,18 +115,21 @@ static u64 val(const struct op *o, int i) { return R[o->reg[i]] + (u64)o->imm[i]
  * the vdso's `syscall`, whose tail clears rcx, rdx, rsi, rdi and r11 and
  * returns into the entry with rsp = sp. Without one (a vdso without such a
  * tail), the same registers, and `ret` from the stub's page, which stays.
- * With popf (an image's `popfq; ret`), the stack holds popf, 0x202 and the
- * entry from sp-24: the `ret` goes through popfq, which sets rflags.
+ * With via (the image's bytes that set rflags, then `ret`), the stack holds
+ * via, n words of fill and the entry from sp-8*(n+2): the `ret` goes
+ * through via first, which pops the n words.
  */
-static __attribute__((noreturn)) void finish(u64 gadget, u64 entry, u64 sp, u64 popf, u64 start, u64 len)
+static __attribute__((noreturn)) void finish(u64 gadget, u64 entry, u64 sp, u64 via, u64 n, u64 fill,
+					     u64 start, u64 len)
 {
 	u64 *top = (u64 *)sp;
 	top[-1] = entry;
 	u64 rsp = sp - 8;
-	if (popf) {
-		top[-2] = 0x202;
-		top[-3] = popf;
-		rsp = sp - 24;
+	if (via) {
+		for (u64 i = 0; i < n; i++)
+			top[-2 - (s64)i] = fill;
+		top[-2 - (s64)n] = via;
+		rsp = sp - 8 * (n + 2);
 	}
 	register u64 r11 __asm__("r11") = rsp;
 	if (gadget)
@@ -332,7 +337,10 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		} else if (o->kind == K_FILL0) {
 			memset((void *)val(o, 0), 0, val(o, 1));
 		} else if (o->kind == K_FINISH) {
-			finish(val(o, 0), val(o, 1), val(o, 2), val(o, 3), RUN_ADDR, R[R_UNMAPLEN]);
+			if (val(o, 4) > 32)
+				die(i, -22);
+			finish(val(o, 0), val(o, 1), val(o, 2), val(o, 3), val(o, 4), val(o, 5), RUN_ADDR,
+			       R[R_UNMAPLEN]);
 		} else {
 			die(i, -8);
 		}

@@ -1,0 +1,458 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
+	"github.com/uexec/uexec/stack"
+	"github.com/uexec/uexec/vm"
+)
+
+// The stub's last `ret` can enter the program through bytes of the new
+// image itself that set rflags to the kernel's 0x202, instead of the 0x246
+// that the register clears before that `ret` leave (see internal/planstub):
+//   - `popfq; ret` (9d c3), with 0x202 on the stack for popfq: glibc's
+//     ld.so has one, so every dynamic glibc program, and a Go program's
+//     runtime;
+//   - `add $imm8, %rsp`, up to three pops and `ret` (48 83 c4 ib ... c3),
+//     a common function epilogue (a static C program has dozens), with
+//     zeros on the stack for what it pops: the add sets every status
+//     flag from its result, the stack pointer, so whether it leaves 0x202
+//     depends on the parity of that address's low byte and a carry out of
+//     bit 3. Epilogues of pop counts 2m and 2m+1 leave results 8 bytes
+//     apart from the same initial stack pointer (16-byte aligned), of
+//     opposite parity: with both, one of them gives 0x202 for any stack.
+// The vdso has neither.
+
+// gadgetMaxScan bounds how much of one executable mapping is searched
+// (once per file and range: gadgetCache): ld.so has its `popfq; ret` ~100
+// KiB in, a Go program's runtime ~350 KiB in.
+const gadgetMaxScan = 512 << 10
+
+// gadgetOffs are, for one executable range of a file, the offsets from its
+// start of its first `popfq; ret` ([0]) and of its first `add $imm8, %rsp;
+// pop...; ret` with p pops ([1+p]) that fits the 8 bytes the stub checks;
+// -1 where there is none.
+type gadgetOffs [1 + maxPops + 1]int64
+
+const maxPops = 3
+
+// gadgetCache holds the gadgetOffs of each executable range searched.
+var gadgetCache sync.Map // gadgetKey -> gadgetOffs
+
+type gadgetKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // ns: a file changed in place is searched again
+	off, n       uint64
+}
+
+// A flagsGadget is where the stub's last `ret` goes first: the planned
+// address of the image's bytes and the 8 bytes there (which the stub checks
+// before it uses them: the file could have changed in place); a `popfq;
+// ret`, or an `add $imm, %rsp` and pops.
+type flagsGadget struct {
+	at        vm.Addr
+	want      uint64
+	popf      bool
+	imm, pops int
+}
+
+// words is how many words the gadget pops before its `ret` into the entry.
+func (g flagsGadget) words() int {
+	if g.popf {
+		return 1
+	}
+	return g.imm/8 + g.pops
+}
+
+// fill is what the stub stores in those words: rflags for popfq, zeros for
+// the add's skip and the registers popped.
+func (g flagsGadget) fill() uint64 {
+	if g.popf {
+		return 0x202
+	}
+	return 0
+}
+
+// flagsAt is rflags after g enters the program with the stack pointer sp
+// (the stub's register clears leave 0x246 before it).
+func (g flagsGadget) flagsAt(sp vm.Addr) uint64 {
+	if g.popf {
+		return 0x202
+	}
+	// The pops leave rsp at sp - 8, before the ret into the entry.
+	result := uint64(sp) - 8*uint64(g.pops+1)
+	return 0x202 | addFlags(result-uint64(g.imm), uint64(g.imm))
+}
+
+// index is where in gadgetOffs a gadget of g's kind goes.
+func (g flagsGadget) index() int {
+	if g.popf {
+		return 0
+	}
+	return 1 + g.pops
+}
+
+// decodeGadget says what the 8 bytes b at a gadget's address are, if one.
+// Of the epilogues, only those that can leave 0x202 for a 16-byte aligned
+// initial stack pointer are: with an odd number of pops, an imm of 8 mod 16
+// always carries out of bit 3 (AF).
+func decodeGadget(b []byte) (g flagsGadget, ok bool) {
+	if len(b) < 8 {
+		return g, false
+	}
+	if b[0] == 0x9d && b[1] == 0xc3 {
+		return flagsGadget{popf: true}, true
+	}
+	imm := int(b[3])
+	if b[0] != 0x48 || b[1] != 0x83 || b[2] != 0xc4 || imm == 0 || imm >= 0x80 || imm%8 != 0 {
+		return g, false
+	}
+	pops := 0
+	for i := 4; i < 8; i++ {
+		switch {
+		case b[i] == 0xc3:
+			if pops%2 == 1 && imm%16 == 8 {
+				return g, false
+			}
+			return flagsGadget{imm: imm, pops: pops}, true
+		case pops == maxPops:
+			return g, false
+		case b[i] >= 0x58 && b[i] <= 0x5f && b[i] != 0x5c: // pop r64, not rsp
+			pops++
+		case b[i] == 0x41 && i+1 < 8 && b[i+1] >= 0x58 && b[i+1] <= 0x5f: // pop r8..r15
+			pops++
+			i++
+		default:
+			return g, false
+		}
+	}
+	return g, false
+}
+
+// addFlags returns the status flags (CF PF AF ZF SF OF) that `add b, a`
+// leaves.
+func addFlags(a, b uint64) uint64 {
+	r := a + b
+	var f uint64
+	if r < a {
+		f |= 0x1
+	}
+	if bits.OnesCount8(uint8(r))%2 == 0 {
+		f |= 0x4
+	}
+	if (a^b^r)&0x10 != 0 {
+		f |= 0x10
+	}
+	if r == 0 {
+		f |= 0x40
+	}
+	if r>>63 != 0 {
+		f |= 0x80
+	}
+	if (^(a^b)&(a^r))>>63 != 0 {
+		f |= 0x800
+	}
+	return f
+}
+
+// findFlagsGadget returns the gadget the stub enters the program through
+// for the planned initial stack pointer sp, in an executable file mapping
+// of plan where no later command of the plan maps over or clears its 8
+// bytes: a `popfq; ret` first, else an epilogue that leaves 0x202 for sp.
+// sp's page offset is the running stack's (the stub moves the stack by
+// whole pages), so alignedSP false (a plan's stack top inside a page) allows
+// `popfq; ret` only. ok is false when the image has none.
+func findFlagsGadget(plan *execsw.Plan, sp vm.Addr, alignedSP bool) (g flagsGadget, ok bool) {
+	// The interpreter first: one ld.so serves every dynamic program.
+	var prog *vm.File
+	for _, cmd := range plan.Cmds {
+		if cmd.Op == vm.OpMap && prog == nil {
+			prog = cmd.File
+		}
+	}
+	for _, popf := range []bool{true, false} {
+		if !popf && !alignedSP {
+			break
+		}
+		for pass := range 2 {
+			use := func(f *vm.File) bool { return (f != prog) == (pass == 0) }
+			if g, ok := gadgetPass(plan, use, func(g flagsGadget) bool { return g.popf == popf && g.flagsAt(sp) == 0x202 }); ok {
+				return g, true
+			}
+		}
+	}
+	return g, false
+}
+
+// gadgetPass is findFlagsGadget over the mappings of the files use accepts,
+// for the gadgets good accepts.
+func gadgetPass(plan *execsw.Plan, use func(*vm.File) bool, good func(flagsGadget) bool) (flagsGadget, bool) {
+	for i, cmd := range plan.Cmds {
+		// Readable too: the stub reads the bytes first, and an
+		// execute-only mapping (PROT_EXEC alone, with protection keys)
+		// faults on a read.
+		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.Prot&vm.ProtRead == 0 || cmd.File == nil ||
+			cmd.Offset >= uint64(cmd.File.Size) || !use(cmd.File) {
+			continue
+		}
+		n := min(cmd.Len, uint64(cmd.File.Size)-cmd.Offset, gadgetMaxScan)
+		offs, ok := gadgetsIn(cmd.File, cmd.Offset, n)
+		if !ok {
+			continue
+		}
+		for _, off := range offs {
+			if off < 0 || uint64(off)+8 > n {
+				continue
+			}
+			var b [8]byte
+			if _, err := cmd.File.R.ReadAt(b[:], int64(cmd.Offset)+off); err != nil {
+				continue
+			}
+			g, ok := decodeGadget(b[:])
+			if !ok || !good(g) {
+				continue // changed since it was searched: the next exec searches again
+			}
+			r := vm.Range{Start: cmd.Addr + vm.Addr(off), End: cmd.Addr + vm.Addr(off) + 8}
+			later := false
+			for _, c := range plan.Cmds[i+1:] {
+				if (vm.Range{Start: c.Addr, End: c.Addr + vm.Addr(c.Len)}).Overlaps(r) {
+					later = true
+				}
+			}
+			if !later {
+				g.at, g.want = r.Start, binary.LittleEndian.Uint64(b[:])
+				return g, true
+			}
+		}
+	}
+	return flagsGadget{}, false
+}
+
+// planSP is the initial stack pointer plan lays out, and whether the
+// running one has the same page offset (a page-aligned stack top: the stub
+// moves the stack by its own top minus the plan's).
+func planSP(plan *execsw.Plan) (vm.Addr, bool) {
+	img := plan.Image
+	img.Auxv = slices.Clone(plan.Image.Auxv)
+	lay, err := stack.Build(&img)
+	if err != nil {
+		return 0, false
+	}
+	return lay.SP, img.Top%vm.PageSize == 0
+}
+
+// gadgetsIn returns the gadgetOffs of the n bytes of f at off.
+func gadgetsIn(f *vm.File, off, n uint64) (gadgetOffs, bool) {
+	key := gadgetKey{dev: f.Dev, ino: f.Ino, size: f.Size, off: off, n: n}
+	fd, ok := f.R.(interface{ Fd() uintptr })
+	var st unix.Stat_t
+	if !ok || unix.Fstat(int(fd.Fd()), &st) != nil {
+		return gadgetOffs{}, false
+	}
+	key.mtime, key.ctime = st.Mtim.Nano(), st.Ctim.Nano()
+	v, ok := gadgetCache.Load(key)
+	if !ok {
+		v, ok = gadgetDisk.lookup(key)
+	}
+	if ok && gadgetsStill(f, off, v.(gadgetOffs)) {
+		gadgetCache.Store(key, v)
+		return v.(gadgetOffs), true
+	}
+	offs := searchGadgets(int(fd.Fd()), off, n)
+	gadgetCache.Store(key, offs)
+	gadgetDisk.add(key, offs)
+	return offs, true
+}
+
+// gadgetsStill reports whether each of offs that is not -1 is still a
+// gadget of the kind its index says in f's range at off.
+func gadgetsStill(f *vm.File, off uint64, offs gadgetOffs) bool {
+	for i, at := range offs {
+		if at < 0 {
+			continue
+		}
+		var b [8]byte
+		if _, err := f.R.ReadAt(b[:], int64(off)+at); err != nil {
+			return false
+		}
+		if g, ok := decodeGadget(b[:]); !ok || g.index() != i {
+			return false
+		}
+	}
+	return true
+}
+
+// gadgetDisk keeps gadgetCache's findings across processes (uexec run
+// --once is a new one each time, and a cold search of ld.so costs it ~50
+// µs): a line per file range in the stub's cache directory. What it says
+// is a hint: the bytes are read from the file before they are used.
+var gadgetDisk gadgetFile
+
+type gadgetFile struct {
+	once  sync.Once
+	mu    sync.Mutex // lines and order (Spawn may run concurrently)
+	path  string
+	lines map[gadgetKey]gadgetOffs
+	order []gadgetKey // the file's lines, oldest first
+}
+
+// gadgetFileLines bounds the file: the most recent ranges only (reading it
+// is on every exec in place's way).
+const gadgetFileLines = 8
+
+// gadgetFields is the number of fields of a line: the key's 7, the offsets.
+const gadgetFields = 7 + len(gadgetOffs{})
+
+func (d *gadgetFile) load() {
+	d.once.Do(func() {
+		stub, err := planStub.cachedFile()
+		if err != nil {
+			return
+		}
+		d.path = filepath.Join(filepath.Dir(stub), "gadgets-1")
+		d.lines = map[gadgetKey]gadgetOffs{}
+		if b, err := sys.ReadFileNoFollow(d.path); err == nil && len(b) <= 2048 {
+			d.parse(b)
+		}
+	})
+}
+
+// parse adds the lines of a gadget file's contents b: "dev ino size mtime
+// ctime off n" and the gadgetOffs, in hex (-1 as ffffffffffffffff); a line
+// that is not is skipped.
+func (d *gadgetFile) parse(b []byte) {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != gadgetFields {
+			continue
+		}
+		var v [gadgetFields]int64
+		bad := false
+		for i := range v {
+			u, err := strconv.ParseUint(f[i], 16, 64)
+			bad = bad || err != nil
+			v[i] = int64(u)
+		}
+		if bad || v[0] < 0 {
+			continue
+		}
+		k := gadgetKey{uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], uint64(v[5]), uint64(v[6])}
+		if _, dup := d.lines[k]; !dup {
+			d.order = append(d.order, k)
+		}
+		d.lines[k] = gadgetOffs(v[7:])
+	}
+}
+
+// format is the file's contents for the lines in order.
+func (d *gadgetFile) format() string {
+	var b strings.Builder
+	for _, k := range d.order {
+		fmt.Fprintf(&b, "%x %x %x %x %x %x %x", k.dev, k.ino, uint64(k.size), uint64(k.mtime), uint64(k.ctime), k.off, k.n)
+		for _, at := range d.lines[k] {
+			fmt.Fprintf(&b, " %x", uint64(at))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func (d *gadgetFile) lookup(k gadgetKey) (any, bool) {
+	d.load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	offs, ok := d.lines[k]
+	return offs, ok
+}
+
+func (d *gadgetFile) add(k gadgetKey, offs gadgetOffs) {
+	d.load()
+	if d.path == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.lines[k]; ok {
+		if old == offs {
+			return
+		}
+		d.order = slices.DeleteFunc(d.order, func(o gadgetKey) bool { return o == k })
+	}
+	d.lines[k] = offs
+	d.order = append(d.order, k)
+	if len(d.order) > gadgetFileLines {
+		d.order = d.order[len(d.order)-gadgetFileLines:]
+	}
+	// Whole, by rename: another uexec may be reading or writing it.
+	f, err := os.CreateTemp(filepath.Dir(d.path), "gadgets-*")
+	if err != nil {
+		return
+	}
+	_, err = f.WriteString(d.format())
+	if cerr := f.Close(); err == nil && cerr == nil && os.Rename(f.Name(), d.path) == nil {
+		return
+	}
+	os.Remove(f.Name())
+}
+
+// searchGadgets searches the n bytes of file fd at off (a page boundary)
+// for gadgets, mapped: the page cache's pages in place, without a copy (a
+// dynamic program's ld.so has ~150 KiB of text). A file truncated
+// meanwhile faults: the fault panics (debug.SetPanicOnFault) and the
+// search finds nothing.
+func searchGadgets(fd int, off, n uint64) (offs gadgetOffs) {
+	none := gadgetOffs{}
+	for i := range none {
+		none[i] = -1
+	}
+	if off%vm.PageSize != 0 {
+		return none
+	}
+	m, err := unix.Mmap(fd, int64(off), int(n), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return none
+	}
+	defer unix.Munmap(m)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			offs = none
+		}
+	}()
+	offs = none
+	offs[0] = int64(bytes.Index(m, []byte{0x9d, 0xc3}))
+	if offs[0] >= 0 {
+		return offs // preferred: the others are not used
+	}
+	left := len(offs) - 1
+	for at := 0; left > 0; {
+		i := bytes.Index(m[at:], []byte{0x48, 0x83, 0xc4})
+		if i < 0 {
+			break
+		}
+		at += i
+		if g, ok := decodeGadget(m[at:min(at+8, len(m))]); ok && offs[g.index()] < 0 {
+			offs[g.index()] = int64(at)
+			left--
+		}
+		at++
+	}
+	return offs
+}
