@@ -362,6 +362,8 @@ func (c *compiler) run() error {
 		c.emit(wire.Op{Kind: wire.Load, Dst: r, V: [8]wire.Value{via}, Name: "the image's bytes that set rflags"})
 		c.emit(wire.Op{Kind: wire.Check, V: [8]wire.Value{wire.At(r, 0), wire.Imm(g.want)}, Name: "is the planned bytes"})
 		c.out.entryWords = words + 2
+	} else {
+		c.note("rflags at the entry are 0x246, not 0x202: the image has no `popfq; ret`, nor an `add $imm8, %%rsp; ...; ret` that leaves 0x202 for this stack pointer, for the stub to enter it through")
 	}
 	execFD, haveExecFD := c.fdv[p.ExecFD]
 	haveExecFD = haveExecFD && p.ExecFD != nil

@@ -90,9 +90,14 @@ func TestFindFlagsGadget(t *testing.T) {
 				if want != map[bool]uint64{true: 0x202, false: 0x246}[ok] {
 					t.Errorf("EntryFlags = %#x with gadget %v", want, ok)
 				}
-				res, _ := runPlan(t, plan, true)
+				res, proc := runPlan(t, plan, true)
 				if !res.status.Exited() || uint64(res.status.ExitStatus()) != want&0xff {
 					t.Errorf("argv %d (sp %v): the program exited with %v, want rflags %#x", n, sp, res.status, want)
+				}
+				// --verbose says it when they are not the kernel's.
+				noted := slices.ContainsFunc(proc.Notes, func(n string) bool { return strings.HasPrefix(n, "rflags at the entry are 0x246") })
+				if noted != (want == 0x246) {
+					t.Errorf("rflags %#x, notes %q", want, proc.Notes)
 				}
 				seen[want]++
 			}

@@ -118,6 +118,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	if err != nil {
 		return "compiling the plan", err
 	}
+	for _, note := range cp.notes {
+		tr.logf("pid %d: note: %s", tid, note)
+	}
 	if err := pf.write(planStub.elf(), cp.prog.Encode()); err != nil {
 		return "writing the plan", err
 	}
