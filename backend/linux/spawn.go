@@ -152,18 +152,19 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 
 	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 		// Nothing is this thread's: fork from here.
-		p, err, _ := forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
+		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr)
 		return p, err
 	}
 	// The persona (and, with AtEntry, the tracer) is this thread's.
 	return onNewThread(func() (*Process, error, bool) {
-		return forkStub(stubPath, argv, fds, plan, cp, opts, persona, sw, sr)
+		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr)
 	})
 }
 
 // forkStub forks and execs the stub, and waits until it entered the
 // program or died. traced reports whether a tracee may be left attached.
-func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *compiled, opts *Options,
+// The first callerN of fds are the caller's descriptors.
+func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *execsw.Plan, cp *compiled, opts *Options,
 	persona uint32, sw, sr *os.File) (p *Process, err error, traced bool) {
 	var spa syscall.SysProcAttr
 	if opts.Sys != nil {
@@ -175,22 +176,34 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	if err != nil {
 		return nil, &Error{Step: "starting the stub", Err: err}, false
 	}
-	if persona != old {
-		if _, err := sys.Personality(persona); err != nil {
-			return nil, &Error{Step: "starting the stub", Err: err}, false
+	forkExec := func(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+		if persona != old {
+			if _, err := sys.Personality(persona); err != nil {
+				return 0, err
+			}
+			defer sys.Personality(old)
 		}
+		return syscall.ForkExec(path, argv, attr)
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
-	if persona != old {
-		_, _ = sys.Personality(old)
-	}
+	pid, err := forkExec(path, argv, attr)
 	sw.Close()
 	step("build:forked")
+	kernel := ""
 	if planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
 	} else if err != nil && !spa.Ptrace && (err == syscall.EACCES || err == syscall.EPERM) {
 		// A sandbox's exec rules (Landlock, an LSM) refuse the stub.
-		err = fmt.Errorf("executing the stub %s: %w", path, err)
+		if !kernelInstead(plan, opts) {
+			err = fmt.Errorf("executing the stub %s: %w", path, err)
+		} else {
+			// The plan is the kernel's own exec of what the caller
+			// asked for: the kernel makes it, as os/exec would.
+			kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
+			attr.Env, attr.Files = opts.Env, fds[:callerN]
+			if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {
+				return nil, &Error{Step: "the kernel's exec of " + opts.Path, Err: err}, false
+			}
+		}
 	}
 	if err != nil {
 		return nil, &Error{Step: "starting the stub", Err: err}, false
@@ -198,6 +211,12 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 	proc, err := os.FindProcess(pid)
 	if err != nil {
 		return nil, &Error{Pid: pid, Step: "opening a pidfd", Err: err}, false
+	}
+	if kernel != "" {
+		if opts.Logf != nil {
+			opts.Logf("note: %s", kernel)
+		}
+		return &Process{Pid: pid, Kernel: kernel, p: proc}, nil, false
 	}
 	out := &Process{Pid: pid, Notes: cp.notes, Kernel: cp.kernel, p: proc}
 	if opts.NoRandom {
@@ -244,6 +263,15 @@ func forkStub(path string, argv []string, fds []uintptr, plan *execsw.Plan, cp *
 		return nil, e, false
 	}
 	return out, nil, false
+}
+
+// kernelInstead says whether, where a sandbox refuses the stub, the
+// kernel's exec of opts.Path gives what the stub would have built: the plan
+// is the kernel's own exec (not through an emulation root, a binfmt rule
+// or veriexec's pinned files) of a path, with nothing the stub would have
+// set up but what os/exec sets up too.
+func kernelInstead(plan *execsw.Plan, opts *Options) bool {
+	return plan.Extended == "" && opts.Path != "" && opts.Fexecve == nil && opts.SigMask == nil && opts.notifySock == nil
 }
 
 // stubError is a failure the stub reported.

@@ -5,7 +5,10 @@ package linux
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -111,5 +115,75 @@ func TestStubOpensByName(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ESTALE) || !strings.Contains(err.Error(), "is the planned file") {
 		t.Fatalf("a replaced file: %v, want SIGSEGV, ESTALE and the check's name", err)
+	}
+}
+
+// TestSpawnStubRefused: in a sandbox that may execute only /usr and the
+// test (Landlock), the stub cannot be executed; Start then has the kernel
+// exec the program as planned, and it runs as natively, with the caller's
+// descriptors only, and Process.Kernel says why. Where the stub would have
+// set up more than os/exec does (a signal mask), Start fails with the
+// kernel's EACCES, naming the stub.
+func TestSpawnStubRefused(t *testing.T) {
+	if os.Getenv("UEXEC_SPAWN_REFUSED") == "1" {
+		spawnRefusedChild(t)
+		return
+	}
+	box := testenv.BuildC(t, "../../cmd/uexec/testdata/progs/landlockexec.c")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(box, "/usr:"+filepath.Dir(exe), exe, "-test.run=^TestSpawnStubRefused$", "-test.v")
+	cmd.Env = append(os.Environ(), "UEXEC_SPAWN_REFUSED=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnStubRefused") {
+		t.Fatalf("in the sandbox: %v\n%s", err, out)
+	}
+}
+
+// spawnRefusedChild is TestSpawnStubRefused in its sandbox.
+func spawnRefusedChild(t *testing.T) {
+	const ls = "/usr/bin/ls"
+	argv := []string{"ls", "/proc/self/fd"}
+	plan, err := newSwitch(t).Execve(selfRequest(t, ls, argv, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	run := func(start func(w *os.File) (*os.Process, string)) (string, string) {
+		r, w := pipe(t)
+		p, kernel := start(w)
+		w.Close()
+		out, _ := io.ReadAll(r)
+		if st, err := p.Wait(); err != nil || !st.Success() {
+			t.Fatalf("ls: %v %v: %s", st, err, out)
+		}
+		return string(out), kernel
+	}
+	env := []string{"LC_ALL=C"}
+	native, _ := run(func(w *os.File) (*os.Process, string) {
+		pid, err := syscall.ForkExec(ls, argv, &syscall.ProcAttr{Env: env, Files: []uintptr{^uintptr(0), w.Fd(), w.Fd()}})
+		if err != nil {
+			t.Fatalf("natively: %v", err)
+		}
+		p, _ := os.FindProcess(pid)
+		return p, ""
+	})
+	under, kernel := run(func(w *os.File) (*os.Process, string) {
+		p, err := Start(plan, &Options{Path: ls, Argv: argv, Env: env, Files: []*os.File{nil, w, w}})
+		if err != nil {
+			t.Fatalf("Start in the sandbox: %v", err)
+		}
+		return p.p, p.Kernel
+	})
+	// What the program sees of its descriptors: nothing of uexec's.
+	if under != native || !strings.Contains(kernel, "the stub could not be executed (permission denied)") {
+		t.Errorf("ls /proc/self/fd printed %q, natively %q; Kernel %q", under, native, kernel)
+	}
+	mask := uint64(1 << (unix.SIGUSR1 - 1))
+	_, err = Start(plan, &Options{Path: ls, Argv: argv, SigMask: &mask})
+	if !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "executing the stub") {
+		t.Errorf("Start with a signal mask in the sandbox: %v, want the stub's EACCES", err)
 	}
 }
