@@ -296,6 +296,9 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 		statFlags |= unix.AT_SYMLINK_NOFOLLOW
 		openFlags |= unix.O_NOFOLLOW
 	}
+	if epp.Req.Pid > 0 && epp.Req.Pid != os.Getpid() {
+		return epp.openFastFor(name, p, noFollow)
+	}
 	var stx unix.Statx_t
 	err = unix.Statx(unix.AT_FDCWD, p, statFlags, unix.STATX_TYPE|unix.STATX_MODE, &stx)
 	switch {
@@ -311,6 +314,48 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 		return nil, "", true, err
 	}
 	fd, err := unix.Open(p, openFlags, 0)
+	if err != nil {
+		return nil, "", false, nil
+	}
+	fh := newExecFile(fd, p)
+	if vf, err = epp.checkOpened(fh, name, nil); err != nil {
+		fh.Close()
+		return nil, "", true, err
+	}
+	return vf, p, true, nil
+}
+
+// openFastFor is openFast of host path p for another process's exec: the
+// kernel's walk may not follow a magic link (RESOLVE_NO_MAGICLINKS), since
+// procfs's self, which /dev/fd and /dev/stdin lead to, would be uexec's
+// there, and the walk of lookup, which knows whose it is, decides then. The
+// file is opened with O_PATH first (no device or FIFO is ever opened) and
+// reopened for reading once it is known to be a regular file.
+func (epp *Package) openFastFor(name, p string, noFollow bool) (vf *vm.File, resolved string, ok bool, err error) {
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	if noFollow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	opath, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	switch {
+	case err == unix.EACCES || err == unix.ENOSYS || err == unix.EPERM || err == unix.ELOOP || err == unix.EXDEV:
+		// ELOOP: a magic link, or too many links (lookup says which).
+		return nil, "", false, nil
+	case err != nil:
+		return nil, "", true, &ExecError{Path: name, Reason: "lookup", Err: err}
+	}
+	defer unix.Close(opath)
+	var stx unix.Statx_t
+	if err := unix.Statx(opath, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE|unix.STATX_MODE, &stx); err != nil {
+		return nil, "", false, nil
+	}
+	if uint32(stx.Mode)&unix.S_IFMT == unix.S_IFLNK {
+		return nil, "", true, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
+	}
+	if err := epp.checkType(name, uint32(stx.Mode)); err != nil {
+		return nil, "", true, err
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(opath), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, "", false, nil
 	}
@@ -465,22 +510,39 @@ func inGroup(c *Cred, gid uint32) bool {
 	return false
 }
 
-// magicLink reports whether the symbolic link at host path p is one of
-// procfs's magic links: a link in a procfs directory other than the
-// procfs root (whose links, self, thread-self, mounts, are ordinary).
-func magicLink(p string) bool {
-	dir := path.Dir(p)
+// procDir reports whether the host directory dir is in a procfs, and
+// whether it is a procfs root. A symbolic link in a procfs directory other
+// than the root is one of procfs's magic links (/proc/PID/exe, cwd, root,
+// fd/N); the root's (self, thread-self, mounts) are ordinary.
+func procDir(dir string) (inProc, root bool) {
 	var fs unix.Statfs_t
 	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
-		return false
+		return false, false
 	}
 	var d, parent unix.Stat_t
 	if unix.Stat(dir, &d) != nil || unix.Stat(path.Dir(dir), &parent) != nil {
-		return false
+		return false, false
 	}
 	// The procfs root is the directory whose parent is on another
 	// device.
-	return d.Dev == parent.Dev
+	return true, d.Dev != parent.Dev
+}
+
+// selfLink is what the procfs root's link name (with target as this
+// process reads it) says to the caller: its own pid for self, its thread
+// for thread-self.
+func (req *Request) selfLink(name, target string) string {
+	tid := req.Tid
+	if tid == 0 {
+		tid = req.Pid
+	}
+	switch name {
+	case "self":
+		return strconv.Itoa(req.Pid)
+	case "thread-self":
+		return strconv.Itoa(req.Pid) + "/task/" + strconv.Itoa(tid)
+	}
+	return target
 }
 
 // hostPath maps a path resolved inside the caller's root to the host.
@@ -597,7 +659,14 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 			if target == "" {
 				return "", nil, execErr(name, unix.ENOENT, "empty symbolic link")
 			}
-			if magicLink(p) {
+			inProc, procRoot := procDir(path.Dir(p))
+			if procRoot && epp.Req.Pid > 0 {
+				// procfs's self and thread-self name the process that
+				// reads them: here uexec, for a caller's path (/dev/fd/N
+				// and /dev/stdin lead there).
+				target = epp.Req.selfLink(path.Base(p), target)
+			}
+			if inProc && !procRoot {
 				// fs/proc: a magic link (/proc/PID/exe, cwd, root,
 				// fd/N) jumps to its file (nd_jump_link): the
 				// directories on the way to it are not searched.

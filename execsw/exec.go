@@ -126,9 +126,12 @@ type Request struct {
 	// overcommit limit); nil reads them from /proc (MachineFromProc).
 	Machine *Machine
 	// Pid is the caller's process: the descriptor AT_EXECFD will get
-	// (binfmt_misc O) is predicted from its descriptor table. 0 means
-	// this process.
+	// (binfmt_misc O) is predicted from its descriptor table, and procfs's
+	// self link in a path names it. 0 means this process.
 	Pid int
+	// Tid is the caller's thread, which procfs's thread-self names; 0
+	// means Pid.
+	Tid int
 }
 
 // Link is one step of a handler chain: which format matched which file.

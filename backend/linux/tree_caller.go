@@ -274,7 +274,7 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 	if err != nil {
 		return nil, err
 	}
-	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: root, Cred: c.cred}
+	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: root, Cred: c.cred, Pid: c.tgid, Tid: c.tid}
 	if req.RlimitStack, err = c.rlimit(unix.RLIMIT_STACK, "Max stack size"); err != nil {
 		return nil, err
 	}

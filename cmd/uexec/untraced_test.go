@@ -252,3 +252,32 @@ func TestImageAtZero(t *testing.T) {
 	}
 	compareTree(t, "/bin/sh", "-c", prog+"; echo status $?")
 }
+
+// TestTreeProcSelfLinks: a path that reaches procfs's self through a
+// symbolic link (/dev/fd/N, /dev/stdin, a link to /proc/self/exe or to
+// /proc/self/cwd) names the caller's own descriptors, binary and cwd, as
+// natively, for root's and an ordinary user's uexec; uexec resolved such a
+// path as its own process and ran its own descriptors (bash, ld.so) or
+// itself.
+func TestTreeProcSelfLinks(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to
+	dir := testenv.SharedTempDir(t)
+	bin := filepath.Join(dir, "uexec")
+	copyFile(t, uexecBin, bin, 0o755)
+	copyFile(t, "/bin/echo", filepath.Join(dir, "echo"), 0o755)
+	os.Symlink("/proc/self/exe", filepath.Join(dir, "me"))
+	os.Symlink("/proc/self/cwd", filepath.Join(dir, "cwd"))
+	script := fmt.Sprintf(`exec 3</bin/echo; /dev/fd/3 fd; /dev/stdin stdin </bin/echo
+%[1]s/me -c "echo exe"; cd %[1]s && %[1]s/cwd/echo cwd
+/dev/fd/9 nine; echo $?; /proc/thread-self/fd/3 thread-self`, dir)
+	for _, prefix := range [][]string{nil, asNobody(t)} {
+		native := runCmd(t, "", "/", append(append([]string{}, prefix...), "/bin/bash", "-c", script)...)
+		under := runCmd(t, "", "/", append(append([]string{}, prefix...), bin, "run", "/bin/bash", "-c", script)...)
+		if !strings.HasPrefix(native.stdout, "fd\nstdin\nexe\ncwd\n127\nthread-self\n") || native.String() != under.String() {
+			t.Errorf("%v: natively:\n%v\nunder uexec run:\n%v", prefix, native, under)
+		}
+	}
+	// An ordinary user's calls in root's tree.
+	compareTree(t, append(asNobody(t), "/bin/bash", "-c", script)...)
+}
