@@ -272,9 +272,9 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
-			dir := s.Dir
+			dir := execsw.DirName(s.Dir)
 			if dir == "" {
-				dir, _ = os.Getwd()
+				dir = execsw.DirName(selfDir())
 			}
 			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
 				Chain: plan.Chain, By: "uexec", Note: plan.Cred.IgnoredNote(), Stopped: s.StopAtEntry}

@@ -25,11 +25,8 @@ func NewSwitch() *execsw.Switch {
 // process: its cwd, root, credentials, RLIMIT_STACK, RLIMIT_DATA,
 // personality and no_new_privs.
 func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: dir, Root: "/"}
+	req := &execsw.Request{Path: path, Argv: argv, Envp: envp, Dir: selfDir(), Root: "/"}
+	var err error
 	if req.Cred, err = SelfCred(); err != nil {
 		return nil, err
 	}
@@ -48,6 +45,18 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 	}
 	req.Downgrade = os.Geteuid() != 0
 	return req, nil
+}
+
+// selfDir is this process's cwd as Request.Dir: its name, or, for a
+// cwd that has none to resolve from (removed, or longer than PATH_MAX,
+// where an exec still resolves relative paths from the directory itself),
+// procfs's link to it.
+func selfDir() string {
+	dir, err := os.Getwd()
+	if err != nil || len(dir) >= unix.PathMax {
+		return "/proc/self/cwd"
+	}
+	return dir
 }
 
 // Randomized reports whether an exec by this process would be randomised:

@@ -545,6 +545,43 @@ func (req *Request) selfLink(name, target string) string {
 	return target
 }
 
+// ProcCwd reports whether dir is procfs's magic link to a process's cwd
+// (/proc/self/cwd, /proc/PID/cwd, /proc/PID/task/TID/cwd): Request.Dir
+// for a cwd that has no name to resolve from (removed, or longer than
+// PATH_MAX).
+func ProcCwd(dir string) bool {
+	rest, ok := strings.CutPrefix(dir, "/proc/")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutSuffix(rest, "/cwd")
+	if !ok {
+		return false
+	}
+	proc := func(s string) bool { _, err := strconv.ParseUint(s, 10, 31); return s == "self" || err == nil }
+	f := strings.Split(rest, "/")
+	switch len(f) {
+	case 1:
+		return proc(f[0])
+	case 3:
+		_, err := strconv.ParseUint(f[2], 10, 31)
+		return proc(f[0]) && f[1] == "task" && err == nil
+	}
+	return false
+}
+
+// DirName is how a Request.Dir reads in a log: its name, or for procfs's
+// link what the link says ("NAME (deleted)"; the link itself where the
+// name is longer than PATH_MAX).
+func DirName(dir string) string {
+	if ProcCwd(dir) {
+		if n, err := os.Readlink(dir); err == nil {
+			return n
+		}
+	}
+	return dir
+}
+
 // hostPath maps a path resolved inside the caller's root to the host.
 func (epp *Package) hostPath(resolved string) string {
 	root := epp.Req.Root
@@ -572,6 +609,11 @@ func (epp *Package) lookup(name string, noFollow bool) (string, *unix.Stat_t, er
 // emulation root goes to its parent.
 func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (string, *unix.Stat_t, error) {
 	var comps []string // resolved components from the root
+	// base: the first base components name a directory through procfs's
+	// magic link to it (a cwd that was removed, or whose name is too
+	// long; a magic link to a removed directory): ".." there is the
+	// kernel's to take, from the directory itself.
+	base := 0
 	emulActive := emul != nil
 	if emulActive && strings.HasPrefix(name, "/") && !strings.HasPrefix(name, "/../") {
 		comps = append(comps, emul...)
@@ -585,6 +627,9 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 			if c != "" {
 				comps = append(comps, c)
 			}
+		}
+		if ProcCwd(cwd) {
+			base = len(comps)
 		}
 	}
 	links := 0
@@ -630,8 +675,12 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 			}
 			continue
 		case "..":
-			if len(comps) > 0 {
+			switch {
+			case len(comps) > base:
 				comps = comps[:len(comps)-1]
+			case base > 0:
+				comps = append(comps, "..")
+				base = len(comps)
 			}
 			if last {
 				if err := unix.Stat(epp.hostPath("/"+strings.Join(comps, "/")), &st); err != nil {
@@ -643,7 +692,9 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 		if len(c) > nameMax {
 			return "", nil, execErr(name, unix.ENAMETOOLONG, "component of %d bytes", len(c))
 		}
-		p := epp.hostPath("/" + path.Join(append(append([]string{}, comps...), c)...))
+		// Joined as they are: ".." after a procfs link (base) is the
+		// kernel's to take.
+		p := epp.hostPath("/" + strings.Join(append(append([]string{}, comps...), c), "/"))
 		if err := unix.Lstat(p, &st); err != nil {
 			return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
 		}
@@ -674,8 +725,9 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 					return "", nil, &ExecError{Path: name, Reason: "lookup", Err: err}
 				}
 				comps = splitPath(p)
+				base = len(comps)
 				if strings.HasPrefix(target, "/") && !strings.HasSuffix(target, " (deleted)") && (epp.Req.Root == "" || epp.Req.Root == "/") {
-					comps = splitPath(target)
+					comps, base = splitPath(target), 0
 				}
 				emulActive = false
 				if !last {
@@ -686,7 +738,7 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 				continue
 			}
 			if strings.HasPrefix(target, "/") {
-				comps = comps[:0]
+				comps, base = comps[:0], 0
 				if emulActive && !strings.HasPrefix(target, "/../") {
 					comps = append(comps, emul...)
 				} else {

@@ -430,7 +430,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	req.EmulRoot = tr.opts.EmulRoot
-	ev.Cwd = req.Dir
+	ev.Cwd = execsw.DirName(req.Dir)
 	if req.File != nil {
 		defer req.File.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -396,7 +397,9 @@ func stubFDPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
 // root), so that nothing but the stub need be handed over.
 func (tr *Tree) byNameFiles(c *caller, plan *execsw.Plan) bool {
 	for _, f := range planFileList(plan) {
-		if c.mayOpen(f.Name(), mayR, f.Dev, f.Ino) != nil {
+		// A name through procfs (a removed cwd's link) may not outlive
+		// the exec of the stub (a thread's directory).
+		if strings.HasPrefix(f.Name(), "/proc/") || c.mayOpen(f.Name(), mayR, f.Dev, f.Ino) != nil {
 			return false
 		}
 	}

@@ -266,7 +266,7 @@ func (c *caller) maySetExe() bool {
 // cwd, root, limits and personality.
 func (c *caller) request(path string, argv, envp []string) (*execsw.Request, error) {
 	proc := "/proc/" + strconv.Itoa(c.tid)
-	dir, err := os.Readlink(proc + "/cwd")
+	dir, err := c.dir()
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +292,29 @@ func (c *caller) request(path string, argv, envp []string) (*execsw.Request, err
 	// place can give a set-id program its ids.
 	req.Downgrade = os.Geteuid() != 0 || !c.maySetID()
 	return req, nil
+}
+
+// dir is the caller's cwd as Request.Dir: its name, or procfs's link to it
+// where it has none to resolve from: removed (its link reads "NAME
+// (deleted)") or longer than PATH_MAX (ENAMETOOLONG). The link is the
+// process's, not the thread's, when the thread shares the process's cwd:
+// the stub may open the plan's files by name once it is the process's only
+// thread, and the thread's directory in /proc is gone then.
+func (c *caller) dir() (string, error) {
+	link := "/proc/" + strconv.Itoa(c.tid) + "/cwd"
+	dir, err := os.Readlink(link)
+	if err == nil && !strings.HasSuffix(dir, " (deleted)") {
+		return dir, nil
+	}
+	if err != nil && err.(*os.PathError).Err != unix.ENAMETOOLONG {
+		return "", err
+	}
+	var own, leader unix.Stat_t
+	pl := "/proc/" + strconv.Itoa(c.tgid) + "/cwd"
+	if unix.Stat(link, &own) == nil && unix.Stat(pl, &leader) == nil && own.Dev == leader.Dev && own.Ino == leader.Ino {
+		return pl, nil
+	}
+	return "/proc/" + strconv.Itoa(c.tgid) + "/task/" + strconv.Itoa(c.tid) + "/cwd", nil
 }
 
 // rlimit returns the caller's soft limit res: with prlimit, or, when

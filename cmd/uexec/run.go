@@ -104,7 +104,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		return failure(stderr, o.argv[0], err)
 	}
 	defer p.Close()
-	first.Path, first.Argv, first.Chain, first.Cwd = req.Path, req.Argv, p.Chain, req.Dir
+	first.Path, first.Argv, first.Chain, first.Cwd = req.Path, req.Argv, p.Chain, execsw.DirName(req.Dir)
 	first.Note = p.Cred.IgnoredNote()
 	if first.Cwd == "" {
 		first.Cwd, _ = os.Getwd()

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestRunCwdWithoutName: from a cwd that has no name to resolve from, one
+// that was removed or one whose name is longer than PATH_MAX, an exec still
+// runs absolute and relative paths (from the directory itself, ".." to its
+// parent), as natively: the first program (tree and --once) and the execs
+// of the tree, for root and an ordinary user. uexec failed there (getwd:
+// ENOENT, lookup: ENAMETOOLONG), and the tree's relative execs with ENOENT.
+// The log names the cwd as procfs does ("NAME (deleted)").
+func TestRunCwdWithoutName(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to
+	dir := testenv.SharedTempDir(t)
+	bin := filepath.Join(dir, "uexec")
+	copyFile(t, uexecBin, bin, 0o755)
+	copyFile(t, "/bin/echo", filepath.Join(dir, "hello"), 0o755)
+	work := filepath.Join(dir, "work")
+	os.Mkdir(work, 0o777)
+	os.Chmod(work, 0o777)
+	long := strings.Repeat("x", 200)
+	setups := map[string]string{
+		"removed": fmt.Sprintf(`d=$(mktemp -d -p %s) && cp %s/hello $d/.. 2>/dev/null; cd $d && rmdir $d`, work, dir),
+		"long":    fmt.Sprintf(`cd $(mktemp -d -p %s) && for i in $(seq 25); do mkdir %s && cd %s || exit 9; done && cp %s/hello .`, work, long, long, dir),
+	}
+	// In the long cwd, ./hello is there; from the removed one, ../hello
+	// is the copy in its parent, which ".." reaches from the directory
+	// itself.
+	progs := map[string]string{"removed": "../hello", "long": "./hello"}
+	for _, user := range [][]string{nil, asNobody(t)} {
+		for name, setup := range setups {
+			prog := progs[name]
+			tree := fmt.Sprintf(`%s x; /bin/echo abs; %s y; echo $?`, prog, prog)
+			for _, mode := range []struct{ name, native, under string }{
+				// env(1): bash's own exec makes the name absolute.
+				{"first", "exec env " + prog + " first", "exec " + bin + " run " + prog + " first"},
+				{"once", "exec env " + prog + " once", "exec " + bin + " run --once " + prog + " once"},
+				{"tree", "exec env /bin/sh -c '" + tree + "'", "exec " + bin + " run /bin/sh -c '" + tree + "'"},
+			} {
+				native := runCmd(t, "", "/", append(append([]string{}, user...), "/bin/bash", "-c", setup+" && "+mode.native)...)
+				under := runCmd(t, "", "/", append(append([]string{}, user...), "/bin/bash", "-c", setup+" && "+mode.under)...)
+				if !strings.Contains(native.stdout, mode.name) && !strings.Contains(native.stdout, "x\nabs\ny\n0\n") || native.String() != under.String() {
+					t.Errorf("%v %s cwd, %s: natively:\n%v\nunder uexec:\n%v", user, name, mode.name, native, under)
+				}
+			}
+		}
+	}
+	// The log's cwd.
+	r := runCmd(t, "", "/", "/bin/sh", "-c", setups["removed"]+" && exec "+bin+" run --log-execs - /bin/sh -c /bin/true")
+	if n := strings.Count(r.stderr, ` (deleted)","path"`); n != 2 {
+		t.Errorf("the log names the removed cwd %d times, want 2 (sh and true):\n%s", n, r.stderr)
+	}
+}
