@@ -142,6 +142,11 @@ type SpawnRequest struct {
 	// same way: it gets the path as passed and the program file it names
 	// (absolute, symlinks resolved; "" when unknown).
 	StopAtExec func(path, resolved string) bool
+	// OnFirstStop, with Tree, is called when the program (this process's
+	// child) stops for job control, with the signal that stopped it, on
+	// the serving thread: a supervisor that stands in for the program with
+	// its own parent stops itself so, as `uexec run` does.
+	OnFirstStop func(pid int, sig syscall.Signal)
 	// Image, when set, is the program itself (an ELF or a #! script),
 	// read to its end and exec'd as fexecve(3) of a sealed memfd named
 	// ImageName ("image" when empty) would: Path is then ignored, and
@@ -269,7 +274,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	p := &Process{exited: make(chan struct{}), done: make(chan struct{})}
 	if s.Tree {
 		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
-			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec}
+			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec, OnFirstStop: s.OnFirstStop}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
 			dir := execsw.DirName(s.Dir)

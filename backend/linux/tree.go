@@ -59,6 +59,12 @@ type TreeOptions struct {
 	// reports only while uexec serves the tree (not for processes released
 	// by NoWaitDescendants). See exitwatch.go.
 	OnExit func(*ExitEvent)
+	// OnFirstStop, when set, is called when the first program (this
+	// process's child) stops for job control, with the signal that
+	// stopped it, on the serving thread: a supervisor that stands in for
+	// it with its own parent stops itself so (a shell waits for the
+	// supervisor, not for the program).
+	OnFirstStop func(pid int, sig syscall.Signal)
 }
 
 // ExecEvent is one exec of the tree, as --log-execs reports it.

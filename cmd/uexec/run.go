@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -20,7 +22,7 @@ import (
 // forwarded are the signals uexec passes on to the program, as a process
 // supervisor would; the program decides what they do.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT}
 
 // initialSigMask is the signal mask uexec was started with, which the
 // program inherits as from a kernel exec; nil when unknown.
@@ -168,6 +170,11 @@ func supervise(proc *uexec.Process, tree bool, sigs chan os.Signal, stderr io.Wr
 		select {
 		case sig := <-sigs:
 			if ttySignals[sig] && inForeground() {
+				continue
+			}
+			if sig == syscall.SIGCONT && !stoppedNow(proc.Pid) {
+				// uexec was continued with its process group (the
+				// shell's fg or bg), which holds the program too.
 				continue
 			}
 			proc.Signal(sig)
@@ -363,6 +370,13 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 			}
 		}
 	}
+	if !o.stopAtEntry {
+		// A shell waits for uexec: when the program stops on its own,
+		// uexec stops with the same signal, and SIGCONT to uexec
+		// continues it (supervise). A program left stopped at its
+		// entry is not a stop of the job.
+		sreq.OnFirstStop = standInStop
+	}
 	proc, err := e.SpawnPlan(context.Background(), p, sreq)
 	var be *uexec.StartError
 	var errno syscall.Errno
@@ -384,4 +398,26 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 		printNotes(stderr, p, first.Path)
 	}
 	return supervise(proc, true, sigs, stderr, nil)
+}
+
+// standInStop stops uexec with sig, the signal that stopped the first
+// program pid, as the program's stand-in with uexec's parent; unless the
+// program runs again by now: a stop sent to the whole process group (the
+// terminal's ^Z, SIGTTIN for a background read) stopped uexec too, and the
+// shell's fg or bg has continued both.
+func standInStop(pid int, sig syscall.Signal) {
+	if stoppedNow(pid) {
+		syscall.Kill(os.Getpid(), sig)
+	}
+}
+
+// stoppedNow reports whether process pid is in a stop (state T in
+// /proc/PID/stat; not t, a tracer's stop).
+func stoppedNow(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }

@@ -281,3 +281,29 @@ func TestTreeProcSelfLinks(t *testing.T) {
 	// An ordinary user's calls in root's tree.
 	compareTree(t, append(asNobody(t), "/bin/bash", "-c", script)...)
 }
+
+// TestTreeFirstStops: the first program that stops on its own (SIGSTOP or
+// SIGTSTP to its pid) stops uexec with the same signal, so that the shell,
+// which waits for uexec, sees the job stopped with the program's status
+// (147, 148), and SIGCONT to uexec (fg, or to its pid alone) runs the
+// program again, as natively; uexec kept running, and the shell waited
+// forever.
+func TestTreeFirstStops(t *testing.T) {
+	needRun(t)
+	bash := testenv.NeedTool(t, "bash")
+	job := `set -m
+RUN sh -c 'kill -STOP $$; echo resumed'; echo st=$?; kill -CONT %1; wait %1; echo end=$?
+RUN sh -c 'kill -TSTP $$; echo resumed'; echo st=$?; fg >/dev/null; echo end=$?`
+	// Without job control: the stopped job's pid is uexec's (state T, Tl
+	// with its threads), and a SIGCONT to that pid alone continues the
+	// program.
+	bare := `RUN sh -c 'kill -STOP $$; echo resumed' & p=$!
+until ps -o stat= -p $p | grep -q ^T; do sleep 0.05; done; echo stopped; kill -CONT $p; wait $p; echo end=$?`
+	for _, script := range []string{job, bare} {
+		native := runCmd(t, "", "/", "timeout", "20", bash, "-c", strings.ReplaceAll(script, "RUN ", ""))
+		under := runCmd(t, "", "/", "timeout", "20", bash, "-c", strings.ReplaceAll(script, "RUN ", uexecBin+" run "))
+		if native.stdout != under.stdout || native.status != under.status || native.status.ExitStatus() != 0 {
+			t.Errorf("natively:\n%v\nunder uexec run:\n%v", native, under)
+		}
+	}
+}
