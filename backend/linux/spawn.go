@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 // it) tells whether the stub got to the program: it is closed just before
 // the jump, or carries the failed op and its result.
 func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
+	checkPidfd()
 	files := opts.Files
 	if files == nil {
 		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -273,6 +275,19 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 func kernelInstead(plan *execsw.Plan, opts *Options) bool {
 	return plan.Extended == "" && opts.Path != "" && opts.Fexecve == nil && opts.SigMask == nil && opts.notifySock == nil
 }
+
+// checkPidfd makes os's first use of pidfds happen before a child of ours
+// may be stopped by its job: os checks, once, that clone(CLONE_PIDFD) works
+// by a vfork whose child exits at once, and that check in os.FindProcess
+// came after the stub's fork. A stop of the job (SIGTTIN of the program's
+// background read, ^Z) that caught the check's child then left its parent
+// thread in the vfork's wait, which takes no part in a stop: uexec never
+// stopped and the shell waited for it forever.
+var checkPidfd = sync.OnceFunc(func() {
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Release()
+	}
+})
 
 // stubError is a failure the stub reported.
 type stubError struct {

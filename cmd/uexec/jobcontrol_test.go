@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestTreeBackgroundJobFg: in an interactive bash on a terminal, `uexec run
+// sh script &` whose script reads the terminal, brought to the foreground
+// at once with fg, reads what is typed and ends, as natively. The job's
+// stop for its background read (SIGTTIN) caught os's one-time check of
+// clone(CLONE_PIDFD), a vfork, in uexec (about one start in six): the
+// parent thread's vfork wait takes no part in a stop, so uexec never
+// stopped and bash waited for it forever. The race needs many tries.
+func TestTreeBackgroundJobFg(t *testing.T) {
+	needRun(t)
+	bash := testenv.NeedTool(t, "bash")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "rd.sh")
+	os.WriteFile(script, []byte("read -r x; echo read=$x\n"), 0o644)
+	for i := range 12 {
+		out, ok := ptySession(t, bash, []ptyStep{
+			{300 * time.Millisecond, uexecBin + " run sh " + script + " &\n"},
+			{10 * time.Millisecond, "fg\n"},
+			{300 * time.Millisecond, "hello\n"},
+		}, "read=hello", 10*time.Second)
+		if !ok {
+			t.Fatalf("try %d: the job did not read and end within 10s:\n%s", i, out)
+		}
+	}
+}
+
+type ptyStep struct {
+	after time.Duration
+	input string
+}
+
+// ptySession runs an interactive shell on a new terminal, types each step's
+// input after its delay, and waits up to deadline for want in the output.
+func ptySession(t *testing.T, shell string, steps []ptyStep, want string, deadline time.Duration) (string, bool) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		testenv.Need(t, false, "no pseudo-terminals: %v", err)
+	}
+	defer m.Close()
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(shell, "--norc", "-i")
+	cmd.Env = append(append([]string{}, testEnv...), "PS1=$ ", "TERM=dumb")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The session ends with its leader: the kernel hangs up the
+	// terminal's processes, a stuck job's too.
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := m.Read(b)
+			mu.Lock()
+			out.Write(b[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for _, st := range steps {
+		time.Sleep(st.after)
+		m.WriteString(st.input)
+	}
+	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := out.String()
+		mu.Unlock()
+		if strings.Contains(got, want) {
+			return got, true
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return out.String(), false
+}
