@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
@@ -48,6 +49,12 @@ func (o *options) exsw(logw io.Writer) (*execsw.Switch, error) {
 			dirs, opt := binfmt.SystemDirs, "--binfmt-system"
 			if !src.system {
 				dirs, opt = []string{src.dir}, "--binfmt-dir "+src.dir
+				// systemd-binfmt skips a directory of its search
+				// path that does not exist; a directory named here
+				// that does not is a mistake, not an empty set.
+				if _, err := os.Stat(src.dir); err != nil {
+					return nil, fmt.Errorf("%s: %w", opt, unwrapErrno(err))
+				}
 			}
 			rules, err := binfmt.LoadConf(dirs...)
 			if err == nil {

@@ -142,12 +142,13 @@ func TestPlanFailures(t *testing.T) {
 		{"bad binfmt rule", []string{"plan", "--binfmt", ":a:E::x::/p:Q", "/bin/true"}, 125, `binfmt rule ":a:E::x::/p:Q"`},
 		{"binfmt rule twice", []string{"plan", "--binfmt", ":a:E::x::/p:", "--binfmt", ":a:E::y::/p:", "/bin/true"}, 125, "(EEXIST)"},
 		{"binfmt F without interpreter", []string{"plan", "--binfmt", ":a:E::x::" + goldenDir + "/nothing:F", "/bin/true"}, 125, "(ENOENT)"},
-		{"binfmt missing dir file", []string{"plan", "--binfmt-dir", goldenDir + "/nothing", "/bin/true"}, 0, ""},
+		{"binfmt missing dir", []string{"plan", "--binfmt-dir", goldenDir + "/nothing", "/bin/true"}, 125, "(ENOENT)"},
 		{"missing interpreter", []string{"plan", goldenDir + "/noshell"}, 127, goldenDir + "/missing"},
 		{"usage", []string{"plan"}, 125, "no program given"},
 		{"help", []string{"plan", "--help"}, 0, ""},
 		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},
-		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 127, "cannot change directory"},
+		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 125, "cannot change directory to '" + goldenDir + "/nothing': no such file or directory (ENOENT)"},
+		{"chdir to a file", []string{"run", "-C", "/etc/passwd", "/bin/true"}, 125, "(ENOTDIR)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := runCLI(t, tc.args...)

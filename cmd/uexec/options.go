@@ -224,7 +224,7 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 			}
 		}
 		if err != nil {
-			return nil, nil, &execsw.ExecError{Path: o.dir, Reason: "cannot change directory", Err: unwrapErrno(err)}
+			return nil, nil, &dirError{dir: o.dir, err: unwrapErrno(err)}
 		}
 		dir = abs
 	}
@@ -334,6 +334,12 @@ func errnoName(err error) string {
 
 // failure prints err as env(1) would and returns its exit status.
 func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err error) int {
+	var de *dirError
+	if errors.As(err, &de) {
+		// uexec's own failure before any exec: env(1)'s status.
+		fmt.Fprintf(stderr, "uexec: %v (%s)\n", de, errnoName(de.err))
+		return exitUsage
+	}
 	msg := err.Error()
 	var ee *execsw.ExecError
 	if errors.As(err, &ee) {
@@ -361,3 +367,15 @@ func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err er
 	}
 	return exitCannot
 }
+
+// dirError is a -C DIR that cannot be the program's cwd: uexec's failure,
+// as env(1)'s is (status 125), not the program's.
+type dirError struct {
+	dir string
+	err error
+}
+
+func (e *dirError) Error() string {
+	return fmt.Sprintf("cannot change directory to '%s': %v", e.dir, e.err)
+}
+func (e *dirError) Unwrap() error { return e.err }
