@@ -260,7 +260,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		}
 		var se *stubError
 		if errors.As(err, &se) {
-			e.Step = se.step
+			e.Step, e.Err = se.step, se.err
 		}
 		return nil, e, false
 	}

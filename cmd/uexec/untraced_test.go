@@ -307,3 +307,21 @@ until ps -o stat= -p $p | grep -q ^T; do sleep 0.05; done; echo stopped; kill -C
 		}
 	}
 }
+
+// TestTreeInsideTree: uexec's tree inside another cannot have a seccomp
+// listener of its own (Linux allows one for a process and its ancestors):
+// the inner uexec says so in one line naming --once, with exit 125, before
+// anything of the program runs (its stub died of SIGSEGV, and so did it);
+// --once inside a tree works.
+func TestTreeInsideTree(t *testing.T) {
+	needRun(t)
+	r := runCmd(t, "", "/", uexecBin, "run", uexecBin, "run", "/bin/echo", "inner")
+	if r.status.ExitStatus() != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "a seccomp listener already watches this process") ||
+		!strings.Contains(r.stderr, "use --once") {
+		t.Errorf("uexec run inside a tree: %v, want exit 125 naming the listener and --once", r)
+	}
+	r = runCmd(t, "", "/", uexecBin, "run", uexecBin, "run", "--once", "/bin/echo", "inner")
+	if r.status.ExitStatus() != 0 || r.stdout != "inner\n" {
+		t.Errorf("uexec run --once inside a tree: %v", r)
+	}
+}
