@@ -283,3 +283,20 @@ func TestLogTreeGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestExecLogWriteFails: a log whose writes fail (a full disk: /dev/full)
+// is reported with its errno, and a run that succeeded exits 125, as
+// --veriexec-learn does; a program's own failure keeps its status. uexec
+// exited 0 with a log cut short, which `uexec log` then refused.
+func TestExecLogWriteFails(t *testing.T) {
+	needRun(t)
+	for _, tc := range []struct {
+		script string
+		status int
+	}{{"/bin/true", exitUsage}, {"exit 3", 3}} {
+		r := runCmd(t, "", "/", uexecBin, "run", "--log-execs", "/dev/full", "/bin/sh", "-c", tc.script)
+		if r.status.ExitStatus() != tc.status || !strings.Contains(r.stderr, "--log-execs /dev/full: write /dev/full: no space left on device (ENOSPC)") {
+			t.Errorf("%s with a full log: %v, want status %d and the write's error", tc.script, r, tc.status)
+		}
+	}
+}

@@ -332,6 +332,14 @@ func errnoName(err error) string {
 	return ""
 }
 
+// errnoSuffix is " (ENAME)" for an error that carries an errno, else "".
+func errnoSuffix(err error) string {
+	if n := errnoName(err); n != "" {
+		return " (" + n + ")"
+	}
+	return ""
+}
+
 // failure prints err as env(1) would and returns its exit status.
 func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err error) int {
 	var de *dirError

@@ -62,7 +62,7 @@ func catchable() []os.Signal {
 // deliver them twice.
 var ttySignals = map[os.Signal]bool{syscall.SIGINT: true, syscall.SIGQUIT: true, syscall.SIGWINCH: true}
 
-func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int) {
 	o, err := parseOptions(args, "run")
 	if err != nil {
 		if err == errHelp {
@@ -85,10 +85,19 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 
 	elog, err := openExecLog(o.logExecs, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "uexec: --log-execs: %v\n", err)
+		fmt.Fprintf(stderr, "uexec: --log-execs: %v%s\n", err, errnoSuffix(err))
 		return exitUsage
 	}
-	defer elog.close()
+	defer func() {
+		if err := elog.close(); err != nil {
+			// The program's status stands, unless it is success: the
+			// log it was run for is not whole.
+			fmt.Fprintf(stderr, "uexec: %v%s\n", err, errnoSuffix(err))
+			if code == 0 {
+				code = exitUsage
+			}
+		}
+	}()
 	sw, err := o.exsw(stderr)
 	if err != nil {
 		usageError(stderr, "run", err)
@@ -141,7 +150,9 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 				first.By, first.Note = "kernel", execsw.JoinNotes(kernel, first.Note)
 			}
 			elog.write(*first)
-			elog.close()
+			if err := elog.close(); err != nil {
+				fmt.Fprintf(stderr, "uexec: %v%s\n", err, errnoSuffix(err))
+			}
 		}
 		if o.verbose {
 			printNotes(stderr, p, req.Path)

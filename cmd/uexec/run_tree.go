@@ -36,9 +36,11 @@ type execLogLine struct {
 
 // execLog writes --log-execs lines; nil writes nothing.
 type execLog struct {
-	mu sync.Mutex
-	w  io.Writer
-	c  io.Closer
+	mu   sync.Mutex
+	w    io.Writer
+	c    io.Closer
+	name string
+	err  error // the first failed write or close of a file
 }
 
 func openExecLog(name string, stderr io.Writer) (*execLog, error) {
@@ -52,13 +54,28 @@ func openExecLog(name string, stderr io.Writer) (*execLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &execLog{w: f, c: f}, nil
+	return &execLog{w: f, c: f, name: name}, nil
 }
 
-func (l *execLog) close() {
-	if l != nil && l.c != nil {
-		l.c.Close()
+// close closes the log's file, once, and returns the first error of its
+// writes or of the close: a log that lost lines (a full disk) must not pass
+// for a whole one.
+func (l *execLog) close() error {
+	if l == nil || l.c == nil {
+		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.c; c != nil {
+		l.c = nil
+		if err := c.Close(); err != nil && l.err == nil {
+			l.err = err
+		}
+	}
+	if l.err != nil {
+		return fmt.Errorf("--log-execs %s: %w", l.name, l.err)
+	}
+	return nil
 }
 
 func (l *execLog) write(ev uexec.ExecEvent) {
@@ -124,5 +141,7 @@ func (l *execLog) line(v any) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "%s\n", b)
+	if _, err := fmt.Fprintf(l.w, "%s\n", b); err != nil && l.c != nil && l.err == nil {
+		l.err = err
+	}
 }
