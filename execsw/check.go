@@ -307,13 +307,21 @@ func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved 
 	case err != nil:
 		return nil, "", true, &ExecError{Path: name, Reason: "lookup", Err: err}
 	}
-	if uint32(stx.Mode)&unix.S_IFMT == unix.S_IFLNK {
+	return epp.openTyped(name, p, uint32(stx.Mode), func() (int, error) { return unix.Open(p, openFlags, 0) })
+}
+
+// openTyped ends openFast and openFastFor: host path p, of type mode, is
+// refused unless it is a regular file (a final symlink: AT_SYMLINK_NOFOLLOW),
+// opened with open (ok false, for lookup to decide, when that fails) and
+// checked as opened.
+func (epp *Package) openTyped(name, p string, mode uint32, open func() (int, error)) (vf *vm.File, resolved string, ok bool, err error) {
+	if mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil, "", true, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
 	}
-	if err := epp.checkType(name, uint32(stx.Mode)); err != nil {
+	if err := epp.checkType(name, mode); err != nil {
 		return nil, "", true, err
 	}
-	fd, err := unix.Open(p, openFlags, 0)
+	fd, err := open()
 	if err != nil {
 		return nil, "", false, nil
 	}
@@ -349,22 +357,9 @@ func (epp *Package) openFastFor(name, p string, noFollow bool) (vf *vm.File, res
 	if err := unix.Statx(opath, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE|unix.STATX_MODE, &stx); err != nil {
 		return nil, "", false, nil
 	}
-	if uint32(stx.Mode)&unix.S_IFMT == unix.S_IFLNK {
-		return nil, "", true, execErr(name, unix.ELOOP, "final component is a symbolic link (AT_SYMLINK_NOFOLLOW)")
-	}
-	if err := epp.checkType(name, uint32(stx.Mode)); err != nil {
-		return nil, "", true, err
-	}
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(opath), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, "", false, nil
-	}
-	fh := newExecFile(fd, p)
-	if vf, err = epp.checkOpened(fh, name, nil); err != nil {
-		fh.Close()
-		return nil, "", true, err
-	}
-	return vf, p, true, nil
+	return epp.openTyped(name, p, uint32(stx.Mode), func() (int, error) {
+		return unix.Open("/proc/self/fd/"+strconv.Itoa(opath), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	})
 }
 
 // checkType refuses what is not a regular file (do_open_execat: S_ISREG).

@@ -20,9 +20,7 @@ import (
 func TestRunCwdWithoutName(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // a user to drop to
-	dir := testenv.SharedTempDir(t)
-	bin := filepath.Join(dir, "uexec")
-	copyFile(t, uexecBin, bin, 0o755)
+	dir, bin := sharedUexec(t)
 	copyFile(t, "/bin/echo", filepath.Join(dir, "hello"), 0o755)
 	work := filepath.Join(dir, "work")
 	os.Mkdir(work, 0o777)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,22 +50,8 @@ type ptyStep struct {
 // input after its delay, and waits up to deadline for want in the output.
 func ptySession(t *testing.T, shell string, steps []ptyStep, want string, deadline time.Duration) (string, bool) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		testenv.Need(t, false, "no pseudo-terminals: %v", err)
-	}
+	m, s, _ := openPty(t)
 	defer m.Close()
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(shell, "--norc", "-i")
 	cmd.Env = append(append([]string{}, testEnv...), "PS1=$ ", "TERM=dumb")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
@@ -107,4 +92,22 @@ func ptySession(t *testing.T, shell string, steps []ptyStep, want string, deadli
 	mu.Lock()
 	defer mu.Unlock()
 	return out.String(), false
+}
+
+// openPty opens a new pseudo-terminal: its master, its slave (neither the
+// controlling terminal of this process) and its number.
+func openPty(t *testing.T) (master, slave *os.File, n uint32) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	testenv.Need(t, err == nil, "no pseudo-terminals: %v", err)
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN); err != nil {
+		t.Fatal(err)
+	}
+	if slave, err = os.OpenFile("/dev/pts/"+itoaU(n), os.O_RDWR|syscall.O_NOCTTY, 0); err != nil {
+		t.Fatal(err)
+	}
+	return master, slave, n
 }

@@ -75,20 +75,8 @@ func TestRunDescriptors(t *testing.T) {
 func TestRunTerminal(t *testing.T) {
 	needRun(t)
 	run := func(argv ...string) string {
-		master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-		testenv.Need(t, err == nil, "no pseudo-terminals: %v", err)
+		master, slave, n := openPty(t)
 		defer master.Close()
-		if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-			t.Fatal(err)
-		}
-		n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		slave, err := os.OpenFile("/dev/pts/"+itoaU(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = testEnv
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave

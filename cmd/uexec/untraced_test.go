@@ -262,9 +262,7 @@ func TestImageAtZero(t *testing.T) {
 func TestTreeProcSelfLinks(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // a user to drop to
-	dir := testenv.SharedTempDir(t)
-	bin := filepath.Join(dir, "uexec")
-	copyFile(t, uexecBin, bin, 0o755)
+	dir, bin := sharedUexec(t)
 	copyFile(t, "/bin/echo", filepath.Join(dir, "echo"), 0o755)
 	os.Symlink("/proc/self/exe", filepath.Join(dir, "me"))
 	os.Symlink("/proc/self/cwd", filepath.Join(dir, "cwd"))
@@ -324,4 +322,13 @@ func TestTreeInsideTree(t *testing.T) {
 	if r.status.ExitStatus() != 0 || r.stdout != "inner\n" {
 		t.Errorf("uexec run --once inside a tree: %v", r)
 	}
+}
+
+// sharedUexec returns a temporary directory any user may read and a copy
+// of uexec in it (uexecBin's directory is root's alone).
+func sharedUexec(t *testing.T) (dir, bin string) {
+	dir = testenv.SharedTempDir(t)
+	bin = filepath.Join(dir, "uexec")
+	copyFile(t, uexecBin, bin, 0o755)
+	return dir, bin
 }
