@@ -113,7 +113,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("uexec backend: pid %d: %s: %v", e.Pid, e.Step, e.Err)
+	s := fmt.Sprintf("uexec backend: %s: %v", e.Step, e.Err)
+	if e.Pid != 0 { // 0: before there was a process
+		s = fmt.Sprintf("uexec backend: pid %d: %s: %v", e.Pid, e.Step, e.Err)
+	}
 	if e.Signal != 0 {
 		s += fmt.Sprintf(" (process killed by %v)", e.Signal)
 	}
