@@ -116,14 +116,26 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	if err != nil {
 		return fail("materialising the stub", err)
 	}
+	if err := stubRunsHere(); err != nil && (opts.Path == "" || plan.Extended != "") {
+		// Past the exec of the stub it would die: refused before.
+		return fail("executing the stub", err)
+	}
 	if opts.Path != "" && plan.Extended == "" {
-		if err := sys.ExecCheck(stubPath); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		err := stubRunsHere()
+		if err == nil {
+			err = sys.ExecCheck(stubPath)
+		}
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			// A sandbox's exec rules (Landlock, an LSM) refuse the
 			// stub: the plan is the kernel's own exec, which they
 			// judge. (Asked before the exec, since BeforeExec's log
 			// line must say who makes it.)
 			fail("", nil) // closes the plan's descriptors
-			note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", errors.Unwrap(err))
+			why := errors.Unwrap(err)
+			if err == errMDWE {
+				why = err
+			}
+			note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", why)
 			if opts.Logf != nil {
 				opts.Logf("note: %s", note)
 			}

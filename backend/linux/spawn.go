@@ -187,13 +187,16 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		}
 		return syscall.ForkExec(path, argv, attr)
 	}
-	pid, err := forkExec(path, argv, attr)
+	var pid int
+	if err = stubRunsHere(); err == nil {
+		pid, err = forkExec(path, argv, attr)
+	}
 	sw.Close()
 	step("build:forked")
 	kernel := ""
 	if planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
-	} else if err != nil && !spa.Ptrace && (err == syscall.EACCES || err == syscall.EPERM) {
+	} else if err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
 		// A sandbox's exec rules (Landlock, an LSM) refuse the stub.
 		if !kernelInstead(plan, opts) {
 			err = fmt.Errorf("executing the stub %s: %w", path, err)
@@ -265,6 +268,21 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		return nil, e, false
 	}
 	return out, nil, false
+}
+
+// errMDWE: the stub cannot run where this process is under
+// memory-deny-write-execute: its first step maps its copy of itself
+// writable and executable (a new executable mapping that is written
+// first is refused as well).
+var errMDWE = fmt.Errorf("memory-deny-write-execute is on (prctl PR_SET_MDWE, MemoryDenyWriteExecute=): the stub cannot make its copy of itself executable: %w", unix.EACCES)
+
+// stubRunsHere returns errMDWE where the stub could not run in a process
+// this one starts.
+func stubRunsHere() error {
+	if sys.MDWE() {
+		return errMDWE
+	}
+	return nil
 }
 
 // kernelInstead says whether, where a sandbox refuses the stub, the

@@ -119,26 +119,33 @@ func TestStubOpensByName(t *testing.T) {
 }
 
 // TestSpawnStubRefused: in a sandbox that may execute only /usr and the
-// test (Landlock), the stub cannot be executed; Start then has the kernel
-// exec the program as planned, and it runs as natively, with the caller's
-// descriptors only, and Process.Kernel says why. Where the stub would have
-// set up more than os/exec does (a signal mask), Start fails with the
-// kernel's EACCES, naming the stub.
+// test (Landlock), or under memory-deny-write-execute (PR_SET_MDWE, where
+// the stub cannot make its copy of itself executable), the stub cannot
+// run; Start then has the kernel exec the program as planned, and it runs
+// as natively, with the caller's descriptors only, and Process.Kernel says
+// why. Where the stub would have set up more than os/exec does (a signal
+// mask), Start fails with EACCES, naming the stub.
 func TestSpawnStubRefused(t *testing.T) {
 	if os.Getenv("UEXEC_SPAWN_REFUSED") == "1" {
 		spawnRefusedChild(t)
 		return
 	}
 	box := testenv.BuildC(t, "../../cmd/uexec/testdata/progs/landlockexec.c")
+	mdwe := testenv.BuildC(t, "../../cmd/uexec/testdata/progs/mdwe.c")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(box, "/usr:"+filepath.Dir(exe), exe, "-test.run=^TestSpawnStubRefused$", "-test.v")
-	cmd.Env = append(os.Environ(), "UEXEC_SPAWN_REFUSED=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnStubRefused") {
-		t.Fatalf("in the sandbox: %v\n%s", err, out)
+	for _, wrap := range [][]string{
+		{box, "/usr:" + filepath.Dir(exe)},
+		{mdwe}, // memory-deny-write-execute: the stub cannot run either
+	} {
+		cmd := exec.Command(wrap[0], append(wrap[1:], exe, "-test.run=^TestSpawnStubRefused$", "-test.v")...)
+		cmd.Env = append(os.Environ(), "UEXEC_SPAWN_REFUSED=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnStubRefused") {
+			t.Errorf("under %s: %v\n%s", filepath.Base(wrap[0]), err, out)
+		}
 	}
 }
 
@@ -178,7 +185,7 @@ func spawnRefusedChild(t *testing.T) {
 		return p.p, p.Kernel
 	})
 	// What the program sees of its descriptors: nothing of uexec's.
-	if under != native || !strings.Contains(kernel, "the stub could not be executed (permission denied)") {
+	if under != native || !strings.Contains(kernel, "the stub could not be executed (") {
 		t.Errorf("ls /proc/self/fd printed %q, natively %q; Kernel %q", under, native, kernel)
 	}
 	mask := uint64(1 << (unix.SIGUSR1 - 1))

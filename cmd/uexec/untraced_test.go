@@ -332,3 +332,36 @@ func sharedUexec(t *testing.T) (dir, bin string) {
 	copyFile(t, uexecBin, bin, 0o755)
 	return dir, bin
 }
+
+// TestStubMDWE: under memory-deny-write-execute (PR_SET_MDWE, which an exec
+// keeps) the stub cannot make its copy of itself executable: --once has
+// the kernel exec the program in place, as natively, and says so in the
+// log; the tree cannot start and says so in one line naming --once (exit
+// 125), for root and an ordinary user. The stub died of SIGSEGV: uexec
+// with it, and the program never ran.
+func TestStubMDWE(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to
+	dir, bin := sharedUexec(t)
+	mdwe := filepath.Join(dir, "mdwe")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/mdwe.c"), mdwe, 0o755)
+	for _, user := range [][]string{nil, asNobody(t)} {
+		run := func(argv ...string) result {
+			return runCmd(t, "", "/", append(append(append([]string{}, user...), mdwe), argv...)...)
+		}
+		native := run("/bin/echo", "hi")
+		if native.stdout != "hi\n" || native.status.ExitStatus() != 0 {
+			t.Fatalf("natively under MDWE: %v", native)
+		}
+		r := run(bin, "run", "--once", "--log-execs", "-", "/bin/echo", "hi")
+		// An ordinary user's --once is the kernel's anyway (/proc/PID/exe).
+		if r.stdout != native.stdout || r.status != native.status || !strings.Contains(r.stderr, `"by":"kernel"`) ||
+			user == nil && !strings.Contains(r.stderr, "PR_SET_MDWE") {
+			t.Errorf("%v: uexec run --once under MDWE: %v", user, r)
+		}
+		r = run(bin, "run", "/bin/echo", "hi")
+		if r.status.ExitStatus() != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "PR_SET_MDWE") || !strings.Contains(r.stderr, "use --once") {
+			t.Errorf("%v: uexec run under MDWE: %v, want exit 125 naming PR_SET_MDWE and --once", user, r)
+		}
+	}
+}

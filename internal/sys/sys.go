@@ -73,3 +73,13 @@ func ExecCheck(path string) error {
 	}
 	return nil
 }
+
+// MDWE reports whether this process runs under memory-deny-write-execute
+// (prctl PR_SET_MDWE, systemd's MemoryDenyWriteExecute=): no mapping may be
+// writable and executable, nor become executable. It is inherited by
+// children and kept across exec.
+func MDWE() bool {
+	const prGetMDWE = 66
+	v, _, e := syscall.Syscall6(syscall.SYS_PRCTL, prGetMDWE, 0, 0, 0, 0, 0)
+	return e == 0 && v != 0
+}
