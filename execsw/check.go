@@ -249,8 +249,14 @@ func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollo
 	}
 	host := epp.hostPath(resolved)
 	// O_NONBLOCK: should the file have been swapped for a FIFO since the
-	// lookup, the open must not hang; checkOpened refuses it.
-	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	// lookup, the open must not hang; checkOpened refuses it. O_NOFOLLOW
+	// but for a final procfs magic link that lookup kept (every other link
+	// is resolved by then).
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	if strings.HasPrefix(resolved, "/proc/") {
+		flags &^= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(host, flags, 0)
 	if err != nil {
 		if err == unix.EACCES {
 			return nil, "", execErr(name, unix.EACCES, "uexec cannot read the file (the kernel would not need to)")
@@ -523,6 +529,12 @@ func procDir(dir string) (inProc, root bool) {
 	return true, d.Dev != parent.Dev
 }
 
+// sameFile reports whether host path p names the file st describes.
+func sameFile(p string, st *unix.Stat_t) bool {
+	var o unix.Stat_t
+	return unix.Stat(p, &o) == nil && o.Dev == st.Dev && o.Ino == st.Ino
+}
+
 // selfLink is what the procfs root's link name (with target as this
 // process reads it) says to the caller: its own pid for self, its thread
 // for thread-self.
@@ -721,7 +733,11 @@ func (epp *Package) lookupFrom(name string, noFollow bool, emul []string) (strin
 				}
 				comps = splitPath(p)
 				base = len(comps)
-				if strings.HasPrefix(target, "/") && !strings.HasSuffix(target, " (deleted)") && (epp.Req.Root == "" || epp.Req.Root == "/") {
+				if strings.HasPrefix(target, "/") && !strings.HasSuffix(target, " (deleted)") && (epp.Req.Root == "" || epp.Req.Root == "/") &&
+					(!last || sameFile(target, &st)) {
+					// The file by its name; a final link whose name
+					// now names another file (replaced since) is
+					// opened through the link itself.
 					comps, base = splitPath(target), 0
 				}
 				emulActive = false

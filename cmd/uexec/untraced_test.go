@@ -258,7 +258,9 @@ func TestImageAtZero(t *testing.T) {
 // /proc/self/cwd) names the caller's own descriptors, binary and cwd, as
 // natively, for root's and an ordinary user's uexec; uexec resolved such a
 // path as its own process and ran its own descriptors (bash, ld.so) or
-// itself.
+// itself. A program file replaced since its exec runs through
+// /proc/PID/exe as natively (uexec ran the new file, or failed with ELOOP
+// where the link reads "(deleted)").
 func TestTreeProcSelfLinks(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // a user to drop to
@@ -266,13 +268,18 @@ func TestTreeProcSelfLinks(t *testing.T) {
 	copyFile(t, "/bin/echo", filepath.Join(dir, "echo"), 0o755)
 	os.Symlink("/proc/self/exe", filepath.Join(dir, "me"))
 	os.Symlink("/proc/self/cwd", filepath.Join(dir, "cwd"))
+	// The last line: a process whose program file was replaced since
+	// (an upgrade) runs the one it started with through /proc/PID/exe,
+	// whose link names it "(deleted)".
 	script := fmt.Sprintf(`exec 3</bin/echo; /dev/fd/3 fd; /dev/stdin stdin </bin/echo
 %[1]s/me -c "echo exe"; cd %[1]s && %[1]s/cwd/echo cwd
-/dev/fd/9 nine; echo $?; /proc/thread-self/fd/3 thread-self`, dir)
+/dev/fd/9 nine; echo $?; /proc/thread-self/fd/3 thread-self
+d=$(mktemp -d); cp /bin/sleep $d/p; $d/p 30 & p=$!; cp /bin/echo $d/n; mv $d/n $d/p
+/proc/$p/exe --version | head -1; kill $p; rm -r $d`, dir)
 	for _, prefix := range [][]string{nil, asNobody(t)} {
 		native := runCmd(t, "", "/", append(append([]string{}, prefix...), "/bin/bash", "-c", script)...)
 		under := runCmd(t, "", "/", append(append([]string{}, prefix...), bin, "run", "/bin/bash", "-c", script)...)
-		if !strings.HasPrefix(native.stdout, "fd\nstdin\nexe\ncwd\n127\nthread-self\n") || native.String() != under.String() {
+		if !strings.HasPrefix(native.stdout, "fd\nstdin\nexe\ncwd\n127\nthread-self\nsleep (GNU coreutils)") || native.String() != under.String() {
 			t.Errorf("%v: natively:\n%v\nunder uexec run:\n%v", prefix, native, under)
 		}
 	}
