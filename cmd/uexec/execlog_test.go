@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/uexec/uexec/internal/testenv"
 )
@@ -297,6 +299,36 @@ func TestExecLogWriteFails(t *testing.T) {
 		r := runCmd(t, "", "/", uexecBin, "run", "--log-execs", "/dev/full", "/bin/sh", "-c", tc.script)
 		if r.status.ExitStatus() != tc.status || !strings.Contains(r.stderr, "--log-execs /dev/full: write /dev/full: no space left on device (ENOSPC)") {
 			t.Errorf("%s with a full log: %v, want status %d and the write's error", tc.script, r, tc.status)
+		}
+	}
+}
+
+// TestLogTreeDeep: a chain of 50 processes, each the child of the one
+// before, renders in lines no wider than the width (the branches of deep
+// levels passed it: 150 columns for an 80-column width).
+func TestLogTreeDeep(t *testing.T) {
+	var b strings.Builder
+	for i := 1; i <= 50; i++ {
+		fmt.Fprintf(&b, `{"event":"exec","time":"2026-01-01T00:00:%02d.000000000Z","pid":%d,"ppid":%d,"cwd":"/","path":"/bin/sh","argv":["sh","-c","next"],"chain":[],"result":"ok","by":"uexec"}`+"\n", i, 100+i, 99+i)
+	}
+	for i := 50; i >= 1; i-- {
+		fmt.Fprintf(&b, `{"event":"exit","time":"2026-01-01T00:01:%02d.000000000Z","pid":%d,"status":0}`+"\n", i, 100+i)
+	}
+	l, err := readLog(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := renderTree(&out, l, 80); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("%d lines, want 50:\n%s", len(lines), out.String())
+	}
+	for i, line := range lines {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("line %d: %d columns: %s", i, n, line)
 		}
 	}
 }

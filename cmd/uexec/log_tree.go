@@ -36,7 +36,9 @@ func renderTree(w io.Writer, l *execLogFile, width int) error {
 	walk = func(p *logProc, lead, branch string) {
 		suffix := "  (" + procSummary(l, p) + ")"
 		text := shorten(procLabel(l, p), width-utf8.RuneCountInString(lead+branch)-utf8.RuneCountInString(suffix))
-		fmt.Fprintf(w, "%s%s%s%s\n", lead, branch, text, suffix)
+		// Deep in a tree the branches alone pass the width: the line
+		// is cut there, as pstree cuts it.
+		fmt.Fprintf(w, "%s\n", shorten(lead+branch+text+suffix, width))
 		next := lead
 		switch branch {
 		case "├─ ":
