@@ -302,12 +302,12 @@ func emulRootDir(dir string) (string, error) {
 		abs, err = filepath.EvalSymlinks(abs)
 	}
 	if err != nil {
-		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+		return "", fmt.Errorf("--emul-root %s: %w", dir, unwrapErrno(err))
 	}
 	if fi, err := os.Stat(abs); err != nil {
-		return "", fmt.Errorf("--emul-root %s: %v", dir, unwrapErrno(err))
+		return "", fmt.Errorf("--emul-root %s: %w", dir, unwrapErrno(err))
 	} else if !fi.IsDir() {
-		return "", fmt.Errorf("--emul-root %s: %v", dir, unix.ENOTDIR)
+		return "", fmt.Errorf("--emul-root %s: %w", dir, unix.ENOTDIR)
 	}
 	return abs, nil
 }

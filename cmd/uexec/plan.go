@@ -169,7 +169,7 @@ func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 			io.WriteString(stdout, usage())
 			return 0
 		}
-		fmt.Fprintf(stderr, "uexec plan: %v\nTry 'uexec help' for more information.\n", err)
+		fmt.Fprintf(stderr, "uexec plan: %v%s\nTry 'uexec help' for more information.\n", err, errnoSuffix(err))
 		return exitUsage
 	}
 	sw, err := o.exsw(stderr)

@@ -69,7 +69,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 			io.WriteString(stdout, usage())
 			return 0
 		}
-		fmt.Fprintf(stderr, "uexec run: %v\nTry 'uexec help' for more information.\n", err)
+		fmt.Fprintf(stderr, "uexec run: %v%s\nTry 'uexec help' for more information.\n", err, errnoSuffix(err))
 		return exitUsage
 	}
 	// Signals that arrive while the program is being built are held and
