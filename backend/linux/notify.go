@@ -229,14 +229,9 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.exits.close()
 		}
 	}()
-	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}, {Fd: -1}}
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}}
 	if tr.exits != nil {
 		fds[2] = unix.PollFd{Fd: int32(tr.exits.ep), Events: unix.POLLIN}
-	}
-	if stops := tr.watchFirstStops(); stops != nil {
-		defer stops.Close()
-		fds[3] = unix.PollFd{Fd: int32(stops.Fd()), Events: unix.POLLIN}
-		tr.firstStopped(-1) // a stop before the SIGCHLD watch began
 	}
 	var n seccompNotif
 	for {
@@ -244,8 +239,15 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.handOff(listener)
 			return
 		}
-		fds[0].Revents, fds[1].Revents, fds[2].Revents, fds[3].Revents = 0, 0, 0, 0
-		if _, err := unix.Poll(fds, -1); err != nil {
+		fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
+		if tr.firstStopped(); tr.firstGone {
+			fds[1].Fd = -1
+		}
+		timeout := -1
+		if tr.opts.OnFirstStop != nil && !tr.firstGone {
+			timeout = firstStopPoll
+		}
+		if _, err := unix.Poll(fds, timeout); err != nil {
 			if err == unix.EINTR {
 				continue
 			}
@@ -259,11 +261,6 @@ func (tr *Tree) serve(listener, pidfd int) {
 		}
 		if fds[2].Revents != 0 {
 			tr.exits.drain()
-		}
-		if fds[3].Revents != 0 {
-			if tr.firstStopped(fds[3].Fd); tr.firstGone {
-				fds[1].Fd = -1
-			}
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
