@@ -195,10 +195,12 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		return "ptrace(PTRACE_SETSIGMASK)", err
 	}
 	step("tree:masked")
+	deliver := 0 // a fault of the caller's, delivered at once
 	for {
-		if err := unix.PtraceCont(tid, 0); err != nil {
+		if err := unix.PtraceCont(tid, deliver); err != nil {
 			return "ptrace(PTRACE_CONT)", err
 		}
+		deliver = 0
 		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
 			if err == unix.ECHILD && c.tgid != tid {
 				// A thread that exec'd took the leader's pid.
@@ -251,6 +253,12 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 			return "the stub could not be executed", &callGivenBack{errno}
 		case isEventStop(ws):
 			// The interrupt's stop, when a signal came before it.
+		case faulted(tid, ws.StopSignal()):
+			// The kernel's own signal for a fault (the exec of the
+			// stub left it without the stack its limit forbids, say):
+			// held, the instruction would fault again forever; it
+			// kills the process, as it would natively.
+			deliver = int(ws.StopSignal())
 		default:
 			held = append(held, ws.StopSignal())
 		}
@@ -387,6 +395,24 @@ func (s *stubCall) set(regs *unix.PtraceRegs, stubFD int) {
 	regs.Orig_rax = unix.SYS_EXECVEAT
 	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8 = uint64(stubFD), s.pathEnd, s.argv, s.envp, unix.AT_EMPTY_PATH
 	regs.R9 = notifyMarker
+}
+
+// faulted reports whether tracee tid stopped for sig as the kernel's
+// report of a fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS raised by an
+// instruction), not as a signal someone sent.
+func faulted(tid int, sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGFPE, syscall.SIGSYS:
+	default:
+		return false
+	}
+	var si [128]byte
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(tid), 0, uintptr(unsafe.Pointer(&si[0])), 0, 0); e != 0 {
+		return false
+	}
+	// si_code: positive for the kernel's (a fault, SI_KERNEL), 0 or
+	// negative for a sender's (SI_USER, SI_TKILL, SI_QUEUE).
+	return int32(binary.LittleEndian.Uint32(si[8:])) > 0
 }
 
 // stubFDPath is AT_EXECFN of an exec by descriptor fd (fs/exec.c).

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testelf"
@@ -369,6 +370,28 @@ func TestStubMDWE(t *testing.T) {
 		r = run(bin, "run", "/bin/echo", "hi")
 		if r.status.ExitStatus() != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "PR_SET_MDWE") || !strings.Contains(r.stderr, "use --once") {
 			t.Errorf("%v: uexec run under MDWE: %v, want exit 125 naming PR_SET_MDWE and --once", user, r)
+		}
+	}
+}
+
+// TestTreeTinyLimits: a caller whose RLIMIT_STACK or RLIMIT_DATA leaves no
+// room for the stub ends, as natively for the stack (SIGSEGV), and with
+// SIGSEGV for the data limit, where the kernel runs a program that needs
+// no data (README, Known limits). uexec spun forever: it held back the
+// fault's SIGSEGV as a signal sent during the redirect, and the
+// instruction faulted again.
+func TestTreeTinyLimits(t *testing.T) {
+	needRun(t)
+	prlimit := testenv.NeedTool(t, "prlimit")
+	hi := testenv.BuildC(t, "testdata/progs/hinolibc.s", "-nostdlib", "-static")
+	for _, limit := range []string{"--stack=4096", "--data=0"} {
+		native := runCmd(t, "", "/", prlimit, limit, hi)
+		under := runCmd(t, "", "/", "timeout", "-k1", "20", uexecBin, "run", prlimit, limit, hi)
+		switch {
+		case under.status.ExitStatus() == 124 || under.status.Signal() == syscall.SIGKILL:
+			t.Errorf("%s: uexec run did not end: %v", limit, under)
+		case limit == "--stack=4096" && under.String() != native.String():
+			t.Errorf("%s: natively:\n%v\nunder uexec run:\n%v", limit, native, under)
 		}
 	}
 }
