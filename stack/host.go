@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/uexec/uexec/internal/sys"
+	"golang.org/x/sys/unix"
 )
 
 var host struct {
@@ -37,6 +40,11 @@ func HostFromProc() (*Host, error) {
 func readHost(auxvPath, mapsPath string) (Host, error) {
 	var h Host
 	b, err := sys.ReadFile(auxvPath)
+	if errors.Is(err, fs.ErrPermission) && auxvPath == "/proc/self/auxv" {
+		// Not dumpable (started set-id): /proc/self/auxv is root's,
+		// mode 0400. The runtime keeps a copy.
+		b, err = runtimeAuxv()
+	}
 	if err != nil {
 		return h, err
 	}
@@ -71,6 +79,21 @@ func readHost(auxvPath, mapsPath string) (Host, error) {
 		return h, fmt.Errorf("%s: %w", mapsPath, err)
 	}
 	return h, nil
+}
+
+// runtimeAuxv is this process's aux vector as the Go runtime kept it, in
+// /proc/PID/auxv's form.
+func runtimeAuxv() ([]byte, error) {
+	pairs, err := unix.Auxv()
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	for _, p := range append(pairs, [2]uintptr{0, 0}) {
+		b = binary.NativeEndian.AppendUint64(b, uint64(p[0]))
+		b = binary.NativeEndian.AppendUint64(b, uint64(p[1]))
+	}
+	return b, nil
 }
 
 // ParseAuxv decodes a 64-bit aux vector as /proc/PID/auxv holds it: native

@@ -395,3 +395,22 @@ func TestTreeTinyLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNotDumpable: uexec started with an effective uid that is not its
+// real one (a set-id program's exec of it: not dumpable, so /proc/self/auxv
+// is root's, mode 0400) runs the program as natively, tree and --once; it
+// failed with EACCES reading its aux vector.
+func TestRunNotDumpable(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // an effective uid to take
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir, bin := sharedUexec(t)
+	hi := filepath.Join(dir, "hi")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/hinolibc.s", "-nostdlib", "-static"), hi, 0o755)
+	for _, mode := range [][]string{{"run", "--once"}, {"run"}} {
+		r := runCmd(t, "", "/", append(append([]string{setpriv, "--euid", "65534", "--", bin}, mode...), hi)...)
+		if r.stdout != "hi\n" || r.status.ExitStatus() != 0 {
+			t.Errorf("uexec %v with euid 65534: %v", mode, r)
+		}
+	}
+}
