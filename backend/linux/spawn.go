@@ -194,7 +194,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	sw.Close()
 	step("build:forked")
 	kernel := ""
-	if planStub.memfdRefused(path, err) {
+	if err != errMDWE && planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
 	} else if err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
 		// A sandbox's exec rules (Landlock, an LSM) refuse the stub.
