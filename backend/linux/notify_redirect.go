@@ -215,6 +215,11 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	got:
 		if ws.Exited() || ws.Signaled() {
 			detached = true
+			if ws.Signaled() {
+				// Its own seccomp filter's SIGSYS for the
+				// execveat, say: the log names it.
+				return fmt.Sprintf("the caller died of %v during its exec", unix.SignalName(ws.Signal())), unix.ESRCH
+			}
 			return "the caller died during its exec", unix.ESRCH
 		}
 		if ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC {
