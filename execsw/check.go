@@ -340,20 +340,23 @@ func (epp *Package) openTyped(name, p string, mode uint32, open func() (int, err
 }
 
 // openFastFor is openFast of host path p for another process's exec: the
-// kernel's walk may not follow a magic link (RESOLVE_NO_MAGICLINKS), since
-// procfs's self, which /dev/fd and /dev/stdin lead to, would be uexec's
-// there, and the walk of lookup, which knows whose it is, decides then. The
-// file is opened with O_PATH first (no device or FIFO is ever opened) and
-// reopened for reading once it is known to be a regular file.
+// kernel's walk may not leave the mount it starts on (RESOLVE_NO_XDEV) nor
+// follow a magic link (RESOLVE_NO_MAGICLINKS), since procfs's self, which
+// /dev/fd and /dev/stdin lead to, is uexec there — its descriptor of that
+// number, or ENOENT where it has none — and the walk of lookup, which knows
+// whose it is, decides then (as for a path on another mount). The file is
+// opened with O_PATH first (no device or FIFO is ever opened) and reopened
+// for reading once it is known to be a regular file.
 func (epp *Package) openFastFor(name, p string, noFollow bool) (vf *vm.File, resolved string, ok bool, err error) {
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
 	if noFollow {
 		how.Flags |= unix.O_NOFOLLOW
 	}
 	opath, err := unix.Openat2(unix.AT_FDCWD, p, &how)
 	switch {
 	case err == unix.EACCES || err == unix.ENOSYS || err == unix.EPERM || err == unix.ELOOP || err == unix.EXDEV:
-		// ELOOP: a magic link, or too many links (lookup says which).
+		// ELOOP: a magic link, or too many links; EXDEV: another
+		// mount (lookup says what).
 		return nil, "", false, nil
 	case err != nil:
 		return nil, "", true, &ExecError{Path: name, Reason: "lookup", Err: err}

@@ -272,7 +272,10 @@ func TestTreeProcSelfLinks(t *testing.T) {
 	// The last line: a process whose program file was replaced since
 	// (an upgrade) runs the one it started with through /proc/PID/exe,
 	// whose link names it "(deleted)".
+	// Descriptors 10 to 20: numbers uexec has open and numbers it has
+	// not (the kernel's walk through uexec's /proc/self gave ENOENT).
 	script := fmt.Sprintf(`exec 3</bin/echo; /dev/fd/3 fd; /dev/stdin stdin </bin/echo
+for n in $(seq 10 20); do eval "exec $n</bin/echo"; /dev/fd/$n -n $n; eval "exec $n<&-"; done; echo
 %[1]s/me -c "echo exe"; cd %[1]s && %[1]s/cwd/echo cwd
 /dev/fd/9 nine; echo $?; /proc/thread-self/fd/3 thread-self
 d=$(mktemp -d); cp /bin/sleep $d/p; $d/p 30 & p=$!
@@ -281,7 +284,7 @@ until [ "$(readlink /proc/$p/exe)" = $d/p ]; do sleep 0.01; done; cp /bin/echo $
 	for _, prefix := range [][]string{nil, asNobody(t)} {
 		native := runCmd(t, "", "/", append(append([]string{}, prefix...), "/bin/bash", "-c", script)...)
 		under := runCmd(t, "", "/", append(append([]string{}, prefix...), bin, "run", "/bin/bash", "-c", script)...)
-		if !strings.HasPrefix(native.stdout, "fd\nstdin\nexe\ncwd\n127\nthread-self\nsleep (GNU coreutils)") || native.String() != under.String() {
+		if !strings.HasPrefix(native.stdout, "fd\nstdin\n1011121314151617181920\nexe\ncwd\n127\nthread-self\nsleep (GNU coreutils)") || native.String() != under.String() {
 			t.Errorf("%v: natively:\n%v\nunder uexec run:\n%v", prefix, native, under)
 		}
 	}
