@@ -116,32 +116,29 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	if err != nil {
 		return fail("materialising the stub", err)
 	}
-	if err := stubRunsHere(); err != nil && (opts.Path == "" || plan.Extended != "") {
+	byKernel := opts.Path != "" && plan.Extended == ""
+	refused := stubRunsHere()
+	if refused != nil && !byKernel {
 		// Past the exec of the stub it would die: refused before.
-		return fail("executing the stub", err)
+		return fail("executing the stub", refused)
 	}
-	if opts.Path != "" && plan.Extended == "" {
-		err := stubRunsHere()
-		if err == nil {
-			err = sys.ExecCheck(stubPath)
+	if refused == nil && byKernel {
+		if err := sys.ExecCheck(stubPath); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			refused = errors.Unwrap(err)
 		}
-		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			// A sandbox's exec rules (Landlock, an LSM) refuse the
-			// stub: the plan is the kernel's own exec, which they
-			// judge. (Asked before the exec, since BeforeExec's log
-			// line must say who makes it.)
-			fail("", nil) // closes the plan's descriptors
-			why := errors.Unwrap(err)
-			if err == errMDWE {
-				why = err
-			}
-			note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", why)
-			if opts.Logf != nil {
-				opts.Logf("note: %s", note)
-			}
-			before(note)
-			return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+	}
+	if refused != nil {
+		// A sandbox's exec rules (Landlock, an LSM) refuse the stub, or
+		// it could not run here: the plan is the kernel's own exec,
+		// which they judge. (Asked before the exec, since BeforeExec's
+		// log line must say who makes it.)
+		fail("", nil) // closes the plan's descriptors
+		note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", refused)
+		if opts.Logf != nil {
+			opts.Logf("note: %s", note)
 		}
+		before(note)
+		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
 	}
 	// The plan's memfd is made first, so that its number (in the stub's
 	// argv, whose length the plan depends on) is known when compiling.

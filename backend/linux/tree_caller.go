@@ -306,7 +306,7 @@ func (c *caller) dir() (string, error) {
 	if err == nil && !strings.HasSuffix(dir, " (deleted)") {
 		return dir, nil
 	}
-	if err != nil && err.(*os.PathError).Err != unix.ENAMETOOLONG {
+	if err != nil && !errors.Is(err, unix.ENAMETOOLONG) {
 		return "", err
 	}
 	var own, leader unix.Stat_t

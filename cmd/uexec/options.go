@@ -345,7 +345,7 @@ func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err er
 	var de *dirError
 	if errors.As(err, &de) {
 		// uexec's own failure before any exec: env(1)'s status.
-		fmt.Fprintf(stderr, "uexec: %v (%s)\n", de, errnoName(de.err))
+		fmt.Fprintf(stderr, "uexec: %v%s\n", de, errnoSuffix(de.err))
 		return exitUsage
 	}
 	msg := err.Error()

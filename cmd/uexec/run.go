@@ -407,14 +407,6 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 			errno, o.argv[0])
 		return exitUsage
 	}
-	if errors.As(err, &be) && errors.As(err, &errno) && errno == unix.EBUSY && strings.Contains(be.Step, "seccomp") {
-		// Linux lets one seccomp listener watch a process and its
-		// ancestors: uexec's tree inside another (or under another
-		// supervisor that uses one) cannot have its own.
-		fmt.Fprintf(stderr, "uexec: cannot build the execs of the tree: a seccomp listener already watches this process (uexec run inside a tree of uexec's, or another supervisor that uses one), and Linux allows one (%v); use --once to load only %s\n",
-			errno, o.argv[0])
-		return exitUsage
-	}
 	if err != nil {
 		return startFailed(err, o, elog, first, stderr, closeFiles)
 	}
