@@ -2,13 +2,16 @@
 # bench/tree.sh: an exec-heavy workload (a shell loop starting 300 short
 # programs) natively, under `uexec run` (every exec by uexec), under
 # `uexec run --once` and under `strace -f -e trace=execve` (the reference
-# for the cost of ptrace), in one hyperfine run; prints the ratios.
-# Usage: bench/tree.sh [N]   (needs root for uexec run; hyperfine if
-# installed, else a bash timing loop)
+# for the cost of ptrace), in one hyperfine run; prints the ratios. Run as
+# root, it also runs the loop as uid 65534 (setpriv): natively, in that
+# user's tree (the kernel does its execs) and with --log-execs.
+# Usage: bench/tree.sh [N]   (hyperfine if installed, else a bash timing
+# loop)
 set -eu
 n=${1:-300}
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/uexec
+chmod 755 "$(dirname "$bin")" # for the ordinary user's runs
 go build -o "$bin" ./cmd/uexec
 loop="i=0; while [ \$i -lt $n ]; do /bin/true; i=\$((i+1)); done"
 if command -v hyperfine >/dev/null; then
@@ -22,6 +25,18 @@ if command -v hyperfine >/dev/null; then
 r = json.load(open(sys.argv[1]))["results"]
 for x in r:
     print("%-11s %7.1f ms  %.2fx native" % (x["command"], x["mean"] * 1e3, x["mean"] / r[0]["mean"]))' "$json"
+	if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+		# An ordinary user's tree: the kernel does every exec.
+		user="setpriv --reuid 65534 --regid 65534 --clear-groups"
+		hyperfine -N --warmup 2 --runs 10 --export-json "$json" \
+			-n native-65534 "$user sh -c '$loop'" \
+			-n uexec-tree-65534 "$user $bin run sh -c '$loop'" \
+			-n uexec-tree-log-65534 "$user $bin run --log-execs /dev/null sh -c '$loop'"
+		python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+for x in r:
+    print("%-20s %7.1f ms  %.2fx native" % (x["command"], x["mean"] * 1e3, x["mean"] / r[0]["mean"]))' "$json"
+	fi
 	# The tree's own cost per exec: the same loop of a 3-instruction
 	# static program (no libc, nothing but exit).
 	tiny=$(dirname "$bin")/tiny

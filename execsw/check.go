@@ -44,6 +44,11 @@ func (e *ExecError) Error() string {
 
 func (e *ExecError) Unwrap() error { return e.Err }
 
+// ErrUnreadable is in the error (with EACCES) of a plan that failed where
+// the kernel's exec would not: uexec may not read a file that the kernel
+// maps without reading it (an execute-only program).
+var ErrUnreadable = errors.New("uexec cannot read the file (the kernel would not need to)")
+
 func execErr(path string, errno unix.Errno, format string, args ...any) error {
 	return &ExecError{Path: path, Reason: fmt.Sprintf(format, args...), Err: errno}
 }
@@ -259,7 +264,7 @@ func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollo
 	fd, err := unix.Open(host, flags, 0)
 	if err != nil {
 		if err == unix.EACCES {
-			return nil, "", execErr(name, unix.EACCES, "uexec cannot read the file (the kernel would not need to)")
+			return nil, "", &ExecError{Path: name, Err: fmt.Errorf("%w: %w", ErrUnreadable, unix.EACCES)}
 		}
 		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}
 	}

@@ -80,6 +80,32 @@ func (s *Switch) Remove(f Format) error {
 	return fmt.Errorf("exec switch: %s not registered: %w", f.Name(), unix.ENOENT)
 }
 
+// Native is implemented by a handler that can tell whether its plans are,
+// as it stands, only what Linux's own exec makes of a file (Plan.Extended
+// stays empty): binfmt_elf, binfmt_script, a binfmt_misc without rules.
+type Native interface {
+	Native() bool
+}
+
+// Native reports whether every plan of s is now the kernel's own exec of
+// the request (emulation roots aside, which are the request's): every
+// handler is Native, and no policy or autoload can refuse or extend an
+// exec. A tree that need not build execs itself then lets the kernel do
+// them without planning any that nobody asks about.
+func (s *Switch) Native() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.Autoload != nil || len(s.Policies) > 0 {
+		return false
+	}
+	for _, e := range s.entries {
+		if n, ok := e.Format.(Native); !ok || !n.Native() {
+			return false
+		}
+	}
+	return true
+}
+
 // Entries returns the registered formats in the order they are tried.
 func (s *Switch) Entries() []Format {
 	s.mu.RLock()

@@ -102,7 +102,8 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	}
 	p.p.Release()
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, Kernel: p.Kernel, opts: *topts, self: os.Getpid(),
-		firstDone: make(chan struct{}), done: make(chan struct{})}
+		firstDone: make(chan struct{}), done: make(chan struct{}),
+		exeless: !selfHasCap(unix.CAP_SYS_ADMIN) && !selfHasCap(unix.CAP_CHECKPOINT_RESTORE)}
 	if err := notifSyncWakeUp(listener); err != nil {
 		tr.logf("%v: the serving thread and the callers wake each other on any CPU", err)
 	}
@@ -336,6 +337,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	answered := false
 	stop := false // a planned exec that StopAtExec matched
 	refusedErrno, refused := tr.refusedAgain(n)
+	if tr.opts.OnExec == nil && tr.opts.OnExit == nil && tr.kernelExecs() {
+		// Only the kernel's exec is exact and nobody asks about it:
+		// it is let through unplanned (its errors are the kernel's).
+		notifSend(listener, n.id, true, 0, 0)
+		return
+	}
 	// For TreeOptions.OnExit: whether the caller may now run another
 	// image, and which (nil: unknown).
 	tgid, execd, img := pid, false, (*ExitEvent)(nil)
@@ -447,6 +454,28 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		unplanned("the caller has a mount namespace or root of its own")
 		return
 	}
+	if tr.kernelExecs() {
+		// The kernel does it whatever the plan: it is let through
+		// first, and planned for the log while the program starts.
+		notifSend(listener, n.id, true, 0, 0)
+		answered = true
+		ev.By = "kernel"
+		plan, err := planCall(tr.opts.Switch, req, argErr)
+		if err != nil {
+			if errnoOf(err) == 0 || errors.Is(err, execsw.ErrUnreadable) {
+				execd, ev.Note = true, fmt.Sprintf("uexec could not plan the exec: %v", err)
+			} else {
+				ev.Err, ev.Note = err, exelessNote // the kernel's errno, as planned
+			}
+			emit()
+			return
+		}
+		defer plan.Close()
+		ev.Chain, setID, img, execd = plan.Chain, plan.Cred.IgnoredNote(), exitImage(plan, path), true
+		ev.Note = kernelNote(plan, c, req)
+		emit()
+		return
+	}
 	plan, err := planCall(tr.opts.Switch, req, argErr)
 	if err != nil {
 		refuse(err)
@@ -471,18 +500,18 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	switch {
 	case plan.Compat:
-		planKernel("a 32-bit image: uexec has no 32-bit stub", unix.ENOEXEC)
+		planKernel(treeCompatNote, unix.ENOEXEC)
 		return
 	case plan.Extended == "" && setIDKernelNote(plan, uint32(c.personality), req.RlimitStack) != "":
 		kernel(setIDKernelNote(plan, uint32(c.personality), req.RlimitStack))
 		return
 	case plan.Cred.SetID && !c.maySetID():
-		planKernel("a set-id exec by a caller without CAP_SETUID and CAP_SETGID", unix.EPERM)
+		planKernel(setIDCapsNote, unix.EPERM)
 		return
 	case plan.Cred.Downgraded && plan.Extended == "":
 		// An extended plan runs with the caller's ids instead, as
 		// under an unprivileged tracer.
-		kernel("a set-id exec uexec could not give its ids")
+		kernel(downgradedNote)
 		return
 	case !c.maySetExe() && plan.Extended == "":
 		// The stub could not make /proc/PID/exe the program's; the plan
@@ -526,6 +555,42 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	ev.Stopped = stop
 	execd = true
 	emit()
+}
+
+// Why the kernel does an exec of the tree (the log's note).
+const (
+	treeCompatNote = "a 32-bit image: uexec has no 32-bit stub"
+	setIDCapsNote  = "a set-id exec by a caller without CAP_SETUID and CAP_SETGID"
+	downgradedNote = "a set-id exec uexec could not give its ids"
+	exelessNote    = "exact by the kernel: uexec, without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd), lets the kernel do every exec of its tree"
+)
+
+// kernelExecs reports whether the kernel does every exec of the tree as it
+// stands: uexec may not make /proc/PID/exe a program's (an ordinary user's
+// tree), so that only the kernel's exec is exact for it and its callers,
+// and no binfmt rule, emulation root, policy or stop at exec needs an exec
+// of uexec's.
+func (tr *Tree) kernelExecs() bool {
+	return tr.exeless && tr.opts.EmulRoot == "" && tr.opts.StopAtExec == nil && tr.opts.Switch.Native()
+}
+
+// kernelNote says why the kernel did the exec of plan by c in a tree
+// where it does all (kernelExecs), as the tree would say it of that exec
+// alone where possible.
+func kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) string {
+	switch {
+	case plan.Compat:
+		return treeCompatNote
+	case setIDKernelNote(plan, uint32(c.personality), req.RlimitStack) != "":
+		return setIDKernelNote(plan, uint32(c.personality), req.RlimitStack)
+	case plan.Cred.SetID && !c.maySetID():
+		return setIDCapsNote
+	case plan.Cred.Downgraded:
+		return downgradedNote
+	case !c.maySetExe():
+		return kernelExeNote
+	}
+	return exelessNote
 }
 
 // unreadableBy reports whether the caller may not read one of the plan's

@@ -114,6 +114,8 @@ type Tree struct {
 	done      chan struct{}
 	err       error
 	exits     *exitWatch // with OnExit
+	// exeless: this process may not set /proc/PID/exe (kernelExecs).
+	exeless bool
 	// refused holds, by caller, the call whose stub the kernel refused,
 	// given back to it (the serving thread's alone).
 	refused map[uint32]refusedCall

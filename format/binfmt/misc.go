@@ -121,6 +121,14 @@ func (m *Misc) Name() string { return "binfmt" }
 // HeaderSize returns BufSize, the bytes magic is matched in.
 func (m *Misc) HeaderSize() int { return BufSize }
 
+// Native reports whether m holds no rule: then it plans nothing the
+// kernel's own exec would not (it answers ENOEXEC to every file).
+func (m *Misc) Native() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.rules) == 0
+}
+
 // MakeCmds matches epp against the rules, newest first, and rewrites the
 // exec to run the first matching rule's interpreter (load_misc_binary):
 //

@@ -28,6 +28,9 @@ func (Format) Name() string { return "elf" }
 // HeaderSize returns the size of an Elf64_Ehdr.
 func (Format) HeaderSize() int { return HeaderSize }
 
+// Native returns true: binfmt_elf's plans are the kernel's own exec.
+func (Format) Native() bool { return true }
+
 // MakeCmds recognises an ELF executable in epp.Hdr and plans its image and
 // its interpreter's into epp (load_elf_binary). Errors before the point of
 // no return wrap the errno Linux returns; after it they wrap ErrFatal.

@@ -121,6 +121,9 @@ func (Format) Name() string { return "script" }
 // HeaderSize returns BufSize: the parser looks at no more.
 func (Format) HeaderSize() int { return BufSize }
 
+// Native returns true: binfmt_script's plans are the kernel's own exec.
+func (Format) Native() bool { return true }
+
 // MakeCmds recognises a #! script in epp.Hdr, rewrites epp.Args to run the
 // interpreter, and checks the interpreter through epp.Sw.CheckExec: the
 // seed's exec_script_makecmds, in Linux's order of errors (load_script):

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestTreeKernelExecs: in an ordinary user's tree with no binfmt rule,
+// emulation root, policy or stop at exec, the kernel does every exec (only
+// its exec makes /proc/PID/exe the program's), so the execs of the tree are
+// the kernel's in everything, even where uexec could not plan them: an
+// execute-only program (mode 0711, root's), static and dynamic, runs as
+// natively, with and without --log-execs, where uexec refused it with
+// EACCES; a missing file fails with the kernel's errno, and the log says
+// what each exec was (by the kernel, the plan's error or why uexec could
+// not plan it).
+func TestTreeKernelExecs(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // root's execute-only files, a user to drop to
+	dir, bin := sharedUexec(t)
+	static := filepath.Join(dir, "xo-static")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/hello.c", "-static"), static, 0o711)
+	dynamic := filepath.Join(dir, "xo-true")
+	copyFile(t, "/bin/true", dynamic, 0o711)
+	missing := filepath.Join(dir, "missing")
+	script := static + " a b; echo $?; " + dynamic + "; echo $?; " + missing + "; echo $?"
+	native := runCmd(t, "", "/", append(asNobody(t), "/bin/sh", "-c", script)...)
+	if !strings.Contains(native.stdout, "hello tls=42 argc=3") || !strings.HasSuffix(native.stdout, "\n0\n0\n127\n") {
+		t.Fatalf("natively, as 65534: %v", native)
+	}
+	want := strings.ReplaceAll(native.String(), "/bin/sh:", "sh:")
+	for _, log := range []bool{false, true} {
+		argv := append(asNobody(t), bin, "run")
+		if log {
+			argv = append(argv, "--log-execs", "-")
+		}
+		under := runCmd(t, "", "/", append(argv, "/bin/sh", "-c", script)...)
+		lines, rest := splitLog(under.stderr)
+		under.stderr = rest
+		if got := strings.ReplaceAll(under.String(), "/bin/sh:", "sh:"); got != want {
+			t.Errorf("log %v: as 65534 under uexec run:\n%s\nnatively:\n%s", log, got, want)
+		}
+		if !log {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, l := range lines {
+			var ev struct {
+				Event, Path, By, Note, Result string
+			}
+			if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Event != "exec" {
+				continue
+			}
+			switch ev.Path {
+			case static, dynamic:
+				if ev.By != "kernel" || ev.Result != "kernel" || !strings.Contains(ev.Note, "uexec could not plan the exec") {
+					t.Errorf("log line of an execute-only program: %s", l)
+				}
+			case missing:
+				if ev.By != "kernel" || ev.Result != "ENOENT" {
+					t.Errorf("log line of a missing file: %s", l)
+				}
+			}
+			seen[ev.Path] = true
+		}
+		if !seen[static] || !seen[dynamic] || !seen[missing] {
+			t.Errorf("the log misses execs:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// splitLog parts stderr into the JSON lines of --log-execs - and the rest.
+func splitLog(stderr string) (lines []string, rest string) {
+	var other []string
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if strings.HasPrefix(l, "{") {
+			lines = append(lines, strings.TrimSpace(l))
+		} else if l != "" {
+			other = append(other, l)
+		}
+	}
+	return lines, strings.Join(other, "")
+}
