@@ -44,6 +44,7 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 		req.Legacy = persona&sys.ADDR_COMPAT_LAYOUT != 0
 	}
 	req.Downgrade = os.Geteuid() != 0
+	req.SearchAsSelf = true // its own credentials
 	return req, nil
 }
 

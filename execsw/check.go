@@ -282,7 +282,8 @@ func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollo
 
 // openFast lets the kernel walk the path when its answer is the caller's:
 // the caller may search every directory (CAP_DAC_OVERRIDE or
-// CAP_DAC_READ_SEARCH) and shares uexec's root. Then lookup errors
+// CAP_DAC_READ_SEARCH), or is checked as this process is (SearchAsSelf),
+// and shares uexec's root. Then lookup errors
 // (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG) are the kernel's own, for a
 // fraction of the system calls of lookup. The type is checked with statx
 // before the open, so that no device or FIFO is ever opened (Linux's
@@ -292,7 +293,7 @@ func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollo
 // refused a search the caller may make.
 func (epp *Package) openFast(name string, noFollow bool) (vf *vm.File, resolved string, ok bool, err error) {
 	c := &epp.Req.Cred
-	if !(c.CapDACOverride || c.CapDACReadSearch) || (epp.Req.Root != "" && epp.Req.Root != "/") {
+	if !(c.CapDACOverride || c.CapDACReadSearch || epp.Req.SearchAsSelf) || (epp.Req.Root != "" && epp.Req.Root != "/") {
 		return nil, "", false, nil
 	}
 	p := name

@@ -1,6 +1,19 @@
 package execsw
 
-import "golang.org/x/sys/unix"
+import (
+	"slices"
+
+	"golang.org/x/sys/unix"
+)
+
+// SameSearch reports whether a path walk is checked the same for c as
+// for o (generic_permission's MAY_EXEC on each directory, and every
+// open): the same filesystem ids and groups, and the same two
+// capabilities that override them.
+func (c *Cred) SameSearch(o *Cred) bool {
+	return c.FSUID == o.FSUID && c.FSGID == o.FSGID && slices.Equal(c.Groups, o.Groups) &&
+		c.CapDACOverride == o.CapDACOverride && c.CapDACReadSearch == o.CapDACReadSearch
+}
 
 // newCred computes the credentials after exec (Linux bprm_fill_uid and
 // cap_bprm_creds_from_file; the seed's set-id block in execve1). epp.Attr

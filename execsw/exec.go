@@ -102,9 +102,13 @@ type Request struct {
 	// reached through it gets ENOENT (its /dev/fd name would be gone).
 	CloseOnExec bool
 
-	Cred        Cred
-	RlimitStack uint64 // RLIMIT_STACK soft limit; ^uint64(0) is unlimited
-	RlimitData  uint64 // RLIMIT_DATA soft limit
+	Cred Cred
+	// SearchAsSelf says that the kernel's permission checks of a walk
+	// are the same for Cred as for this process (Cred.SameSearch): this
+	// process's own lookup of a path then answers as the caller's would.
+	SearchAsSelf bool
+	RlimitStack  uint64 // RLIMIT_STACK soft limit; ^uint64(0) is unlimited
+	RlimitData   uint64 // RLIMIT_DATA soft limit
 	// NoRandom is personality ADDR_NO_RANDOMIZE (or randomize_va_space
 	// 0): every address is the kernel's deterministic one.
 	NoRandom bool

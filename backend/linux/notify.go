@@ -104,6 +104,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, Kernel: p.Kernel, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{}),
 		exeless: !selfHasCap(unix.CAP_SYS_ADMIN) && !selfHasCap(unix.CAP_CHECKPOINT_RESTORE)}
+	if self, err := readCaller(tr.self); err == nil {
+		tr.selfCred = &self.cred
+	}
 	if err := notifSyncWakeUp(listener); err != nil {
 		tr.logf("%v: the serving thread and the callers wake each other on any CPU", err)
 	}
@@ -444,6 +447,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	req.EmulRoot = tr.opts.EmulRoot
+	req.SearchAsSelf = tr.selfCred != nil && req.Cred.SameSearch(tr.selfCred)
 	ev.Cwd = execsw.DirName(req.Dir)
 	if req.File != nil {
 		defer req.File.Close()

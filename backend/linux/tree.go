@@ -116,6 +116,9 @@ type Tree struct {
 	exits     *exitWatch // with OnExit
 	// exeless: this process may not set /proc/PID/exe (kernelExecs).
 	exeless bool
+	// selfCred is this process's credentials (nil: unknown), against
+	// which a caller's walk is checked (Request.SearchAsSelf).
+	selfCred *execsw.Cred
 	// refused holds, by caller, the call whose stub the kernel refused,
 	// given back to it (the serving thread's alone).
 	refused map[uint32]refusedCall

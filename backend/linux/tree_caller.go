@@ -36,8 +36,9 @@ type callerMem struct {
 }
 
 var (
-	errFault   = fmt.Errorf("bad address in the caller: %w", unix.EFAULT)
-	errLongArg = fmt.Errorf("string of more than %d bytes: %w", maxArgStrlen, unix.E2BIG)
+	errFault    = fmt.Errorf("bad address in the caller: %w", unix.EFAULT)
+	errLongArg  = fmt.Errorf("string of more than %d bytes: %w", maxArgStrlen, unix.E2BIG)
+	errLongPath = fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG)
 )
 
 func (m *callerMem) page(addr uint64) ([]byte, error) {
@@ -78,11 +79,13 @@ func (m *callerMem) cstring(addr uint64, max int, errLong error) (string, error)
 		off := addr & 4095
 		chunk := p[off:]
 		if i := bytes.IndexByte(chunk, 0); i >= 0 {
-			out = append(out, chunk[:i]...)
-			if len(out)+1 > max {
+			if len(out)+i+1 > max {
 				return "", errLong
 			}
-			return string(out), nil
+			if out == nil { // within one page: one copy
+				return string(chunk[:i]), nil
+			}
+			return string(append(out, chunk[:i]...)), nil
 		}
 		out = append(out, chunk...)
 		if len(out) >= max {
@@ -93,7 +96,14 @@ func (m *callerMem) cstring(addr uint64, max int, errLong error) (string, error)
 }
 
 func (m *callerMem) word(addr uint64) (uint64, error) {
-	var b [8]byte
+	if off := addr & 4095; off <= 4096-8 {
+		p, err := m.page(addr)
+		if err != nil {
+			return 0, err
+		}
+		return binary.LittleEndian.Uint64(p[off:]), nil
+	}
+	var b [8]byte // across two pages
 	for i := range b {
 		p, err := m.page(addr + uint64(i))
 		if err != nil {
@@ -597,7 +607,7 @@ var ownMountNS = sync.OnceValues(func() (unix.Stat_t, error) {
 // envp's, which Linux reports only once the file is open (see planCall).
 func readCall(pid int, pathPtr, argvPtr, envpPtr uint64) (path string, argv, envp []string, argErr, err error) {
 	mem := &callerMem{pid: pid}
-	path, err = mem.cstring(pathPtr, pathMax, fmt.Errorf("path of %d bytes or more: %w", pathMax, unix.ENAMETOOLONG))
+	path, err = mem.cstring(pathPtr, pathMax, errLongPath)
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
