@@ -120,6 +120,13 @@ type SpawnRequest struct {
 	// OnExec, with Tree, receives every exec of the tree, the first
 	// program's first, on the serving thread: it must not block.
 	OnExec func(ExecEvent)
+	// LateExecEvents lets OnExec receive an exec after its caller has
+	// been answered, where the kernel does every exec of the tree (an
+	// ordinary user's without binfmt rules, emulation root, policies or
+	// StopAtExec): the caller then does not wait for the exec to be
+	// planned, and its event may come after the new program's first
+	// output. Without it every event precedes the exec it reports.
+	LateExecEvents bool
 	// OnExit, with Tree, receives the end of each process of the tree
 	// that made an exec, after its execs, on the serving thread: it must
 	// not block.
@@ -274,7 +281,8 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	p := &Process{exited: make(chan struct{}), done: make(chan struct{})}
 	if s.Tree {
 		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
-			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec, OnFirstStop: s.OnFirstStop}
+			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec, OnFirstStop: s.OnFirstStop,
+			LateOnExec: s.LateExecEvents}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
 			dir := execsw.DirName(s.Dir)

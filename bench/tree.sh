@@ -4,7 +4,7 @@
 # `uexec run --once` and under `strace -f -e trace=execve` (the reference
 # for the cost of ptrace), in one hyperfine run; prints the ratios. Run as
 # root, it also runs the loop as uid 65534 (setpriv): natively, in that
-# user's tree (the kernel does its execs) and with --log-execs.
+# user's tree (the kernel does its execs) and with --log-execs to a file.
 # Usage: bench/tree.sh [N]   (hyperfine if installed, else a bash timing
 # loop)
 set -eu
@@ -28,10 +28,12 @@ for x in r:
 	if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 		# An ordinary user's tree: the kernel does every exec.
 		user="setpriv --reuid 65534 --regid 65534 --clear-groups"
+		logs=$(dirname "$bin")/logs
+		mkdir -m 777 "$logs"
 		hyperfine -N --warmup 2 --runs 10 --export-json "$json" \
 			-n native-65534 "$user sh -c '$loop'" \
 			-n uexec-tree-65534 "$user $bin run sh -c '$loop'" \
-			-n uexec-tree-log-65534 "$user $bin run --log-execs /dev/null sh -c '$loop'"
+			-n uexec-tree-log-65534 "$user $bin run --log-execs $logs/log.json sh -c '$loop'"
 		python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 for x in r:

@@ -226,6 +226,9 @@ func (tr *Tree) serve(listener, pidfd int) {
 		if listener >= 0 {
 			unix.Close(listener)
 		}
+		if tr.spare != nil {
+			tr.spare.close()
+		}
 		if !tr.firstGone {
 			tr.reapFirst(0)
 		}
@@ -398,6 +401,14 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			return
 		}
 		ev.Err = err
+		if tr.kernelExecs() {
+			// The kernel's exec answers (the log has the errno
+			// uexec found).
+			ev.By, ev.Note = "kernel", exelessNote
+			emit()
+			notifSend(listener, n.id, true, 0, 0)
+			return
+		}
 		emit()
 		notifSend(listener, n.id, false, -int32(errno), 0)
 	}
@@ -459,10 +470,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	if tr.kernelExecs() {
-		// The kernel does it whatever the plan: it is let through
-		// first, and planned for the log while the program starts.
-		notifSend(listener, n.id, true, 0, 0)
-		answered = true
+		// The kernel does it whatever the plan, which is for OnExec
+		// alone: with LateOnExec the caller need not wait for it.
+		if tr.opts.LateOnExec {
+			notifSend(listener, n.id, true, 0, 0)
+			answered = true
+		}
 		ev.By = "kernel"
 		plan, err := planCall(tr.opts.Switch, req, argErr)
 		if err != nil {
@@ -472,12 +485,15 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 				ev.Err, ev.Note = err, exelessNote // the kernel's errno, as planned
 			}
 			emit()
-			return
+		} else {
+			ev.Chain, setID, img, execd = plan.Chain, plan.Cred.IgnoredNote(), exitImage(plan, path), true
+			ev.Note = kernelNote(plan, c, req)
+			emit()
+			plan.Close()
 		}
-		defer plan.Close()
-		ev.Chain, setID, img, execd = plan.Chain, plan.Cred.IgnoredNote(), exitImage(plan, path), true
-		ev.Note = kernelNote(plan, c, req)
-		emit()
+		if !answered {
+			notifSend(listener, n.id, true, 0, 0)
+		}
 		return
 	}
 	plan, err := planCall(tr.opts.Switch, req, argErr)
@@ -537,6 +553,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp}
+	defer tr.readyPlanFile() // for the next, once this caller runs
 	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
 		var back *callGivenBack
 		if errors.As(err, &back) {

@@ -239,7 +239,12 @@ func verifyStub(p string, want []byte) error {
 // 0555, for a copy of the stub with its plan: r is open for reading (to
 // hand over and exec), w for writing until write closes it (an exec of a
 // file open for writing is ETXTBSY).
-type planFile struct{ r, w *os.File }
+// planFile is a copy of the stub being made, to which a plan is appended
+// (write); stubDone once the stub's bytes are in it (writeStub).
+type planFile struct {
+	r, w     *os.File
+	stubDone bool
+}
 
 func (stubs *stubCache) planFile() (*planFile, error) {
 	p, err := stubs.cachedFile()
@@ -310,24 +315,42 @@ func reopenRead(fd int) (*os.File, error) {
 // write writes the stub and, at planstub.PlanOffset (a hole between), its
 // plan, and closes the writing descriptor.
 func (pf *planFile) write(stub, plan []byte) error {
-	for _, part := range []struct {
-		b   []byte
-		off int64
-	}{{stub, 0}, {plan, planstub.PlanOffset}} {
-		for done := 0; done < len(part.b); {
-			n, err := unix.Pwrite(int(pf.w.Fd()), part.b[done:], part.off+int64(done))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return os.NewSyscallError("pwrite", err)
-			}
-			done += n
-		}
+	if err := pf.writeStub(stub); err != nil {
+		return err
+	}
+	if err := pwriteAll(int(pf.w.Fd()), plan, planstub.PlanOffset); err != nil {
+		return err
 	}
 	err := pf.w.Close()
 	pf.w = nil
 	return err
+}
+
+// writeStub writes the stub's bytes, once: a tree writes them ahead of the
+// exec that needs the copy (Tree.readyPlanFile).
+func (pf *planFile) writeStub(stub []byte) error {
+	if pf.stubDone {
+		return nil
+	}
+	if err := pwriteAll(int(pf.w.Fd()), stub, 0); err != nil {
+		return err
+	}
+	pf.stubDone = true
+	return nil
+}
+
+func pwriteAll(fd int, b []byte, off int64) error {
+	for done := 0; done < len(b); {
+		n, err := unix.Pwrite(fd, b[done:], off+int64(done))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("pwrite", err)
+		}
+		done += n
+	}
+	return nil
 }
 
 func (pf *planFile) close() {

@@ -25,6 +25,10 @@ type TreeOptions struct {
 	// first (the caller logs the first itself, or passes it as First), on
 	// the serving thread: it must not block.
 	OnExec func(*ExecEvent)
+	// LateOnExec lets OnExec be called after the caller was answered
+	// where the kernel does every exec (kernelExecs): the caller does not
+	// wait for the plan, made for OnExec alone.
+	LateOnExec bool
 	// First, when set, is the first program's exec: the tree passes it to
 	// OnExec, with Pid set, before any other event, so that a log of
 	// OnExec and OnExit is in order.
@@ -116,6 +120,8 @@ type Tree struct {
 	exits     *exitWatch // with OnExit
 	// exeless: this process may not set /proc/PID/exe (kernelExecs).
 	exeless bool
+	// spare is the next redirect's copy of the stub (readyPlanFile).
+	spare *planFile
 	// selfCred is this process's credentials (nil: unknown), against
 	// which a caller's walk is checked (Request.SearchAsSelf).
 	selfCred *execsw.Cred

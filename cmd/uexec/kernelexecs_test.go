@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // natively, with and without --log-execs, where uexec refused it with
 // EACCES; a missing file fails with the kernel's errno, and the log says
 // what each exec was (by the kernel, the plan's error or why uexec could
-// not plan it).
+// not plan it). The log on stderr precedes each exec (its lines whole
+// between the shell's messages); a log file's lines may follow them.
 func TestTreeKernelExecs(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // root's execute-only files, a user to drop to
@@ -33,19 +35,33 @@ func TestTreeKernelExecs(t *testing.T) {
 		t.Fatalf("natively, as 65534: %v", native)
 	}
 	want := strings.ReplaceAll(native.String(), "/bin/sh:", "sh:")
-	for _, log := range []bool{false, true} {
+	logDir := filepath.Join(dir, "logs") // the user's to write
+	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logDir, "log")
+	for _, log := range []string{"", "-", logFile} {
 		argv := append(asNobody(t), bin, "run")
-		if log {
-			argv = append(argv, "--log-execs", "-")
+		if log != "" {
+			argv = append(argv, "--log-execs", log)
 		}
 		under := runCmd(t, "", "/", append(argv, "/bin/sh", "-c", script)...)
+		// On stderr each line precedes the exec it reports, so no
+		// line cuts into the shell's message; a file's may come late.
 		lines, rest := splitLog(under.stderr)
 		under.stderr = rest
 		if got := strings.ReplaceAll(under.String(), "/bin/sh:", "sh:"); got != want {
-			t.Errorf("log %v: as 65534 under uexec run:\n%s\nnatively:\n%s", log, got, want)
+			t.Errorf("log %q: as 65534 under uexec run:\n%s\nnatively:\n%s", log, got, want)
 		}
-		if !log {
+		if log == "" {
 			continue
+		}
+		if log == logFile {
+			b, err := os.ReadFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, _ = splitLog(string(b))
 		}
 		seen := map[string]bool{}
 		for _, l := range lines {

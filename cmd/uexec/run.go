@@ -349,6 +349,11 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 	if elog != nil || o.verbose {
 		sreq.OnExec = elog.write
 	}
+	// A log file's lines may follow the execs they report (an ordinary
+	// user's tree, whose execs the kernel does, then does not wait for
+	// them); a log or notes on a terminal or stderr precede them, as the
+	// programs' own output there comes after.
+	sreq.LateExecEvents = elog.regularFile() && !o.verbose
 	if elog != nil || o.guard != nil {
 		sreq.OnExit = o.treeExits(elog)
 	}

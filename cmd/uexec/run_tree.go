@@ -57,6 +57,19 @@ func openExecLog(name string, stderr io.Writer) (*execLog, error) {
 	return &execLog{w: f, c: f, name: name}, nil
 }
 
+// regularFile reports whether the log is written to a regular file.
+func (l *execLog) regularFile() bool {
+	if l == nil || l.c == nil {
+		return false
+	}
+	f, ok := l.c.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
+}
+
 // close closes the log's file, once, and returns the first error of its
 // writes or of the close: a log that lost lines (a full disk) must not pass
 // for a whole one.
