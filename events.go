@@ -14,6 +14,7 @@ import (
 type ExecEvent struct {
 	Time time.Time // when uexec received the exec
 	Pid  int       // the caller's thread id (its pid unless a thread exec'd)
+	Tgid int       // the caller's process id (Pid unless a thread exec'd); 0 if unknown
 	Ppid int
 	Cwd  string   // the caller's working directory at the exec
 	Path string   // as the caller passed it ("/dev/fd/N[/name]" for execveat by descriptor)
@@ -51,7 +52,7 @@ type ExitEvent struct {
 }
 
 func execEventOf(ev *backend.ExecEvent) ExecEvent {
-	return ExecEvent{Time: ev.Time, Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path, Argv: ev.Argv,
+	return ExecEvent{Time: ev.Time, Pid: ev.Pid, Tgid: ev.Tgid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path, Argv: ev.Argv,
 		Chain: ev.Chain, Err: startError(ev.Err), By: ev.By, Note: ev.Note, Stopped: ev.Stopped}
 }
 

@@ -153,7 +153,7 @@ func TestExitWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	defer w.close(false)
 	pid, fault, reap := crashChild(t)
 	w.track(pid)
 	w.execd(pid, &ExitEvent{Planned: true, Path: "/x/crash", Comm: "crash", UID: 7})
@@ -176,5 +176,37 @@ func TestExitWatch(t *testing.T) {
 	}
 	if len(w.procs) != 0 {
 		t.Errorf("still watched: %v", w.procs)
+	}
+}
+
+// TestZombieStatus: an ended process not yet reaped has its wait status in
+// /proc/PID/stat (what exitWatch.close reports of an orphan that init has
+// not reaped); once reaped, zombieStatus leaves it to PIDFD_INFO_EXIT.
+func TestZombieStatus(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "exit 3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	if ws, ok := zombieStatus(pid, pidfd); ok {
+		t.Errorf("a live process: status %v", ws)
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10_000); n != 1 || err != nil {
+		t.Fatalf("waiting 10 s for the child's exit: %d, %v", n, err)
+	}
+	ws, ok := zombieStatus(pid, pidfd)
+	if !ok || !ws.Exited() || ws.ExitStatus() != 3 {
+		t.Errorf("zombie: %v %v, want exit 3", ws, ok)
+	}
+	cmd.Wait()
+	if ws, ok := zombieStatus(pid, pidfd); ok {
+		t.Errorf("reaped: status %v from procfs", ws)
 	}
 }

@@ -3,12 +3,16 @@
 package linux
 
 import (
+	"bytes"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // ExitEvent is the end of a process of the tree, reported with the image
@@ -122,9 +126,13 @@ func (w *exitWatch) reaped(pid int, ws unix.WaitStatus) {
 
 // drain reports the processes reaped since the last call, without
 // waiting.
-func (w *exitWatch) drain() {
+func (w *exitWatch) drain() { w.drainWait(0) }
+
+// drainWait is drain waiting up to ms milliseconds for a first reap.
+func (w *exitWatch) drainWait(ms int) {
 	for {
-		n, err := unix.EpollWait(w.ep, w.evs, 0)
+		n, err := unix.EpollWait(w.ep, w.evs, ms)
+		ms = 0
 		if err == unix.EINTR {
 			continue
 		}
@@ -152,6 +160,46 @@ func (w *exitWatch) drain() {
 	}
 }
 
+// zombieStatus is the wait status of process tgid, the process of pidfd,
+// if it has ended and is not reaped (a zombie): the exit_code field of
+// /proc/PID/stat (proc(5), field 52). The pidfd keeps the number from
+// being reused until the reap, after which PIDFD_INFO_EXIT has the status
+// and drain reports it.
+func zombieStatus(tgid, pidfd int) (unix.WaitStatus, bool) {
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
+	if err := unix.IoctlPidfdInfo(pidfd, &info); err != nil || info.Mask&unix.PIDFD_INFO_EXIT != 0 {
+		return 0, false // reaped: drain's to report
+	}
+	b, err := sys.ReadFile("/proc/" + strconv.Itoa(tgid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3, the state
+	const exitCode = 52 - 3
+	if len(f) <= exitCode || f[0] != "Z" {
+		return 0, false
+	}
+	code, err := strconv.ParseUint(f[exitCode], 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return unix.WaitStatus(code), true
+}
+
+// pending reports whether a watched process's end is still to come.
+func (w *exitWatch) pending() bool {
+	for _, p := range w.procs {
+		if p.pidfd >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *exitWatch) report(pid int, img *ExitEvent, ws unix.WaitStatus) {
 	var ev ExitEvent
 	if img != nil {
@@ -161,9 +209,37 @@ func (w *exitWatch) report(pid int, img *ExitEvent, ws unix.WaitStatus) {
 	w.onExit(&ev)
 }
 
+// exitLinger bounds how long close waits for reaps it was not told of yet.
+const exitLinger = 100 * time.Millisecond
+
 // close reports what is left to report and releases the descriptors.
-func (w *exitWatch) close() {
+// With gone, no process of the tree is alive any more (none uses its
+// filter), but some may not be reaped yet: one whose parent died before
+// it, now init's or a subreaper's, which may take its time (or never reap
+// it): such a zombie is reported with the status procfs shows of it
+// (zombieStatus); a reap whose wake-up has not come yet is waited for,
+// exitLinger in all.
+func (w *exitWatch) close(gone bool) {
 	w.drain()
+	// The filter's end comes as the last process exits, before it is a
+	// zombie: each is looked at again until it is one (or reaped).
+	for deadline := time.Now().Add(exitLinger); gone && w.pending(); {
+		for tgid, p := range w.procs {
+			if p.pidfd < 0 {
+				continue
+			}
+			if ws, ok := zombieStatus(tgid, p.pidfd); ok {
+				unix.EpollCtl(w.ep, unix.EPOLL_CTL_DEL, p.pidfd, nil)
+				unix.Close(p.pidfd)
+				delete(w.procs, tgid)
+				w.report(tgid, p.img, ws)
+			}
+		}
+		if !w.pending() || time.Now().After(deadline) {
+			break
+		}
+		w.drainWait(2)
+	}
 	for _, p := range w.procs {
 		if p.pidfd >= 0 {
 			unix.Close(p.pidfd)

@@ -222,6 +222,7 @@ func recvFD(sock int) (int, error) {
 // first program is: the listener then goes to a helper that lets the
 // kernel do every later exec.
 func (tr *Tree) serve(listener, pidfd int) {
+	gone := false // no process uses the filter any more
 	defer func() {
 		if listener >= 0 {
 			unix.Close(listener)
@@ -233,7 +234,7 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.reapFirst(0)
 		}
 		if tr.exits != nil {
-			tr.exits.close()
+			tr.exits.close(gone)
 		}
 	}()
 	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}}
@@ -271,7 +272,8 @@ func (tr *Tree) serve(listener, pidfd int) {
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
-				return // no process uses the filter any more
+				gone = true
+				return
 			}
 			continue
 		}
@@ -432,7 +434,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		unplanned(fmt.Sprintf("reading the caller's state: %v", err))
 		return
 	}
-	ev.Ppid = c.ppid
+	ev.Ppid, ev.Tgid = c.ppid, c.tgid
 	tgid = c.tgid // for OnExit, and a stopped exec's event (a thread's)
 	if tr.exits != nil {
 		tr.exits.track(tgid)
@@ -457,6 +459,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		refuse(err)
 		return
 	}
+	if path == "" || path[0] != '/' && dirfd != unix.AT_FDCWD {
+		ev.Path = req.Path // execveat by descriptor: /dev/fd/N[/name]
+	}
 	req.EmulRoot = tr.opts.EmulRoot
 	req.SearchAsSelf = tr.selfCred != nil && req.Cred.SameSearch(tr.selfCred)
 	ev.Cwd = execsw.DirName(req.Dir)
@@ -471,8 +476,10 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	if tr.kernelExecs() {
 		// The kernel does it whatever the plan, which is for OnExec
-		// alone: with LateOnExec the caller need not wait for it.
-		if tr.opts.LateOnExec {
+		// alone: with LateOnExec the caller need not wait for it,
+		// unless the plan reads the caller's procfs (gone or changed
+		// once its exec is done).
+		if tr.opts.LateOnExec && !callerProc(req) {
 			notifSend(listener, n.id, true, 0, 0)
 			answered = true
 		}
@@ -593,6 +600,15 @@ const (
 // of uexec's.
 func (tr *Tree) kernelExecs() bool {
 	return tr.exeless && tr.opts.EmulRoot == "" && tr.opts.StopAtExec == nil && tr.opts.Switch.Native()
+}
+
+// callerProc reports whether planning req may look at the caller's procfs
+// directory: a path or cwd through /proc or /dev (/dev/fd/N, /dev/stdin
+// lead to the caller's /proc/PID/fd). A path elsewhere with a symlink
+// into them is not seen here.
+func callerProc(req *execsw.Request) bool {
+	under := func(p string) bool { return strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/") }
+	return under(req.Path) || !strings.HasPrefix(req.Path, "/") && under(req.Dir+"/")
 }
 
 // kernelNote says why the kernel did the exec of plan by c in a tree

@@ -75,6 +75,7 @@ type TreeOptions struct {
 type ExecEvent struct {
 	Time time.Time
 	Pid  int // the caller's thread id (its pid unless a thread exec'd)
+	Tgid int // the caller's process id (Pid unless a thread exec'd); 0 if unknown
 	Ppid int
 	Cwd  string   // the caller's working directory at the exec
 	Path string   // as the caller passed it ("/dev/fd/N[/name]" for execveat by descriptor)

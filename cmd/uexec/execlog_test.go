@@ -21,6 +21,7 @@ type logRaw struct {
 	Event  string   `json:"event"`
 	Time   string   `json:"time"`
 	Pid    int      `json:"pid"`
+	Tgid   int      `json:"tgid"`
 	Ppid   int      `json:"ppid"`
 	Cwd    string   `json:"cwd"`
 	Path   string   `json:"path"`

@@ -29,9 +29,16 @@ func TestTreeKernelExecs(t *testing.T) {
 	dynamic := filepath.Join(dir, "xo-true")
 	copyFile(t, "/bin/true", dynamic, 0o711)
 	missing := filepath.Join(dir, "missing")
-	script := static + " a b; echo $?; " + dynamic + "; echo $?; " + missing + "; echo $?"
+	sh := filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(sh, []byte("#!/bin/sh\necho fd-script\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Through the caller's descriptors (/dev/fd/N: its /proc/PID/fd),
+	// which are gone or others once its exec is done.
+	script := static + " a b; echo $?; " + dynamic + "; echo $?; " + missing + "; echo $?; " +
+		"exec 4<" + sh + "; /dev/fd/4; echo $?; exec 5<" + dir + "; /dev/fd/5; echo $?"
 	native := runCmd(t, "", "/", append(asNobody(t), "/bin/sh", "-c", script)...)
-	if !strings.Contains(native.stdout, "hello tls=42 argc=3") || !strings.HasSuffix(native.stdout, "\n0\n0\n127\n") {
+	if !strings.Contains(native.stdout, "hello tls=42 argc=3") || !strings.HasSuffix(native.stdout, "\n0\n0\n127\nfd-script\n0\n126\n") {
 		t.Fatalf("natively, as 65534: %v", native)
 	}
 	want := strings.ReplaceAll(native.String(), "/bin/sh:", "sh:")
@@ -76,15 +83,32 @@ func TestTreeKernelExecs(t *testing.T) {
 				if ev.By != "kernel" || ev.Result != "kernel" || !strings.Contains(ev.Note, "uexec could not plan the exec") {
 					t.Errorf("log line of an execute-only program: %s", l)
 				}
-			case missing:
-				if ev.By != "kernel" || ev.Result != "ENOENT" {
-					t.Errorf("log line of a missing file: %s", l)
+			case missing, "/dev/fd/5":
+				if ev.By != "kernel" || ev.Result != map[string]string{missing: "ENOENT", "/dev/fd/5": "EACCES"}[ev.Path] {
+					t.Errorf("log line of a failed exec: %s", l)
+				}
+			case "/dev/fd/4":
+				if ev.By != "kernel" || ev.Result != "kernel" {
+					t.Errorf("log line of a script run through its descriptor: %s", l)
 				}
 			}
 			seen[ev.Path] = true
 		}
-		if !seen[static] || !seen[dynamic] || !seen[missing] {
+		if !seen[static] || !seen[dynamic] || !seen[missing] || !seen["/dev/fd/4"] || !seen["/dev/fd/5"] {
 			t.Errorf("the log misses execs:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+	// The shell's last command, whose failure ends it at once: a plan of
+	// it made after the answer found no /proc/PID/fd/5 (ENOENT), most
+	// times.
+	for i := range 10 {
+		r := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--log-execs", logFile, "/bin/sh", "-c", "exec 5<"+dir+"; /dev/fd/5")...)
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status.ExitStatus() != 126 || !strings.Contains(string(b), `"path":"/dev/fd/5","argv":["/dev/fd/5"],"chain":[],"result":"EACCES"`) {
+			t.Fatalf("run %d: %v\nlog:\n%s", i, r, b)
 		}
 	}
 }

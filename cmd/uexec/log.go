@@ -148,6 +148,9 @@ func readLog(r io.Reader) (*execLogFile, error) {
 		if t.After(l.Last) {
 			l.Last = t
 		}
+		if rec.Tgid != 0 { // a thread's exec: its process is the one that ends
+			rec.Pid = rec.Tgid
+		}
 		switch rec.Event {
 		case "exit":
 			p := live[rec.Pid]

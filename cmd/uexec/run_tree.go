@@ -21,6 +21,7 @@ type execLogLine struct {
 	Event  string        `json:"event"` // "exec"
 	Time   string        `json:"time"`
 	Pid    int           `json:"pid"`
+	Tgid   int           `json:"tgid,omitempty"` // when a thread exec'd: the process's id
 	Ppid   int           `json:"ppid"`
 	Cwd    string        `json:"cwd"`
 	Path   string        `json:"path"`
@@ -98,6 +99,9 @@ func (l *execLog) write(ev uexec.ExecEvent) {
 	line := execLogLine{Event: "exec",
 		Time: ev.Time.UTC().Format(time.RFC3339Nano), Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path,
 		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note, Stopped: ev.Stopped,
+	}
+	if ev.Tgid != 0 && ev.Tgid != ev.Pid {
+		line.Tgid = ev.Tgid
 	}
 	if line.Argv == nil {
 		line.Argv = []string{}
