@@ -265,6 +265,8 @@ func kernelExecInPlace(plan *execsw.Plan, persona uint32, rlimit uint64) string 
 		return "set-id and uexec is not root: only the kernel can give the program its ids, so it does the exec"
 	case !canSetExeFD():
 		return kernelExeNote
+	case sys.SeccompFiltered():
+		return filteredNote
 	}
 	return ""
 }
@@ -275,4 +277,5 @@ func kernelExecInPlace(plan *execsw.Plan, persona uint32, rlimit uint64) string 
 const (
 	compatNote    = "a 32-bit image: uexec has no 32-bit stub, so the kernel does the exec (it is the plan)"
 	kernelExeNote = "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd) to be the program's"
+	filteredNote  = "exact by the kernel: seccomp filters of the caller's own would judge the stub's system calls, which are not the program's"
 )

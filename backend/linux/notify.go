@@ -545,6 +545,13 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		// is the kernel's own exec, which gets it right.
 		kernel(kernelExeNote)
 		return
+	case c.filters > 1 && plan.Extended == "":
+		// Filters besides the tree's (the caller's, or uexec's own,
+		// inherited) would judge the stub's calls: one that refused
+		// prctl, munmap or close killed the caller, which the kernel's
+		// exec runs.
+		kernel(filteredNote)
+		return
 	case !c.maySetExe():
 		ev.Note = stubExeNote(plan)
 	}

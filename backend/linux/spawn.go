@@ -109,16 +109,21 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// not extended (an emulation root).
 	byKernel := opts.Path != "" && plan.Extended == ""
 	setID := setIDKernelNote(plan, persona, env.rlimit)
-	if byKernel && (!canSetExeFD() || plan.Compat || setID != "") {
+	filtered := sys.SeccompFiltered()
+	if byKernel && (!canSetExeFD() || plan.Compat || setID != "" || filtered) {
 		// The plan is the kernel's own exec: only the kernel can make
-		// /proc/PID/exe the program's here, build a 32-bit image, or
-		// lay a set-id image out as its credentials decide.
+		// /proc/PID/exe the program's here, build a 32-bit image, lay
+		// a set-id image out as its credentials decide, or be sure to
+		// pass this process's seccomp filters (the stub's calls are
+		// not the program's).
 		why := kernelExeNote
 		switch {
 		case setID != "":
 			why = setID
 		case plan.Compat:
 			why = compatNote
+		case filtered:
+			why = filteredNote
 		}
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)
 	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {

@@ -154,6 +154,7 @@ type caller struct {
 	personality     uint64
 	sigBlk          uint64 // the thread's signal mask (SigBlk)
 	fdSize          int    // the size of its descriptor table (FDSize)
+	filters         int    // its seccomp filters, the tree's own included (Seccomp_filters)
 }
 
 // Capability bits (include/uapi/linux/capability.h).
@@ -219,6 +220,8 @@ func readCaller(tid int) (*caller, error) {
 			c.fdSize, _ = strconv.Atoi(v)
 		case "SigBlk":
 			c.sigBlk, _ = strconv.ParseUint(v, 16, 64)
+		case "Seccomp_filters":
+			c.filters, _ = strconv.Atoi(v)
 		case "NoNewPrivs":
 			c.cred.NoNewPrivs = v == "1"
 		}

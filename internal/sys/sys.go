@@ -83,3 +83,12 @@ func MDWE() bool {
 	v, _, e := syscall.Syscall6(syscall.SYS_PRCTL, prGetMDWE, 0, 0, 0, 0, 0)
 	return e == 0 && v != 0
 }
+
+// SeccompFiltered reports whether this process runs under seccomp filters
+// (PR_GET_SECCOMP says SECCOMP_MODE_FILTER), or may not even ask: a
+// filter's refusal of prctl counts as one.
+func SeccompFiltered() bool {
+	const prGetSeccomp, modeFilter = 21, 2
+	v, _, e := syscall.Syscall6(syscall.SYS_PRCTL, prGetSeccomp, 0, 0, 0, 0, 0)
+	return e != 0 || v == modeFilter
+}
