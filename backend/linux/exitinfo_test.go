@@ -183,7 +183,11 @@ func TestExitWatch(t *testing.T) {
 // /proc/PID/stat (what exitWatch.close reports of an orphan that init has
 // not reaped); once reaped, zombieStatus leaves it to PIDFD_INFO_EXIT.
 func TestZombieStatus(t *testing.T) {
-	cmd := exec.Command("/bin/sh", "-c", "exit 3")
+	cmd := exec.Command("/bin/sh", "-c", "read x; exit 3") // ends when its stdin does
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +201,7 @@ func TestZombieStatus(t *testing.T) {
 	if ws, ok := zombieStatus(pid, pidfd); ok {
 		t.Errorf("a live process: status %v", ws)
 	}
+	in.Close()
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	if n, err := unix.Poll(fds, 10_000); n != 1 || err != nil {
 		t.Fatalf("waiting 10 s for the child's exit: %d, %v", n, err)
