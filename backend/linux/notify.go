@@ -125,7 +125,7 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		runtime.LockOSThread()
 		if topts.First != nil {
 			first := *topts.First
-			first.Pid = p.Pid
+			first.Pid, first.Tgid = p.Pid, p.Pid
 			if p.Kernel != "" {
 				first.By, first.Note = "kernel", execsw.JoinNotes(p.Kernel, first.Note)
 			}
@@ -567,6 +567,8 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp}
+	logged := false
+	call.atExec = func() { execd, logged = true, true; emit() }
 	defer tr.readyPlanFile() // for the next, once this caller runs
 	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
 		var back *callGivenBack
@@ -589,7 +591,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	ev.Stopped = stop
 	execd = true
-	emit()
+	if !logged {
+		emit()
+	}
 }
 
 // Why the kernel does an exec of the tree (the log's note).

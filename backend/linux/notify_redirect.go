@@ -282,6 +282,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		}
 		return "", nil
 	}
+	if call.atExec != nil {
+		call.atExec()
+	}
 	if err := unix.PtraceDetach(tid); err != nil {
 		tr.logf("pid %d: ptrace(PTRACE_DETACH): %v", tid, err)
 	}
@@ -420,6 +423,10 @@ type stubCall struct {
 	// The strings behind them, as read: their length sizes the stub's
 	// stack.
 	argvs, envps []string
+	// atExec, when set, is called at the stub's exec event, the caller
+	// still stopped there (not when it is to stop at its entry): the
+	// exec's log line then comes before anything the program writes.
+	atExec func()
 }
 
 // set makes regs execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), marked

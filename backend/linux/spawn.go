@@ -28,6 +28,11 @@ import (
 // it) tells whether the stub got to the program: it is closed just before
 // the jump, or carries the failed op and its result.
 func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
+	if sys.SeccompFiltered() && sys.CloseRefused() {
+		// Go's fork and exec waits for the end of a pipe whose writing
+		// end it then cannot close: it would wait forever.
+		return nil, &Error{Step: "starting the stub", Err: fmt.Errorf("a seccomp filter of this process refuses close(2), which a fork and exec needs: %w", unix.EPERM)}
+	}
 	checkPidfd()
 	files := opts.Files
 	if files == nil {
@@ -110,6 +115,9 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	byKernel := opts.Path != "" && plan.Extended == ""
 	setID := setIDKernelNote(plan, persona, env.rlimit)
 	filtered := sys.SeccompFiltered()
+	// Under filters, a kernel exec os/exec could make is made so, with no
+	// stub at all (its calls are judged too).
+	direct := filtered && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
 	if byKernel && (!canSetExeFD() || plan.Compat || setID != "" || filtered) {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, build a 32-bit image, lay
@@ -159,12 +167,12 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 
 	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 		// Nothing is this thread's: fork from here.
-		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr)
+		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr, direct)
 		return p, err
 	}
 	// The persona (and, with AtEntry, the tracer) is this thread's.
 	return onNewThread(func() (*Process, error, bool) {
-		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr)
+		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr, direct)
 	})
 }
 
@@ -172,7 +180,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 // program or died. traced reports whether a tracee may be left attached.
 // The first callerN of fds are the caller's descriptors.
 func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *execsw.Plan, cp *compiled, opts *Options,
-	persona uint32, sw, sr *os.File) (p *Process, err error, traced bool) {
+	persona uint32, sw, sr *os.File, direct bool) (p *Process, err error, traced bool) {
 	var spa syscall.SysProcAttr
 	if opts.Sys != nil {
 		spa = *opts.Sys
@@ -193,22 +201,31 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		return syscall.ForkExec(path, argv, attr)
 	}
 	var pid int
-	if err = stubRunsHere(); err == nil {
-		pid, err = forkExec(path, argv, attr)
+	switch {
+	case direct:
+		err = errDirect
+	default:
+		if err = stubRunsHere(); err == nil {
+			pid, err = forkExec(path, argv, attr)
+		}
 	}
 	sw.Close()
 	step("build:forked")
 	kernel := ""
-	if err != errMDWE && planStub.memfdRefused(path, err) {
+	if err != errMDWE && err != errDirect && planStub.memfdRefused(path, err) {
 		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
-	} else if err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
-		// A sandbox's exec rules (Landlock, an LSM) refuse the stub.
+	} else if err == errDirect || err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+		// A sandbox's exec rules (Landlock, an LSM) refuse the stub,
+		// or its filters would judge the stub's calls (direct).
 		if !kernelInstead(plan, opts) {
 			err = fmt.Errorf("executing the stub %s: %w", path, err)
 		} else {
 			// The plan is the kernel's own exec of what the caller
 			// asked for: the kernel makes it, as os/exec would.
 			kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
+			if err == errDirect {
+				kernel = filteredNote
+			}
 			attr.Env, attr.Files = opts.Env, fds[:callerN]
 			if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {
 				return nil, &Error{Step: "the kernel's exec of " + opts.Path, Err: err}, false
@@ -274,6 +291,9 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	}
 	return out, nil, false
 }
+
+// errDirect: the kernel execs the program, with no stub (spawn's direct).
+var errDirect = errors.New("the kernel execs the program directly")
 
 // errMDWE: the stub cannot run where this process is under
 // memory-deny-write-execute: its first step maps its copy of itself

@@ -18,6 +18,7 @@ import (
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/sigexit"
+	"github.com/uexec/uexec/internal/sys"
 )
 
 // forwarded are the signals uexec passes on to the program, as a process
@@ -330,6 +331,11 @@ func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, s
 		elog.write(*first)
 		if o.verbose {
 			fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+		} else if sys.SeccompFiltered() {
+			// Most likely the filters' refusal of a call of the stub's,
+			// not the program's fault: said, as the kernel would not
+			// have killed it.
+			fmt.Fprintf(stderr, "uexec: %s: the stub died (%v) under seccomp filters of uexec's own, which judge its system calls; --once has the kernel exec the program\n", o.argv[0], be.Signal)
 		}
 		closeFiles()
 		unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/uexec/uexec/internal/testenv"
@@ -14,7 +16,9 @@ import (
 // natively: in root's tree (its exec is the kernel's, logged so) and with
 // --once run under the filter (uexec's own filters: the kernel execs in
 // place). The stub died of the refusal past the point of no return: SIGSEGV
-// for a program that runs natively.
+// for a program that runs natively. As an ordinary user, a filter refusing
+// execveat only; and the tree under one refusing close, which fails at once
+// (it hung: Go's fork and exec waits for a pipe it cannot close).
 func TestSeccompFilteredCallers(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // root's tree builds its execs with the stub
@@ -42,5 +46,29 @@ func TestSeccompFilteredCallers(t *testing.T) {
 		if once.String() != native.String() {
 			t.Errorf("system call %s refused, --once under the filter:\n%v\nnatively:\n%v", n, once, native)
 		}
+	}
+	// execveat refused, execve allowed: an ordinary user's plan asks the
+	// kernel whether the file may be exec'd with execve then (it failed
+	// with EPERM, exit 126).
+	dir, bin := sharedUexec(t)
+	shared := filepath.Join(dir, "denycall")
+	copyFile(t, deny, shared, 0o755)
+	native := runCmd(t, "", "/", append(asNobody(t), shared, "322", "/bin/echo", "hi")...)
+	for _, argv := range [][]string{{shared, "322", bin, "run", "--once", "/bin/echo", "hi"}, {bin, "run", shared, "322", "/bin/echo", "hi"}} {
+		if r := runCmd(t, "", "/", append(asNobody(t), argv...)...); r.String() != native.String() || r.stdout != "hi\n" {
+			t.Errorf("as 65534, execveat refused: %v:\n%v\nnatively:\n%v", argv, r, native)
+		}
+	}
+	// close refused: no fork and exec can end (Go's waits on a pipe it
+	// cannot close); the tree says so at once (it hung), --once runs.
+	r := runCmd(t, "", "/", deny, "3", uexecBin, "run", "/bin/echo", "hi")
+	if r.status.ExitStatus() != 125 || !strings.Contains(r.stderr, "refuses close(2)") || !strings.Contains(r.stderr, "--once") {
+		t.Errorf("the tree under a filter refusing close: %v", r)
+	}
+	// munmap refused: the tree's first stub dies of it, and uexec says
+	// why, naming --once (it died of SIGSEGV without a word).
+	r = runCmd(t, "", "/", deny, "11", uexecBin, "run", "/bin/echo", "hi")
+	if r.status.Signal() != syscall.SIGSEGV || !strings.Contains(r.stderr, "seccomp filters of uexec's own") || !strings.Contains(r.stderr, "--once") {
+		t.Errorf("the tree under a filter refusing munmap: %v", r)
 	}
 }

@@ -3,6 +3,8 @@
 package kprobe
 
 import (
+	"strconv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -19,10 +21,20 @@ var empty = [1]byte{0}
 // execute permission -> EACCES) before it reads argv (fs/exec.c
 // do_execveat_common: alloc_bprm, then count), so the exec fails with
 // EFAULT when the file passes and nothing has changed in this process.
-// ExecCheck returns 0 for EFAULT and the errno otherwise.
+// ExecCheck returns 0 for EFAULT and the errno otherwise. Where execveat
+// itself is refused (EPERM or ENOSYS: a seccomp filter that allows only
+// execve, which the exec being checked uses) it asks again with execve of
+// the descriptor's /proc/self/fd name.
 func ExecCheck(fd int) unix.Errno {
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafePointer(&empty[0])),
 		badArgv, 0, unix.AT_EMPTY_PATH, 0)
+	if errno == unix.EPERM || errno == unix.ENOSYS {
+		if name, err := unix.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(fd)); err == nil {
+			if _, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafePointer(name)), badArgv, 0); e != unix.ENOENT {
+				errno = e // ENOENT: no procfs; execveat's answer stands
+			}
+		}
+	}
 	if errno == unix.EFAULT {
 		return 0
 	}

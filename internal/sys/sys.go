@@ -92,3 +92,20 @@ func SeccompFiltered() bool {
 	v, _, e := syscall.Syscall6(syscall.SYS_PRCTL, prGetSeccomp, 0, 0, 0, 0, 0)
 	return e != 0 || v == modeFilter
 }
+
+// CloseRefused reports whether close(2) fails here with EPERM or EACCES, as
+// under a seccomp filter that refuses it: it closes a duplicate of
+// descriptor 0 (leaking it when refused), or of a new pipe's end.
+func CloseRefused() bool {
+	fd, _, e := syscall.Syscall(syscall.SYS_FCNTL, 0, syscall.F_DUPFD_CLOEXEC, 3)
+	if e != 0 {
+		var p [2]int
+		if syscall.Pipe2(p[:], syscall.O_CLOEXEC) != nil {
+			return false
+		}
+		syscall.Close(p[1])
+		fd = uintptr(p[0])
+	}
+	_, _, e = syscall.Syscall(syscall.SYS_CLOSE, fd, 0, 0)
+	return e == syscall.EPERM || e == syscall.EACCES
+}
