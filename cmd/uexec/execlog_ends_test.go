@@ -91,3 +91,23 @@ func TestExecLogEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestExecLogBeforeOutput: on stderr, an exec's log line comes before
+// anything its program writes there, for root's tree (whose line was
+// written once the caller had gone on: after the program's output about 1
+// time in 10) and an ordinary user's.
+func TestExecLogBeforeOutput(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to
+	_, bin := sharedUexec(t)
+	for _, user := range [][]string{nil, asNobody(t)} {
+		for i := range 150 {
+			r := runCmd(t, "", "/", append(append([]string{}, user...), bin, "run", "--log-execs", "-", "/bin/sh", "-c", "/bin/echo a; /bin/echo b >&2")...)
+			line := strings.Index(r.stderr, `"argv":["/bin/echo","b"]`)
+			out := strings.Index(r.stderr, "\nb\n")
+			if r.stdout != "a\n" || line < 0 || out < 0 || out < line {
+				t.Fatalf("%v run %d: the exec's line is not before its output:\n%v", user, i, r)
+			}
+		}
+	}
+}
