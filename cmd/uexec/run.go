@@ -443,12 +443,22 @@ func standInStop(pid int, sig syscall.Signal) {
 }
 
 // stoppedNow reports whether process pid is in a stop (state T in
-// /proc/PID/stat; not t, a tracer's stop).
+// /proc/PID/stat; not t, a tracer's stop). Plain system calls, not the
+// runtime's poller: a SIGCONT (fg) that comes between this look and
+// standInStop's own stop leaves uexec stopped while the program runs, so
+// the two are kept as close as can be.
 func stoppedNow(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
+	var buf [1024]byte
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return false
+	}
+	b := buf[:n]
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }
