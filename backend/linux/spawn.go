@@ -28,7 +28,8 @@ import (
 // it) tells whether the stub got to the program: it is closed just before
 // the jump, or carries the failed op and its result.
 func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
-	if sys.SeccompFiltered() && sys.CloseRefused() {
+	filtered := sys.SeccompFiltered()
+	if filtered && sys.CloseRefused() {
 		// Go's fork and exec waits for the end of a pipe whose writing
 		// end it then cannot close: it would wait forever.
 		return nil, &Error{Step: "starting the stub", Err: fmt.Errorf("a seccomp filter of this process refuses close(2), which a fork and exec needs: %w", unix.EPERM)}
@@ -114,7 +115,6 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// not extended (an emulation root).
 	byKernel := opts.Path != "" && plan.Extended == ""
 	setID := setIDKernelNote(plan, persona, env.rlimit)
-	filtered := sys.SeccompFiltered()
 	// Under filters, a kernel exec os/exec could make is made so, with no
 	// stub at all (its calls are judged too).
 	direct := filtered && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
@@ -201,10 +201,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		return syscall.ForkExec(path, argv, attr)
 	}
 	var pid int
-	switch {
-	case direct:
-		err = errDirect
-	default:
+	if err = errDirect; !direct {
 		if err = stubRunsHere(); err == nil {
 			pid, err = forkExec(path, argv, attr)
 		}
