@@ -282,7 +282,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	if s.Tree {
 		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
 			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec, OnFirstStop: s.OnFirstStop,
-			LateOnExec: s.LateExecEvents}
+			LateExecEvents: s.LateExecEvents}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
 			dir := execsw.DirName(s.Dir)

@@ -476,10 +476,10 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	if tr.kernelExecs() {
 		// The kernel does it whatever the plan, which is for OnExec
-		// alone: with LateOnExec the caller need not wait for it,
+		// alone: with LateExecEvents the caller need not wait for it,
 		// unless the plan reads the caller's procfs (gone or changed
 		// once its exec is done).
-		if tr.opts.LateOnExec && !callerProc(req) {
+		if tr.opts.LateExecEvents && !callerProc(req) {
 			notifSend(listener, n.id, true, 0, 0)
 			answered = true
 		}

@@ -25,10 +25,10 @@ type TreeOptions struct {
 	// first (the caller logs the first itself, or passes it as First), on
 	// the serving thread: it must not block.
 	OnExec func(*ExecEvent)
-	// LateOnExec lets OnExec be called after the caller was answered
+	// LateExecEvents lets OnExec be called after the caller was answered
 	// where the kernel does every exec (kernelExecs): the caller does not
 	// wait for the plan, made for OnExec alone.
-	LateOnExec bool
+	LateExecEvents bool
 	// First, when set, is the first program's exec: the tree passes it to
 	// OnExec, with Pid set, before any other event, so that a log of
 	// OnExec and OnExit is in order.
