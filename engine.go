@@ -247,7 +247,11 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 	if s.Memfd != nil {
 		s.Memfd.Request(req)
 	}
-	return e.sw().Execve(req)
+	plan, err := e.sw().Execve(req)
+	if kp := e.sw().KernelOnlyPlan(req, err); kp != nil {
+		return kp, nil // an execute-only program: the kernel's exec
+	}
+	return plan, err
 }
 
 func (e *Engine) sw() *execsw.Switch {

@@ -264,6 +264,16 @@ func (epp *Package) openResolved(name, resolved string, st *unix.Stat_t, noFollo
 	fd, err := unix.Open(host, flags, 0)
 	if err != nil {
 		if err == unix.EACCES {
+			// The errno is the kernel's either way; whether the
+			// kernel could have made the exec is what tells them
+			// apart (Switch.KernelOnlyPlan).
+			var sfs unix.Statfs_t
+			if st.Mode&unix.S_IFMT == unix.S_IFREG && !mayExec(&epp.Req.Cred, st) {
+				return nil, "", execErr(name, unix.EACCES, "no execute permission for uid %d", epp.Req.Cred.FSUID)
+			}
+			if unix.Statfs(host, &sfs) == nil && sfs.Flags&statfsNoexec != 0 {
+				return nil, "", execErr(name, unix.EACCES, "on a noexec mount")
+			}
 			return nil, "", &ExecError{Path: name, Err: fmt.Errorf("%w: %w", ErrUnreadable, unix.EACCES)}
 		}
 		return nil, "", &ExecError{Path: name, Reason: "open", Err: err}

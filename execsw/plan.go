@@ -106,6 +106,13 @@ type Plan struct {
 	// on the program, such as segvguard, records at the image's death.
 	Program Attr
 
+	// KernelOnly, when set, says why only the kernel can make this exec:
+	// uexec may not read a file that the caller may execute and the
+	// kernel maps without reading (an execute-only program). The plan
+	// then has no image; a backend hands the exec as requested to the
+	// kernel, whose result (and errno) it is. See Switch.KernelOnlyPlan.
+	KernelOnly string
+
 	vdsoRegions []stack.VDSORegion
 }
 

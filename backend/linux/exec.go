@@ -64,6 +64,9 @@ func runnable(plan *execsw.Plan, byKernel bool) error {
 		// the new image ever runs.
 		return &Error{Step: "past the point of no return", Signal: syscall.SIGSEGV, Err: plan.Fatal}
 	}
+	if plan.KernelOnly != "" && !byKernel {
+		return fmt.Errorf("uexec backend: %s: only the kernel's exec of the request can run it: %w", plan.KernelOnly, syscall.EACCES)
+	}
 	// Without a 32-bit stub, a 32-bit image is the kernel's exec of the
 	// same request, where that is the plan (byKernel).
 	if plan.Compat && !byKernel {

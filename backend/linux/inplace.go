@@ -255,6 +255,9 @@ func kernelExecInPlace(plan *execsw.Plan, persona uint32, rlimit uint64) string 
 	if plan.Extended != "" {
 		return ""
 	}
+	if plan.KernelOnly != "" {
+		return plan.KernelOnly
+	}
 	if note := setIDKernelNote(plan, persona, rlimit); note != "" {
 		return note
 	}

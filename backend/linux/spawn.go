@@ -117,8 +117,10 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	setID := setIDKernelNote(plan, persona, env.rlimit)
 	// Under filters, a kernel exec os/exec could make is made so, with no
 	// stub at all (its calls are judged too).
-	direct := filtered && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
-	if byKernel && (!canSetExeFD() || plan.Compat || setID != "" || filtered) {
+	// So is one only the kernel can make (KernelOnly): no stub has
+	// anything to do for it.
+	direct := (filtered || plan.KernelOnly != "") && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
+	if byKernel && (!canSetExeFD() || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, build a 32-bit image, lay
 		// a set-id image out as its credentials decide, or be sure to
@@ -126,6 +128,8 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		// not the program's).
 		why := kernelExeNote
 		switch {
+		case plan.KernelOnly != "":
+			why = plan.KernelOnly
 		case setID != "":
 			why = setID
 		case plan.Compat:
@@ -222,6 +226,9 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
 			if err == errDirect {
 				kernel = filteredNote
+				if plan.KernelOnly != "" {
+					kernel = plan.KernelOnly
+				}
 			}
 			attr.Env, attr.Files = opts.Env, fds[:callerN]
 			if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {

@@ -125,3 +125,57 @@ func splitLog(stderr string) (lines []string, rest string) {
 	}
 	return lines, strings.Join(other, "")
 }
+
+// TestFirstExecuteOnly: an ordinary user's first program that uexec may
+// not read but the user may execute (mode 0711, root's: a static and a
+// dynamic program, and a script, whose interpreter then cannot read it) is
+// the kernel's exec, in the tree and with --once, and runs as natively
+// (uexec refused it with EACCES); the log says it was the kernel's and why.
+// A file the user may not execute at all (0700) still fails with EACCES,
+// as natively, for want of execute permission.
+func TestFirstExecuteOnly(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // root's execute-only files, a user to drop to
+	dir, bin := sharedUexec(t)
+	static := filepath.Join(dir, "xo-static")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/hello.c", "-static"), static, 0o711)
+	dynamic := filepath.Join(dir, "xo-echo")
+	copyFile(t, "/bin/echo", dynamic, 0o711)
+	script := filepath.Join(dir, "xo.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho script\n"), 0o711); err != nil || os.Chmod(script, 0o711) != nil {
+		t.Fatal(err)
+	}
+	closed := filepath.Join(dir, "closed")
+	copyFile(t, "/bin/true", closed, 0o700)
+	logDir := filepath.Join(dir, "logs") // the user's to write
+	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logDir, "log")
+	for _, argv := range [][]string{{static, "a", "b"}, {dynamic, "hi"}, {script}} {
+		native := runCmd(t, "", "/", append(asNobody(t), argv...)...)
+		if argv[0] != script && native.status != 0 || argv[0] == script && native.status.ExitStatus() != 2 {
+			t.Fatalf("%s natively, as 65534: %v", argv[0], native)
+		}
+		for _, mode := range [][]string{{}, {"--once"}} {
+			os.Remove(logFile)
+			under := runCmd(t, "", "/", append(append(append(asNobody(t), bin, "run", "--log-execs", logFile), mode...), argv...)...)
+			if under.String() != native.String() {
+				t.Errorf("%s: as 65534 under uexec run %v:\n%s\nnatively:\n%s", argv[0], mode, under, native)
+			}
+			b, _ := os.ReadFile(logFile)
+			lines, _ := splitLog(string(b))
+			var ev struct{ Event, Path, By, Note, Result string }
+			if len(lines) == 0 || json.Unmarshal([]byte(lines[0]), &ev) != nil || ev.Path != argv[0] || ev.By != "kernel" ||
+				ev.Result != "kernel" || !strings.Contains(ev.Note, "uexec may not read "+argv[0]) {
+				t.Errorf("%s, uexec run %v: the log's first line: %s", argv[0], mode, b)
+			}
+		}
+	}
+	for _, mode := range [][]string{{}, {"--once"}} {
+		under := runCmd(t, "", "/", append(append(append(asNobody(t), bin, "run"), mode...), closed)...)
+		if under.status.ExitStatus() != 126 || !strings.Contains(under.stderr, "permission denied (EACCES)") {
+			t.Errorf("a file of mode 0700, uexec run %v, as 65534: %v", mode, under)
+		}
+	}
+}

@@ -204,10 +204,12 @@ func (o *options) environ() []string {
 }
 
 // plan plans the exec the options describe. A name without a slash is
-// searched in PATH the way execvp(3), and so env(1), searches it; with
-// shFallback a file the kernel refuses with ENOEXEC is given to /bin/sh,
-// as execvp does.
-func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execsw.Request, error) {
+// searched in PATH the way execvp(3), and so env(1), searches it. For
+// `uexec run` (run), a file the kernel refuses with ENOEXEC is given to
+// /bin/sh, as execvp does, and an exec only the kernel can make
+// (Switch.KernelOnlyPlan) is planned as the kernel's.
+func (o *options) plan(sw *execsw.Switch, run bool) (*execsw.Plan, *execsw.Request, error) {
+	shFallback := run
 	env := o.environ()
 	prog := o.argv[0]
 	argv := append([]string{}, o.argv...)
@@ -253,6 +255,9 @@ func (o *options) plan(sw *execsw.Switch, shFallback bool) (*execsw.Plan, *execs
 			req.Cred.NoNewPrivs = true
 		}
 		p, err := sw.Execve(req)
+		if kp := sw.KernelOnlyPlan(req, err); kp != nil && run {
+			return kp, req, nil
+		}
 		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.
 			req.Argv = append([]string{"/bin/sh", path}, argv[1:]...)

@@ -193,6 +193,9 @@ func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		if errors.Is(err, unix.ENOEXEC) {
 			fmt.Fprintf(stderr, "uexec: note: execvp(3), env(1) and 'uexec run' hand a file the kernel refuses with ENOEXEC to /bin/sh\n")
 		}
+		if req != nil && sw.KernelOnlyPlan(req, err) != nil {
+			fmt.Fprintf(stderr, "uexec: note: uexec may not read what the kernel maps unread (an execute-only file): the exec is the kernel's, which 'uexec run' lets it make\n")
+		}
 		return code
 	}
 	defer p.Close()
