@@ -134,7 +134,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 	defer closeFiles()
 	var logf func(string, ...any)
 	if o.verbose {
-		logf = func(format string, a ...any) { fmt.Fprintf(stderr, "uexec: "+format+"\n", a...) }
+		logf = func(format string, a ...any) { io.WriteString(stderr, verboseLines(fmt.Sprintf(format, a...))) }
 	}
 	e := &uexec.Engine{Switch: sw}
 	sreq := &uexec.SpawnRequest{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
@@ -461,4 +461,11 @@ func stoppedNow(pid int) bool {
 	b := buf[:n]
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
+}
+
+// verboseLines is msg as --verbose writes it: each of its lines (a stub's
+// listing has many) begins with "uexec: ", so that uexec's lines can be
+// told from the program's on a shared stderr.
+func verboseLines(msg string) string {
+	return "uexec: " + strings.ReplaceAll(strings.TrimSuffix(msg, "\n"), "\n", "\nuexec: ") + "\n"
 }

@@ -314,3 +314,20 @@ func TestRunSurvivesUexec(t *testing.T) {
 		})
 	}
 }
+
+// TestVerboseLinesPrefixed: every line --verbose writes begins with
+// "uexec: ", the stub's listing too, so that uexec's lines can be told from
+// the program's on a shared stderr.
+func TestVerboseLinesPrefixed(t *testing.T) {
+	needRun(t)
+	r := runCmd(t, "", "/", uexecBin, "run", "--verbose", "/bin/sh", "-c", "echo out; echo err >&2")
+	if r.status != 0 || r.stdout != "out\n" || !strings.Contains(r.stderr, "uexec:   0 syscall") {
+		t.Fatalf("%v", r)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		if !strings.HasPrefix(l, "uexec: ") && l != "err" {
+			t.Errorf("a line of --verbose without the prefix: %q\n%s", l, r.stderr)
+			break
+		}
+	}
+}
