@@ -248,8 +248,9 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 		s.Memfd.Request(req)
 	}
 	plan, err := e.sw().Execve(req)
-	if kp := e.sw().KernelOnlyPlan(req, err); kp != nil {
-		return kp, nil // an execute-only program: the kernel's exec
+	if plan == nil {
+		// An execute-only program: the kernel's exec, or its errno.
+		plan, err = e.sw().KernelOnlyPlan(req, err)
 	}
 	return plan, err
 }

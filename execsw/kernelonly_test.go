@@ -16,8 +16,12 @@ func TestKernelOnlyPlan(t *testing.T) {
 	unreadable := &ExecError{Path: "/x/interp", Err: fmt.Errorf("%w: %w", ErrUnreadable, unix.EACCES)}
 	req := func() *Request { return &Request{Path: "/x/prog", Cred: Cred{UID: 7, EUID: 8, GID: 9, EGID: 10}} }
 	native := &Switch{}
-	p := native.KernelOnlyPlan(req(), unreadable)
-	if p == nil || !strings.Contains(p.KernelOnly, "uexec may not read /x/interp") || p.Comm != "prog" ||
+	// (The kernel, asked about /x/prog, answers ENOENT: not asked
+	// about /dev/fd names.)
+	r := req()
+	r.Path = "/dev/fd/9"
+	p, err := native.KernelOnlyPlan(r, unreadable)
+	if err != nil || p == nil || !strings.Contains(p.KernelOnly, "uexec may not read /x/interp") || p.Comm != "9" ||
 		p.Cred.UID != 7 || p.Cred.EUID != 8 || p.Cred.GID != 9 || p.Cred.EGID != 10 || len(p.Cmds) != 0 {
 		t.Errorf("an unreadable file, a native switch: %+v", p)
 	}
@@ -36,9 +40,13 @@ func TestKernelOnlyPlan(t *testing.T) {
 		"a format of uexec's":   {withRule, req(), unreadable},
 		"an emulation root":     {native, emul, unreadable},
 	} {
-		if p := c.sw.KernelOnlyPlan(c.req, c.err); p != nil {
-			t.Errorf("%s: %+v", name, p)
+		if p, err := c.sw.KernelOnlyPlan(c.req, c.err); p != nil || err != c.err {
+			t.Errorf("%s: %+v, %v", name, p, err)
 		}
+	}
+	// Where the kernel's exec fails, its errno.
+	if p, err := native.KernelOnlyPlan(req(), unreadable); p != nil || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("a file the kernel finds missing: %+v, %v", p, err)
 	}
 	if !errors.Is(unreadable, unix.EACCES) {
 		t.Error("ErrUnreadable's error is not EACCES")

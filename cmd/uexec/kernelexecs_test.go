@@ -178,4 +178,37 @@ func TestFirstExecuteOnly(t *testing.T) {
 			t.Errorf("a file of mode 0700, uexec run %v, as 65534: %v", mode, under)
 		}
 	}
+	// Execute-only files whose exec the kernel refuses: execvp goes on as
+	// with the kernel's errno (ENOEXEC: /bin/sh, which cannot read it;
+	// ENOENT: the next PATH entry, or 127), where the stub's exec of them
+	// killed the tree's first program past the point of no return.
+	mk := func(sub, name, body string, mode os.FileMode) {
+		d := filepath.Join(dir, sub)
+		os.Mkdir(d, 0o755)
+		p := filepath.Join(d, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil || os.Chmod(d, 0o755) != nil || os.Chmod(p, mode) != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("x", "noshebang", "echo never\n", 0o711)
+	mk("x", "missing", "#!/nonexistent/sh\n", 0o711)
+	mk("x", "badelf", "\x7fELF\x02\x01\x01", 0o711)
+	mk("ok", "missing", "#!/bin/sh\necho the next one\nexit 3\n", 0o755)
+	path := "PATH=" + filepath.Join(dir, "x") + ":" + filepath.Join(dir, "ok")
+	for _, argv := range [][]string{{"./noshebang"}, {"./missing"}, {"./badelf"}, {"env", path, "missing"}, {"env", path, "noshebang"}} {
+		wd := filepath.Join(dir, "x")
+		native := runCmd(t, "", wd, append(append(asNobody(t), "env"), argv...)...)
+		for _, mode := range [][]string{{}, {"--once"}} {
+			var under result
+			if argv[0] == "env" {
+				under = runCmd(t, "", wd, append(append(append(asNobody(t), "env", argv[1], bin, "run"), mode...), argv[2:]...)...)
+			} else {
+				under = runCmd(t, "", wd, append(append(append(asNobody(t), bin, "run"), mode...), argv...)...)
+			}
+			if under.status != native.status || under.stdout != native.stdout ||
+				strings.Contains(native.stderr, "cannot open") != strings.Contains(under.stderr, "cannot open") {
+				t.Errorf("%v, uexec run %v, as 65534:\n%v\nnatively (env):\n%v", argv, mode, under, native)
+			}
+		}
+	}
 }

@@ -255,8 +255,10 @@ func (o *options) plan(sw *execsw.Switch, run bool) (*execsw.Plan, *execsw.Reque
 			req.Cred.NoNewPrivs = true
 		}
 		p, err := sw.Execve(req)
-		if kp := sw.KernelOnlyPlan(req, err); kp != nil && run {
-			return kp, req, nil
+		if p == nil && run {
+			// An execute-only program: the kernel's exec, or its
+			// errno for what follows.
+			p, err = sw.KernelOnlyPlan(req, err)
 		}
 		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.

@@ -182,6 +182,17 @@ func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	}
 	// The kernel's verdict: no /bin/sh fallback, which is execvp's.
 	p, req, err := o.plan(sw, false)
+	kernelOnly := false
+	if err != nil && req != nil {
+		// An execute-only program: the kernel's verdict, which is the
+		// exec's (its errno, or that it is the kernel's to make).
+		if kp, kerr := sw.KernelOnlyPlan(req, err); kp != nil {
+			kernelOnly = true
+			kp.Close()
+		} else {
+			err = kerr
+		}
+	}
 	if err != nil {
 		if o.json {
 			j := &planJSON{Program: o.argv[0], Argv: o.argv, Chain: []execsw.Link{}, VMCmds: []vmcmdJSON{},
@@ -193,7 +204,7 @@ func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 		if errors.Is(err, unix.ENOEXEC) {
 			fmt.Fprintf(stderr, "uexec: note: execvp(3), env(1) and 'uexec run' hand a file the kernel refuses with ENOEXEC to /bin/sh\n")
 		}
-		if req != nil && sw.KernelOnlyPlan(req, err) != nil {
+		if kernelOnly {
 			fmt.Fprintf(stderr, "uexec: note: uexec may not read what the kernel maps unread (an execute-only file): the exec is the kernel's, which 'uexec run' lets it make\n")
 		}
 		return code

@@ -1,5 +1,6 @@
 // Package kprobe asks the kernel questions that only an exec attempt
-// answers, with exec attempts that cannot succeed.
+// answers: with exec attempts that cannot succeed (ExecCheck), or with one
+// made by a traced child that is killed before its new image runs (Exec).
 package kprobe
 
 import (
