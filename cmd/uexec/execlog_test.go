@@ -333,3 +333,23 @@ func TestLogTreeDeep(t *testing.T) {
 		}
 	}
 }
+
+// TestExecLogFailedFirst: the log line of a first program that could not
+// be exec'd (nothing was started: the exec was uexec's own) names uexec's
+// parent and working directory, tree and --once.
+func TestExecLogFailedFirst(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	for _, mode := range [][]string{{}, {"--once"}} {
+		r := runCmd(t, "", dir, append(append([]string{uexecBin, "run", "--log-execs", "-"}, mode...), "./nope")...)
+		lines, _ := splitLog(r.stderr)
+		var ev struct {
+			Pid, Ppid   int
+			Cwd, Result string
+		}
+		if r.status.ExitStatus() != 127 || len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &ev) != nil ||
+			ev.Ppid != os.Getpid() || ev.Pid == ev.Ppid || ev.Cwd != dir || ev.Result != "ENOENT" {
+			t.Errorf("uexec run %v ./nope (from pid %d): %v", mode, os.Getpid(), r)
+		}
+	}
+}

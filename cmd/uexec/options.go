@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -75,14 +76,20 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			i++
 			break
 		}
-		name, val, hasVal := strings.Cut(a, "=")
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			if hasVal && name != "" && !strings.Contains(name, "/") {
-				o.set = append(o.set, a)
-				continue
-			}
+			// The first NAME=VALUE or the program ends the options,
+			// as env(1)'s getopt stops at its first operand.
 			break
 		}
+		if !strings.HasPrefix(a, "--") && len(a) > 2 {
+			// Short options together (-iu NAME, -uNAME), as getopt
+			// reads them.
+			if err := o.shortOptions(args, &i); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		name, val, hasVal := strings.Cut(a, "=")
 		var err error
 		get := func() string {
 			if hasVal {
@@ -152,17 +159,20 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			return nil, err
 		}
 	}
-	// A NAME=VALUE after "--" is still an assignment, as with env(1).
-	for i < len(args) {
-		if name, _, ok := strings.Cut(args[i], "="); ok && name != "" && !strings.Contains(name, "/") && len(o.argv) == 0 {
-			o.set = append(o.set, args[i])
-			i++
-			continue
-		}
-		break
+	// Every operand with a "=" before the program is an assignment, as
+	// with env(1) (after "--" too).
+	for i < len(args) && strings.Contains(args[i], "=") {
+		o.set = append(o.set, args[i])
+		i++
 	}
 	o.argv = args[i:]
-	if len(o.argv) == 0 {
+	for _, n := range o.unset {
+		if n == "" || strings.Contains(n, "=") {
+			// unsetenv(3) refuses it: env(1) fails so too.
+			return nil, fmt.Errorf("cannot unset %q: %w", n, unix.EINVAL)
+		}
+	}
+	if len(o.argv) == 0 && cmd != "run" {
 		return nil, errors.New("no program given")
 	}
 	if err := o.checkStop(); err != nil {
@@ -177,30 +187,89 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	return o, nil
 }
 
-// environ builds the program's environment from the caller's.
+// shortOptions reads the short options together in args[*i] ("-iv",
+// "-uNAME", "-iC DIR"), as getopt(3) does: a letter that takes a value
+// takes the rest of the word, or the next word.
+func (o *options) shortOptions(args []string, i *int) error {
+	a := args[*i]
+	for j := 1; j < len(a); j++ {
+		switch c := a[j]; c {
+		case 'i':
+			o.clearEnv = true
+		case 'v':
+			o.verbose = true
+		case 'h':
+			return errHelp
+		case 'u', 'C', 'a':
+			v := a[j+1:]
+			if v == "" {
+				if *i+1 >= len(args) {
+					return fmt.Errorf("option -%c needs a value", c)
+				}
+				*i++
+				v = args[*i]
+			}
+			switch c {
+			case 'u':
+				o.unset = append(o.unset, v)
+			case 'C':
+				o.dir = v
+			default:
+				o.argv0, o.hasArgv0 = v, true
+			}
+			return nil
+		default:
+			return fmt.Errorf("unknown option -%c", c)
+		}
+	}
+	return nil
+}
+
+// environ builds the program's environment from the caller's, as env(1)
+// does: the caller's entries as they are (in order, with duplicates and
+// entries without "=", which os.Environ leaves out), -u removing every entry
+// of its name (unsetenv), NAME=VALUE replacing the first in its place or
+// else coming last (putenv).
 func (o *options) environ() []string {
 	var env []string
 	if !o.clearEnv {
-		env = os.Environ()
-	}
-	drop := func(name string) {
-		out := env[:0]
-		for _, kv := range env {
-			if k, _, _ := strings.Cut(kv, "="); k != name {
-				out = append(out, kv)
-			}
-		}
-		env = out
+		env = callerEnviron()
 	}
 	for _, n := range o.unset {
-		drop(n)
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, n+"=") })
 	}
 	for _, kv := range o.set {
 		k, _, _ := strings.Cut(kv, "=")
-		drop(k)
-		env = append(env, kv)
+		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
+			env[i] = kv
+		} else {
+			env = append(env, kv)
+		}
 	}
 	return env
+}
+
+// callerEnviron is the environment this process was started with, every
+// entry of it: /proc/self/environ, or os.Environ without procfs.
+func callerEnviron() []string {
+	b, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		return os.Environ()
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// getenv is getenv(3) on env: the first entry of name.
+func getenv(env []string, name string) (string, bool) {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // plan plans the exec the options describe. A name without a slash is
@@ -273,32 +342,70 @@ func (o *options) plan(sw *execsw.Switch, run bool) (*execsw.Plan, *execsw.Reque
 	if strings.Contains(prog, "/") || o.image != nil {
 		return try(prog)
 	}
-	pathEnv, ok := os.LookupEnv("PATH")
+	if prog == "" {
+		return nil, nil, &execsw.ExecError{Path: prog, Err: unix.ENOENT}
+	}
+	// The PATH of the program's environment, as env(1)'s execvp reads it
+	// once env has made that environment its own.
+	pathEnv, ok := getenv(env, "PATH")
 	if !ok {
 		pathEnv = "/bin:/usr/bin"
 	}
+	return searchPath(prog, pathEnv, try)
+}
+
+// searchPath is glibc's execvp(3) search of PATH value path for prog, a
+// name without a slash: each entry is tried in turn ("" is the working
+// directory); EACCES is remembered and the search goes on, as it does for
+// ENOENT, ENOTDIR, ENODEV, ETIMEDOUT and ESTALE; any other error ends it.
+// An entry as long as glibc's buffer for one (PATH, at most PATH_MAX - 1
+// bytes, and its NUL) is skipped, and glibc then reads the ":" after it as
+// an empty entry: the working directory is tried next.
+func searchPath(prog, path string, try func(string) (*execsw.Plan, *execsw.Request, error)) (*execsw.Plan, *execsw.Request, error) {
+	maxEntry := min(len(path), pathMax-1) + 1
 	var sawEACCES error
 	var last error = &execsw.ExecError{Path: prog, Reason: "not found in PATH", Err: unix.ENOENT}
-	for _, d := range strings.Split(pathEnv, ":") {
-		if d == "" {
-			d = "."
+	for p := 0; ; {
+		end := strings.IndexByte(path[p:], ':')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += p
 		}
-		p, req, err := try(d + "/" + prog)
+		if end-p >= maxEntry {
+			if end == len(path) {
+				break
+			}
+			p = end
+			continue
+		}
+		name := prog
+		if end > p {
+			name = path[p:end] + "/" + prog
+		}
+		pl, req, err := try(name)
 		switch {
 		case err == nil:
-			return p, req, nil
+			return pl, req, nil
 		case errors.Is(err, unix.EACCES):
 			sawEACCES = err
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.ESTALE):
 		default:
 			return nil, nil, err
 		}
+		if end == len(path) {
+			break
+		}
+		p = end + 1
 	}
 	if sawEACCES != nil {
 		return nil, nil, sawEACCES
 	}
 	return nil, nil, last
 }
+
+// pathMax is PATH_MAX (include/uapi/linux/limits.h).
+const pathMax = 4096
 
 // emulRootDir checks the directory of --emul-root and returns it absolute
 // and without symlinks: ".." at the emulation root must reach the parent

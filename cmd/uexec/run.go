@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,6 +74,13 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		fmt.Fprintf(stderr, "uexec run: %v%s\nTry 'uexec help' for more information.\n", err, errnoSuffix(err))
 		return exitUsage
 	}
+	if len(o.argv) == 0 {
+		// No program: the environment it would get, as env(1) prints.
+		for _, kv := range o.environ() {
+			fmt.Fprintln(stdout, kv)
+		}
+		return 0
+	}
 	// Signals that arrive while the program is being built are held and
 	// forwarded once it runs. An exec in place forwards nothing: uexec
 	// becomes the program, and a signal before that ends uexec as it would
@@ -112,6 +120,11 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 	o.treeNoNewPrivs = !o.once && uexec.TreeNoNewPrivs()
 	p, req, err := o.plan(sw, true)
 	if err != nil {
+		// No program was started: the exec that failed is uexec's own.
+		first.Ppid = os.Getppid()
+		if first.Cwd, _ = os.Getwd(); o.dir != "" {
+			first.Cwd, _ = filepath.Abs(o.dir)
+		}
 		first.Err = err
 		elog.write(*first)
 		return failure(stderr, o.argv[0], err)

@@ -74,7 +74,7 @@ type cmdSpec struct {
 
 var cmdSpecs = []cmdSpec{
 	{"plan", "[OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]...", "show what an exec of PROGRAM would do, without running anything"},
-	{"run", "[OPTIONS] [NAME=VALUE]... [--] PROGRAM [ARG]...", "run PROGRAM with the exec done by uexec"},
+	{"run", "[OPTIONS] [NAME=VALUE]... [--] [PROGRAM [ARG]...]", "run PROGRAM with the exec done by uexec (without one, print the environment it would get)"},
 	{"log", "tree|compdb|trace FILE", "read a --log-execs file: its tree, compile_commands.json, trace"},
 	{"completion", "bash|zsh", "print the shell completion script"},
 	{"man", "", "print the manual page (roff)"},
