@@ -566,9 +566,17 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		planKernel(fmt.Sprintf("the caller has %d free descriptors below RLIMIT_NOFILE, the stub may need %d", free, need), unix.EMFILE)
 		return
 	}
-	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp}
+	call := &stubCall{pathEnd: pathPtr + uint64(len(path)), argv: argvPtr, envp: envpPtr, argvs: argv, envps: envp,
+		path: path, dirfd: dirfd, flags: flags}
 	logged := false
-	call.atExec = func() { execd, logged = true, true; emit() }
+	call.atExec = func() {
+		if call.kernel != "" {
+			ev.By, ev.Note = "kernel", execsw.JoinNotes(call.kernel, ev.Note)
+		}
+		ev.Note = execsw.JoinNotes(ev.Note, call.note)
+		execd, logged = true, true
+		emit()
+	}
 	defer tr.readyPlanFile() // for the next, once this caller runs
 	if note, err := tr.redirect(listener, n, call, c, req, plan, &answered, stop); err != nil {
 		var back *callGivenBack

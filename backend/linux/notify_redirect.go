@@ -172,6 +172,16 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		return "ptrace(PTRACE_GETREGS)", err
 	}
 	saved := regs
+	if plan.Extended == "" && callerProc(req) && c.cred.EUID == 0 {
+		// Should its exec give root no capabilities (SECBIT_NOROOT,
+		// which procfs does not show), its stub could neither set
+		// /proc/PID/exe nor make the call again by its name (a path
+		// through its own procfs or descriptors): it makes its own.
+		if bits, err := tr.inject(tid, saved.Rip-2, saved, unix.SYS_PRCTL, unix.PR_GET_SECUREBITS, &held); err == nil && bits&secbitNoRoot != 0 {
+			detached = true
+			return tr.ownExec(tid, saved, mask, c, call, append(env.closeFDs, stubFD), held)
+		}
+	}
 	call.set(&regs, stubFD)
 	// The trap flag, so that the only stop before the exec's is the
 	// failure's: should the kernel refuse to exec the stub, the caller
@@ -282,6 +292,21 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 		}
 		return "", nil
 	}
+	if plan.Extended == "" && noExeCaps(tid) {
+		// Its exec took the capabilities away (notify_exeless.go).
+		var now unix.PtraceRegs
+		err := errNotAgain
+		if call.byName() && !callerProc(req) && unix.PtraceGetRegs(tid, &now) == nil {
+			var ok bool
+			if ok, err = tr.execFromStub(tid, now, call, env.closeFDs, &held); ok {
+				call.kernel, err = noRootNote, nil
+			}
+		}
+		if err != nil {
+			call.note = fmt.Sprintf("/proc/PID/exe names the stub: the caller's exec left it without CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE (SECBIT_NOROOT), and the stub could not make its exec again: %v", err)
+			tr.logf("pid %d: %s", tid, call.note)
+		}
+	}
 	if call.atExec != nil {
 		call.atExec()
 	}
@@ -366,46 +391,56 @@ func (tr *Tree) refusedAgain(n *seccompNotif) (unix.Errno, bool) {
 
 // closeIn closes the descriptors fds of tracee tid, stopped at a signal's stop
 // with registers regs, by running close(2) at sysAddr, the syscall
-// instruction of its call, one single step each (the kernel reports a step
-// over a system call at the call's exit). Signals that stop it meanwhile
-// are added to held. The caller's registers are left for the caller to set.
+// instruction of its call (inject). Signals that stop it meanwhile are added
+// to held. The caller's registers are left for the caller to set.
 func (tr *Tree) closeIn(tid int, sysAddr uint64, regs unix.PtraceRegs, fds []int, held *[]syscall.Signal) error {
 	for _, fd := range fds {
-		r := regs
-		r.Rip, r.Rax, r.Orig_rax, r.Rdi = sysAddr, unix.SYS_CLOSE, ^uint64(0), uint64(fd)
-		r.Eflags &^= eflagsTF
-		if err := unix.PtraceSetRegs(tid, &r); err != nil {
+		if r, err := tr.inject(tid, sysAddr, regs, unix.SYS_CLOSE, uint64(fd), held); err != nil {
 			return err
-		}
-		for tries := 0; ; tries++ {
-			if tries == 4 {
-				return fmt.Errorf("close(%d) did not complete", fd)
-			}
-			if err := unix.PtraceSingleStep(tid); err != nil {
-				return err
-			}
-			var ws unix.WaitStatus
-			if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
-				return err
-			}
-			if ws.Exited() || ws.Signaled() {
-				return unix.ESRCH
-			}
-			if !isEventStop(ws) && ws.StopSignal() != syscall.SIGTRAP {
-				*held = append(*held, ws.StopSignal())
-			}
-			if err := unix.PtraceGetRegs(tid, &r); err != nil {
-				return err
-			}
-			if r.Rip == sysAddr+2 {
-				break
-			}
-		}
-		if e := unix.Errno(-int64(r.Rax)); r.Rax != 0 {
-			return fmt.Errorf("close(%d): %w", fd, e)
+		} else if r != 0 {
+			return fmt.Errorf("close(%d): %w", fd, unix.Errno(-int64(r)))
 		}
 	}
 	return nil
+}
+
+// inject makes tracee tid, stopped at a signal's stop with registers regs,
+// run system call nr with argument a0 at sysAddr, a syscall instruction of
+// its own, with one single step (the kernel reports a step over a system
+// call at the call's exit), and returns the call's result. Signals that stop
+// it meanwhile are added to held. The caller's registers are left for the
+// caller to set.
+func (tr *Tree) inject(tid int, sysAddr uint64, regs unix.PtraceRegs, nr, a0 uint64, held *[]syscall.Signal) (uint64, error) {
+	r := regs
+	r.Rip, r.Rax, r.Orig_rax, r.Rdi = sysAddr, nr, ^uint64(0), a0
+	r.Eflags &^= eflagsTF
+	if err := unix.PtraceSetRegs(tid, &r); err != nil {
+		return 0, err
+	}
+	for tries := 0; ; tries++ {
+		if tries == 4 {
+			return 0, fmt.Errorf("system call %d did not complete", nr)
+		}
+		if err := unix.PtraceSingleStep(tid); err != nil {
+			return 0, err
+		}
+		var ws unix.WaitStatus
+		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
+			return 0, err
+		}
+		if ws.Exited() || ws.Signaled() {
+			return 0, unix.ESRCH
+		}
+		if !isEventStop(ws) && ws.StopSignal() != syscall.SIGTRAP {
+			*held = append(*held, ws.StopSignal())
+		}
+		if err := unix.PtraceGetRegs(tid, &r); err != nil {
+			return 0, err
+		}
+		if r.Rip == sysAddr+2 {
+			return r.Rax, nil
+		}
+	}
 }
 
 // resend sends the held signals again to thread tid of process tgid.
@@ -427,6 +462,21 @@ type stubCall struct {
 	// still stopped there (not when it is to stop at its entry): the
 	// exec's log line then comes before anything the program writes.
 	atExec func()
+	// path, dirfd and flags are the caller's call (execve: AT_FDCWD, 0);
+	// kernel, set before atExec, says why the stub made the caller's own
+	// exec instead of building the image (execFromStub).
+	path   string
+	dirfd  int
+	flags  uint64
+	kernel string
+	note   string // the log's, for an image that names the stub
+}
+
+// byName reports whether the stub can make the caller's call again by its
+// name: from the working directory, or absolute (a descriptor the call
+// named may be gone with the stub's exec).
+func (s *stubCall) byName() bool {
+	return s.dirfd == unix.AT_FDCWD || len(s.path) > 0 && s.path[0] == '/'
 }
 
 // set makes regs execveat(stubFD, "", argv, envp, AT_EMPTY_PATH), marked
