@@ -107,6 +107,9 @@ func TestExecLogBuild(t *testing.T) {
 				if l.Result == "ok" && filepath.Base(l.Path) == "cc" {
 					want, sawSub = filepath.Join(dir, "sub"), true
 				}
+				if l.Path == "./gcc" {
+					want = filepath.Join(dir, "sub")
+				}
 				if filepath.Base(l.Path) == "make" || filepath.Base(l.Path) == "gcc" || filepath.Base(l.Path) == "sh" {
 					if l.Cwd != want {
 						t.Errorf("line %d: %s in %q, want %q", i+1, l.Path, l.Cwd, want)
@@ -172,6 +175,10 @@ func TestExecLogBuild(t *testing.T) {
 		}
 		if !strings.Contains(g, `"directory": "$DIR/sub"`) || !strings.Contains(g, `"file": "$DIR/sub/x.c"`) {
 			t.Errorf("no entry for sub/x.c compiled in sub:\n%s", g)
+		}
+		// The compiler as exec'd (./gcc), sources that are gone left out.
+		if !strings.Contains(g, `"./gcc",`) || strings.Contains(g, "gone.c") || strings.Contains(g, "missing.c") {
+			t.Errorf("want ./gcc, and neither gone.c nor missing.c:\n%s", g)
 		}
 	})
 

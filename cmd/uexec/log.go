@@ -95,9 +95,11 @@ type logProc struct {
 
 // logExec is one exec line.
 type logExec struct {
-	Time   time.Time
-	Cwd    string
-	Path   string
+	Time time.Time
+	Cwd  string
+	Path string // absolute: the log's path against Cwd
+	// Given is the path as the caller passed it (relative, say).
+	Given  string
 	Argv   []string
 	Result string
 	proc   *logProc
@@ -175,7 +177,7 @@ func readLog(r io.Reader) (*execLogFile, error) {
 				live[rec.Pid] = p
 				l.Procs = append(l.Procs, p)
 			}
-			e := &logExec{Time: t, Cwd: rec.Cwd, Path: rec.Path, Argv: rec.Argv, Result: rec.Result, proc: p}
+			e := &logExec{Time: t, Cwd: rec.Cwd, Path: rec.Path, Given: rec.Path, Argv: rec.Argv, Result: rec.Result, proc: p}
 			if e.Path != "" && !filepath.IsAbs(e.Path) && e.Cwd != "" {
 				e.Path = filepath.Join(e.Cwd, e.Path)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -124,6 +125,12 @@ func renderCompdb(w io.Writer, l *execLogFile) error {
 		for _, ent := range compilations(table, e) {
 			key := [2]string{ent.File, ent.Output}
 			if seen[key] {
+				continue
+			}
+			if _, err := os.Stat(ent.File); err != nil {
+				// Bear writes only sources that exist (its
+				// include_only_existing_source): one removed by
+				// the build, or that never was, is left out.
 				continue
 			}
 			seen[key] = true
@@ -349,7 +356,7 @@ func compilations(table map[string]flagDef, e *logExec) []compdbEntry {
 	var out []compdbEntry
 	for _, src := range sources {
 		ent := compdbEntry{Directory: e.Cwd, File: lexicalAbs(e.Cwd, src)}
-		ent.Arguments = append([]string{e.Path}, kept...)
+		ent.Arguments = append([]string{e.Given}, kept...) // as exec'd, as Bear has it
 		if output != "" {
 			ent.Output = lexicalAbs(e.Cwd, output)
 			ent.Arguments = append(ent.Arguments, "-o", output)
