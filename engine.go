@@ -196,8 +196,15 @@ type Process struct {
 // personality, and starts it. An exec the kernel would refuse returns an
 // error wrapping the same errno (errors.Is(err, unix.ENOENT)) and starts
 // nothing. When ctx is done before the program exits, the program is
-// killed, as exec.CommandContext does.
+// killed, as exec.CommandContext does; when it is done already, nothing is
+// started and its error returned.
 func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
+	if ctx == nil {
+		panic("uexec: Spawn with a nil Context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s != nil && s.Image != nil {
 		files := s.Files
 		if files == nil {
@@ -244,13 +251,21 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 		req.NoRandom = true
 	}
 	req.EmulRoot = s.EmulRoot
+	host := s.Path
 	if s.Memfd != nil {
 		s.Memfd.Request(req)
+	} else if host, err = childName(s.Path, s.Files, s.Dir); err != nil {
+		return nil, err
+	} else {
+		req.Path = host
 	}
 	plan, err := e.sw().Execve(req)
 	if plan == nil {
 		// An execute-only program: the kernel's exec, or its errno.
 		plan, err = e.sw().KernelOnlyPlan(req, err)
+	}
+	if plan != nil && s.Memfd == nil && host != s.Path {
+		plan.Renamed(host, s.Path)
 	}
 	return plan, err
 }
@@ -268,6 +283,12 @@ func (e *Engine) sw() *execsw.Switch {
 // hands to the kernel where the kernel's exec is the plan and only it is
 // exact. The caller keeps plan and closes it.
 func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnRequest) (*Process, error) {
+	if ctx == nil {
+		panic("uexec: SpawnPlan with a nil Context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	sw := e.sw()
 	// No directory is the caller's own: the child inherits it.
 	opts := &backend.Options{Files: s.Files, Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(),

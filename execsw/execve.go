@@ -426,6 +426,29 @@ func comm(name string) string {
 	return b
 }
 
+// Renamed gives the plan of an exec made under the name planned (a name
+// of the same file in the planner's own view: /proc/PID/... for the
+// caller's /proc/self/..., its descriptor's number here for its own) the
+// name the caller gave it, where the program sees it: AT_EXECFN, a
+// script's name in its interpreter's argv, and comm.
+func (p *Plan) Renamed(planned, name string) {
+	a := p.Image.Args
+	if a == nil || planned == name {
+		return
+	}
+	if a.ExecFn == planned {
+		a.ExecFn = name
+	}
+	if len(p.Chain) > 1 {
+		for i, s := range a.Argv {
+			if s == planned {
+				a.Argv[i] = name
+			}
+		}
+	}
+	p.Comm = comm(name)
+}
+
 // Close releases the files a plan holds.
 func (p *Plan) Close() error {
 	var first error

@@ -515,7 +515,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	img = exitImage(plan, path)
 	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
-		unSelf(plan, self, path)
+		plan.Renamed(self, path)
 	}
 	// Past here the kernel gets the exec only where its exec is the plan.
 	planKernel := func(note string, errno unix.Errno) {

@@ -593,15 +593,19 @@ func (env *stubEnv) selfLimits(noRandom bool) (uint32, error) {
 }
 
 // callerFDs returns the descriptors files become in a child (0, 1, 2, ...;
-// a nil file leaves its number closed), with room for extra more.
+// a nil file leaves its number closed, and so do 0, 1 and 2 when files
+// are fewer, as os.StartProcess leaves them), with room for extra more.
 func callerFDs(files []*os.File, extra int) []uintptr {
-	fds := make([]uintptr, 0, len(files)+extra)
+	fds := make([]uintptr, 0, len(files)+extra+3)
 	for _, f := range files {
 		if f == nil {
 			fds = append(fds, ^uintptr(0))
 			continue
 		}
 		fds = append(fds, f.Fd())
+	}
+	for len(fds) < 3 {
+		fds = append(fds, ^uintptr(0))
 	}
 	return fds
 }

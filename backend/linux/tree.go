@@ -287,25 +287,6 @@ func execRequest(c *caller, dirfd int, path string, flags uint64, argv, envp []s
 	return req, self, nil
 }
 
-// unSelf gives back the caller's own spelling of a /proc/self path where
-// the program sees it: AT_EXECFN and a script's name in argv.
-func unSelf(plan *execsw.Plan, self, path string) {
-	a := plan.Image.Args
-	if a == nil {
-		return
-	}
-	if a.ExecFn == self {
-		a.ExecFn = path
-	}
-	if len(plan.Chain) > 1 {
-		for i, s := range a.Argv {
-			if s == self {
-				a.Argv[i] = path
-			}
-		}
-	}
-}
-
 // stubArgv0 is the stub's argv[0] while it runs.
 const stubArgv0 = "uexec-stub"
 
