@@ -248,8 +248,11 @@ func (tr *Tree) serve(listener, pidfd int) {
 			return
 		}
 		fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
-		if tr.firstStopped(); tr.firstGone {
+		if tr.firstStopped(); tr.firstGone && fds[1].Fd >= 0 {
+			// Reaped by that look: with NoWaitDescendants the tree is
+			// handed off now, not at the next exec (the loop's top).
 			fds[1].Fd = -1
+			continue
 		}
 		timeout := -1
 		if tr.opts.OnFirstStop != nil && !tr.firstGone {
