@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/uexec/uexec/execsw"
 )
@@ -122,6 +123,19 @@ func (l *Learner) writeLocked() {
 }
 
 func writeAtomic(path string, data []byte) error {
+	// What a rename would replace must be a signatures file: a symbolic
+	// link is followed (its target is written), anything but a regular
+	// file (a device, a FIFO, a directory) is refused.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		errno := syscall.EINVAL
+		if st.IsDir() {
+			errno = syscall.EISDIR
+		}
+		return &os.PathError{Op: "write", Path: path, Err: fmt.Errorf("not a regular file: %w", errno)}
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

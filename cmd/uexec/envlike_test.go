@@ -77,7 +77,8 @@ func TestRunLikeEnv(t *testing.T) {
 		{"-iu", "A", "C=1", envBin}, {"-i", "B=1", envBin}, {"A=1", "-i", envBin}, {"-u", "A=B", envBin},
 		{"./x=y", envBin}, {"=x", envBin}, {"A=9"}, {"-i"},
 		{"PATH=" + bin, "pa"}, {"-u", "PATH", "pa"}, {"-i", "pa"}, {""},
-		{"PATH=" + long + ":/nonexistent", "pa"}, {"PATH=/usr/bin:" + long, "pa"},
+		{"PATH=" + long + ":/nonexistent", "pa"},
+		{"-C", "", envBin}, {"--ignore-environment=x", envBin}, {"-C", dir}, {"PATH=/usr/bin:" + long, "pa"},
 	} {
 		native := runRaw(t, dir, caller, append([]string{envBin}, args...)...)
 		for _, mode := range [][]string{{}, {"--once"}} {

@@ -149,6 +149,12 @@ func TestPlanFailures(t *testing.T) {
 		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},
 		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 125, "cannot change directory to '" + goldenDir + "/nothing': no such file or directory (ENOENT)"},
 		{"chdir to a file", []string{"run", "-C", "/etc/passwd", "/bin/true"}, 125, "(ENOTDIR)"},
+		// An option's missing or empty value, a value to a flag: usage
+		// errors, never the option left out.
+		{"stop-at-exec without a glob", []string{"run", "--stop-at-exec"}, 125, "--stop-at-exec needs a value"},
+		{"empty log name", []string{"run", "--log-execs", "", "/bin/true"}, 125, "--log-execs '': no such file or directory (ENOENT)"},
+		{"empty emulation root", []string{"plan", "--emul-root", "", "/bin/true"}, 125, "--emul-root '': no such file or directory (ENOENT)"},
+		{"a flag's value", []string{"run", "--once=x", "/bin/true"}, 125, "--once takes no value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := runCLI(t, tc.args...)

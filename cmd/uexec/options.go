@@ -99,20 +99,27 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			v, err = value(name)
 			return v
 		}
+		if hasVal && flagOptions[name] {
+			return nil, fmt.Errorf("option %s takes no value", name)
+		}
 		switch name {
 		case "-i", "--ignore-environment":
 			o.clearEnv = true
 		case "-u", "--unset":
 			o.unset = append(o.unset, get())
 		case "-C", "--chdir":
-			o.dir = get()
+			if o.dir = get(); err == nil {
+				err = nonEmpty(name, o.dir)
+			}
 		case "-a", "--argv0":
 			o.argv0, o.hasArgv0 = get(), true
 		case "--no-random":
 			o.noRandom = true
 		case "--emul-root":
 			if dir := get(); err == nil {
-				o.emulRoot, err = emulRootDir(dir)
+				if err = nonEmpty(name, dir); err == nil {
+					o.emulRoot, err = emulRootDir(dir)
+				}
 			}
 		case "--json":
 			if cmd != "plan" {
@@ -133,7 +140,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
 			}
-			err = o.stopOption(name, get)
+			if serr := o.stopOption(name, get); err == nil {
+				err = serr
+			}
 		case "--segvguard":
 			o.segvguard, err = parseSegvguard(val, hasVal)
 		case "--once", "--no-wait-descendants", "--log-execs":
@@ -146,7 +155,9 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			case "--no-wait-descendants":
 				o.noWaitDesc = true
 			default:
-				o.logExecs = get()
+				if o.logExecs = get(); err == nil {
+					err = nonEmpty(name, o.logExecs)
+				}
 			}
 		default:
 			if ok, verr := o.veriexec.parse(name, get); !ok {
@@ -172,8 +183,8 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			return nil, fmt.Errorf("cannot unset %q: %w", n, unix.EINVAL)
 		}
 	}
-	if len(o.argv) == 0 && cmd != "run" {
-		return nil, errors.New("no program given")
+	if len(o.argv) == 0 && (cmd != "run" || o.dir != "") {
+		return nil, errors.New("no program given") // env: "must specify command with --chdir"
 	}
 	if err := o.checkStop(); err != nil {
 		return nil, err
@@ -186,6 +197,21 @@ func parseOptions(args []string, cmd string) (*options, error) {
 	}
 	return o, nil
 }
+
+// nonEmpty refuses an empty name as option's value (ENOENT, as the kernel
+// refuses an empty path), where "" would read as the option left out.
+func nonEmpty(option, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s '': %w", option, unix.ENOENT)
+	}
+	return nil
+}
+
+// flagOptions are the options without a value: "--once=x" is a usage
+// error, as GNU env makes "--ignore-environment=x" one.
+var flagOptions = map[string]bool{"-i": true, "--ignore-environment": true, "--no-random": true, "--json": true,
+	"-h": true, "--help": true, "-v": true, "--verbose": true, "--binfmt-system": true, "--stop-at-entry": true,
+	"--once": true, "--no-wait-descendants": true}
 
 // shortOptions reads the short options together in args[*i] ("-iv",
 // "-uNAME", "-iC DIR"), as getopt(3) does: a letter that takes a value
@@ -214,6 +240,7 @@ func (o *options) shortOptions(args []string, i *int) error {
 				o.unset = append(o.unset, v)
 			case 'C':
 				o.dir = v
+				return nonEmpty("-C", v)
 			default:
 				o.argv0, o.hasArgv0 = v, true
 			}
