@@ -437,6 +437,16 @@ func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
 	return ws, nil
 }
 
+// Release lets a tree go without waiting for its descendants, once its
+// first program has exited (at that exit, if called before), as
+// SpawnRequest.NoWaitDescendants does: their later execs are the kernel's,
+// through SpawnRequest.Helper. It does nothing for a program alone.
+func (p *Process) Release() {
+	if p.tr != nil {
+		p.tr.Release()
+	}
+}
+
 // Exited is closed when the program has exited (a tree's descendants may
 // still run).
 func (p *Process) Exited() <-chan struct{} {

@@ -107,6 +107,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	if self, err := readCaller(tr.self); err == nil {
 		tr.selfCred = &self.cred
 	}
+	if tr.release, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		tr.release = -1 // Release then only takes effect at the next exec
+	}
 	if err := notifSyncWakeUp(listener); err != nil {
 		tr.logf("%v: the serving thread and the callers wake each other on any CPU", err)
 	}
@@ -133,6 +136,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		}
 		tr.serve(listener, pidfd)
 		unix.Close(pidfd)
+		if tr.release >= 0 {
+			unix.Close(tr.release)
+		}
 		close(tr.done)
 	}()
 	return tr, nil
@@ -237,17 +243,18 @@ func (tr *Tree) serve(listener, pidfd int) {
 			tr.exits.close(gone)
 		}
 	}()
-	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1}}
+	fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: -1},
+		{Fd: int32(tr.release), Events: unix.POLLIN}}
 	if tr.exits != nil {
 		fds[2] = unix.PollFd{Fd: int32(tr.exits.ep), Events: unix.POLLIN}
 	}
 	var n seccompNotif
 	for {
-		if tr.firstGone && tr.opts.NoWaitDescendants {
+		if tr.firstGone && (tr.opts.NoWaitDescendants || tr.released.Load()) {
 			tr.handOff(listener)
 			return
 		}
-		fds[0].Revents, fds[1].Revents, fds[2].Revents = 0, 0, 0
+		fds[0].Revents, fds[1].Revents, fds[2].Revents, fds[3].Revents = 0, 0, 0, 0
 		if tr.firstStopped(); tr.firstGone && fds[1].Fd >= 0 {
 			// Reaped by that look: with NoWaitDescendants the tree is
 			// handed off now, not at the next exec (the loop's top).
@@ -273,6 +280,10 @@ func (tr *Tree) serve(listener, pidfd int) {
 		if fds[2].Revents != 0 {
 			tr.exits.drain()
 		}
+		if fds[3].Revents != 0 {
+			fds[3].Fd = -1 // Release: handed off at the loop's top
+			continue
+		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
 				gone = true
@@ -289,6 +300,18 @@ func (tr *Tree) serve(listener, pidfd int) {
 		}
 		step("tree:notified")
 		tr.notified(listener, &n)
+	}
+}
+
+// Release lets the tree go once its first program has exited, as
+// NoWaitDescendants does: the remaining processes' later execs are the
+// helper's (the kernel's), and Done is closed without waiting for them.
+// Before the first program's end it takes effect at that end.
+func (tr *Tree) Release() {
+	tr.released.Store(true)
+	if tr.release >= 0 {
+		var one = [8]byte{1}
+		unix.Write(tr.release, one[:])
 	}
 }
 

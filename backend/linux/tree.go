@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,6 +122,10 @@ type Tree struct {
 	exits     *exitWatch // with OnExit
 	// exeless: this process may not set /proc/PID/exe (kernelExecs).
 	exeless bool
+	// release wakes the serving thread for Release (an eventfd), which
+	// sets released.
+	release  int
+	released atomic.Bool
 	// spare is the next redirect's copy of the stub (readyPlanFile).
 	spare *planFile
 	// selfCred is this process's credentials (nil: unknown), against

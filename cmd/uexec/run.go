@@ -81,17 +81,6 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		}
 		return 0
 	}
-	// Signals that arrive while the program is being built are held and
-	// forwarded once it runs. An exec in place forwards nothing: uexec
-	// becomes the program, and a signal before that ends uexec as it would
-	// end env(1).
-	sigs := make(chan os.Signal, 16)
-	if !o.once || !isStdFile(stdin, 0) || !isStdFile(stdout, 1) || !isStdFile(stderr, 2) {
-		keepOnSIGPIPE()
-		signal.Notify(sigs, catchable()...)
-		defer signal.Stop(sigs)
-	}
-
 	elog, err := openExecLog(o.logExecs, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: --log-execs: %v%s\n", err, errnoSuffix(err))
@@ -116,6 +105,17 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		return code
 	}
 	defer o.finishVeriexec(stderr)
+	// Signals that arrive while the program is being built are held and
+	// forwarded once it runs; before (opening the log, which may be a
+	// FIFO, reading the program from standard input) they end uexec. An
+	// exec in place forwards nothing: uexec becomes the program, and a
+	// signal before that ends uexec as it would end env(1).
+	sigs := make(chan os.Signal, 16)
+	if !o.once || !isStdFile(stdin, 0) || !isStdFile(stdout, 1) || !isStdFile(stderr, 2) {
+		keepOnSIGPIPE()
+		signal.Notify(sigs, catchable()...)
+		defer signal.Stop(sigs)
+	}
 	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	o.treeNoNewPrivs = !o.once && uexec.TreeNoNewPrivs()
 	p, req, err := o.plan(sw, true)
@@ -206,7 +206,7 @@ func supervise(proc *uexec.Process, tree bool, sigs chan os.Signal, stderr io.Wr
 			proc.Signal(sig)
 		case <-proc.Exited():
 			// Descendants may live on: serve them (or let them go) first.
-			ws, err := proc.WaitStatus()
+			ws, err := waitTree(proc, tree, sigs)
 			if err != nil {
 				// A tree's error is the serving's: the status is
 				// still the program's.
@@ -219,6 +219,31 @@ func supervise(proc *uexec.Process, tree bool, sigs chan os.Signal, stderr io.Wr
 				exited(ws)
 			}
 			return exitLikeStatus(ws)
+		}
+	}
+}
+
+// waitTree waits for the end of proc, whose program has exited: for a tree,
+// for its descendants, which a SIGTERM, SIGINT, SIGHUP or SIGQUIT to uexec
+// meanwhile lets go (Process.Release: their later execs are the kernel's),
+// instead of being held for a program that is no more.
+func waitTree(proc *uexec.Process, tree bool, sigs chan os.Signal) (syscall.WaitStatus, error) {
+	if !tree {
+		return proc.WaitStatus()
+	}
+	var ws syscall.WaitStatus
+	var err error
+	done := make(chan struct{})
+	go func() { ws, err = proc.WaitStatus(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return ws, err
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT:
+				proc.Release()
+			}
 		}
 	}
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRunSignalEnds: a SIGTERM to uexec while it opens its log (a FIFO no
+// one reads) ends it, as it would end env(1) (it was held for a program
+// not yet started, for good); one while it waits for the descendants of a
+// first program that has exited lets them go (their later execs the
+// kernel's) and uexec exits with the program's status at once.
+func TestRunSignalEnds(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mark := filepath.Join(dir, "mark")
+	late := `(sleep 1; /bin/echo late > ` + mark + `) </dev/null >/dev/null 2>&1 & exit 3`
+	for _, c := range []struct {
+		name string
+		argv []string
+		want func(syscall.WaitStatus) bool
+	}{
+		{"a FIFO log", []string{"run", "--log-execs", fifo, "/bin/true"}, func(ws syscall.WaitStatus) bool { return ws.Signaled() && ws.Signal() == syscall.SIGTERM }},
+		{"descendants", []string{"run", "sh", "-c", late}, func(ws syscall.WaitStatus) bool { return ws.Exited() && ws.ExitStatus() == 3 }},
+	} {
+		cmd := exec.Command(uexecBin, c.argv...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(700 * time.Millisecond):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s: uexec did not end within 0.7 s of SIGTERM", c.name)
+		}
+		if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !c.want(ws) {
+			t.Errorf("%s: uexec ended %v", c.name, cmd.ProcessState)
+		}
+	}
+	// The released descendant's exec of echo, the kernel's.
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(mark); err == nil && string(b) == "late\n" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the released descendant's exec failed")
+		}
+	}
+}
