@@ -3,11 +3,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -47,7 +51,7 @@ func cmdLog(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	if args[1] != "-" {
 		f, err := os.Open(args[1])
 		if err != nil {
-			fmt.Fprintf(stderr, "uexec log: %v\n", err)
+			fmt.Fprintf(stderr, "uexec log: %v%s\n", err, errnoSuffix(err))
 			return exitUsage
 		}
 		defer f.Close()
@@ -55,17 +59,25 @@ func cmdLog(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 	}
 	l, err := readLog(r)
 	if err != nil {
-		fmt.Fprintf(stderr, "uexec log: %s: %v\n", args[1], err)
-		return 1
+		fmt.Fprintf(stderr, "uexec log: %s: %v%s\n", args[1], err, errnoSuffix(err))
+		return exitUsage
+	}
+	if l.cut != 0 {
+		fmt.Fprintf(stderr, "uexec log: %s: line %d is cut short (its writer stopped, or its disk was full): left out\n", args[1], l.cut)
 	}
 	bw := bufio.NewWriter(stdout)
-	if err := render(bw, l); err != nil {
-		fmt.Fprintf(stderr, "uexec log %s: %v\n", args[0], err)
-		return 1
+	err = render(bw, l)
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := bw.Flush(); err != nil {
-		fmt.Fprintf(stderr, "uexec log %s: %v\n", args[0], err)
-		return 1
+	if errors.Is(err, syscall.EPIPE) {
+		// A reader that stopped (| head): no message, the status of a
+		// death by SIGPIPE, as cat gives.
+		return 128 + int(syscall.SIGPIPE)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "uexec log %s: %v%s\n", args[0], err, errnoSuffix(err))
+		return exitUsage
 	}
 	return 0
 }
@@ -123,26 +135,43 @@ type execLogFile struct {
 	Roots []*logProc // processes whose parent is not in the log
 	First time.Time  // the earliest time of the log
 	Last  time.Time  // the latest
+	// cut is the number of the last line, left out, when the log ends
+	// in the middle of one; 0 otherwise.
+	cut int
 }
+
+// maxLogLine bounds a line of a log (a 2 MB environment is not logged, an
+// argv of as much is).
+const maxLogLine = 64 << 20
 
 func readLog(r io.Reader) (*execLogFile, error) {
 	l := &execLogFile{}
 	live := map[int]*logProc{} // by pid, until its exit line
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 64<<20)
+	br := bufio.NewReader(r)
 	n := 0
-	for sc.Scan() {
+	for {
+		line, err := readLine(br)
+		if err == io.EOF && len(line) == 0 {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
 		n++
-		if len(sc.Bytes()) == 0 {
+		if len(line) == 0 {
 			continue
 		}
 		var rec logRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n, err)
+		if jerr := json.Unmarshal(line, &rec); jerr != nil {
+			if err == io.EOF {
+				l.cut = n // no newline: the log ends in this line
+				break
+			}
+			return nil, fmt.Errorf("line %d: not a line of an exec log: %s", n, jsonProblem(jerr))
 		}
-		t, err := time.Parse(time.RFC3339Nano, rec.Time)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: time: %v", n, err)
+		t, terr := time.Parse(time.RFC3339Nano, rec.Time)
+		if terr != nil {
+			return nil, fmt.Errorf("line %d: not a line of an exec log: time %q is not an RFC 3339 time", n, rec.Time)
 		}
 		if l.First.IsZero() || t.Before(l.First) {
 			l.First = t
@@ -185,13 +214,57 @@ func readLog(r io.Reader) (*execLogFile, error) {
 			l.Execs = append(l.Execs, e)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
 	for _, p := range l.Procs {
 		sort.SliceStable(p.Children, func(i, j int) bool { return p.Children[i].Start.Before(p.Children[j].Start) })
 	}
 	return l, nil
+}
+
+// readLine reads one line of br without its newline: io.EOF with the
+// line when the input ends without one, EFBIG past maxLogLine.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		line = append(line, part...)
+		if len(line) > maxLogLine {
+			return nil, fmt.Errorf("a line longer than %d MiB: %w", maxLogLine>>20, syscall.EFBIG)
+		}
+		switch err {
+		case nil:
+			return line[:len(line)-1], nil
+		case bufio.ErrBufferFull:
+			continue
+		default:
+			return line, err
+		}
+	}
+}
+
+// jsonProblem says what is wrong with a line encoding/json refused, in the
+// log's terms.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
+		want := "an object"
+		switch te.Type.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64:
+			want = "a number"
+		case reflect.String:
+			want = "a string"
+		case reflect.Bool:
+			want = "a boolean"
+		case reflect.Slice, reflect.Array:
+			want = "an array"
+		}
+		return fmt.Sprintf("%q is a JSON %s, not %s", field, te.Value, want)
+	}
+	return err.Error()
 }
 
 // end is when p ended, or the log's last time if it was not seen to end.
