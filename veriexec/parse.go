@@ -3,6 +3,7 @@ package veriexec
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,7 +41,9 @@ func (e *ParseError) Unwrap() error { return e.Err }
 func Parse(r io.Reader, name string) (*Table, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
 	if err != nil {
-		return nil, &ParseError{File: name, Msg: err.Error(), Err: unix.EIO}
+		errno := unix.EIO // the read's own errno where it has one (EISDIR)
+		errors.As(err, &errno)
+		return nil, &ParseError{File: name, Msg: err.Error(), Err: errno}
 	}
 	if len(data) > maxFileSize {
 		return nil, &ParseError{File: name, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize), Err: unix.EFBIG}

@@ -439,16 +439,18 @@ const pathMax = 4096
 // the kernel would reach, not the directory a symlink to it sits in.
 func emulRootDir(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
 	if err != nil {
 		return "", fmt.Errorf("--emul-root %s: %w", dir, unwrapErrno(err))
 	}
+	// The kernel's answer first (ELOOP for a loop of links, which
+	// EvalSymlinks says without an errno).
 	if fi, err := os.Stat(abs); err != nil {
 		return "", fmt.Errorf("--emul-root %s: %w", dir, unwrapErrno(err))
 	} else if !fi.IsDir() {
 		return "", fmt.Errorf("--emul-root %s: %w", dir, unix.ENOTDIR)
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return "", fmt.Errorf("--emul-root %s: %w", dir, unwrapErrno(err))
 	}
 	return abs, nil
 }

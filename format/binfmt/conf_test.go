@@ -112,3 +112,17 @@ func TestRegister(t *testing.T) {
 		t.Errorf("unregister twice: %v, want ENOENT", err)
 	}
 }
+
+// TestRegisterOwnFileNames: a rule may not be named after binfmt_misc's own
+// files, status and register: the kernel finds the name taken (EEXIST).
+func TestRegisterOwnFileNames(t *testing.T) {
+	for _, name := range []string{"status", "register"} {
+		r, err := Parse(":" + name + ":M::ab::/bin/sh:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := new(Misc).Register(r); !errors.Is(err, unix.EEXIST) {
+			t.Errorf("a rule named %s: %v, want EEXIST", name, err)
+		}
+	}
+}

@@ -34,6 +34,10 @@ var _ execsw.Format = (*Misc)(nil)
 func (m *Misc) Register(r *Rule) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if r.Name == "status" || r.Name == "register" {
+		// binfmt_misc's own files: the kernel finds the name taken.
+		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("%q is binfmt_misc's own file", r.Name), Err: unix.EEXIST}
+	}
 	for _, e := range m.rules {
 		if e.Name == r.Name {
 			return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("a rule named %q is registered", r.Name), Err: unix.EEXIST}
