@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/uexec/uexec"
 )
@@ -29,7 +31,14 @@ func (o *options) readImage(stdin io.Reader, stderr io.Writer) int {
 	// The program gets descriptors 0, 1 and 2; the memfd comes next.
 	im, err := uexec.NewImage(stdin, stdinName, 3)
 	if err != nil {
-		fmt.Fprintf(stderr, "uexec: -: %v\n", err)
+		// The errno alone, with what failed: the image package's
+		// wording names memfds and copy_file_range.
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			fmt.Fprintf(stderr, "uexec: -: reading the program from standard input: %v (%s)\n", errno, errnoName(errno))
+		} else {
+			fmt.Fprintf(stderr, "uexec: -: %v\n", err)
+		}
 		return exitUsage
 	}
 	o.image = im

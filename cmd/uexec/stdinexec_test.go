@@ -102,3 +102,20 @@ func runStdin(t *testing.T, stdin string, argv ...string) result {
 	}
 	return result{o.String(), e.String(), cmd.ProcessState.Sys().(syscall.WaitStatus)}
 }
+
+// TestStdinDirectory: a directory as standard input of `uexec run -` is
+// refused naming the errno (EISDIR), exit 125.
+func TestStdinDirectory(t *testing.T) {
+	needRun(t)
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	cmd := exec.Command(uexecBin, "run", "-")
+	cmd.Stdin = dir
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 125 || string(out) != "uexec: -: reading the program from standard input: is a directory (EISDIR)\n" {
+		t.Errorf("status %d: %q", cmd.ProcessState.ExitCode(), out)
+	}
+}
