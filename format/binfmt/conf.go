@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,7 +24,8 @@ func ReadConf(r io.Reader, name string) ([]*Rule, error) {
 	var rules []*Rule
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
@@ -38,7 +40,10 @@ func ReadConf(r io.Reader, name string) ([]*Rule, error) {
 		}
 		rules = append(rules, rule)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err == bufio.ErrTooLong {
+		// Far past what the kernel takes (a rule of 1920 bytes at most).
+		return nil, fmt.Errorf("%s:%d: a line longer than 1 MiB: %w", name, n, unix.EINVAL)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return rules, nil

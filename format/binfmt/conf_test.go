@@ -126,3 +126,16 @@ func TestRegisterOwnFileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReadConfLongLines: a line past the scanner's 1 MiB is EINVAL naming
+// FILE:LINE, and an error quotes a long rule only in part.
+func TestReadConfLongLines(t *testing.T) {
+	_, err := ReadConf(strings.NewReader("# x\n:"+strings.Repeat("a", 2<<20)+"\n"), "big.conf")
+	if !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "big.conf:2: a line longer than 1 MiB") {
+		t.Errorf("a 2 MiB line: %v", err)
+	}
+	_, err = ReadConf(strings.NewReader(":x:M::"+strings.Repeat("a", 70000)+"::/bin/sh:\n"), "long.conf")
+	if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "long.conf:1") {
+		t.Errorf("a 70 kB rule: %d bytes of error: %.200v", len(err.Error()), err)
+	}
+}

@@ -79,8 +79,15 @@ func (e *ParseError) Error() string {
 	if e.Source != "" {
 		src = e.Source + ": "
 	}
-	return fmt.Sprintf("%sbinfmt rule %s: %s: %v", src, strconv.Quote(e.Rule), e.Reason, e.Err)
+	rule := e.Rule
+	if len(rule) > maxQuoted {
+		rule = rule[:maxQuoted] + "…" // a message, not the rule again
+	}
+	return fmt.Sprintf("%sbinfmt rule %s: %s: %v", src, strconv.Quote(rule), e.Reason, e.Err)
 }
+
+// maxQuoted bounds how much of a rule an error quotes.
+const maxQuoted = 120
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
