@@ -1,6 +1,7 @@
 package segvguard
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,7 +42,10 @@ func ParseConfig(s string) (Config, error) {
 	var v [3]int
 	for i, x := range f {
 		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err != nil || n <= 0 || n > 1<<30 {
+		if err == nil && n > 1<<30 || errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(strings.TrimSpace(x), "-") {
+			return Config{}, fmt.Errorf("segvguard %q: %q is out of range (at most %d)", s, x, 1<<30)
+		}
+		if err != nil || n <= 0 {
 			return Config{}, fmt.Errorf("segvguard %q: %q is not a positive number", s, x)
 		}
 		v[i] = n

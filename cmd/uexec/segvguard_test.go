@@ -112,6 +112,8 @@ func TestSegvguardUsage(t *testing.T) {
 		{"once", []string{"run", "--once", "--segvguard", "/bin/true"}, "--segvguard needs tree mode"},
 		{"two values", []string{"run", "--segvguard=5,60", "/bin/true"}, "want MAX,EXPIRY,SUSPEND"},
 		{"zero", []string{"run", "--segvguard=0,60,3", "/bin/true"}, "not a positive number"},
+		{"too large", []string{"run", "--segvguard=1,1,9223372036854775807", "/bin/true"}, "is out of range (at most 1073741824)"},
+		{"past int64", []string{"run", "--segvguard=1,99999999999999999999,1", "/bin/true"}, "is out of range"},
 		{"empty", []string{"plan", "--segvguard=", "/bin/true"}, "want MAX,EXPIRY,SUSPEND"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
