@@ -84,10 +84,10 @@ func (o *options) addVeriexec(sw *execsw.Switch) error {
 		sw.Policies = append(sw.Policies, p)
 	case v.learn != "":
 		v.learner = veriexec.NewLearner(v.learn)
-		v.learner.Logf = logf
 		if err := v.learner.Write(); err != nil {
-			return fmt.Errorf("--veriexec-learn: %w", err)
+			return fmt.Errorf("--veriexec-learn: %w", err) // said once, here
 		}
+		v.learner.Logf = logf
 		sw.Policies = append(sw.Policies, v.learner)
 	}
 	return nil

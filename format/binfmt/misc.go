@@ -3,6 +3,7 @@ package binfmt
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -17,7 +18,8 @@ import (
 // The zero value has no rules. It is safe for concurrent use.
 type Misc struct {
 	mu    sync.RWMutex
-	rules []*entry // newest first
+	rules []*entry // oldest first: the newest is tried first
+	names map[string]bool
 }
 
 type entry struct {
@@ -38,10 +40,8 @@ func (m *Misc) Register(r *Rule) error {
 		// binfmt_misc's own files: the kernel finds the name taken.
 		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("%q is binfmt_misc's own file", r.Name), Err: unix.EEXIST}
 	}
-	for _, e := range m.rules {
-		if e.Name == r.Name {
-			return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("a rule named %q is registered", r.Name), Err: unix.EEXIST}
-		}
+	if m.names[r.Name] {
+		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("a rule named %q is registered", r.Name), Err: unix.EEXIST}
 	}
 	e := &entry{Rule: r}
 	if r.Flags&FixBinary != 0 {
@@ -51,7 +51,13 @@ func (m *Misc) Register(r *Rule) error {
 		}
 		e.file = f
 	}
-	m.rules = append([]*entry{e}, m.rules...)
+	// Appended, not put first: tens of thousands of rules (a binfmt.d
+	// of them) registered in linear time.
+	m.rules = append(m.rules, e)
+	if m.names == nil {
+		m.names = map[string]bool{}
+	}
+	m.names[r.Name] = true
 	return nil
 }
 
@@ -60,12 +66,16 @@ func (m *Misc) Register(r *Rule) error {
 func (m *Misc) Unregister(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.names[name] {
+		return fmt.Errorf("binfmt rule %q: %w", name, unix.ENOENT)
+	}
 	for i, e := range m.rules {
 		if e.Name == name {
 			if e.file != nil {
 				e.file.Close()
 			}
 			m.rules = append(m.rules[:i:i], m.rules[i+1:]...)
+			delete(m.names, name)
 			return nil
 		}
 	}
@@ -78,7 +88,7 @@ func (m *Misc) Rules() []*Rule {
 	defer m.mu.RUnlock()
 	out := make([]*Rule, len(m.rules))
 	for i, e := range m.rules {
-		out[i] = e.Rule
+		out[len(m.rules)-1-i] = e.Rule
 	}
 	return out
 }
@@ -202,7 +212,7 @@ func (m *Misc) match(epp *execsw.Package) *entry {
 	if epp.HdrValid >= 0 && epp.HdrValid < len(hdr) {
 		hdr = hdr[:epp.HdrValid]
 	}
-	for _, e := range m.rules {
+	for _, e := range slices.Backward(m.rules) {
 		if e.matches(hdr, epp.Path) {
 			return e
 		}
