@@ -24,10 +24,7 @@ func TestTreeKernelExecs(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // root's execute-only files, a user to drop to
 	dir, bin := sharedUexec(t)
-	static := filepath.Join(dir, "xo-static")
-	copyFile(t, testenv.BuildC(t, "testdata/progs/hello.c", "-static"), static, 0o711)
-	dynamic := filepath.Join(dir, "xo-true")
-	copyFile(t, "/bin/true", dynamic, 0o711)
+	static, dynamic := executeOnly(t, dir, "/bin/true")
 	missing := filepath.Join(dir, "missing")
 	sh := filepath.Join(dir, "s.sh")
 	if err := os.WriteFile(sh, []byte("#!/bin/sh\necho fd-script\n"), 0o755); err != nil {
@@ -113,6 +110,16 @@ func TestTreeKernelExecs(t *testing.T) {
 	}
 }
 
+// executeOnly makes, in dir, execute-only (0711) copies of a static C
+// program (hello.c) and of the dynamic program dyn, root's.
+func executeOnly(t *testing.T, dir, dyn string) (static, dynamic string) {
+	static = filepath.Join(dir, "xo-static")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/hello.c", "-static"), static, 0o711)
+	dynamic = filepath.Join(dir, "xo-"+filepath.Base(dyn))
+	copyFile(t, dyn, dynamic, 0o711)
+	return static, dynamic
+}
+
 // splitLog parts stderr into the JSON lines of --log-execs - and the rest.
 func splitLog(stderr string) (lines []string, rest string) {
 	var other []string
@@ -137,10 +144,7 @@ func TestFirstExecuteOnly(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // root's execute-only files, a user to drop to
 	dir, bin := sharedUexec(t)
-	static := filepath.Join(dir, "xo-static")
-	copyFile(t, testenv.BuildC(t, "testdata/progs/hello.c", "-static"), static, 0o711)
-	dynamic := filepath.Join(dir, "xo-echo")
-	copyFile(t, "/bin/echo", dynamic, 0o711)
+	static, dynamic := executeOnly(t, dir, "/bin/echo")
 	script := filepath.Join(dir, "xo.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho script\n"), 0o711); err != nil || os.Chmod(script, 0o711) != nil {
 		t.Fatal(err)
