@@ -54,7 +54,7 @@ func newCred(epp *Package) NewCred {
 		// kernel runs the program with the caller's ids, yet still marks
 		// the exec secure.
 		n.EUID, n.EGID = c.UID, c.GID
-		n.Ignored = "uexec cannot raise privileges (not root)"
+		n.Ignored = "uexec cannot raise the ids (no CAP_SETUID and CAP_SETGID where the image is built): the caller's ids, as under an unprivileged tracer"
 		n.Downgraded = true
 	} else if isSetID {
 		n.SetID = true

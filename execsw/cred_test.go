@@ -23,7 +23,7 @@ func TestNewCred(t *testing.T) {
 		{"setgid", user, unix.S_ISGID | 0o755, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 50, SGID: 50, Secure: true, SetID: true, PerClear: true}},
 		{"nosuid", user, unix.S_ISUID | 0o755, true, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Ignored: "nosuid mount"}},
 		{"no_new_privs", Cred{UID: 1000, EUID: 1000, GID: 100, EGID: 100, NoNewPrivs: true}, unix.S_ISUID | 0o755, false, false, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Ignored: "no_new_privs"}},
-		{"traced downgrade", user, unix.S_ISUID | 0o755, false, true, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Secure: true, Ignored: "uexec cannot raise privileges (not root)", Downgraded: true, PerClear: true}},
+		{"traced downgrade", user, unix.S_ISUID | 0o755, false, true, NewCred{UID: 1000, EUID: 1000, SUID: 1000, GID: 100, EGID: 100, SGID: 100, Secure: true, Ignored: "uexec cannot raise the ids (no CAP_SETUID and CAP_SETGID where the image is built): the caller's ids, as under an unprivileged tracer", Downgraded: true, PerClear: true}},
 		// The ids stay, the personality flags still go.
 		{"root runs setuid root", root, unix.S_ISUID | 0o755, false, false, NewCred{PerClear: true}},
 		{"setuid caller keeps secure", Cred{UID: 1000, EUID: 0, GID: 100, EGID: 100}, 0o755, false, false, NewCred{UID: 1000, EUID: 0, SUID: 0, GID: 100, EGID: 100, SGID: 100, Secure: true, SetID: true}},
