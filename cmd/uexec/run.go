@@ -426,6 +426,11 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: exec left to the kernel: %s\n", ev.Pid, ev.Path, ev.Note)
 			} else if ev.Err != nil && ev.Note != "" {
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: %v (%s)\n", ev.Pid, ev.Path, ev.Err, ev.Note)
+			} else if errors.Is(ev.Err, syscall.EPERM) {
+				// A policy's refusal (veriexec, segvguard): the
+				// kernel's own failures (ENOENT of a PATH search)
+				// are many and said by the callers.
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: refused: %v\n", ev.Pid, ev.Path, ev.Err)
 			} else if ev.Note != "" {
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: note: %s\n", ev.Pid, ev.Path, ev.Note)
 			}

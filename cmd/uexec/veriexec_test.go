@@ -189,3 +189,20 @@ func TestVeriexecUsage(t *testing.T) {
 		t.Errorf("plan --json of a mismatching program: %v", r)
 	}
 }
+
+// TestVeriexecVerboseRefusal: with --verbose, a policy's refusal of an
+// exec of the tree is said on stderr, with the program and why.
+func TestVeriexecVerboseRefusal(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	sigs := filepath.Join(dir, "sigs")
+	if r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--veriexec-learn", sigs, "/bin/sh", "-c", "true"); r.status != 0 {
+		t.Fatalf("learning run: %v", r)
+	}
+	unlisted := filepath.Join(dir, "unlisted")
+	copyFile(t, "/bin/true", unlisted, 0o755)
+	r := runLimited(t, "enforce", nil, "/", uexecBin, "run", "-v", "--veriexec", sigs, "/bin/sh", "-c", unlisted+"; echo rc=$?")
+	if !strings.Contains(r.stdout, "rc=126") || !strings.Contains(r.stderr, ": "+unlisted+": refused: ") || !strings.Contains(r.stderr, "no fingerprint listed") {
+		t.Errorf("an unlisted program under -v: %v", r)
+	}
+}
