@@ -465,13 +465,11 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if tr.exits != nil {
 		tr.exits.track(tgid)
 	}
-	var probe [1]byte
-	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &probe[0], Len: 1}},
-		[]unix.RemoteIovec{{Base: uintptr(pathPtr), Len: 1}}, 0); err == unix.EPERM {
+	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
+	if errors.Is(err, errMayNotRead) || errors.Is(argErr, errMayNotRead) {
 		unplanned("this process may not read the caller's memory")
 		return
 	}
-	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
 	if err != nil {
 		refuse(err)
 		return

@@ -53,6 +53,9 @@ func (m *callerMem) page(addr uint64) ([]byte, error) {
 	local := []unix.Iovec{{Base: &p[0], Len: 4096}}
 	remote := []unix.RemoteIovec{{Base: uintptr(base), Len: 4096}}
 	n, err := unix.ProcessVMReadv(m.pid, local, remote, 0)
+	if err == unix.EPERM {
+		return nil, errMayNotRead
+	}
 	if err != nil || n != 4096 {
 		return nil, errFault
 	}
@@ -63,6 +66,10 @@ func (m *callerMem) page(addr uint64) ([]byte, error) {
 	m.bytes += 4096
 	return p, nil
 }
+
+// errMayNotRead: this process may not read the caller's memory (a caller
+// of another user, under Yama or a sandbox): its exec is not planned.
+var errMayNotRead = fmt.Errorf("this process may not read the caller's memory: %w", unix.EPERM)
 
 // cstring reads the NUL-terminated string at addr, of at most max bytes
 // including the NUL; a longer one is errLong.

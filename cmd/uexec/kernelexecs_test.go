@@ -216,3 +216,24 @@ func TestFirstExecuteOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeUnreadableCaller: in an ordinary user's tree with a log, the exec
+// of a caller whose memory uexec may not read (not dumpable) is the
+// kernel's, logged as such, and runs as natively.
+func TestTreeUnreadableCaller(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to
+	dir, bin := sharedUexec(t)
+	nodump := filepath.Join(dir, "nodump")
+	copyFile(t, testenv.BuildC(t, "testdata/progs/nodump.c"), nodump, 0o755)
+	logDir := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logDir, "log")
+	r := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--log-execs", logFile, nodump, "/bin/echo", "hi")...)
+	b, _ := os.ReadFile(logFile)
+	if r.status != 0 || r.stdout != "hi\n" || !strings.Contains(string(b), `"by":"kernel","note":"this process may not read the caller's memory"}`) {
+		t.Errorf("%v\nlog:\n%s", r, b)
+	}
+}
