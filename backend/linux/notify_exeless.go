@@ -48,28 +48,11 @@ func (tr *Tree) execFromStub(tid int, regs unix.PtraceRegs, s *stubCall, fds []i
 	if sysAddr == 0 {
 		return false, fmt.Errorf("no system call instruction found in the stub")
 	}
-	if len(fds) > 0 {
-		if err := tr.closeIn(tid, sysAddr, regs, fds, held); err != nil {
-			unix.PtraceSetRegs(tid, &regs)
-			return false, err
-		}
-	}
-	var argc uint64
-	if err := peek(tid, regs.Rsp, &argc); err != nil {
-		return false, err
-	}
-	argv := regs.Rsp + 8
-	envp := argv + 8*(argc+1)
-	path := append([]byte(s.path), 0)
-	at := (regs.Rsp - 4096 - uint64(len(path))) &^ 15
-	if n, err := unix.ProcessVMWritev(tid, []unix.Iovec{{Base: &path[0], Len: uint64(len(path))}},
-		[]unix.RemoteIovec{{Base: uintptr(at), Len: len(path)}}, 0); err != nil || n != len(path) {
-		return false, fmt.Errorf("writing the path below the stub's stack: %v", err)
-	}
 	// Out of the stub's exec first: at its exec event the call's result
-	// is yet to be stored in rax. A single step stops at the exec's exit
-	// (a SIGTRAP the kernel reports there, with si_code TRAP_BRKPT), the
-	// result stored, before any of the stub's instructions.
+	// is yet to be stored in rax, over what a call made from there would
+	// find. A single step stops at the exec's exit (a SIGTRAP the kernel
+	// reports there, with si_code TRAP_BRKPT), the result stored, before
+	// any of the stub's instructions.
 	if err := unix.PtraceSingleStep(tid); err != nil {
 		return false, err
 	}
@@ -90,6 +73,24 @@ func (tr *Tree) execFromStub(tid int, regs unix.PtraceRegs, s *stubCall, fds []i
 		if err := unix.PtraceSingleStep(tid); err != nil {
 			return false, err
 		}
+	}
+	if len(fds) > 0 {
+		if err := tr.closeIn(tid, sysAddr, regs, fds, held); err != nil {
+			unix.PtraceSetRegs(tid, &regs)
+			return false, err
+		}
+	}
+	var argc uint64
+	if err := peek(tid, regs.Rsp, &argc); err != nil {
+		return false, err
+	}
+	argv := regs.Rsp + 8
+	envp := argv + 8*(argc+1)
+	path := append([]byte(s.path), 0)
+	at := (regs.Rsp - 4096 - uint64(len(path))) &^ 15
+	if n, err := unix.ProcessVMWritev(tid, []unix.Iovec{{Base: &path[0], Len: uint64(len(path))}},
+		[]unix.RemoteIovec{{Base: uintptr(at), Len: len(path)}}, 0); err != nil || n != len(path) {
+		return false, fmt.Errorf("writing the path below the stub's stack: %v", err)
 	}
 	r := regs
 	r.Rip, r.Orig_rax = sysAddr, ^uint64(0)
