@@ -254,7 +254,7 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 	host := s.Path
 	if s.Memfd != nil {
 		s.Memfd.Request(req)
-	} else if host, err = childName(s.Path, s.Files, s.Dir); err != nil {
+	} else if host, err = ChildName(s.Path, s.Files, s.Dir); err != nil {
 		return nil, err
 	} else {
 		req.Path = host

@@ -64,6 +64,7 @@ func TestSpawnChildNames(t *testing.T) {
 	defer sf.Close()
 	withScript := func(w *os.File) []*os.File { return []*os.File{os.Stdin, w, os.Stderr, sf} }
 	onlyStdin := func(*os.File) []*os.File { return []*os.File{os.Stdin} }
+	scriptIn := func(w *os.File) []*os.File { return []*os.File{sf, w, os.Stderr} }
 	listFDs := []string{"sh", "-c", "for f in 0 1 2; do [ -e /proc/$$/fd/$f ] && echo $f >>" + out + "; done"}
 	for _, c := range []struct {
 		path  string
@@ -75,6 +76,10 @@ func TestSpawnChildNames(t *testing.T) {
 		{"/dev/fd/3", []string{"x"}, "", withScript, "/dev/fd/3 3\n"},
 		{"/proc/self/fd/3", []string{"x"}, "", withScript, "/proc/self/fd/3 3\n"},
 		{"/proc/self/cwd/s.sh", []string{"x"}, dir, withScript, "/proc/self/cwd/s.sh s.sh\n"},
+		{"/proc/thread-self/cwd/s.sh", []string{"x"}, dir, withScript, "/proc/thread-self/cwd/s.sh s.sh\n"},
+		{"/dev//fd/./3", []string{"x"}, "", withScript, "/dev//fd/./3 3\n"},
+		{"fd/3", []string{"x"}, "/dev", withScript, "fd/3 3\n"},
+		{"/dev/stdin", []string{"x"}, "", scriptIn, "/dev/stdin stdin\n"},
 		{"/bin/sh", listFDs, "", onlyStdin, "0\n"},
 	} {
 		native := run(false, c.path, c.argv, c.dir, c.files)

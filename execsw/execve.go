@@ -432,8 +432,12 @@ func comm(name string) string {
 // name the caller gave it, where the program sees it: AT_EXECFN, a
 // script's name in its interpreter's argv, and comm.
 func (p *Plan) Renamed(planned, name string) {
+	if planned == name {
+		return
+	}
+	p.Comm = comm(name)
 	a := p.Image.Args
-	if a == nil || planned == name {
+	if a == nil {
 		return
 	}
 	if a.ExecFn == planned {
@@ -446,7 +450,6 @@ func (p *Plan) Renamed(planned, name string) {
 			}
 		}
 	}
-	p.Comm = comm(name)
 }
 
 // Close releases the files a plan holds.

@@ -3,7 +3,6 @@ package execsw
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/uexec/uexec/internal/kprobe"
 )
@@ -27,12 +26,11 @@ func (s *Switch) KernelOnlyPlan(req *Request, err error) (*Plan, error) {
 	if errors.As(err, &ee) {
 		name = ee.Path // the interpreter, say
 	}
-	// A child of this process has none of its descriptors but 0 to 2:
-	// a name through them is not asked about.
-	if !strings.HasPrefix(req.Path, "/dev/fd/") && !strings.HasPrefix(req.Path, "/proc/") {
-		if errno, ok := kprobe.Exec(req.Path, req.Argv, req.Envp, req.Dir); ok && errno != 0 {
-			return nil, &ExecError{Path: req.Path, Reason: "the kernel's exec (uexec may not read " + name + ")", Err: errno}
-		}
+	// The child asking has this process's descriptors and root, and the
+	// request's cwd, at its exec: /dev/fd/N and /proc/self/... name what
+	// they name here.
+	if errno, ok := kprobe.Exec(req.Path, req.Argv, req.Envp, req.Dir); ok && errno != 0 {
+		return nil, &ExecError{Path: req.Path, Reason: "the kernel's exec (uexec may not read " + name + ")", Err: errno}
 	}
 	return &Plan{
 		KernelOnly: fmt.Sprintf("exact by the kernel: uexec may not read %s, which the caller may execute (the kernel maps it unread)", name),

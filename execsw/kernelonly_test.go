@@ -3,6 +3,7 @@ package execsw
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -16,12 +17,17 @@ func TestKernelOnlyPlan(t *testing.T) {
 	unreadable := &ExecError{Path: "/x/interp", Err: fmt.Errorf("%w: %w", ErrUnreadable, unix.EACCES)}
 	req := func() *Request { return &Request{Path: "/x/prog", Cred: Cred{UID: 7, EUID: 8, GID: 9, EGID: 10}} }
 	native := &Switch{}
-	// (The kernel, asked about /x/prog, answers ENOENT: not asked
-	// about /dev/fd names.)
+	// (The kernel, asked about /x/prog, answers ENOENT; /dev/fd/0 is a
+	// pipe or a terminal here, which the kernel refuses with EACCES: a
+	// regular file is asked for.)
+	prog, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := req()
-	r.Path = "/dev/fd/9"
+	r.Path, r.Argv = prog, []string{"x", "-test.run=^$"}
 	p, err := native.KernelOnlyPlan(r, unreadable)
-	if err != nil || p == nil || !strings.Contains(p.KernelOnly, "uexec may not read /x/interp") || p.Comm != "9" ||
+	if err != nil || p == nil || !strings.Contains(p.KernelOnly, "uexec may not read /x/interp") || p.Comm != comm(prog) ||
 		p.Cred.UID != 7 || p.Cred.EUID != 8 || p.Cred.GID != 9 || p.Cred.EGID != 10 || len(p.Cmds) != 0 {
 		t.Errorf("an unreadable file, a native switch: %+v", p)
 	}

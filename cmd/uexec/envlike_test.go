@@ -78,7 +78,8 @@ func TestRunLikeEnv(t *testing.T) {
 		{"./x=y", envBin}, {"=x", envBin}, {"A=9"}, {"-i"},
 		{"PATH=" + bin, "pa"}, {"-u", "PATH", "pa"}, {"-i", "pa"}, {""},
 		{"PATH=" + long + ":/nonexistent", "pa"},
-		{"-C", "", envBin}, {"--ignore-environment=x", envBin}, {"-C", dir}, {"PATH=/usr/bin:" + long, "pa"},
+		{"-C", "", envBin}, {"--ignore-environment=x", envBin}, {"-C", dir},
+		{"-C", bin, "/proc/self/cwd/pa"}, // the program's cwd, not uexec's {"PATH=/usr/bin:" + long, "pa"},
 	} {
 		native := runRaw(t, dir, caller, append([]string{envBin}, args...)...)
 		for _, mode := range [][]string{{}, {"--once"}} {

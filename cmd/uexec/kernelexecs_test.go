@@ -199,7 +199,8 @@ func TestFirstExecuteOnly(t *testing.T) {
 	mk("x", "badelf", "\x7fELF\x02\x01\x01", 0o711)
 	mk("ok", "missing", "#!/bin/sh\necho the next one\nexit 3\n", 0o755)
 	path := "PATH=" + filepath.Join(dir, "x") + ":" + filepath.Join(dir, "ok")
-	for _, argv := range [][]string{{"./noshebang"}, {"./missing"}, {"./badelf"}, {"env", path, "missing"}, {"env", path, "noshebang"}} {
+	for _, argv := range [][]string{{"./noshebang"}, {"./missing"}, {"./badelf"}, {"env", path, "missing"}, {"env", path, "noshebang"},
+		{"/proc/self/cwd/noshebang"}, {"/proc/self/cwd/missing"}} {
 		wd := filepath.Join(dir, "x")
 		native := runCmd(t, "", wd, append(append(asNobody(t), "env"), argv...)...)
 		for _, mode := range [][]string{{}, {"--once"}} {

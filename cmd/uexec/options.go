@@ -350,11 +350,26 @@ func (o *options) plan(sw *execsw.Switch, run bool) (*execsw.Plan, *execsw.Reque
 			// under no_new_privs (uexec.TreeNoNewPrivs).
 			req.Cred.NoNewPrivs = true
 		}
+		// The program's own names (/proc/self/cwd, from DIR) are
+		// planned as what they name in it, under the names given.
+		host := req.Path
+		if o.image == nil {
+			if host, err = uexec.ChildName(path, nil, dir); err != nil {
+				return nil, req, err
+			}
+			req.Path = host
+		}
 		p, err := sw.Execve(req)
 		if p == nil && run {
 			// An execute-only program: the kernel's exec, or its
 			// errno for what follows.
 			p, err = sw.KernelOnlyPlan(req, err)
+		}
+		if o.image == nil && host != path {
+			req.Path = path
+			if p != nil {
+				p.Renamed(host, path)
+			}
 		}
 		if shFallback && errors.Is(err, unix.ENOEXEC) {
 			// execvp: run it as a shell script.

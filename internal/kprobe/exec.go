@@ -28,7 +28,10 @@ func Exec(path string, argv, env []string, dir string) (errno unix.Errno, ok boo
 	// A tracee's stops are its tracer thread's to wait for.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Sys: &syscall.SysProcAttr{Ptrace: true}})
+	// This process's descriptors (0 to 2, those without FD_CLOEXEC, and
+	// until the exec the others): a path through them is resolved as here.
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{Ptrace: true}})
 	if err != nil {
 		var e syscall.Errno
 		if !errors.As(err, &e) || e == syscall.EPERM {
