@@ -238,3 +238,23 @@ func TestTreeUnreadableCaller(t *testing.T) {
 		t.Errorf("%v\nlog:\n%s", r, b)
 	}
 }
+
+// TestOnceExecuteOnlyUnderStrace: under strace -f the kernel cannot be
+// asked about an execute-only file first (its probe is not traced by
+// uexec), so --once hands the exec to the kernel in place and its failure
+// comes at the exec: a missing interpreter is still 127, as with env.
+func TestOnceExecuteOnlyUnderStrace(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a root file for a user to drop to
+	strace := testenv.NeedTool(t, "strace")
+	dir, bin := sharedUexec(t)
+	bad := filepath.Join(dir, "badinterp")
+	if err := os.WriteFile(bad, []byte("#!/nonexistent/interp\n"), 0o711); err != nil || os.Chmod(bad, 0o711) != nil {
+		t.Fatal(err)
+	}
+	native := runCmd(t, "", "/", append(asNobody(t), "env", bad)...)
+	under := runCmd(t, "", "/", append([]string{strace, "-f", "-o", "/dev/null"}, append(asNobody(t), bin, "run", "--once", bad)...)...)
+	if native.status.ExitStatus() != 127 || under.status.ExitStatus() != 127 {
+		t.Errorf("natively %v\nunder strace, uexec run --once: %v", native, under)
+	}
+}

@@ -382,6 +382,9 @@ func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, s
 	}
 	elog.write(*first)
 	fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+	if errors.Is(err, unix.ENOENT) {
+		return exitNotFound // the kernel's own exec found nothing (a missing interpreter), as env(1)'s 127
+	}
 	return exitCannot
 }
 
