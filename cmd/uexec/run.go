@@ -382,10 +382,20 @@ func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, s
 	}
 	elog.write(*first)
 	fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
-	if errors.Is(err, unix.ENOENT) {
-		return exitNotFound // the kernel's own exec found nothing (a missing interpreter), as env(1)'s 127
+	if errors.As(err, &be) && kernelExecStep(be.Step) && errors.Is(err, unix.ENOENT) {
+		// The kernel's own exec of the program found nothing (a
+		// missing interpreter): env(1)'s 127. uexec's own failures
+		// (materialising the stub) stay 126.
+		return exitNotFound
 	}
 	return exitCannot
+}
+
+// kernelExecStep reports whether a start's failed step is the kernel's
+// exec of the program as requested (backend: "executing PATH" in place,
+// "the kernel's exec of PATH" by a child).
+func kernelExecStep(step string) bool {
+	return strings.HasPrefix(step, "executing ") || strings.HasPrefix(step, "the kernel's exec of ")
 }
 
 // runTree runs the first program with every exec of its process tree done
