@@ -100,24 +100,44 @@ func (tr *Tree) execFromStub(tid int, regs unix.PtraceRegs, s *stubCall, fds []i
 	if err := unix.PtraceSetRegs(tid, &r); err != nil {
 		return false, err
 	}
+	_, errno, err := tr.contToExec(tid, tid, held)
+	if err == nil && errno != 0 {
+		unix.PtraceSetRegs(tid, &regs)
+		err = fmt.Errorf("the exec from the stub: %w", errno)
+	}
+	return err == nil, err
+}
+
+// contToExec continues tracee tid, which is to make an exec with the trap
+// flag set, until the exec's event (errno 0; the tracee is then the thread
+// group's leader, tgid, whose pid it returns) or the trap after the call,
+// which failed with errno. Signals that stop it meanwhile are added to
+// held.
+func (tr *Tree) contToExec(tid, tgid int, held *[]syscall.Signal) (int, unix.Errno, error) {
 	for {
 		if err := unix.PtraceCont(tid, 0); err != nil {
-			return false, err
+			return tid, 0, err
 		}
 		var ws unix.WaitStatus
-		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
-			return false, err
+		if _, err := tr.wait4(tid, &ws, unix.WALL); err == unix.ECHILD && tgid != tid {
+			tid = tgid // a thread that exec'd took the leader's pid
+			if _, err = tr.wait4(tid, &ws, unix.WALL); err != nil {
+				return tid, 0, err
+			}
+		} else if err != nil {
+			return tid, 0, err
 		}
 		switch {
 		case ws.Exited() || ws.Signaled():
-			return false, unix.ESRCH
+			return tid, 0, unix.ESRCH
 		case ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC:
-			return true, nil
+			return tid, 0, nil
 		case ws.StopSignal() == syscall.SIGTRAP && singleStepped(tid):
 			var now unix.PtraceRegs
-			unix.PtraceGetRegs(tid, &now)
-			unix.PtraceSetRegs(tid, &regs)
-			return false, fmt.Errorf("the exec from the stub: %w", unix.Errno(-int64(now.Rax)))
+			if err := unix.PtraceGetRegs(tid, &now); err != nil {
+				return tid, 0, err
+			}
+			return tid, unix.Errno(-int64(now.Rax)), nil
 		case !isEventStop(ws):
 			*held = append(*held, ws.StopSignal())
 		}
@@ -211,44 +231,27 @@ func (tr *Tree) ownExec(tid int, saved unix.PtraceRegs, mask uint64, c *caller, 
 	if err := unix.PtraceSetRegs(tid, &own); err != nil {
 		return "ptrace(PTRACE_SETREGS)", err
 	}
-	for {
-		if err := unix.PtraceCont(tid, 0); err != nil {
-			return "ptrace(PTRACE_CONT)", err
-		}
-		var ws unix.WaitStatus
-		if _, err := tr.wait4(tid, &ws, unix.WALL); err != nil {
-			if err == unix.ECHILD && c.tgid != tid {
-				tid = c.tgid // a thread that exec'd took the leader's pid
-				if _, err = tr.wait4(tid, &ws, unix.WALL); err == nil {
-					goto got
-				}
-			}
-			return "waiting for the caller's exec", err
-		}
-	got:
-		switch {
-		case ws.Exited() || ws.Signaled():
-			return "the caller died during its exec", unix.ESRCH
-		case ws.StopSignal() == syscall.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC:
-			ptraceSigmask(tid, false, &mask)
-			call.kernel = noRootOwnNote
-			if call.atExec != nil {
-				call.atExec()
-			}
-			return "", nil
-		case ws.StopSignal() == syscall.SIGTRAP && singleStepped(tid):
-			// Its exec failed: the call returns the errno, with the
-			// caller's own registers.
-			var now unix.PtraceRegs
-			unix.PtraceGetRegs(tid, &now)
-			back := saved
-			back.Rax, back.Orig_rax = now.Rax, ^uint64(0)
-			unix.PtraceSetRegs(tid, &back)
-			return "the caller's own exec", unix.Errno(-int64(now.Rax))
-		case !isEventStop(ws):
-			held = append(held, ws.StopSignal())
-		}
+	var errno unix.Errno
+	tid, errno, err = tr.contToExec(tid, c.tgid, &held)
+	switch {
+	case err == unix.ESRCH:
+		return "the caller died during its exec", err
+	case err != nil:
+		return "waiting for the caller's exec", err
+	case errno != 0:
+		// Its exec failed: the call returns the errno, with the
+		// caller's own registers.
+		back := saved
+		back.Rax, back.Orig_rax = uint64(-int64(errno)), ^uint64(0)
+		unix.PtraceSetRegs(tid, &back)
+		return "the caller's own exec", errno
 	}
+	ptraceSigmask(tid, false, &mask)
+	call.kernel = noRootOwnNote
+	if call.atExec != nil {
+		call.atExec()
+	}
+	return "", nil
 }
 
 // noRootOwnNote is the log's note of an exec ownExec made.
