@@ -86,7 +86,10 @@ type SpawnRequest struct {
 	Env  []string // the environment; nil means an empty one
 	Dir  string   // working directory; "" means this process's
 	// Files become descriptors 0, 1, 2, ...; nil means os.Stdin,
-	// os.Stdout and os.Stderr.
+	// os.Stdout and os.Stderr. A nil file leaves its number closed, and
+	// so do 0, 1 and 2 past a shorter list, as with os.StartProcess; a
+	// Path through /dev/fd/N or /proc/self/fd/N names Files[N]
+	// (ChildName).
 	Files []*os.File
 	// NoRandom runs the program without address randomisation
 	// (ADDR_NO_RANDOMIZE), like setarch -R.
