@@ -39,11 +39,7 @@ func TestTreeKernelExecs(t *testing.T) {
 		t.Fatalf("natively, as 65534: %v", native)
 	}
 	want := strings.ReplaceAll(native.String(), "/bin/sh:", "sh:")
-	logDir := filepath.Join(dir, "logs") // the user's to write
-	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
-		t.Fatal(err)
-	}
-	logFile := filepath.Join(logDir, "log")
+	logFile := userLog(t, dir)
 	for _, log := range []string{"", "-", logFile} {
 		argv := append(asNobody(t), bin, "run")
 		if log != "" {
@@ -110,6 +106,16 @@ func TestTreeKernelExecs(t *testing.T) {
 	}
 }
 
+// userLog is a log file's name in a directory of dir that any user may
+// write.
+func userLog(t *testing.T, dir string) string {
+	logDir := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(logDir, "log")
+}
+
 // executeOnly makes, in dir, execute-only (0711) copies of a static C
 // program (hello.c) and of the dynamic program dyn, root's.
 func executeOnly(t *testing.T, dir, dyn string) (static, dynamic string) {
@@ -151,11 +157,7 @@ func TestFirstExecuteOnly(t *testing.T) {
 	}
 	closed := filepath.Join(dir, "closed")
 	copyFile(t, "/bin/true", closed, 0o700)
-	logDir := filepath.Join(dir, "logs") // the user's to write
-	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
-		t.Fatal(err)
-	}
-	logFile := filepath.Join(logDir, "log")
+	logFile := userLog(t, dir)
 	for _, argv := range [][]string{{static, "a", "b"}, {dynamic, "hi"}, {script}} {
 		native := runCmd(t, "", "/", append(asNobody(t), argv...)...)
 		if argv[0] != script && native.status != 0 || argv[0] == script && native.status.ExitStatus() != 2 {
@@ -227,11 +229,7 @@ func TestTreeUnreadableCaller(t *testing.T) {
 	dir, bin := sharedUexec(t)
 	nodump := filepath.Join(dir, "nodump")
 	copyFile(t, testenv.BuildC(t, "testdata/progs/nodump.c"), nodump, 0o755)
-	logDir := filepath.Join(dir, "logs")
-	if err := os.Mkdir(logDir, 0o777); err != nil || os.Chmod(logDir, 0o777) != nil {
-		t.Fatal(err)
-	}
-	logFile := filepath.Join(logDir, "log")
+	logFile := userLog(t, dir)
 	r := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--log-execs", logFile, nodump, "/bin/echo", "hi")...)
 	b, _ := os.ReadFile(logFile)
 	if r.status != 0 || r.stdout != "hi\n" || !strings.Contains(string(b), `"by":"kernel","note":"this process may not read the caller's memory"}`) {
