@@ -120,12 +120,20 @@ type SpawnRequest struct {
 	// ptrace (this process must not be traced itself). See README.md,
 	// "Every exec of the tree".
 	Tree bool
+	// Build, with Tree, has uexec's stub build every exec of the tree
+	// that it can make exact (where it may set /proc/PID/exe: CAP_SYS_ADMIN
+	// or CAP_CHECKPOINT_RESTORE). Without it the kernel does every exec
+	// whose plan is its own exec while no binfmt rule, emulation root,
+	// policy or StopAtExec is in the tree: only the kernel's exec is
+	// exact (PF_SUPERPRIV, resource counters, LSM and audit), and it is
+	// faster. See README.md, "Who builds an exec".
+	Build bool
 	// OnExec, with Tree, receives every exec of the tree, the first
 	// program's first, on the serving thread: it must not block.
 	OnExec func(ExecEvent)
 	// LateExecEvents lets OnExec receive an exec after its caller has
-	// been answered, where the kernel does every exec of the tree (an
-	// ordinary user's without binfmt rules, emulation root, policies or
+	// been answered, where the kernel does every exec of the tree
+	// (without Build, binfmt rules, emulation root, policies or
 	// StopAtExec): the caller then does not wait for the exec to be
 	// planned, and its event may come after the new program's first
 	// output. Without it every event precedes the exec it reports.
@@ -311,7 +319,7 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	if s.Tree {
 		topts := &backend.TreeOptions{Switch: sw, NoWaitDescendants: s.NoWaitDescendants, EmulRoot: s.EmulRoot,
 			Helper: s.Helper, Logf: s.Logf, StopAtExec: s.StopAtExec, OnFirstStop: s.OnFirstStop,
-			LateExecEvents: s.LateExecEvents}
+			LateExecEvents: s.LateExecEvents, KernelExecs: !s.Build}
 		if s.OnExec != nil {
 			topts.OnExec = func(ev *backend.ExecEvent) { s.OnExec(execEventOf(ev)) }
 			dir := execsw.DirName(s.Dir)

@@ -74,8 +74,12 @@ func ExampleEngine_Binfmt() {
 	// hello.greeting world
 }
 
-// Run a shell script with every exec of its process tree done by uexec,
-// and see each exec and each end as `uexec run --log-execs` logs them.
+// Run a shell script with every exec of its process tree built by uexec
+// (Build: without it, the kernel does each exec whose plan is its own, as
+// `uexec run` without --build), and see each exec and each end as
+// `uexec run --log-execs` logs them. As root: an ordinary user's uexec
+// cannot make /proc/PID/exe the program's, and leaves every exec to the
+// kernel.
 func ExampleEngine_Spawn_tree() {
 	var mu sync.Mutex
 	var events []string
@@ -86,6 +90,7 @@ func ExampleEngine_Spawn_tree() {
 		Env:   []string{"LANG=C"},
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Tree:  true,
+		Build: true,
 		OnExec: func(ev uexec.ExecEvent) {
 			mu.Lock()
 			defer mu.Unlock()

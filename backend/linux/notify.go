@@ -68,6 +68,10 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	defer ours.Close()
 	o := *opts
 	o.notifySock = theirs
+	// A stop at the first program's entry is uexec's to make, as a
+	// stop at an exec of the tree is (a traced kernel's exec would not
+	// raise a set-id program's ids).
+	o.kernelExact = topts.KernelExecs && topts.exactByKernel() && !opts.StopAtEntry
 	p, err := spawn(plan, &o)
 	theirs.Close()
 	if err != nil {
@@ -104,6 +108,10 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	tr := &Tree{Pid: p.Pid, Notes: p.Notes, Kernel: p.Kernel, opts: *topts, self: os.Getpid(),
 		firstDone: make(chan struct{}), done: make(chan struct{}),
 		exeless: !selfHasCap(unix.CAP_SYS_ADMIN) && !selfHasCap(unix.CAP_CHECKPOINT_RESTORE)}
+	tr.allNote = kernelExactNote
+	if tr.exeless {
+		tr.allNote = exelessNote
+	}
 	if self, err := readCaller(tr.self); err == nil {
 		tr.selfCred = &self.cred
 	}
@@ -432,7 +440,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		if tr.kernelExecs() {
 			// The kernel's exec answers (the log has the errno
 			// uexec found).
-			ev.By, ev.Note = "kernel", exelessNote
+			ev.By, ev.Note = "kernel", tr.allNote
 			emit()
 			notifSend(listener, n.id, true, 0, 0)
 			return
@@ -513,12 +521,12 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			if errnoOf(err) == 0 || errors.Is(err, execsw.ErrUnreadable) {
 				execd, ev.Note = true, fmt.Sprintf("uexec could not plan the exec: %v", err)
 			} else {
-				ev.Err, ev.Note = err, exelessNote // the kernel's errno, as planned
+				ev.Err, ev.Note = err, tr.allNote // the kernel's errno, as planned
 			}
 			emit()
 		} else {
 			ev.Chain, setID, img, execd = plan.Chain, plan.Cred.IgnoredNote(), exitImage(plan, path), true
-			ev.Note = kernelNote(plan, c, req)
+			ev.Note = tr.kernelNote(plan, c, req)
 			emit()
 			plan.Close()
 		}
@@ -630,19 +638,28 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 
 // Why the kernel does an exec of the tree (the log's note).
 const (
-	treeCompatNote = "a 32-bit image: uexec has no 32-bit stub"
-	setIDCapsNote  = "a set-id exec by a caller without CAP_SETUID and CAP_SETGID"
-	downgradedNote = "a set-id exec uexec could not give its ids"
-	exelessNote    = "exact by the kernel: uexec, without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd), lets the kernel do every exec of its tree"
+	treeCompatNote  = "a 32-bit image: uexec has no 32-bit stub"
+	setIDCapsNote   = "a set-id exec by a caller without CAP_SETUID and CAP_SETGID"
+	downgradedNote  = "a set-id exec uexec could not give its ids"
+	exelessNote     = "exact by the kernel: uexec, without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd), lets the kernel do every exec of its tree"
+	kernelExactNote = "exact by the kernel: the plan is its own exec, and no binfmt rule, emulation root, policy or stop of uexec's is in the tree (--build: uexec builds it)"
 )
 
 // kernelExecs reports whether the kernel does every exec of the tree as it
 // stands: uexec may not make /proc/PID/exe a program's (an ordinary user's
 // tree), so that only the kernel's exec is exact for it and its callers,
+// or KernelExecs asks for the kernel's exact exec wherever it is the plan;
 // and no binfmt rule, emulation root, policy or stop at exec needs an exec
 // of uexec's.
 func (tr *Tree) kernelExecs() bool {
-	return tr.exeless && tr.opts.EmulRoot == "" && tr.opts.StopAtExec == nil && tr.opts.Switch.Native()
+	return (tr.exeless || tr.opts.KernelExecs) && tr.opts.exactByKernel()
+}
+
+// exactByKernel reports whether the plan of every exec of the tree is the
+// kernel's own exec: nothing of uexec's (a binfmt rule, an emulation root,
+// a policy, a stop at exec) changes or watches what the kernel would do.
+func (o *TreeOptions) exactByKernel() bool {
+	return o.EmulRoot == "" && o.StopAtExec == nil && o.Switch.Native()
 }
 
 // callerProc reports whether planning req may look at the caller's procfs
@@ -657,7 +674,7 @@ func callerProc(req *execsw.Request) bool {
 // kernelNote says why the kernel did the exec of plan by c in a tree
 // where it does all (kernelExecs), as the tree would say it of that exec
 // alone where possible.
-func kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) string {
+func (tr *Tree) kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) string {
 	switch {
 	case plan.Compat:
 		return treeCompatNote
@@ -670,7 +687,7 @@ func kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) string {
 	case !c.maySetExe():
 		return kernelExeNote
 	}
-	return exelessNote
+	return tr.allNote
 }
 
 // unreadableBy reports whether the caller may not read one of the plan's

@@ -63,6 +63,9 @@ type Options struct {
 	// filter, which the stub installs (StartTree).
 	notifySock *os.File
 
+	// kernelExact: the kernel execs the program (after the stub's setup)
+	// wherever the plan is its own exec (TreeOptions.KernelExecs).
+	kernelExact bool
 	// byName makes the stub open the plan's files by their names, as the
 	// tree's callers do (tests).
 	byName bool

@@ -120,7 +120,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// So is one only the kernel can make (KernelOnly): no stub has
 	// anything to do for it.
 	direct := (filtered || plan.KernelOnly != "") && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
-	if byKernel && (!canSetExeFD() || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
+	if byKernel && (!canSetExeFD() || opts.kernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, build a 32-bit image, lay
 		// a set-id image out as its credentials decide, or be sure to
@@ -136,6 +136,8 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 			why = compatNote
 		case filtered:
 			why = filteredNote
+		case canSetExeFD():
+			why = kernelExactNote
 		}
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)
 	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {

@@ -64,6 +64,14 @@ type TreeOptions struct {
 	// reports only while uexec serves the tree (not for processes released
 	// by NoWaitDescendants). See exitwatch.go.
 	OnExit func(*ExitEvent)
+	// KernelExecs lets the kernel do every exec of the tree whose plan is
+	// its own exec (kernelExecs: no binfmt rule, emulation root, policy or
+	// StopAtExec of uexec's), the first program's too, as in a tree
+	// whose uexec may not set /proc/PID/exe: only the kernel's exec is
+	// exact (PF_SUPERPRIV, resource counters, LSM transitions and audit
+	// are its own), and it costs a notification and an answer. Without
+	// it uexec's stub builds every exec it can make exact but for those.
+	KernelExecs bool
 	// OnFirstStop, when set, is called when the first program (this
 	// process's child) stops for job control, with the signal that
 	// stopped it, on the serving thread: a supervisor that stands in for
@@ -122,6 +130,8 @@ type Tree struct {
 	exits     *exitWatch // with OnExit
 	// exeless: this process may not set /proc/PID/exe (kernelExecs).
 	exeless bool
+	// allNote says why the kernel does every exec (kernelExecs).
+	allNote string
 	// release wakes the serving thread for Release (an eventfd), which
 	// sets released.
 	release  int

@@ -83,7 +83,7 @@ func TestRunLikeEnv(t *testing.T) {
 	} {
 		native := runRaw(t, dir, caller, append([]string{envBin}, args...)...)
 		for _, mode := range [][]string{{}, {"--once"}} {
-			under := runRaw(t, dir, caller, append(append([]string{uexecBin, "run"}, mode...), args...)...)
+			under := runRaw(t, dir, caller, append(append([]string{uexecBin, "run", "--build"}, mode...), args...)...)
 			if under.stdout != native.stdout || under.status != native.status || (native.stderr == "") != (under.stderr == "") {
 				t.Errorf("uexec run %v %q:\n%v\nenv:\n%v", mode, args, under, native)
 			}

@@ -74,7 +74,7 @@ func TestExecLogBuild(t *testing.T) {
 	testenv.NeedTool(t, "gcc")
 	dir := copyProj(t)
 	logFile := filepath.Join(t.TempDir(), "log")
-	r := runCmd(t, "", dir, uexecBin, "run", "--log-execs", logFile, "make")
+	r := runCmd(t, "", dir, uexecBin, "run", "--build", "--log-execs", logFile, "make")
 	if r.status != 0 {
 		t.Fatalf("make under uexec: %v", r)
 	}
@@ -304,7 +304,7 @@ func TestExecLogWriteFails(t *testing.T) {
 		script string
 		status int
 	}{{"/bin/true", exitUsage}, {"exit 3", 3}} {
-		r := runCmd(t, "", "/", uexecBin, "run", "--log-execs", "/dev/full", "/bin/sh", "-c", tc.script)
+		r := runCmd(t, "", "/", uexecBin, "run", "--build", "--log-execs", "/dev/full", "/bin/sh", "-c", tc.script)
 		if r.status.ExitStatus() != tc.status || !strings.Contains(r.stderr, "--log-execs /dev/full: write /dev/full: no space left on device (ENOSPC)") {
 			t.Errorf("%s with a full log: %v, want status %d and the write's error", tc.script, r, tc.status)
 		}
@@ -348,7 +348,7 @@ func TestExecLogFailedFirst(t *testing.T) {
 	needRun(t)
 	dir := t.TempDir()
 	for _, mode := range [][]string{{}, {"--once"}} {
-		r := runCmd(t, "", dir, append(append([]string{uexecBin, "run", "--log-execs", "-"}, mode...), "./nope")...)
+		r := runCmd(t, "", dir, append(append([]string{uexecBin, "run", "--build", "--log-execs", "-"}, mode...), "./nope")...)
 		lines, _ := splitLog(r.stderr)
 		var ev struct {
 			Pid, Ppid   int

@@ -261,7 +261,7 @@ func TestFaultUexecKilled(t *testing.T) {
 		{step: "once:compiled", once: true, noProgram: true},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
-			args := []string{"run"}
+			args := []string{"run", "--build"}
 			if tc.once {
 				args = append(args, "--once")
 			}
@@ -349,7 +349,7 @@ func TestFaultProgramKilledMidBuild(t *testing.T) {
 	execwait := testenv.BuildC(t, "testdata/progs/execwait.c")
 	for _, step := range []string{"build:forked", "tree:stopped", "tree:regs-set", "tree:exec-event"} {
 		t.Run(step, func(t *testing.T) {
-			r := startAt(t, step, "run", execwait, "PIDFILE", "/bin/sleep", "30")
+			r := startAt(t, step, "run", "--build", execwait, "PIDFILE", "/bin/sleep", "30")
 			r.waitStop(t)
 			pid := uexecChild(r.cmd.Process.Pid)
 			if pid == 0 {
@@ -389,9 +389,9 @@ func TestFaultFileChanged(t *testing.T) {
 				if err := os.WriteFile(prog, echo, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				args := []string{"run", execwait, "PIDFILE", prog, "planned"}
+				args := []string{"run", "--build", execwait, "PIDFILE", prog, "planned"}
 				if step == "build:compiled" {
-					args = []string{"run", prog, "planned"}
+					args = []string{"run", "--build", prog, "planned"}
 				}
 				r := startAt(t, step, args...)
 				r.waitStop(t)
@@ -439,7 +439,7 @@ func TestFaultCallerRlimits(t *testing.T) {
 		name := strings.Join(argv[1:], " ")
 		t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
 			native := runCmd(t, "", "", argv...)
-			under := runCmd(t, "", "", append([]string{uexecBin, "run"}, argv...)...)
+			under := runCmd(t, "", "", append([]string{uexecBin, "run", "--build"}, argv...)...)
 			if native.String() != under.String() {
 				t.Errorf("natively:\n%v\nunder uexec:\n%v", native, under)
 			}
@@ -460,7 +460,7 @@ func TestFaultNoTmpdirNoMemfd(t *testing.T) {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			env := append([]string{}, testEnv...)
 			env = append(env, "TMPDIR=/proc/uexec-none", "HOME=/proc/uexec-none", "XDG_CACHE_HOME=/proc/uexec-none")
-			argv := append(append([]string{nomemfd, uexecBin, "run"}, mode...), "/bin/echo", "hi")
+			argv := append(append([]string{nomemfd, uexecBin, "run", "--build"}, mode...), "/bin/echo", "hi")
 			r := runEnv(t, env, argv...)
 			if mode != nil {
 				if r.stdout != "hi\n" || r.status.ExitStatus() != 0 || r.stderr != "" {

@@ -34,9 +34,9 @@ func TestRun32Bit(t *testing.T) {
 	switch {
 	case errors.As(err, &ee) && ee.ExitCode() == 7:
 		for _, argv := range [][]string{
-			{uexecBin, "run", prog},
+			{uexecBin, "run", "--build", prog},
 			{uexecBin, "run", "--once", prog},
-			{uexecBin, "run", "/bin/sh", "-c", prog + "; exit $?"},
+			{uexecBin, "run", "--build", "/bin/sh", "-c", prog + "; exit $?"},
 		} {
 			if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 7 || r.stderr != "" {
 				t.Errorf("%v: %v, want status 7 as natively", argv[1:], r)
@@ -44,7 +44,7 @@ func TestRun32Bit(t *testing.T) {
 		}
 		// --verbose says why the kernel did it, once: not that
 		// /proc/PID/exe needed a capability root has.
-		for _, argv := range [][]string{{uexecBin, "run", "--verbose", prog}, {uexecBin, "run", "--once", "--verbose", prog}} {
+		for _, argv := range [][]string{{uexecBin, "run", "--build", "--verbose", prog}, {uexecBin, "run", "--once", "--verbose", prog}} {
 			r := runCmd(t, "", "", argv...)
 			if n := strings.Count(r.stderr, "uexec: note: "); n != 1 || !strings.Contains(r.stderr, "note: a 32-bit image") {
 				t.Errorf("%v: %d notes, want one, the 32-bit image's:\n%s", argv[1:], n, r.stderr)
@@ -74,7 +74,7 @@ func TestTree32BitCaller64BitExec(t *testing.T) {
 		return // the kernel runs no ELF32 program here, nor uexec (compared above)
 	}
 	log := filepath.Join(t.TempDir(), "execs.log")
-	r := runCmd(t, "", "/", uexecBin, "run", "--log-execs", log, prog)
+	r := runCmd(t, "", "/", uexecBin, "run", "--build", "--log-execs", log, prog)
 	b, _ := os.ReadFile(log)
 	if r.stdout != "gate\n" || !strings.Contains(string(b), `"path":"/bin/echo"`) || !strings.Contains(string(b), `"by":"uexec"`) {
 		t.Errorf("%v; log:\n%s\nwant gate, and /bin/echo's exec by uexec", r, b)
@@ -113,7 +113,7 @@ func TestLogFirstByKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			os.Chmod(log, 0o666)
-			argv := append(append(append(append([]string{}, c.prefix...), uexecBin, "run", "--log-execs", log), mode...), c.prog)
+			argv := append(append(append(append([]string{}, c.prefix...), uexecBin, "run", "--build", "--log-execs", log), mode...), c.prog)
 			runCmd(t, "", "/", argv...)
 			b, _ := os.ReadFile(log)
 			first, _, _ := strings.Cut(string(b), "\n")

@@ -34,7 +34,7 @@ func TestLoadConcurrentTrees(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = runCmd(t, "", "", uexecBin, "run", "/bin/sh", "-c", loopScript(execs, 10+i))
+			results[i] = runCmd(t, "", "", uexecBin, "run", "--build", "/bin/sh", "-c", loopScript(execs, 10+i))
 		}()
 	}
 	wg.Wait()
@@ -70,7 +70,7 @@ func TestLoadFlat(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runDeadline)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, uexecBin, "run", "/bin/sh", "-c", loopScript(10000, 0))
+	cmd := exec.CommandContext(ctx, uexecBin, "run", "--build", "/bin/sh", "-c", loopScript(10000, 0))
 	cmd.Env = testEnv
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -137,7 +137,7 @@ func TestLoadForkBomb(t *testing.T) {
 	bomb := `b() { if [ $1 -eq 0 ]; then /bin/true; return; fi; b $(($1-1)) & b $(($1-1)) & wait; }; (b 8); echo end`
 	argv := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", prlimit, "--nproc=40", "/bin/sh", "-c", bomb}
 	native := runCmd(t, "", "/", argv...)
-	under := runCmd(t, "", "/", append([]string{uexecBin, "run"}, argv...)...)
+	under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build"}, argv...)...)
 	if under.status.Signaled() || under.status.ExitStatus() != native.status.ExitStatus() || !strings.HasSuffix(under.stdout, "end\n") {
 		t.Errorf("natively %v\nunder uexec %v", native.status, under)
 	}

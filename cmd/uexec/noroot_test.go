@@ -26,7 +26,7 @@ func TestTreeNoRoot(t *testing.T) {
 		if native.status != 0 || !strings.HasPrefix(native.stdout, "/usr/bin/dash\n") || !strings.Contains(native.stdout, "again\n") {
 			t.Fatalf("natively, securebits %s: %v", bits, native)
 		}
-		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", "-"}, argv...)...)
+		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build", "--log-execs", "-"}, argv...)...)
 		lines, rest := splitLog(under.stderr)
 		under.stderr = rest
 		if under.String() != native.String() {

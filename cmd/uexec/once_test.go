@@ -60,7 +60,7 @@ func TestOnceWithoutPtrace(t *testing.T) {
 func TestTreeWithoutPtrace(t *testing.T) {
 	needRun(t)
 	noptrace := testenv.BuildC(t, "testdata/progs/noptrace.c")
-	r := runCmd(t, "", "", noptrace, uexecBin, "run", "/bin/true")
+	r := runCmd(t, "", "", noptrace, uexecBin, "run", "--build", "/bin/true")
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	if r.status.ExitStatus() != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "--once") || !strings.Contains(lines[0], "ptrace") {
 		t.Errorf("want exit %d and one line naming ptrace and --once; got %v", exitUsage, r)

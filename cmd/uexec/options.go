@@ -40,6 +40,7 @@ type options struct {
 	once           bool
 	logExecs       string
 	noWaitDesc     bool
+	build          bool
 	veriexec       veriexecOptions
 	argv           []string // PROGRAM [ARG]...
 
@@ -145,7 +146,7 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			}
 		case "--segvguard":
 			o.segvguard, err = parseSegvguard(val, hasVal)
-		case "--once", "--no-wait-descendants", "--log-execs":
+		case "--once", "--no-wait-descendants", "--build", "--log-execs":
 			if cmd != "run" {
 				return nil, fmt.Errorf("unknown option %s", a)
 			}
@@ -154,6 +155,8 @@ func parseOptions(args []string, cmd string) (*options, error) {
 				o.once = true
 			case "--no-wait-descendants":
 				o.noWaitDesc = true
+			case "--build":
+				o.build = true
 			default:
 				if o.logExecs = get(); err == nil {
 					err = nonEmpty(name, o.logExecs)
@@ -211,7 +214,7 @@ func nonEmpty(option, v string) error {
 // error, as GNU env makes "--ignore-environment=x" one.
 var flagOptions = map[string]bool{"-i": true, "--ignore-environment": true, "--no-random": true, "--json": true,
 	"-h": true, "--help": true, "-v": true, "--verbose": true, "--binfmt-system": true, "--stop-at-entry": true,
-	"--once": true, "--no-wait-descendants": true}
+	"--once": true, "--no-wait-descendants": true, "--build": true}
 
 // shortOptions reads the short options together in args[*i] ("-iv",
 // "-uNAME", "-iC DIR"), as getopt(3) does: a letter that takes a value

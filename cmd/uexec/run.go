@@ -402,13 +402,12 @@ func kernelExecStep(step string) bool {
 // by uexec (the default of run).
 func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *options, elog *execLog,
 	first *uexec.ExecEvent, sigs chan os.Signal, stderr io.Writer, closeFiles func()) int {
-	sreq.Tree, sreq.NoWaitDescendants, sreq.EmulRoot = true, o.noWaitDesc, o.emulRoot
+	sreq.Tree, sreq.NoWaitDescendants, sreq.EmulRoot, sreq.Build = true, o.noWaitDesc, o.emulRoot, o.build
 	if elog != nil || o.verbose {
 		sreq.OnExec = elog.write
 	}
-	// A log file's lines may follow the execs they report (an ordinary
-	// user's tree, whose execs the kernel does, then does not wait for
-	// them); a log or notes on a terminal or stderr precede them, as the
+	// A log file's lines may follow the execs they report (a tree whose
+	// execs the kernel does then does not wait for them); a log or notes on a terminal or stderr precede them, as the
 	// programs' own output there comes after.
 	sreq.LateExecEvents = elog.regularFile() && !o.verbose
 	if elog != nil || o.guard != nil {

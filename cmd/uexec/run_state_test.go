@@ -53,7 +53,7 @@ func TestRunDescriptors(t *testing.T) {
 	// The shell lists its descriptors and where they point.
 	script := `for f in /proc/$$/fd/*; do printf '%s %s\n' "${f##*/}" "$(readlink $f)"; done`
 	native := list("/bin/bash", "-c", script)
-	under := list(uexecBin, "run", "/bin/bash", "-c", script)
+	under := list(uexecBin, "run", "--build", "/bin/bash", "-c", script)
 	norm := func(s string) string {
 		var out []string
 		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
@@ -169,7 +169,7 @@ func TestRunSetID(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			native := runCmd(t, "", "/", append(tc.prefix, tc.prog)...)
-			under := runCmd(t, "", "/", append(tc.prefix, uexecBin, "run", tc.prog)...)
+			under := runCmd(t, "", "/", append(tc.prefix, uexecBin, "run", "--build", tc.prog)...)
 			if strings.TrimSpace(native.stdout) != tc.want {
 				t.Errorf("native: %q, want %q", native.stdout, tc.want)
 			}
@@ -217,8 +217,8 @@ func TestRunSetIDPersonality(t *testing.T) {
 		}
 		check("setarch "+flag,
 			native,
-			runCmd(t, "", "/", uexecBin, "run", setarch, flag, rootcat, "/proc/self/personality"),
-			runCmd(t, "", "/", setarch, flag, uexecBin, "run", rootcat, "/proc/self/personality"),
+			runCmd(t, "", "/", uexecBin, "run", "--build", setarch, flag, rootcat, "/proc/self/personality"),
+			runCmd(t, "", "/", setarch, flag, uexecBin, "run", "--build", rootcat, "/proc/self/personality"),
 			runCmd(t, "", "/", setarch, flag, uexecBin, "run", "--once", rootcat, "/proc/self/personality"))
 	}
 	limit := func(argv ...string) result {
@@ -230,8 +230,8 @@ func TestRunSetIDPersonality(t *testing.T) {
 		t.Errorf("natively: %v, want a soft stack limit of 8388608", native)
 	}
 	check("ulimit -s 100000", native,
-		limit(uexecBin, "run", "/bin/sh", "-c", `exec "$@"`, "sh", nobodycat, "/proc/self/limits"),
-		limit(uexecBin, "run", nobodycat, "/proc/self/limits"),
+		limit(uexecBin, "run", "--build", "/bin/sh", "-c", `exec "$@"`, "sh", nobodycat, "/proc/self/limits"),
+		limit(uexecBin, "run", "--build", nobodycat, "/proc/self/limits"),
 		limit(uexecBin, "run", "--once", nobodycat, "/proc/self/limits"))
 }
 
@@ -259,7 +259,7 @@ func TestRunFileCaps(t *testing.T) {
 		t.Fatalf("natively: %v", native)
 	}
 	log := filepath.Join(dir, "root.log")
-	under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, admin...)...)
+	under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build", "--log-execs", log}, admin...)...)
 	if under.String() != native.String() {
 		t.Errorf("in root's tree:\n%v\nnatively:\n%v", under, native)
 	}
@@ -272,7 +272,7 @@ func TestRunFileCaps(t *testing.T) {
 	log = filepath.Join(dir, "user.log")
 	os.WriteFile(log, nil, 0o666)
 	os.Chmod(log, 0o666)
-	under = runCmd(t, "", "/", append(user, uexecBin, "run", "--log-execs", log, "/bin/sh", "-c", `exec "$@"`, "sh", capcat, "/etc/shadow")...)
+	under = runCmd(t, "", "/", append(user, uexecBin, "run", "--build", "--log-execs", log, "/bin/sh", "-c", `exec "$@"`, "sh", capcat, "/etc/shadow")...)
 	if under.String() != native.String() || native.status.ExitStatus() == 0 {
 		t.Errorf("in an ordinary user's tree:\n%v\nnatively under no_new_privs:\n%v", under, native)
 	}
@@ -297,8 +297,8 @@ func TestRunLegacyLayout(t *testing.T) {
 				t.Fatalf("natively nothing at TASK_UNMAPPED_BASE:\n%v", native)
 			}
 			for _, argv := range [][]string{
-				{setarch, "-L", "-R", uexecBin, "run", prog},
-				{uexecBin, "run", setarch, "-L", "-R", prog},
+				{setarch, "-L", "-R", uexecBin, "run", "--build", prog},
+				{uexecBin, "run", "--build", setarch, "-L", "-R", prog},
 				{setarch, "-L", "-R", uexecBin, "run", "--once", prog},
 			} {
 				if under := runCmd(t, "", "/", argv...); under.String() != native.String() {
@@ -322,7 +322,7 @@ func TestRunLegacyLayout(t *testing.T) {
 	for _, argv := range [][]string{
 		{setarch, "-L", prog},
 		{setarch, "-L", uexecBin, "run", "--once", prog},
-		{uexecBin, "run", setarch, "-L", prog},
+		{uexecBin, "run", "--build", setarch, "-L", prog},
 	} {
 		if r := runCmd(t, "", "/", argv...); !vdsoAboveInterp(r.stdout) {
 			t.Errorf("%q: the vdso is not right above the interpreter:\n%v", argv, r)
@@ -423,7 +423,7 @@ func TestRunSignalState(t *testing.T) {
 		return strings.Join(keep, "\n")
 	}
 	native := launch("/bin/cat", "/proc/self/status")
-	under := launch(uexecBin, "run", "/bin/cat", "/proc/self/status")
+	under := launch(uexecBin, "run", "--build", "/bin/cat", "/proc/self/status")
 	if !strings.Contains(native, "SigBlk:\t0000000008000a00") || !strings.Contains(native, "SigIgn:\t0000000000000003") {
 		t.Fatalf("the launcher did not set up the signals:\n%s", native)
 	}
@@ -456,7 +456,7 @@ func TestRunFatal(t *testing.T) {
 		t.Run(filepath.Base(prog), func(t *testing.T) {
 			wantFatal := prog != noLoadPath
 			native := runCmd(t, "", dir, prog)
-			under := runCmd(t, "", dir, uexecBin, "run", prog)
+			under := runCmd(t, "", dir, uexecBin, "run", "--build", prog)
 			if !native.status.Signaled() || native.status.Signal() != syscall.SIGSEGV {
 				t.Fatalf("native: %v, want SIGSEGV", native)
 			}

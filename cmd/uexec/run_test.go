@@ -134,7 +134,7 @@ func TestRunCorpus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			native := runCmd(t, tc.stdin, dir, tc.argv...)
-			under := runCmd(t, tc.stdin, dir, append([]string{uexecBin, "run", "--"}, tc.argv...)...)
+			under := runCmd(t, tc.stdin, dir, append([]string{uexecBin, "run", "--build", "--"}, tc.argv...)...)
 			if native.stdout != under.stdout || native.stderr != under.stderr || native.status != under.status {
 				t.Errorf("native:\n%v\nunder uexec:\n%v", native, under)
 			}
@@ -157,7 +157,7 @@ func TestRunExitStatuses(t *testing.T) {
 		{"not executable", []string{"/etc/passwd"}, 126, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCmd(t, "", "/", append([]string{uexecBin, "run"}, tc.argv...)...)
+			r := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build"}, tc.argv...)...)
 			if tc.signal != 0 {
 				if !r.status.Signaled() || r.status.Signal() != tc.signal {
 					t.Errorf("uexec ended with %v, want killed by %v", r, tc.signal)
@@ -178,7 +178,7 @@ func TestRunForwardsSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			name := strings.TrimPrefix(unixSigName(sig), "SIG")
-			cmd := exec.Command(uexecBin, "run", "/bin/bash", "-c",
+			cmd := exec.Command(uexecBin, "run", "--build", "/bin/bash", "-c",
 				"trap 'echo got "+name+"; exit 0' "+name+"; echo ready; while :; do sleep 0.05; done")
 			cmd.Env = testEnv
 			var out bytes.Buffer
@@ -238,7 +238,7 @@ func TestRunOptions(t *testing.T) {
 		{"double dash", []string{"--", "/bin/echo", "--", "-i"}, "-- -i\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCmd(t, "", "/", append([]string{uexecBin, "run"}, tc.args...)...)
+			r := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build"}, tc.args...)...)
 			if r.stdout != tc.want || r.status.ExitStatus() != 0 {
 				t.Errorf("got %v, want stdout %q", r, tc.want)
 			}
@@ -320,7 +320,7 @@ func TestRunSurvivesUexec(t *testing.T) {
 // the program's on a shared stderr.
 func TestVerboseLinesPrefixed(t *testing.T) {
 	needRun(t)
-	r := runCmd(t, "", "/", uexecBin, "run", "--verbose", "/bin/sh", "-c", "echo out; echo err >&2")
+	r := runCmd(t, "", "/", uexecBin, "run", "--build", "--verbose", "/bin/sh", "-c", "echo out; echo err >&2")
 	if r.status != 0 || r.stdout != "out\n" || !strings.Contains(r.stderr, "uexec:   0 syscall") {
 		t.Fatalf("%v", r)
 	}

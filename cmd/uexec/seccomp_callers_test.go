@@ -29,7 +29,7 @@ func TestSeccompFilteredCallers(t *testing.T) {
 		if nr != 3 && native.stdout != "hi\n" {
 			t.Fatalf("natively, %s refused: %v", n, native)
 		}
-		tree := runCmd(t, "", "/", uexecBin, "run", "--log-execs", "-", deny, n, "/bin/echo", "hi")
+		tree := runCmd(t, "", "/", uexecBin, "run", "--build", "--log-execs", "-", deny, n, "/bin/echo", "hi")
 		lines, rest := splitLog(tree.stderr)
 		tree.stderr = rest
 		if tree.String() != native.String() {
@@ -61,13 +61,13 @@ func TestSeccompFilteredCallers(t *testing.T) {
 	}
 	// close refused: no fork and exec can end (Go's waits on a pipe it
 	// cannot close); the tree says so at once (it hung), --once runs.
-	r := runCmd(t, "", "/", deny, "3", uexecBin, "run", "/bin/echo", "hi")
+	r := runCmd(t, "", "/", deny, "3", uexecBin, "run", "--build", "/bin/echo", "hi")
 	if r.status.ExitStatus() != 125 || !strings.Contains(r.stderr, "refuses close(2)") || !strings.Contains(r.stderr, "--once") {
 		t.Errorf("the tree under a filter refusing close: %v", r)
 	}
 	// munmap refused: the tree's first stub dies of it, and uexec says
 	// why, naming --once (it died of SIGSEGV without a word).
-	r = runCmd(t, "", "/", deny, "11", uexecBin, "run", "/bin/echo", "hi")
+	r = runCmd(t, "", "/", deny, "11", uexecBin, "run", "--build", "/bin/echo", "hi")
 	if r.status.Signal() != syscall.SIGSEGV || !strings.Contains(r.stderr, "seccomp filters of uexec's own") || !strings.Contains(r.stderr, "--once") {
 		t.Errorf("the tree under a filter refusing munmap: %v", r)
 	}

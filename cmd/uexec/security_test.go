@@ -28,7 +28,7 @@ func TestSecurityPathRace(t *testing.T) {
 	}
 	line := regexp.MustCompile(`^([ab]) ` + regexp.QuoteMeta(dir) + `/([ab])$`)
 	argv := []string{pathrace, filepath.Join(dir, "a"), filepath.Join(dir, "b"), "200"}
-	for _, run := range [][]string{argv, append([]string{uexecBin, "run"}, argv...)} {
+	for _, run := range [][]string{argv, append([]string{uexecBin, "run", "--build"}, argv...)} {
 		r := runCmd(t, "", "", run...)
 		seen := map[string]int{}
 		for _, l := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {

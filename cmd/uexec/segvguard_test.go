@@ -77,7 +77,7 @@ func TestSegvguard(t *testing.T) {
 	testenv.NeedTool(t, "setpriv")
 	dir := testenv.SharedTempDir(t)
 	copyFile(t, testenv.BuildC(t, "testdata/progs/crash.c"), filepath.Join(dir, "crash"), 0o755)
-	stdout, stderr, code := runWithin(t, dir, uexecBin, "run", "--segvguard=5,60,2", "/bin/sh", "-c", segvguardLoop)
+	stdout, stderr, code := runWithin(t, dir, uexecBin, "run", "--build", "--segvguard=5,60,2", "/bin/sh", "-c", segvguardLoop)
 	if code != 0 {
 		t.Errorf("exit %d", code)
 	}

@@ -112,7 +112,7 @@ func TestStdinDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dir.Close()
-	cmd := exec.Command(uexecBin, "run", "-")
+	cmd := exec.Command(uexecBin, "run", "--build", "-")
 	cmd.Stdin = dir
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 125 || string(out) != "uexec: -: reading the program from standard input: is a directory (EISDIR)\n" {

@@ -33,53 +33,67 @@ func splitCases(out string) map[string]string {
 	return cases
 }
 
+// treeModes are the two ways root's tree makes an exec whose plan is the
+// kernel's own: the kernel does it (the default), or uexec's stub builds
+// it (--build). by is what the log says of such an exec.
+var treeModes = []struct {
+	name string
+	args []string
+	by   string
+}{{"kernel", nil, "kernel"}, {"build", []string{"--build"}, "uexec"}}
+
 // TestTreeExecs runs a C program that calls execve, execveat, fexecve,
-// posix_spawn and vfork+exec directly, natively and under `uexec run`:
-// every return value, errno, child status and what each child sees of its
-// start (argv, comm, AT_EXECFN, AT_SECURE) must be the same.
+// posix_spawn and vfork+exec directly, natively and under `uexec run`, with
+// and without --build: every return value, errno, child status and what
+// each child sees of its start (argv, comm, AT_EXECFN, AT_SECURE) must be
+// the same.
 func TestTreeExecs(t *testing.T) {
 	needRun(t)
 	bin := testenv.BuildC(t, mustAbs(t, "testdata/tree/execs.c"), "-pthread", "-w")
-	nd, ud := t.TempDir(), t.TempDir()
+	nd := t.TempDir()
 	env := append(testEnv[:len(testEnv):len(testEnv)], "EXECS_DRIVER=1")
 	native := runEnv(t, env, bin, nd)
-	log := filepath.Join(t.TempDir(), "execs.jsonl")
-	under := runEnv(t, env, uexecBin, "run", "--log-execs", log, bin, ud)
-	if native.status != under.status {
-		t.Errorf("status: native %v, uexec %v\n%s", native.status, under.status, under.stderr)
-	}
 	n := splitCases(strings.ReplaceAll(native.stdout, nd, "DIR"))
-	u := splitCases(strings.ReplaceAll(under.stdout, ud, "DIR"))
 	if len(n) < 40 {
 		t.Fatalf("only %d cases ran natively:\n%s", len(n), native.stdout)
 	}
-	for name, want := range n {
-		got := u[name]
-		if got == want {
-			if why, ok := knownTreeDiffs[name]; ok {
-				t.Logf("%s: now equal (was a known difference: %s)", name, why)
+	for _, mode := range treeModes {
+		t.Run(mode.name, func(t *testing.T) {
+			ud := t.TempDir()
+			log := filepath.Join(t.TempDir(), "execs.jsonl")
+			under := runEnv(t, env, append(append([]string{uexecBin, "run", "--log-execs", log}, mode.args...), bin, ud)...)
+			if native.status != under.status {
+				t.Errorf("status: native %v, uexec %v\n%s", native.status, under.status, under.stderr)
 			}
-			continue
-		}
-		if why, ok := knownTreeDiffs[name]; ok {
-			t.Logf("%s: known difference (%s):\nnative:\n%suexec:\n%s", name, why, want, got)
-			continue
-		}
-		t.Errorf("%s:\nnative:\n%suexec:\n%s", name, want, got)
-	}
-	// Every exec the program made is in the log, by uexec.
-	lines := readExecLog(t, log)
-	byUexec := 0
-	for _, l := range lines {
-		if l.By == "uexec" {
-			byUexec++
-		}
-		if l.By == "kernel" && !strings.Contains(l.Note, "32-bit") {
-			t.Errorf("exec left to the kernel: %+v", l)
-		}
-	}
-	if byUexec < 50 {
-		t.Errorf("%d execs by uexec in the log, want every exec of the program (50 or more)", byUexec)
+			u := splitCases(strings.ReplaceAll(under.stdout, ud, "DIR"))
+			for name, want := range n {
+				got := u[name]
+				if got == want {
+					if why, ok := knownTreeDiffs[name]; ok {
+						t.Logf("%s: now equal (was a known difference: %s)", name, why)
+					}
+					continue
+				}
+				if why, ok := knownTreeDiffs[name]; ok {
+					t.Logf("%s: known difference (%s):\nnative:\n%suexec:\n%s", name, why, want, got)
+					continue
+				}
+				t.Errorf("%s:\nnative:\n%suexec:\n%s", name, want, got)
+			}
+			// Every exec the program made is in the log, by uexec with
+			// --build (the kernel: a 32-bit image), else by the kernel.
+			by := 0
+			for _, l := range readExecLog(t, log) {
+				if l.By == mode.by {
+					by++
+				} else if !strings.Contains(l.Note, "32-bit") {
+					t.Errorf("exec by %s: %+v", l.By, l)
+				}
+			}
+			if by < 50 {
+				t.Errorf("%d execs by %s in the log, want every exec of the program (50 or more)", by, mode.by)
+			}
+		})
 	}
 }
 
@@ -144,38 +158,40 @@ func readExecLog(t *testing.T, name string) []logLine {
 
 // TestTreeShell runs sh and bash scripts with pipelines, subshells,
 // command substitutions, exec and a missing command natively and under
-// `uexec run`: same output and status, and --log-execs lists every program
-// that ran.
+// `uexec run`, with and without --build: same output and status, and
+// --log-execs lists every program that ran.
 func TestTreeShell(t *testing.T) {
 	needRun(t)
 	script := `echo start; ls / | grep -c . >/dev/null; x=$(printf '%s' sub | tr a-z A-Z); echo "$x";
 (cd /; pwd; /bin/echo subshell); nosuchcommand-uexec 2>&1 | sed 's/^[^:]*: *//;s/line [0-9]*: //'; echo "missing: $?";
 sh -c 'exit 3'; echo "nested: $?"; env true && echo env-ok; f() { cat; }; echo piped | f; exec echo "exec'd"`
 	for _, shell := range []string{"sh", "bash"} {
-		t.Run(shell, func(t *testing.T) {
-			sh := testenv.NeedTool(t, shell)
-			dir := t.TempDir()
-			native := runCmd(t, "", dir, sh, "-c", script)
-			log := filepath.Join(t.TempDir(), "log")
-			under := runCmd(t, "", dir, uexecBin, "run", "--log-execs", log, sh, "-c", script)
-			if native.String() != under.String() {
-				t.Errorf("native:\n%v\nuexec:\n%v", native, under)
-			}
-			progs := map[string]bool{}
-			for _, l := range readExecLog(t, log) {
-				if l.Result == "ok" {
-					progs[filepath.Base(l.Path)] = true
+		for _, mode := range treeModes {
+			t.Run(shell+"/"+mode.name, func(t *testing.T) {
+				sh := testenv.NeedTool(t, shell)
+				dir := t.TempDir()
+				native := runCmd(t, "", dir, sh, "-c", script)
+				log := filepath.Join(t.TempDir(), "log")
+				under := runCmd(t, "", dir, append(append([]string{uexecBin, "run", "--log-execs", log}, mode.args...), sh, "-c", script)...)
+				if native.String() != under.String() {
+					t.Errorf("native:\n%v\nuexec:\n%v", native, under)
 				}
-				if l.By != "uexec" {
-					t.Errorf("not by uexec: %+v", l)
+				progs := map[string]bool{}
+				for _, l := range readExecLog(t, log) {
+					if l.Result == "ok" || l.Result == "kernel" {
+						progs[filepath.Base(l.Path)] = true
+					}
+					if l.By != mode.by {
+						t.Errorf("not by %s: %+v", mode.by, l)
+					}
 				}
-			}
-			for _, want := range []string{shell, "ls", "grep", "tr", "echo", "sed", "sh", "env", "true", "cat"} {
-				if !progs[want] {
-					t.Errorf("log lacks %s; has %v", want, progs)
+				for _, want := range []string{shell, "ls", "grep", "tr", "echo", "sed", "sh", "env", "true", "cat"} {
+					if !progs[want] {
+						t.Errorf("log lacks %s; has %v", want, progs)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -198,7 +214,7 @@ func TestTreeBuild(t *testing.T) {
 		argv := []string{"make", "-j4"}
 		log := filepath.Join(t.TempDir(), "log")
 		if under {
-			argv = append([]string{uexecBin, "run", "--log-execs", log}, argv...)
+			argv = append([]string{uexecBin, "run", "--build", "--log-execs", log}, argv...)
 		}
 		r := runCmd(t, "", dir, argv...)
 		if r.status != 0 {
@@ -251,7 +267,7 @@ func TestTreeDescendants(t *testing.T) {
 	mark := filepath.Join(dir, "mark")
 	script := `(sleep 0.3; /bin/echo late > ` + mark + `) & exit 5`
 	log := filepath.Join(dir, "log")
-	r := runCmd(t, "", "", uexecBin, "run", "--log-execs", log, "sh", "-c", script)
+	r := runCmd(t, "", "", uexecBin, "run", "--build", "--log-execs", log, "sh", "-c", script)
 	if r.status.ExitStatus() != 5 {
 		t.Fatalf("status %v, want 5: %v", r.status, r)
 	}
@@ -284,7 +300,7 @@ func TestTreeNoWaitDescendants(t *testing.T) {
 		// The descendant leaves the test's pipes alone: a holder of
 		// them would make the test wait, not uexec.
 		script := `(sleep 0.5; /bin/echo late > ` + mark + `.tmp; mv ` + mark + `.tmp ` + mark + `) </dev/null >/dev/null 2>&1 & exit 6`
-		r := runCmd(t, "", "", uexecBin, "run", "--no-wait-descendants", "sh", "-c", script)
+		r := runCmd(t, "", "", uexecBin, "run", "--build", "--no-wait-descendants", "sh", "-c", script)
 		if r.status.ExitStatus() != 6 {
 			t.Fatalf("run %d: status %v, want 6: %v", i, r.status, r)
 		}
@@ -319,17 +335,17 @@ func TestTreeTracersInside(t *testing.T) {
 	out := dir + "/strace.out"
 	// strace -f inside the untraced tree traces its program and that
 	// program's own exec, as natively.
-	r := runCmd(t, "", "", uexecBin, "run", strace, "-f", "-e", "trace=execve", "-o", out, "/bin/sh", "-c", "/bin/true; echo ok")
+	r := runCmd(t, "", "", uexecBin, "run", "--build", strace, "-f", "-e", "trace=execve", "-o", out, "/bin/sh", "-c", "/bin/true; echo ok")
 	b, _ := os.ReadFile(out)
 	if r.status != 0 || r.stdout != "ok\n" || !strings.Contains(string(b), `execve("/bin/true"`) {
 		t.Errorf("strace -f inside the tree: %v\n%s", r, b)
 	}
-	r = runCmd(t, "", "", uexecBin, "run", gdb, "-batch", "-nx", "-ex", "run", "--args", "/bin/sh", "-c", "echo ok; exit 3")
+	r = runCmd(t, "", "", uexecBin, "run", "--build", gdb, "-batch", "-nx", "-ex", "run", "--args", "/bin/sh", "-c", "echo ok; exit 3")
 	if !strings.Contains(r.stdout, "ok\n") || !strings.Contains(r.stdout, "exited with code 03") {
 		t.Errorf("gdb inside the tree: %v", r)
 	}
 	// Outside a tracer's moment, a process of the tree is not traced.
-	r = runCmd(t, "", "", uexecBin, "run", "/bin/sh", "-c", "grep TracerPid /proc/self/status")
+	r = runCmd(t, "", "", uexecBin, "run", "--build", "/bin/sh", "-c", "grep TracerPid /proc/self/status")
 	if strings.Fields(r.stdout + " x")[1] != "0" {
 		t.Errorf("TracerPid inside the tree: %v", r)
 	}
@@ -341,7 +357,7 @@ func TestTreeNoWaitDescendantsBusy(t *testing.T) {
 	needRun(t)
 	out := filepath.Join(t.TempDir(), "out")
 	script := `(for i in $(seq 1 300); do /bin/true || echo FAIL $i; done; echo done) </dev/null >` + out + ` 2>&1 & exit 6`
-	r := runCmd(t, "", "", uexecBin, "run", "--no-wait-descendants", "sh", "-c", script)
+	r := runCmd(t, "", "", uexecBin, "run", "--build", "--no-wait-descendants", "sh", "-c", script)
 	if r.status.ExitStatus() != 6 {
 		t.Fatalf("status %v, want 6: %v", r.status, r)
 	}
@@ -371,7 +387,7 @@ func TestTreeJobControl(t *testing.T) {
 	if native.status != 0 || !strings.HasSuffix(native.stdout, "ok\n") {
 		t.Fatalf("natively: %v", native)
 	}
-	under := runCmd(t, "", "", uexecBin, "run", bin, filepath.Join(dir, "uexec"))
+	under := runCmd(t, "", "", uexecBin, "run", "--build", bin, filepath.Join(dir, "uexec"))
 	if native.String() != under.String() {
 		t.Errorf("native:\n%v\nuexec:\n%v", native, under)
 	}
@@ -392,7 +408,7 @@ func TestTreeUnprivilegedCaller(t *testing.T) {
 		argv := append(drop[:len(drop):len(drop)], "/bin/sh", "-c", "/bin/echo hi; id -u")
 		native := runCmd(t, "", "/", argv...)
 		log := filepath.Join(t.TempDir(), "log")
-		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, argv...)...)
+		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build", "--log-execs", log}, argv...)...)
 		if native.String() != under.String() || native.stdout != "hi\n65534\n" {
 			t.Errorf("native:\n%v\nuexec:\n%v", native, under)
 		}
@@ -431,7 +447,7 @@ func TestTreeUnprivilegedCaller(t *testing.T) {
 		argv := append(drop[:len(drop):len(drop)], "/bin/sh", "-c", prog+" && echo ran")
 		native := runCmd(t, "", "/", argv...)
 		log := filepath.Join(t.TempDir(), "log")
-		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--log-execs", log}, argv...)...)
+		under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build", "--log-execs", log}, argv...)...)
 		if native.String() != under.String() || native.stdout != "ran\n" {
 			t.Errorf("native:\n%v\nuexec:\n%v", native, under)
 		}

@@ -20,7 +20,7 @@ import (
 func compareTree(t *testing.T, argv ...string) {
 	t.Helper()
 	native := runCmd(t, "", "/", argv...)
-	under := runCmd(t, "", "/", append([]string{uexecBin, "run"}, argv...)...)
+	under := runCmd(t, "", "/", append([]string{uexecBin, "run", "--build"}, argv...)...)
 	if native.String() != under.String() {
 		t.Errorf("natively:\n%v\nunder uexec run:\n%v", native, under)
 	}
@@ -47,7 +47,7 @@ func TestTreeExecveCheck(t *testing.T) {
 	needRun(t)
 	prog := testenv.BuildC(t, "testdata/progs/execvecheck.c")
 	compareTree(t, prog, "/bin/true", "/etc/passwd", "/nonexistent")
-	r := runCmd(t, "", "/", uexecBin, "run", prog, "/bin/true")
+	r := runCmd(t, "", "/", uexecBin, "run", "--build", prog, "/bin/true")
 	if !strings.Contains(r.stdout, "/bin/true: 0 ok") {
 		t.Errorf("AT_EXECVE_CHECK of /bin/true: %v", r)
 	}
@@ -110,7 +110,7 @@ func TestTreeStubRefused(t *testing.T) {
 	script := `/bin/true && echo true ran; /usr/bin/env sh -c 'echo $0'; /bin/ls /proc/self/fd`
 	compareTree(t, prog, "/usr", "/bin/sh", "-c", script)
 	log := filepath.Join(t.TempDir(), "execs.log")
-	runCmd(t, "", "/", uexecBin, "run", "--log-execs", log, prog, "/usr", "/bin/sh", "-c", script)
+	runCmd(t, "", "/", uexecBin, "run", "--build", "--log-execs", log, prog, "/usr", "/bin/sh", "-c", script)
 	b, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestTreeStubRefusedCall(t *testing.T) {
 	emul := filepath.Join(dir, "emul")
 	os.MkdirAll(filepath.Join(emul, "bin"), 0o755)
 	copyFile(t, "/bin/true", filepath.Join(emul, "bin", "only-in-emul"), 0o755)
-	r := runCmd(t, "", "/", uexecBin, "run", "--emul-root", emul, prog, "-", "/bin/only-in-emul")
+	r := runCmd(t, "", "/", uexecBin, "run", "--build", "--emul-root", emul, prog, "-", "/bin/only-in-emul")
 	if !strings.HasPrefix(r.stdout, "execve: -13\n") {
 		t.Errorf("an exec through the emulation root whose stub is refused: %v, want execve: -13 (EACCES)", r)
 	}
@@ -181,7 +181,7 @@ func TestOnceStubRefused(t *testing.T) {
 	if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"by":"kernel"`) || !strings.Contains(string(b), "the stub could not be executed (permission denied)") {
 		t.Errorf("the exec log: %s", b)
 	}
-	r = runCmd(t, "", "/", prog, allow, uexecBin, "run", "/usr/bin/echo", "hi")
+	r = runCmd(t, "", "/", prog, allow, uexecBin, "run", "--build", "/usr/bin/echo", "hi")
 	if r.status.ExitStatus() != 125 || !strings.Contains(r.stderr, "executing the stub") || !strings.Contains(r.stderr, "use --once") {
 		t.Errorf("uexec run in the sandbox: %v, want exit 125 naming the stub and --once", r)
 	}
@@ -205,7 +205,7 @@ func TestStubNoexec(t *testing.T) {
 	}
 	for _, mode := range []string{"--once", "--verbose"} {
 		log := filepath.Join(logs, mode)
-		under := runEnv(t, env, unshare, "-m", "sh", "-c", mount, "sh", uexecBin, "run", mode, "--log-execs", log, "/bin/sh", "-c", script)
+		under := runEnv(t, env, unshare, "-m", "sh", "-c", mount, "sh", uexecBin, "run", "--build", mode, "--log-execs", log, "/bin/sh", "-c", script)
 		if under.stdout != native.stdout || under.status != native.status {
 			t.Errorf("uexec run %s: %v\nnatively: %v", mode, under, native)
 		}
@@ -325,12 +325,12 @@ until ps -o stat= -p $p | grep -q ^T; do sleep 0.05; done; echo stopped; kill -C
 // --once inside a tree works.
 func TestTreeInsideTree(t *testing.T) {
 	needRun(t)
-	r := runCmd(t, "", "/", uexecBin, "run", uexecBin, "run", "/bin/echo", "inner")
+	r := runCmd(t, "", "/", uexecBin, "run", "--build", uexecBin, "run", "--build", "/bin/echo", "inner")
 	if r.status.ExitStatus() != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "a seccomp listener already watches this process") ||
 		!strings.Contains(r.stderr, "use --once") {
 		t.Errorf("uexec run inside a tree: %v, want exit 125 naming the listener and --once", r)
 	}
-	r = runCmd(t, "", "/", uexecBin, "run", uexecBin, "run", "--once", "/bin/echo", "inner")
+	r = runCmd(t, "", "/", uexecBin, "run", "--build", uexecBin, "run", "--once", "/bin/echo", "inner")
 	if r.status.ExitStatus() != 0 || r.stdout != "inner\n" {
 		t.Errorf("uexec run --once inside a tree: %v", r)
 	}
@@ -391,7 +391,7 @@ func TestTreeTinyLimits(t *testing.T) {
 	hi := testenv.BuildC(t, "testdata/progs/hinolibc.s", "-nostdlib", "-static")
 	for _, limit := range []string{"--stack=4096", "--data=0"} {
 		for range 5 {
-			r := runCmd(t, "", "/", "timeout", "-k1", "20", uexecBin, "run", prlimit, limit, hi)
+			r := runCmd(t, "", "/", "timeout", "-k1", "20", uexecBin, "run", "--build", prlimit, limit, hi)
 			ran := r.status.ExitStatus() == 0 && r.stdout == "hi\n"
 			if !ran && r.status.Signal() != syscall.SIGSEGV {
 				t.Fatalf("%s: uexec run: %v, want the program's output or SIGSEGV (not a hang)", limit, r)

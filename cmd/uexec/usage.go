@@ -58,6 +58,8 @@ var optGroups = []optGroup{
 			"per process at its end (\"-\": stderr); see uexec log"}},
 		{long: "--no-wait-descendants", help: []string{"exit when PROGRAM does; descendants still running",
 			"continue, their later execs done by the kernel"}},
+		{long: "--build", help: []string{"uexec builds every exec of the tree it can make",
+			"exact, not only those its rules or policies change"}},
 		{long: "--stop-at-entry", help: []string{"leave PROGRAM stopped at its first instruction",
 			"(state T, untraced) for gdb -p; SIGCONT runs it"}},
 		{long: "--stop-at-exec", arg: "GLOB", help: []string{"the same for each exec of the tree whose path, as",

@@ -41,7 +41,7 @@ func TestVeriexec(t *testing.T) {
 	needRun(t)
 	dir, tree := veriexecTree(t)
 	sigs := filepath.Join(dir, "sigs")
-	r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--veriexec-learn", sigs, tree)
+	r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--build", "--veriexec-learn", sigs, tree)
 	if r.status != 0 || r.stdout != "one\ntwo\nthree\n" {
 		t.Fatalf("learning run: %v", r)
 	}
@@ -118,7 +118,7 @@ func TestVeriexec(t *testing.T) {
 	}
 	for _, strict := range []string{"1", "2", "3"} {
 		log := filepath.Join(t.TempDir(), "log")
-		r := runLimited(t, "modified", nil, "/", uexecBin, "run", "--veriexec", sigs, "--veriexec-strict", strict, "--log-execs", log, tree)
+		r := runLimited(t, "modified", nil, "/", uexecBin, "run", "--build", "--veriexec", sigs, "--veriexec-strict", strict, "--log-execs", log, tree)
 		if r.stdout != "two\nthree\n" || !strings.Contains(r.stderr, dir+"/prog1: Operation not permitted") {
 			t.Errorf("strict %s, modified program: %v", strict, r)
 		}
@@ -126,7 +126,7 @@ func TestVeriexec(t *testing.T) {
 			t.Errorf("strict %s: the exec log does not say why", strict)
 		}
 	}
-	r = runLimited(t, "learning", nil, "/", uexecBin, "run", "--veriexec", sigs, "--veriexec-strict", "0", tree)
+	r = runLimited(t, "learning", nil, "/", uexecBin, "run", "--build", "--veriexec", sigs, "--veriexec-strict", "0", tree)
 	if r.status != 0 || r.stdout != "one\ntwo\nthree\n" || !strings.Contains(r.stderr, "veriexec: "+dir+"/prog1: fingerprint mismatch") {
 		t.Errorf("strict 0, modified program runs and is reported: %v", r)
 	}
@@ -196,12 +196,12 @@ func TestVeriexecVerboseRefusal(t *testing.T) {
 	needRun(t)
 	dir := t.TempDir()
 	sigs := filepath.Join(dir, "sigs")
-	if r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--veriexec-learn", sigs, "/bin/sh", "-c", "true"); r.status != 0 {
+	if r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--build", "--veriexec-learn", sigs, "/bin/sh", "-c", "true"); r.status != 0 {
 		t.Fatalf("learning run: %v", r)
 	}
 	unlisted := filepath.Join(dir, "unlisted")
 	copyFile(t, "/bin/true", unlisted, 0o755)
-	r := runLimited(t, "enforce", nil, "/", uexecBin, "run", "-v", "--veriexec", sigs, "/bin/sh", "-c", unlisted+"; echo rc=$?")
+	r := runLimited(t, "enforce", nil, "/", uexecBin, "run", "--build", "-v", "--veriexec", sigs, "/bin/sh", "-c", unlisted+"; echo rc=$?")
 	if !strings.Contains(r.stdout, "rc=126") || !strings.Contains(r.stderr, ": "+unlisted+": refused: ") || !strings.Contains(r.stderr, "no fingerprint listed") {
 		t.Errorf("an unlisted program under -v: %v", r)
 	}
