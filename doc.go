@@ -25,10 +25,13 @@
 // # A whole process tree
 //
 // With SpawnRequest.Tree, every execve and execveat of the program and of
-// all its descendants is planned and built by the engine (the default of
-// `uexec run`): the tree is not traced; a seccomp filter hands each exec to
-// the engine, which plans it with the caller's own cwd, root, credentials
-// and limits. SpawnRequest.OnExec receives each exec (an ExecEvent: pid,
+// all its descendants comes to the engine (the default of `uexec run`):
+// the tree is not traced; a seccomp filter hands each exec to the engine,
+// which plans it with the caller's own cwd, root, credentials and limits,
+// and builds it, or lets the kernel do it where the plan is the kernel's
+// own exec and no binfmt rule, emulation root, policy or StopAtExec is in
+// the tree (only the kernel's exec of it is exact; SpawnRequest.Build has
+// the engine build those too). SpawnRequest.OnExec receives each exec (an ExecEvent: pid,
 // ppid, cwd, argv, the handler chain, the errno of a failed one) and
 // SpawnRequest.OnExit each process's end (an ExitEvent), in order: the
 // exec log of `uexec run --log-execs` is written from them. The first

@@ -60,6 +60,9 @@
 // AT_EXECVE_CHECK, callers this process may not seize or read, callers
 // with a mount namespace or root of their own, set-id execs by callers
 // that could not set the ids, and images whose mm fields prctl refuses.
+// With TreeOptions.KernelExecs, or where this process may not set
+// /proc/PID/exe, so are all execs of a tree whose every plan is the
+// kernel's own exec (no binfmt rule, emulation root, policy or stop).
 //
 // # Differences from a kernel exec
 //
