@@ -28,9 +28,22 @@ func (tr *Tree) firstStopped() {
 	pid, err := unix.Wait4(tr.Pid, &ws, unix.WUNTRACED|unix.WNOHANG, nil)
 	switch {
 	case pid != tr.Pid || err != nil:
+	case ws.Stopped() && tr.firstAtEntry && ws.StopSignal() == unix.SIGSTOP:
+		// The stop StopAtExec left it in, for a debugger: no stop of
+		// the job (as with StopAtEntry, whose tree has no OnFirstStop).
+		tr.firstAtEntry = false
 	case ws.Stopped():
 		tr.opts.OnFirstStop(tr.Pid, ws.StopSignal())
 	case ws.Exited() || ws.Signaled():
 		tr.firstEnded(ws)
+	}
+}
+
+// leftStopped records that an exec by process tgid was left stopped at its
+// entry (stopped), so that the first program's stop there is not taken
+// for one of the job.
+func (tr *Tree) leftStopped(tgid int, stopped bool) {
+	if stopped && tgid == tr.Pid {
+		tr.firstAtEntry = true
 	}
 }

@@ -139,6 +139,9 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 			first.Pid, first.Tgid = p.Pid, p.Pid
 			if p.Kernel != "" {
 				first.By, first.Note = "kernel", execsw.JoinNotes(p.Kernel, first.Note)
+			} else if !canSetExeFD() && plan.Extended != "" {
+				// As an exec of the tree by such a caller says it.
+				first.Note = execsw.JoinNotes(stubExeNote(plan), first.Note)
 			}
 			tr.emit(&first)
 		}
@@ -398,14 +401,16 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	// setID, once the exec is planned, says why set-id bits or file
 	// capabilities of the program are not applied (no_new_privs, above
 	// all, in an ordinary user's tree), for the log.
-	setID := ""
+	// kernelSetID is what the kernel's own exec of the plan ignores (it
+	// raises the ids uexec could not: Cred.Downgraded).
+	setID, kernelSetID := "", ""
 	emit := func() {
 		ev.Note = execsw.JoinNotes(ev.Note, setID)
 		tr.emit(ev)
 	}
 	kernel := func(note string) {
 		execd = true
-		ev.By, ev.Note = "kernel", note
+		ev.By, ev.Note, setID = "kernel", note, kernelSetID
 		if stop && !answered {
 			ok, err := tr.continueStopped(listener, n, tgid)
 			answered = ok
@@ -413,6 +418,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 				ev.Note += fmt.Sprintf("; not stopped at its entry: %v", err)
 			} else {
 				ev.Stopped = ok
+				tr.leftStopped(tgid, ok)
 			}
 		}
 		emit()
@@ -456,14 +462,18 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	if n.nr == unix.SYS_EXECVEAT {
 		dirfd, pathPtr, argvPtr, envpPtr, flags = int(int32(n.args[0])), n.args[1], n.args[2], n.args[3], n.args[4]
 	}
-	if flags&sys.AT_EXECVE_CHECK != 0 {
-		// Every check, no exec: the kernel's own answer, with the
-		// caller's securebits, is the native one.
+	// AT_EXECVE_CHECK: every check, no exec. The kernel's own answer,
+	// with the caller's securebits, is the native one; the log has the
+	// call as far as uexec could read it.
+	check := func() {
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
 		execd = false // no exec
-		return
 	}
 	c, err := readCaller(pid)
+	if err != nil && flags&sys.AT_EXECVE_CHECK != 0 {
+		check()
+		return
+	}
 	if err != nil {
 		unplanned(fmt.Sprintf("reading the caller's state: %v", err))
 		return
@@ -474,6 +484,13 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		tr.exits.track(tgid)
 	}
 	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
+	if flags&sys.AT_EXECVE_CHECK != 0 {
+		if err == nil {
+			ev.Path, ev.Argv = path, argv
+		}
+		check()
+		return
+	}
 	if errors.Is(err, errMayNotRead) || errors.Is(argErr, errMayNotRead) {
 		unplanned("this process may not read the caller's memory")
 		return
@@ -525,7 +542,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 			}
 			emit()
 		} else {
-			ev.Chain, setID, img, execd = plan.Chain, plan.Cred.IgnoredNote(), exitImage(plan, path), true
+			ev.Chain, setID, img, execd = plan.Chain, kernelIgnored(plan), exitImage(plan, path), true
 			ev.Note = tr.kernelNote(plan, c, req)
 			emit()
 			plan.Close()
@@ -543,7 +560,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	defer plan.Close()
 	step("tree:planned")
 	ev.Chain = plan.Chain
-	setID = plan.Cred.IgnoredNote()
+	setID, kernelSetID = plan.Cred.IgnoredNote(), kernelIgnored(plan)
 	img = exitImage(plan, path)
 	stop = tr.stopAt(path, req.Dir, plan)
 	if self != "" {
@@ -630,6 +647,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		return
 	}
 	ev.Stopped = stop
+	tr.leftStopped(tgid, stop)
 	execd = true
 	if !logged {
 		emit()
@@ -688,6 +706,17 @@ func (tr *Tree) kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) st
 		return kernelExeNote
 	}
 	return tr.allNote
+}
+
+// kernelIgnored says why the kernel's own exec of plan does not apply
+// set-id bits or file capabilities: as the plan says, but where the plan
+// gives the caller's ids only because uexec could not raise them
+// (Cred.Downgraded), which the kernel does.
+func kernelIgnored(plan *execsw.Plan) string {
+	if plan.Cred.Downgraded {
+		return ""
+	}
+	return plan.Cred.IgnoredNote()
 }
 
 // unreadableBy reports whether the caller may not read one of the plan's

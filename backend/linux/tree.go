@@ -132,6 +132,9 @@ type Tree struct {
 	exeless bool
 	// allNote says why the kernel does every exec (kernelExecs).
 	allNote string
+	// firstAtEntry: the first program was left stopped at an exec's
+	// entry (StopAtExec), a stop firstStopped has not seen yet.
+	firstAtEntry bool
 	// release wakes the serving thread for Release (an eventfd), which
 	// sets released.
 	release  int

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
 )
 
 // pfSuperpriv is the task flag of a process that used a capability
@@ -68,6 +71,19 @@ func TestTreeKernelByDefault(t *testing.T) {
 	if !strings.Contains(verbose.stderr, "uexec: note: exact by the kernel: the plan is its own exec") {
 		t.Errorf("--verbose does not say the kernel does the exec:\n%s", verbose.stderr)
 	}
+	// --verbose says who made each exec, the first program's own too.
+	for _, mode := range treeModes {
+		r := runCmd(t, "", "/", append(append([]string{uexecBin, "run", "--verbose"}, mode.args...), "/bin/sh", "-c", "/bin/true; exec /bin/echo x")...)
+		want := ": exec left to the kernel: "
+		if mode.by == "uexec" {
+			want = ": built by uexec"
+		}
+		for _, prog := range []string{"/bin/true", "/bin/echo"} {
+			if !strings.Contains(r.stderr, prog+want) {
+				t.Errorf("%s: --verbose does not say %q of %s:\n%s", mode.name, want, prog, r.stderr)
+			}
+		}
+	}
 	// Something of uexec's in the tree: uexec builds, matched or not.
 	for _, opt := range [][]string{{"--binfmt", ":nomatch:E::uexec-nomatch::/bin/false:"}, {"--stop-at-exec", "/uexec-nomatch*"}} {
 		log := filepath.Join(t.TempDir(), "log")
@@ -80,5 +96,77 @@ func TestTreeKernelByDefault(t *testing.T) {
 				t.Errorf("with %v: by %s: %+v", opt, l.By, l)
 			}
 		}
+	}
+}
+
+// TestTreeSetIDByKernelNote: a set-uid-root program run by a caller of
+// root's tree that dropped its ids is the kernel's exec, which raises the
+// ids; its log line must not say they were not applied (the plan, which
+// uexec could not give them, did).
+func TestTreeSetIDByKernelNote(t *testing.T) {
+	needRun(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	ids := testenv.BuildC(t, "testdata/progs/ids.c")
+	dir := testenv.SharedTempDir(t)
+	prog := filepath.Join(dir, "ids-root")
+	b, err := os.ReadFile(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(prog, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", prog}
+	native := runCmd(t, "", "/", argv...)
+	if !strings.HasPrefix(native.stdout, "uid 65534 0 0 ") {
+		t.Fatalf("natively: %v", native)
+	}
+	for _, mode := range treeModes {
+		log := filepath.Join(t.TempDir(), "log")
+		under := runCmd(t, "", "/", append(append([]string{uexecBin, "run", "--log-execs", log}, mode.args...), argv...)...)
+		if under.stdout != native.stdout {
+			t.Errorf("%s: %q, natively %q", mode.name, under.stdout, native.stdout)
+		}
+		for _, l := range readExecLog(t, log) {
+			if l.Path == prog && (l.By != "kernel" || strings.Contains(l.Note, "not applied")) {
+				t.Errorf("%s: logged as %+v", mode.name, l)
+			}
+		}
+	}
+}
+
+// TestFirstStubExeNote: an ordinary user's first program built by the stub
+// (a binfmt rule matched) is logged with why /proc/PID/exe names the stub,
+// as the tree's own execs of it are.
+func TestFirstStubExeNote(t *testing.T) {
+	needRun(t)
+	dir, bin := sharedUexec(t)
+	script := filepath.Join(dir, "t.uexectest")
+	if err := os.WriteFile(script, []byte("echo ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rule := ":uexectest:E::uexectest::/bin/sh:"
+	r := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--binfmt", rule, "--log-execs", "-", "/bin/sh", "-c", script+"; exec "+script)...)
+	if r.stdout != "ran\nran\n" {
+		t.Fatalf("%v", r)
+	}
+	lines := 0
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, `"path":"`+script+`"`) {
+			lines++
+			if !strings.Contains(l, `"by":"uexec"`) || !strings.Contains(l, "/proc/PID/exe names the stub") {
+				t.Errorf("logged as %s", l)
+			}
+		}
+	}
+	first := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--binfmt", rule, "--log-execs", "-", script)...)
+	if !strings.Contains(first.stderr, `"by":"uexec"`) || !strings.Contains(first.stderr, "/proc/PID/exe names the stub") {
+		t.Errorf("the first program logged as %s", first.stderr)
+	}
+	if lines != 2 {
+		t.Errorf("%d lines of the script's execs, want 2:\n%s", lines, r.stderr)
 	}
 }

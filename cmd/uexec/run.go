@@ -407,8 +407,9 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 		sreq.OnExec = elog.write
 	}
 	// A log file's lines may follow the execs they report (a tree whose
-	// execs the kernel does then does not wait for them); a log or notes on a terminal or stderr precede them, as the
-	// programs' own output there comes after.
+	// execs the kernel does then does not wait for them); a log or notes
+	// on a terminal or stderr precede them, as the programs' own output
+	// there comes after.
 	sreq.LateExecEvents = elog.regularFile() && !o.verbose
 	if elog != nil || o.guard != nil {
 		sreq.OnExit = o.treeExits(elog)
@@ -416,11 +417,14 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 	if exe, err := os.Executable(); err == nil {
 		sreq.Helper = []string{exe, uexec.HelperArg}
 	}
+	// The first event is the first program's start, which is said below;
+	// later ones may be its own execs, in the same process.
+	events := 0
 	if len(o.stopAtExec) > 0 {
 		sreq.StopAtExec = o.stopMatch
 		sreq.OnExec = func(ev uexec.ExecEvent) {
 			elog.write(ev)
-			if ev.Stopped && ev.Ppid != os.Getpid() { // the first: said below
+			if events++; ev.Stopped && events > 1 {
 				sayStopped(stderr, ev.Pid)
 			}
 		}
@@ -428,10 +432,10 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 	if o.verbose {
 		sreq.OnExec = func(ev uexec.ExecEvent) {
 			elog.write(ev)
-			if ev.Stopped && ev.Ppid != os.Getpid() {
+			if events++; ev.Stopped && events > 1 {
 				sayStopped(stderr, ev.Pid)
 			}
-			if ev.Pid == 0 || ev.Ppid == os.Getpid() {
+			if ev.Pid == 0 || events == 1 {
 				return // the first program: printNotes says it
 			}
 			if ev.By == "kernel" {
@@ -443,8 +447,10 @@ func runTree(e *uexec.Engine, p *execsw.Plan, sreq *uexec.SpawnRequest, o *optio
 				// kernel's own failures (ENOENT of a PATH search)
 				// are many and said by the callers.
 				fmt.Fprintf(stderr, "uexec: pid %d: %s: refused: %v\n", ev.Pid, ev.Path, ev.Err)
-			} else if ev.Note != "" {
-				fmt.Fprintf(stderr, "uexec: pid %d: %s: note: %s\n", ev.Pid, ev.Path, ev.Note)
+			} else if ev.Err == nil && ev.Note != "" {
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: built by uexec; note: %s\n", ev.Pid, ev.Path, ev.Note)
+			} else if ev.Err == nil {
+				fmt.Fprintf(stderr, "uexec: pid %d: %s: built by uexec\n", ev.Pid, ev.Path)
 			}
 		}
 	}

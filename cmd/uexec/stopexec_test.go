@@ -299,10 +299,19 @@ func TestStopAtExec(t *testing.T) {
 		{"root", nil, stubFlags(t, echo)},
 		{"nobody", asNobody(t), 0x202}, // the kernel's exec (CONTINUE)
 	} {
-		for _, glob := range []string{"/bin/ech?", echo} { // as passed; resolved
-			t.Run(u.name+"/"+glob, func(t *testing.T) {
+		// The glob as passed and resolved; and an exec of the first
+		// program's own process (exec), which uexec once took for a
+		// job-control stop of the program (it stopped itself, and never
+		// said the program waited).
+		for _, c := range []struct {
+			name, glob, script string
+			status             int
+		}{{"/bin/ech?", "/bin/ech?", "/bin/echo hi; exit 3", 3}, {echo, echo, "/bin/echo hi; exit 3", 3},
+			{"exec", echo, "exec /bin/echo hi", 0}} {
+			glob := c.glob
+			t.Run(u.name+"/"+c.name, func(t *testing.T) {
 				argv := append(append([]string{}, u.prefix...), bin, "run", "--log-execs", "-", "--stop-at-exec", glob,
-					"/bin/sh", "-c", "/bin/echo hi; exit 3")
+					"/bin/sh", "-c", c.script)
 				s := startStopped(t, argv...)
 				st := procStatus(t, s.pid)
 				if !strings.HasPrefix(st["State"], "T") || st["TracerPid"] != "0" || st["Name"] != "echo" {
@@ -316,7 +325,7 @@ func TestStopAtExec(t *testing.T) {
 					t.Errorf("rflags %#x (want %#x), general registers ORed %#x (want 0)", flags, u.flags, others)
 				}
 				ws := s.cont(t)
-				if ws.ExitStatus() != 3 || s.out.String() != "hi\n" {
+				if ws.ExitStatus() != c.status || s.out.String() != "hi\n" {
 					t.Errorf("after SIGCONT: status %v stdout %q; stderr %s", ws, s.out.String(), s.stderr)
 				}
 				if want := fmt.Sprintf(`"pid":%d,`, s.pid); !strings.Contains(s.stderr.String(), want) ||

@@ -47,9 +47,25 @@ func TestTreeExecveCheck(t *testing.T) {
 	needRun(t)
 	prog := testenv.BuildC(t, "testdata/progs/execvecheck.c")
 	compareTree(t, prog, "/bin/true", "/etc/passwd", "/nonexistent")
-	r := runCmd(t, "", "/", uexecBin, "run", "--build", prog, "/bin/true")
-	if !strings.Contains(r.stdout, "/bin/true: 0 ok") {
-		t.Errorf("AT_EXECVE_CHECK of /bin/true: %v", r)
+	for _, mode := range treeModes {
+		log := filepath.Join(t.TempDir(), "log")
+		r := runCmd(t, "", "/", append(append([]string{uexecBin, "run", "--log-execs", log}, mode.args...), prog, "/bin/true")...)
+		if !strings.Contains(r.stdout, "/bin/true: 0 ok") {
+			t.Errorf("%s: AT_EXECVE_CHECK of /bin/true: %v", mode.name, r)
+		}
+		// The check's line names the call (it had none of it).
+		checked := false
+		for _, l := range readExecLog(t, log) {
+			if strings.Contains(l.Note, "AT_EXECVE_CHECK") {
+				checked = true
+				if l.Path != "/bin/true" || len(l.Argv) == 0 || l.Ppid == 0 || l.By != "kernel" {
+					t.Errorf("%s: the check logged as %+v", mode.name, l)
+				}
+			}
+		}
+		if !checked {
+			t.Errorf("%s: no AT_EXECVE_CHECK line in the log", mode.name)
+		}
 	}
 }
 
