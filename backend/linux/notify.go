@@ -519,7 +519,9 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	if !c.sameMounts(req.Root) {
 		// Its paths name other files than ours (a container, a chroot,
-		// a private mount namespace): the kernel resolves them.
+		// a private mount namespace): the kernel resolves them. Its cwd
+		// is logged as it sees it (getcwd), under its root.
+		ev.Cwd = underRoot(ev.Cwd, req.Root)
 		unplanned("the caller has a mount namespace or root of its own")
 		return
 	}
@@ -706,6 +708,21 @@ func (tr *Tree) kernelNote(plan *execsw.Plan, c *caller, req *execsw.Request) st
 		return kernelExeNote
 	}
 	return tr.allNote
+}
+
+// underRoot is host path p as a process whose root is the host path root
+// names it, as getcwd(3) there does; p itself where it is outside root.
+func underRoot(p, root string) string {
+	if root == "" || root == "/" {
+		return p
+	}
+	if p == root {
+		return "/"
+	}
+	if rest, ok := strings.CutPrefix(p, root+"/"); ok {
+		return "/" + rest
+	}
+	return p
 }
 
 // kernelIgnored says why the kernel's own exec of plan does not apply

@@ -118,6 +118,7 @@ type logLine struct {
 	Time   string   `json:"time"`
 	Pid    int      `json:"pid"`
 	Ppid   int      `json:"ppid"`
+	Cwd    string   `json:"cwd"`
 	Path   string   `json:"path"`
 	Argv   []string `json:"argv"`
 	Chain  []struct{ Format, Path string }

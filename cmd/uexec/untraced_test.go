@@ -434,3 +434,52 @@ func TestRunNotDumpable(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeChrootCaller: a chroot'ed caller's execs are resolved in its
+// root (a program only there runs; a missing file is ENOENT), as natively,
+// and the log names its cwd as it sees it.
+func TestTreeChrootCaller(t *testing.T) {
+	needRun(t)
+	chroot := testenv.NeedTool(t, "chroot")
+	runner := testenv.BuildC(t, mustAbs(t, "testdata/progs/chexec.c"), "-static")
+	hello := testenv.BuildC(t, mustAbs(t, "testdata/progs/hello.c"), "-static")
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	only := "/bin/uexec-chroot-hello" // in the root alone
+	for src, dst := range map[string]string{runner: "/bin/runner", hello: only} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dst), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	argv := []string{chroot, root, "/bin/runner", only, "a"}
+	native := runCmd(t, "", "/", argv...)
+	if !strings.Contains(native.stdout, "hello tls=42 argc=2") || !strings.Contains(native.stdout, "execv missing: No such file") {
+		t.Fatalf("natively: %v", native)
+	}
+	for _, mode := range treeModes {
+		log := filepath.Join(t.TempDir(), "log")
+		under := runCmd(t, "", "/", append(append([]string{uexecBin, "run", "--log-execs", log}, mode.args...), argv...)...)
+		if under.String() != native.String() {
+			t.Errorf("%s: native:\n%v\nuexec:\n%v", mode.name, native, under)
+		}
+		found := false
+		for _, l := range readExecLog(t, log) {
+			if l.Path != only {
+				continue
+			}
+			found = true
+			if l.By != "kernel" || !strings.Contains(l.Note, "root of its own") || l.Cwd != "/" {
+				t.Errorf("%s: logged as %+v", mode.name, l)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no line of %s in the log", mode.name, only)
+		}
+	}
+}
