@@ -44,6 +44,12 @@ type stubEnv struct {
 	notify     bool
 	notifySock int
 	noNewPrivs bool
+	// cloneProgram: after the filter, the stub clones the process that
+	// execs the program (CLONE_PARENT: the supervisor's child too), sends
+	// its pid over notifySock and exits, so that the program does not
+	// have PF_SUPERPRIV, which the filter's CAP_SYS_ADMIN set in the stub
+	// and only a fork clears (compileKernelExec).
+	cloneProgram bool
 	// nonDumpable: the caller may not read the program (PR_SET_DUMPABLE 0).
 	nonDumpable bool
 	// fexec: the kernel's exec is fexecve of this descriptor (Options).
@@ -54,6 +60,9 @@ type stubEnv struct {
 type compiled struct {
 	prog  *wire.Program
 	notes []string
+	// cloned: the program runs in a process the stub forks
+	// (stubEnv.cloneProgram).
+	cloned bool
 	// sp is the planned stack pointer (the stub's is this plus its stack
 	// top minus the plan's).
 	sp vm.Addr
@@ -536,7 +545,41 @@ func (c *compiler) notifyFilter() error {
 	o = c.syscall("sendmsg(listener)", unix.SYS_SENDMSG, wire.Imm(uint64(c.env.notifySock)), wire.At(wire.RData, msgOff), wire.Imm(0))
 	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(1)
 	c.syscall("close(listener)", unix.SYS_CLOSE, wire.At(l, 0))
+	if c.env.cloneProgram {
+		if err := c.cloneProgram(); err != nil {
+			return err
+		}
+		c.out.cloned = true
+	}
 	c.syscall("close(socket)", unix.SYS_CLOSE, wire.Imm(uint64(c.env.notifySock)))
+	return nil
+}
+
+// cloneProgram has the stub fork the process that goes on to exec the
+// program, with CLONE_PARENT (the supervisor's child, as the stub is),
+// write its pid to the socket and exit: the fork clears PF_SUPERPRIV. Where
+// the clone fails (the stub is a pid namespace's init) the stub goes on
+// itself, and the supervisor reads no pid.
+func (c *compiler) cloneProgram() error {
+	r, err := c.reg()
+	if err != nil {
+		return err
+	}
+	parent, err := c.reg()
+	if err != nil {
+		return err
+	}
+	o := c.syscall("clone(CLONE_PARENT)", unix.SYS_CLONE, wire.Imm(unix.CLONE_PARENT|uint64(unix.SIGCHLD)), wire.Imm(0), wire.Imm(0), wire.Imm(0), wire.Imm(0))
+	o.Dst, o.Flags = r, wire.FlagMayFail
+	// The child's 0 less 1 reads as an errno, as a failed clone's does;
+	// the parent's pid less 1 does not.
+	c.emit(wire.Op{Kind: wire.Sub, Dst: parent, V: [8]wire.Value{wire.At(r, 0), wire.Imm(1)}})
+	pid := c.put(make([]byte, 8))
+	c.emit(wire.Op{Kind: wire.Store, Flags: wire.FlagIfOK, Cond: parent, V: [8]wire.Value{wire.At(wire.RData, pid), wire.At(r, 0)}})
+	o = c.syscall("write(socket, pid)", unix.SYS_WRITE, wire.Imm(uint64(c.env.notifySock)), wire.At(wire.RData, pid), wire.Imm(8))
+	o.Flags, o.Cond, o.V[6] = wire.FlagIfOK|wire.FlagExpect, parent, wire.Imm(8)
+	o = c.syscall("exit_group(0)", unix.SYS_EXIT_GROUP, wire.Imm(0))
+	o.Flags, o.Cond = wire.FlagIfOK, parent
 	return nil
 }
 

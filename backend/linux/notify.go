@@ -3,6 +3,7 @@
 package linux
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -75,9 +76,24 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	p, err := spawn(plan, &o)
 	theirs.Close()
 	if err != nil {
+		// A program the stub forked and that died in its exec is reaped
+		// here, its signal the start's (the stub's own, unforked).
+		var e *Error
+		if pid := clonedPid(ours); pid > 0 && errors.As(err, &e) {
+			var ws unix.WaitStatus
+			if _, werr := unix.Wait4(pid, &ws, 0, nil); werr == nil && ws.Signaled() {
+				e.Pid, e.Signal = pid, ws.Signal()
+			}
+		}
 		return nil, err
 	}
 	listener, err := recvFD(int(ours.Fd()))
+	if err == nil && p.cloned {
+		if err := p.takeClone(ours); err != nil {
+			unix.Close(listener)
+			return nil, err
+		}
+	}
 	if err != nil {
 		// The stub closed its end without sending: it died. Killed past
 		// the point of no return (SIGBUS on a file truncated since the
@@ -153,6 +169,45 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 		close(tr.done)
 	}()
 	return tr, nil
+}
+
+// clonedPid reads the pid of the program's process that a stub forked
+// (stubEnv.cloneProgram) from the tree's socket, once the stub is done
+// with it; 0 when there is none (the clone failed, or the stub died
+// before).
+func clonedPid(sock *os.File) int {
+	fds := []unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 1000); err != nil || n == 0 {
+		return 0
+	}
+	var b [8]byte
+	if n, err := unix.Read(int(sock.Fd()), b[:]); err != nil || n != len(b) {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint64(b[:]))
+}
+
+// takeClone makes p the process the stub forked for the program, once the
+// stub, which exits at once, is reaped. Without a pid the clone failed and
+// the stub became the program itself.
+func (p *Process) takeClone(sock *os.File) error {
+	pid := clonedPid(sock)
+	if pid == 0 {
+		return nil
+	}
+	st, err := p.p.Wait()
+	if err != nil || !st.Success() {
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		return &Error{Pid: p.Pid, Step: "the stub's fork of the program", Err: fmt.Errorf("stub %v: %w", st, unix.ECHILD)}
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return &Error{Pid: pid, Step: "opening a pidfd", Err: err}
+	}
+	p.Pid, p.p = pid, proc
+	return nil
 }
 
 // reapFirst waits for the first program (flags 0 or WNOHANG) and records

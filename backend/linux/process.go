@@ -92,6 +92,9 @@ type Process struct {
 	Moved           map[vm.Addr]vm.Addr
 
 	p *os.Process
+	// cloned: the stub forks the program's process and sends its pid over
+	// the tree's socket (stubEnv.cloneProgram); Pid is the stub's.
+	cloned bool
 }
 
 // Wait waits for the process to exit and returns its status (exit code or

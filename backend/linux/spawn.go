@@ -139,6 +139,8 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		case canSetExeFD():
 			why = kernelExactNote
 		}
+		// Root's filter sets PF_SUPERPRIV in the stub: a fork clears it.
+		env.cloneProgram = env.notify && !env.noNewPrivs && opts.Sys == nil && !opts.StopAtEntry && opts.AtEntry == nil
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)
 	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, fmt.Sprintf("%v: the kernel execs the program", err))
@@ -251,7 +253,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		}
 		return &Process{Pid: pid, Kernel: kernel, p: proc}, nil, false
 	}
-	out := &Process{Pid: pid, Notes: cp.notes, Kernel: cp.kernel, p: proc}
+	out := &Process{Pid: pid, Notes: cp.notes, Kernel: cp.kernel, p: proc, cloned: cp.cloned}
 	if opts.NoRandom {
 		out.SP = cp.sp
 	}

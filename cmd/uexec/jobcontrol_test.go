@@ -23,6 +23,11 @@ import (
 // clone(CLONE_PIDFD), a vfork, in uexec (about one start in six): the
 // parent thread's vfork wait takes no part in a stop, so uexec never
 // stopped and bash waited for it forever. The race needs many tries.
+//
+// A stop that comes while bash runs the first fg is bash's own race (it
+// continues only a job it knows stopped, and then reports the stop), as
+// natively for any program that reads that late: the second fg continues
+// such a job, and is read by the script otherwise. Either way it must read.
 func TestTreeBackgroundJobFg(t *testing.T) {
 	needRun(t)
 	bash := testenv.NeedTool(t, "bash")
@@ -33,9 +38,10 @@ func TestTreeBackgroundJobFg(t *testing.T) {
 		out, ok := ptySession(t, bash, []ptyStep{
 			{300 * time.Millisecond, uexecBin + " run sh " + script + " &\n"},
 			{10 * time.Millisecond, "fg\n"},
+			{300 * time.Millisecond, "fg\n"},
 			{300 * time.Millisecond, "hello\n"},
-		}, "read=hello", 10*time.Second)
-		if !ok {
+		}, "read=", 10*time.Second)
+		if !ok || !strings.Contains(out, "read=fg") && !strings.Contains(out, "read=hello") {
 			t.Fatalf("try %d: the job did not read and end within 10s:\n%s", i, out)
 		}
 	}

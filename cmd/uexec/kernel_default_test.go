@@ -50,6 +50,13 @@ func TestTreeKernelByDefault(t *testing.T) {
 			if uFlags != want || uExe != nExe {
 				t.Errorf("flags %#x, exe %q; want %#x, %q (natively %#x)", uFlags, uExe, want, nExe, nFlags)
 			}
+			// The first program itself: its stub installed the filter
+			// with CAP_SYS_ADMIN, and forks the program's process
+			// where the kernel execs it, which clears the flag.
+			first := runCmd(t, "", "/", append(append([]string{uexecBin, "run"}, mode.args...), "/usr/bin/cut", "-d", " ", "-f9", "/proc/self/stat")...)
+			if f, _ := flags(first); f != want {
+				t.Errorf("the first program's flags %#x, want %#x (natively %#x)", f, want, nFlags)
+			}
 			lines := readExecLog(t, log)
 			if len(lines) != 3 {
 				t.Errorf("%d exec lines, want sh, cut and readlink: %+v", len(lines), lines)
