@@ -116,16 +116,7 @@ func TestTreeSetIDByKernelNote(t *testing.T) {
 	ids := testenv.BuildC(t, "testdata/progs/ids.c")
 	dir := testenv.SharedTempDir(t)
 	prog := filepath.Join(dir, "ids-root")
-	b, err := os.ReadFile(ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(prog, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(prog, 0o755|os.ModeSetuid); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, ids, prog, 0o755|os.ModeSetuid)
 	argv := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", prog}
 	native := runCmd(t, "", "/", argv...)
 	if !strings.HasPrefix(native.stdout, "uid 65534 0 0 ") {
@@ -152,9 +143,7 @@ func TestFirstStubExeNote(t *testing.T) {
 	needRun(t)
 	dir, bin := sharedUexec(t)
 	script := filepath.Join(dir, "t.uexectest")
-	if err := os.WriteFile(script, []byte("echo ran\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, script, "echo ran\n", 0o755)
 	rule := ":uexectest:E::uexectest::/bin/sh:"
 	r := runCmd(t, "", "/", append(asNobody(t), bin, "run", "--binfmt", rule, "--log-execs", "-", "/bin/sh", "-c", script+"; exec "+script)...)
 	if r.stdout != "ran\nran\n" {

@@ -444,19 +444,9 @@ func TestTreeChrootCaller(t *testing.T) {
 	runner := testenv.BuildC(t, mustAbs(t, "testdata/progs/chexec.c"), "-static")
 	hello := testenv.BuildC(t, mustAbs(t, "testdata/progs/hello.c"), "-static")
 	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	only := "/bin/uexec-chroot-hello" // in the root alone
-	for src, dst := range map[string]string{runner: "/bin/runner", hello: only} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, dst), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyFile(t, runner, filepath.Join(root, "bin/runner"), 0o755)
+	copyFile(t, hello, filepath.Join(root, only), 0o755)
 	argv := []string{chroot, root, "/bin/runner", only, "a"}
 	native := runCmd(t, "", "/", argv...)
 	if !strings.Contains(native.stdout, "hello tls=42 argc=2") || !strings.Contains(native.stdout, "execv missing: No such file") {
