@@ -717,7 +717,7 @@ const (
 	setIDCapsNote   = "a set-id exec by a caller without CAP_SETUID and CAP_SETGID"
 	downgradedNote  = "a set-id exec uexec could not give its ids"
 	exelessNote     = "exact by the kernel: uexec, without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd), lets the kernel do every exec of its tree"
-	kernelExactNote = "exact by the kernel: the plan is its own exec, and no binfmt rule, emulation root, policy or stop of uexec's is in the tree (--build: uexec builds it)"
+	kernelExactNote = "exact by the kernel: the plan is its own exec, and no binfmt rule, emulation root, policy or stop of uexec's is in the tree (asked to build every exec, uexec run --build or SpawnRequest.Build, uexec builds it)"
 )
 
 // kernelExecs reports whether the kernel does every exec of the tree as it
