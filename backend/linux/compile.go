@@ -191,7 +191,7 @@ func (c *compiler) run() error {
 		if err != nil {
 			return err
 		}
-		o := c.syscall("open "+f.Name(), unix.SYS_OPENAT, wire.Imm(uint64(neg(100))), wire.At(wire.RData, c.put(append([]byte(name), 0))),
+		o := c.syscall("open "+f.Path, unix.SYS_OPENAT, wire.Imm(uint64(neg(100))), wire.At(wire.RData, c.put(append([]byte(name), 0))),
 			wire.Imm(unix.O_RDONLY|unix.O_CLOEXEC))
 		o.Dst = r
 		c.fdv[f] = wire.At(r, 0)
@@ -256,7 +256,7 @@ func (c *compiler) run() error {
 			if !ok {
 				return fmt.Errorf("mmap: %s was not passed to the stub: %w", cmd.File.Name(), unix.EBADF)
 			}
-			o = c.syscall("mmap "+cmd.File.Name(), unix.SYS_MMAP, addr, wire.Imm(cmd.Len), wire.Imm(uint64(cmd.Prot)),
+			o = c.syscall("mmap "+cmd.File.Path, unix.SYS_MMAP, addr, wire.Imm(cmd.Len), wire.Imm(uint64(cmd.Prot)),
 				wire.Imm(mapFlags), fd, wire.Imm(cmd.Offset))
 		case vm.OpZero, vm.OpReserve:
 			prot := uint64(cmd.Prot)
@@ -489,7 +489,7 @@ func (c *compiler) read(cmd vm.Cmd, addr wire.Value, mapFlags uint64) (*wire.Op,
 		wire.Imm(mapFlags|unix.MAP_ANONYMOUS), wire.Imm(^uint64(0)), wire.Imm(0))
 	m.Dst = r
 	idx := len(c.ops) - 1
-	o := c.syscall("pread "+cmd.File.Name(), unix.SYS_PREAD64, fd, wire.At(r, off), wire.Imm(cmd.Len), wire.Imm(cmd.Offset))
+	o := c.syscall("pread "+cmd.File.Path, unix.SYS_PREAD64, fd, wire.At(r, off), wire.Imm(cmd.Len), wire.Imm(cmd.Offset))
 	o.Flags, o.V[6] = wire.FlagExpect, wire.Imm(cmd.Len)
 	if cmd.Prot != vm.ProtRead|vm.ProtWrite {
 		c.syscall("mprotect", unix.SYS_MPROTECT, wire.At(r, 0), wire.Imm(uint64(end-start)), wire.Imm(uint64(cmd.Prot)))

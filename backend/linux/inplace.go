@@ -122,16 +122,18 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		// Past the exec of the stub it would die: refused before.
 		return fail("executing the stub", refused)
 	}
-	if refused == nil && byKernel {
+	if refused == nil && byKernel && opts.BeforeExec != nil {
+		// BeforeExec's log line must say who makes the exec, so a
+		// refusal is asked before it (execveat(AT_EXECVE_CHECK), ~40 µs
+		// a cold exec); without one, the refused exec itself says it.
 		if err := sys.ExecCheck(stubPath); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			refused = errors.Unwrap(err)
 		}
 	}
-	if refused != nil {
-		// A sandbox's exec rules (Landlock, an LSM) refuse the stub, or
-		// it could not run here: the plan is the kernel's own exec,
-		// which they judge. (Asked before the exec, since BeforeExec's
-		// log line must say who makes it.)
+	// kernelInstead has the kernel exec the program when the stub cannot
+	// run here or a sandbox's exec rules (Landlock, an LSM) refuse it: the
+	// plan is then the kernel's own exec, which they judge.
+	kernelInstead := func(refused error) error {
 		fail("", nil) // closes the plan's descriptors
 		note := fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", refused)
 		if opts.Logf != nil {
@@ -139,6 +141,9 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		}
 		before(note)
 		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+	}
+	if refused != nil {
+		return kernelInstead(refused)
 	}
 	// The plan's memfd is made first, so that its number (in the stub's
 	// argv, whose length the plan depends on) is known when compiling.
@@ -218,6 +223,9 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	var be *Error
 	if errors.As(err, &be) {
 		return err
+	}
+	if byKernel && !told && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		return kernelInstead(errors.Unwrap(err))
 	}
 	return fail("executing the stub", err)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/segvguard"
 )
 
@@ -282,7 +283,7 @@ func (o *options) environ() []string {
 // callerEnviron is the environment this process was started with, every
 // entry of it: /proc/self/environ, or os.Environ without procfs.
 func callerEnviron() []string {
-	b, err := os.ReadFile("/proc/self/environ")
+	b, err := sys.ReadFile("/proc/self/environ")
 	if err != nil {
 		return os.Environ()
 	}

@@ -159,13 +159,17 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		// uexec becomes the program, as env(1) does: the program keeps
 		// uexec's pid, parent, process group, session and terminal.
 		first.Pid, first.Ppid = os.Getpid(), os.Getppid()
-		sreq.BeforeExec = func(kernel string) {
-			if kernel != "" {
-				first.By, first.Note = "kernel", execsw.JoinNotes(kernel, first.Note)
-			}
-			elog.write(*first)
-			if err := elog.close(); err != nil {
-				fmt.Fprintf(stderr, "uexec: %v%s\n", err, errnoSuffix(err))
+		if elog != nil {
+			// Without a log, nothing needs to know who makes the exec
+			// before it is made.
+			sreq.BeforeExec = func(kernel string) {
+				if kernel != "" {
+					first.By, first.Note = "kernel", execsw.JoinNotes(kernel, first.Note)
+				}
+				elog.write(*first)
+				if err := elog.close(); err != nil {
+					fmt.Fprintf(stderr, "uexec: %v%s\n", err, errnoSuffix(err))
+				}
 			}
 		}
 		if o.verbose {

@@ -183,8 +183,9 @@ func TestTreeStubRefusedCall(t *testing.T) {
 // TestOnceStubRefused: uexec itself in a sandbox that may execute only
 // /usr and uexec: --once asks the kernel whether it may execute the stub
 // (AT_EXECVE_CHECK) and, refused, execs the program itself, as natively,
-// logged "by":"kernel"; the tree cannot work there and says so in one line
-// naming the stub and --once (exit 125).
+// logged "by":"kernel" (without a log it is the refused exec of the stub
+// that says so, --verbose tells); the tree cannot work there and says so
+// in one line naming the stub and --once (exit 125).
 func TestOnceStubRefused(t *testing.T) {
 	needRun(t)
 	prog := testenv.BuildC(t, "testdata/progs/landlockexec.c")
@@ -196,6 +197,10 @@ func TestOnceStubRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"by":"kernel"`) || !strings.Contains(string(b), "the stub could not be executed (permission denied)") {
 		t.Errorf("the exec log: %s", b)
+	}
+	r = runCmd(t, "", "/", prog, allow, uexecBin, "run", "--once", "--verbose", "/usr/bin/echo", "hi")
+	if r.stdout != "hi\n" || r.status.ExitStatus() != 0 || !strings.Contains(r.stderr, "the stub could not be executed (permission denied)") {
+		t.Errorf("uexec run --once --verbose without a log in the sandbox: %v, want hi and the note", r)
 	}
 	r = runCmd(t, "", "/", prog, allow, uexecBin, "run", "--build", "/usr/bin/echo", "hi")
 	if r.status.ExitStatus() != 125 || !strings.Contains(r.stderr, "executing the stub") || !strings.Contains(r.stderr, "use --once") {

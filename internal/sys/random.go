@@ -2,6 +2,7 @@ package sys
 
 import (
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,14 +18,16 @@ type randomReader struct{}
 func (randomReader) Read(b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := unix.Getrandom(b[n:], 0)
-		if err == unix.EINTR {
+		// The system call itself: unix.Getrandom goes through the vDSO's
+		// getrandom, whose state the runtime maps and faults in first.
+		m, _, errno := unix.Syscall(unix.SYS_GETRANDOM, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n), 0)
+		if errno == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return n, os.NewSyscallError("getrandom", err)
+		if errno != 0 {
+			return n, os.NewSyscallError("getrandom", errno)
 		}
-		n += m
+		n += int(m)
 	}
 	return n, nil
 }
