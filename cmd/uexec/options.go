@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	_ "unsafe" // go:linkname
 
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
-	"github.com/uexec/uexec/internal/sys"
 	"github.com/uexec/uexec/segvguard"
 )
 
@@ -281,17 +281,18 @@ func (o *options) environ() []string {
 }
 
 // callerEnviron is the environment this process was started with, every
-// entry of it: /proc/self/environ, or os.Environ without procfs.
+// entry of it: the runtime's copy of the envp it was exec'd with, which
+// os.Environ filters (it leaves out empty entries). Read so rather than
+// from /proc/self/environ, whose lookup costs ~40 µs of a cold start.
 func callerEnviron() []string {
-	b, err := sys.ReadFile("/proc/self/environ")
-	if err != nil {
-		return os.Environ()
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	return runtimeEnvs()
 }
+
+// runtimeEnvs is the runtime's copy of this process's envp, from its
+// initial stack, as the runtime gives it to package syscall.
+//
+//go:linkname runtimeEnvs syscall.runtime_envs
+func runtimeEnvs() []string
 
 // getenv is getenv(3) on env: the first entry of name.
 func getenv(env []string, name string) (string, bool) {
