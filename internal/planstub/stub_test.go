@@ -77,9 +77,15 @@ func TestLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var end uint64
-	for _, p := range f.Progs {
+	loads := 0
+	for i, p := range f.Progs {
 		if p.Type != elf.PT_LOAD {
 			continue
+		}
+		// _start copies the first program header's p_filesz bytes: the
+		// whole stub, data included, is that one segment.
+		if loads++; i != 0 || p.Off != 0 || p.Filesz != p.Memsz {
+			t.Errorf("segment %d (%#x+%#x of %#x in the file): the stub must be one PT_LOAD, the first program header, from the file's start, with no .bss", i, p.Off, p.Filesz, p.Memsz)
 		}
 		if p.Vaddr < Base || p.Vaddr+p.Memsz > RunAddr {
 			t.Errorf("segment %#x+%#x outside [Base, RunAddr)", p.Vaddr, p.Memsz)
@@ -89,7 +95,11 @@ func TestLayout(t *testing.T) {
 			t.Errorf("segment %#x is writable and executable", p.Vaddr)
 		}
 	}
-	if end-Base > PlanAddr-RunAddr {
+	if loads != 1 {
+		t.Errorf("%d PT_LOAD segments, want 1", loads)
+	}
+	// The copy and the two pages of the stub's stack after it.
+	if end-Base+2*4096 > PlanAddr-RunAddr {
 		t.Errorf("the stub (%#x bytes) does not fit below the plan", end-Base)
 	}
 	if len(ELF()) > PlanOffset {
