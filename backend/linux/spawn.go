@@ -87,13 +87,19 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		env.notify, env.notifySock = true, slot(opts.notifySock.Fd())
 		env.noNewPrivs = TreeNoNewPrivs()
 	}
-	sr, sw, err := os.Pipe()
-	if err != nil {
-		return nil, &Error{Step: "making the status pipe", Err: err}
+	// Raw descriptors, not os.Pipe, read with a blocking read(2) as
+	// os/exec reads its own pipe: the poller's registration of both ends,
+	// their non-blocking modes, closes and wake-up made a Spawn 11 system
+	// calls longer (strace -c of BenchmarkSpawn).
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return nil, &Error{Step: "making the status pipe", Err: os.NewSyscallError("pipe2", err)}
 	}
-	defer sr.Close()
-	opened = append(opened, sw)
-	env.statusFD = slot(sw.Fd())
+	sr, sw := pipe[0], pipe[1]
+	defer unix.Close(sr)
+	closeSW := sync.OnceFunc(func() { unix.Close(sw) })
+	defer closeSW()
+	env.statusFD = slot(uintptr(sw))
 	env.closeFDs = append(env.closeFDs, env.statusFD)
 	planFD := len(fds) // placeholder: the memfd goes here
 	for inherited(planFD) {
@@ -175,12 +181,12 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 
 	if old, err := sys.Personality(sys.PersonalityQuery); err == nil && old == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 		// Nothing is this thread's: fork from here.
-		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr, direct)
+		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
 		return p, err
 	}
 	// The persona (and, with AtEntry, the tracer) is this thread's.
 	return onNewThread(func() (*Process, error, bool) {
-		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, sw, sr, direct)
+		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
 	})
 }
 
@@ -188,7 +194,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 // program or died. traced reports whether a tracee may be left attached.
 // The first callerN of fds are the caller's descriptors.
 func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *execsw.Plan, cp *compiled, opts *Options,
-	persona uint32, sw, sr *os.File, direct bool) (p *Process, err error, traced bool) {
+	persona uint32, closeSW func(), sr int, direct bool) (p *Process, err error, traced bool) {
 	var spa syscall.SysProcAttr
 	if opts.Sys != nil {
 		spa = *opts.Sys
@@ -214,7 +220,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			pid, err = forkExec(path, argv, attr)
 		}
 	}
-	sw.Close()
+	closeSW()
 	step("build:forked")
 	kernel := ""
 	if err != errMDWE && err != errDirect && planStub.memfdRefused(path, err) {
@@ -283,7 +289,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			return nil, &Error{Pid: pid, Step: "detaching", Err: err}, true
 		}
 	}
-	if err := stubStatus(sr, cp.prog); err != nil {
+	if err := stubStatus(fdReader(sr), cp.prog); err != nil {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
 		proc.Release()
@@ -374,6 +380,24 @@ func stubStatus(r io.Reader, prog *wire.Program) error {
 		e = fmt.Errorf("result %#x: %w", uint64(res), unix.EFAULT)
 	}
 	return &stubError{step: fmt.Sprintf("stub op %d (%s)", step, name), err: e}
+}
+
+// fdReader reads a descriptor with read(2), blocking its thread.
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // planMemfd returns a sealed memfd holding b.
