@@ -181,49 +181,53 @@ func findFlagsGadget(plan *execsw.Plan, sp vm.Addr, alignedSP bool) (g flagsGadg
 			prog = cmd.File
 		}
 	}
+	cands := gadgetCands(plan)
 	for _, popf := range []bool{true, false} {
 		if !popf && !alignedSP {
 			break
 		}
 		for pass := range 2 {
-			use := func(f *vm.File) bool { return (f != prog) == (pass == 0) }
-			if g, ok := gadgetPass(plan, use, func(g flagsGadget) bool { return g.popf == popf && g.flagsAt(sp) == 0x202 }); ok {
-				return g, true
+			for _, c := range cands {
+				if (c.f != prog) == (pass == 0) && c.g.popf == popf && c.g.flagsAt(sp) == 0x202 {
+					return c.g, true
+				}
 			}
 		}
 	}
 	return g, false
 }
 
-// gadgetPass is findFlagsGadget over the mappings of the files use accepts,
-// for the gadgets good accepts.
-func gadgetPass(plan *execsw.Plan, use func(*vm.File) bool, good func(flagsGadget) bool) (flagsGadget, bool) {
+// gadgetCand is a gadget of a plan's file f, at its planned address.
+type gadgetCand struct {
+	g flagsGadget
+	f *vm.File
+}
+
+// gadgetCands returns the gadgets of plan's executable file mappings that
+// no later command of the plan maps over or clears, in the plan's order:
+// each range searched (or its cached offsets checked) and each gadget's
+// bytes read once for every pass of findFlagsGadget.
+func gadgetCands(plan *execsw.Plan) []gadgetCand {
+	var out []gadgetCand
 	for i, cmd := range plan.Cmds {
 		// Readable too: the stub reads the bytes first, and an
 		// execute-only mapping (PROT_EXEC alone, with protection keys)
 		// faults on a read.
 		if cmd.Op != vm.OpMap || cmd.Prot&vm.ProtExec == 0 || cmd.Prot&vm.ProtRead == 0 || cmd.File == nil ||
-			cmd.Offset >= uint64(cmd.File.Size) || !use(cmd.File) {
+			cmd.Offset >= uint64(cmd.File.Size) {
 			continue
 		}
 		n := min(cmd.Len, uint64(cmd.File.Size)-cmd.Offset, gadgetMaxScan)
-		offs, ok := gadgetsIn(cmd.File, cmd.Offset, n)
+		offs, bytes, ok := gadgetsIn(cmd.File, cmd.Offset, n)
 		if !ok {
 			continue
 		}
-		for _, off := range offs {
+		for k, off := range offs {
 			if off < 0 || uint64(off)+8 > n {
 				continue
 			}
-			var b [8]byte
-			if _, err := cmd.File.R.ReadAt(b[:], int64(cmd.Offset)+off); err != nil {
-				continue
-			}
-			g, ok := decodeGadget(b[:])
+			g, ok := decodeGadget(bytes[k][:])
 			if !ok {
-				continue // changed since it was searched: gadgetsIn searches again
-			}
-			if !good(g) {
 				continue
 			}
 			r := vm.Range{Start: cmd.Addr + vm.Addr(off), End: cmd.Addr + vm.Addr(off) + 8}
@@ -234,12 +238,12 @@ func gadgetPass(plan *execsw.Plan, use func(*vm.File) bool, good func(flagsGadge
 				}
 			}
 			if !later {
-				g.at, g.want = r.Start, binary.LittleEndian.Uint64(b[:])
-				return g, true
+				g.at, g.want = r.Start, binary.LittleEndian.Uint64(bytes[k][:])
+				out = append(out, gadgetCand{g, cmd.File})
 			}
 		}
 	}
-	return flagsGadget{}, false
+	return out
 }
 
 // planSP is the initial stack pointer plan lays out, and whether the
@@ -255,41 +259,47 @@ func planSP(plan *execsw.Plan) (vm.Addr, bool) {
 	return lay.SP, img.Top%vm.PageSize == 0
 }
 
-// gadgetsIn returns the gadgetOffs of the n bytes of f at off.
-func gadgetsIn(f *vm.File, off, n uint64) (gadgetOffs, bool) {
+// gadgetsIn returns the gadgetOffs of the n bytes of f at off, and the 8
+// bytes at each offset that is not -1, read from f now: cached offsets are
+// used only while each is still a gadget of its kind there.
+func gadgetsIn(f *vm.File, off, n uint64) (gadgetOffs, [len(gadgetOffs{})][8]byte, bool) {
+	var bytes [len(gadgetOffs{})][8]byte
 	key := gadgetKey{dev: f.Dev, ino: f.Ino, size: f.Size, off: off, n: n}
 	fd, ok := f.R.(interface{ Fd() uintptr })
 	var st unix.Stat_t
 	if !ok || unix.Fstat(int(fd.Fd()), &st) != nil {
-		return gadgetOffs{}, false
+		return gadgetOffs{}, bytes, false
 	}
 	key.mtime, key.ctime = st.Mtim.Nano(), st.Ctim.Nano()
 	v, ok := gadgetCache.Load(key)
 	if !ok {
 		v, ok = gadgetDisk.lookup(key)
 	}
-	if ok && gadgetsStill(f, off, v.(gadgetOffs)) {
+	if ok && readGadgets(f, off, n, v.(gadgetOffs), &bytes) {
 		gadgetCache.Store(key, v)
-		return v.(gadgetOffs), true
+		return v.(gadgetOffs), bytes, true
 	}
 	offs := searchGadgets(int(fd.Fd()), off, n)
 	gadgetCache.Store(key, offs)
 	gadgetDisk.add(key, offs)
-	return offs, true
+	if !readGadgets(f, off, n, offs, &bytes) {
+		return gadgetOffs{}, bytes, false // changed while searched
+	}
+	return offs, bytes, true
 }
 
-// gadgetsStill reports whether each of offs that is not -1 is still a
-// gadget of the kind its index says in f's range at off.
-func gadgetsStill(f *vm.File, off uint64, offs gadgetOffs) bool {
+// readGadgets reads the 8 bytes at each of offs that is not -1 into bytes
+// and reports whether each is still a gadget of the kind its index says in
+// f's n bytes at off.
+func readGadgets(f *vm.File, off, n uint64, offs gadgetOffs, bytes *[len(gadgetOffs{})][8]byte) bool {
 	for i, at := range offs {
-		if at < 0 {
-			continue
+		if at < 0 || uint64(at)+8 > n {
+			continue // none, or one gadgetCands does not use
 		}
-		var b [8]byte
-		if _, err := f.R.ReadAt(b[:], int64(off)+at); err != nil {
+		if _, err := f.R.ReadAt(bytes[i][:], int64(off)+at); err != nil {
 			return false
 		}
-		if g, ok := decodeGadget(b[:]); !ok || g.index() != i {
+		if g, ok := decodeGadget(bytes[i][:]); !ok || g.index() != i {
 			return false
 		}
 	}
