@@ -234,26 +234,33 @@ func (e *Engine) Spawn(ctx context.Context, s *SpawnRequest) (*Process, error) {
 		s2.Image, s2.Memfd, s2.Files = nil, im, files
 		s = &s2
 	}
-	plan, err := e.Plan(s)
+	plan, noRandom, err := e.plan(s)
 	if err != nil {
 		return nil, err
 	}
 	defer plan.Close()
-	return e.SpawnPlan(ctx, plan, s)
+	return e.spawnPlan(ctx, plan, s, noRandom)
 }
 
 // Plan plans the exec of s as Spawn does, without starting anything. The
 // caller closes the plan.
 func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
+	plan, _, err := e.plan(s)
+	return plan, err
+}
+
+// plan is Plan, and says whether the exec is laid out without
+// randomisation (the request's NoRandom).
+func (e *Engine) plan(s *SpawnRequest) (*execsw.Plan, bool, error) {
 	if s == nil || s.Path == "" && len(s.Argv) == 0 && s.Memfd == nil {
-		return nil, errors.New("uexec: Spawn needs a path")
+		return nil, false, errors.New("uexec: Spawn needs a path")
 	}
 	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
-		return nil, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
+		return nil, false, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
 	}
 	req, err := SelfRequest(s.Path, s.Argv, s.Env)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if s.Dir != "" {
 		req.Dir = s.Dir
@@ -266,7 +273,7 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 	if s.Memfd != nil {
 		s.Memfd.Request(req)
 	} else if host, err = ChildName(s.Path, s.Files, s.Dir); err != nil {
-		return nil, err
+		return nil, false, err
 	} else {
 		req.Path = host
 	}
@@ -278,7 +285,7 @@ func (e *Engine) Plan(s *SpawnRequest) (*execsw.Plan, error) {
 	if plan != nil && s.Memfd == nil && host != s.Path {
 		plan.Renamed(host, s.Path)
 	}
-	return plan, err
+	return plan, req.NoRandom, err
 }
 
 func (e *Engine) sw() *execsw.Switch {
@@ -297,12 +304,17 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	if ctx == nil {
 		panic("uexec: SpawnPlan with a nil Context")
 	}
+	return e.spawnPlan(ctx, plan, s, s.NoRandom || !Randomized())
+}
+
+// spawnPlan is SpawnPlan, noRandom the request's NoRandom as planned.
+func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnRequest, noRandom bool) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	sw := e.sw()
 	// No directory is the caller's own: the child inherits it.
-	opts := &backend.Options{Files: s.Files, Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(),
+	opts := &backend.Options{Files: s.Files, Dir: s.Dir, NoRandom: noRandom,
 		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry}
 	if opts.Env == nil {
 		opts.Env = []string{}
@@ -371,7 +383,9 @@ func (e *Engine) SpawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	p.Pid, p.Notes, p.Kernel, p.p = bp.Pid, bp.Notes, bp.Kernel, bp
 	prog, uid, comm := plan.Program, plan.Cred.UID, plan.Comm
 	p.reap = sync.OnceFunc(func() {
-		p.st, p.err = bp.Wait()
+		var err error
+		p.st, err = bp.Wait()
+		p.err = startError(err)
 		if p.err == nil {
 			ws, _ := p.st.Sys().(syscall.WaitStatus)
 			e.crashed(ws, prog, uid, comm)
@@ -413,7 +427,9 @@ func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 
 // Wait waits for the program to exit and returns its status. For a Tree
 // it is not available (os.ProcessState is the os package's): use
-// WaitStatus.
+// WaitStatus. A stub that failed to build the image after Spawn returned
+// (past the point of no return) left a process dead of SIGSEGV: its
+// status comes with a *StartError naming the stub's step and errno.
 func (p *Process) Wait() (*os.ProcessState, error) {
 	if p.tr != nil {
 		return nil, errors.New("uexec: Wait of a tree: use WaitStatus")
@@ -441,11 +457,11 @@ func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
 	if p.tr != nil {
 		return p.tr.Wait(), p.err
 	}
-	if p.err != nil {
+	if p.st == nil {
 		return 0, p.err
 	}
 	ws, _ := p.st.Sys().(syscall.WaitStatus)
-	return ws, nil
+	return ws, p.err
 }
 
 // Release lets a tree go without waiting for its descendants, once its

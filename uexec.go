@@ -39,10 +39,9 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 		return nil, os.NewSyscallError("getrlimit", err)
 	}
 	req.RlimitData = rl.Cur
-	req.NoRandom = !Randomized()
-	if persona, err := sys.Personality(sys.PersonalityQuery); err == nil {
-		req.Legacy = persona&sys.ADDR_COMPAT_LAYOUT != 0
-	}
+	persona, err := sys.Personality(sys.PersonalityQuery)
+	req.NoRandom = !randomizedBy(persona, err)
+	req.Legacy = err == nil && persona&sys.ADDR_COMPAT_LAYOUT != 0
 	req.Downgrade = os.Geteuid() != 0
 	req.SearchAsSelf = true // its own credentials
 	return req, nil
@@ -52,8 +51,12 @@ func SelfRequest(path string, argv, envp []string) (*execsw.Request, error) {
 // cwd that has none to resolve from (removed, or longer than PATH_MAX,
 // where an exec still resolves relative paths from the directory itself),
 // procfs's link to it.
+//
+// getcwd(2) itself, not os.Getwd, which stats "." and $PWD to prefer the
+// latter's spelling (two system calls more per exec): an exec resolves
+// from the directory, whose name getcwd gives.
 func selfDir() string {
-	dir, err := os.Getwd()
+	dir, err := unix.Getwd()
 	if err != nil || len(dir) >= unix.PathMax {
 		return "/proc/self/cwd"
 	}
@@ -64,19 +67,17 @@ func selfDir() string {
 // kernel.randomize_va_space is not 0 and the personality lacks
 // ADDR_NO_RANDOMIZE.
 func Randomized() bool {
+	return randomizedBy(sys.Personality(sys.PersonalityQuery))
+}
+
+// randomizedBy is Randomized for the personality persona (as read, with
+// its error).
+func randomizedBy(persona uint32, err error) bool {
 	if v, err := sys.RandomizeVASpace(); err == nil && v == 0 {
 		return false
 	}
-	// personality(0xffffffff) reads the persona without changing it.
-	persona, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
-	if errno != 0 {
-		return true
-	}
-	return persona&addrNoRandomize == 0
+	return err != nil || persona&sys.ADDR_NO_RANDOMIZE == 0
 }
-
-// addrNoRandomize is ADDR_NO_RANDOMIZE (include/uapi/linux/personality.h).
-const addrNoRandomize = 0x0040000
 
 // SelfCred returns this process's credentials as exec uses them.
 func SelfCred() (execsw.Cred, error) {

@@ -177,7 +177,7 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 			V: [8]wire.Value{wire.At(wire.RData, off+96), wire.Imm(auxvSize | uint64(0xffffffff)<<32)}, Name: "without exe_fd"})
 		o = c.syscall("prctl(PR_SET_MM_MAP) without exe_fd", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_MM), wire.Imm(unix.PR_SET_MM_MAP), arg, wire.Imm(sys.PrctlMMMapSize))
 		o.Flags, o.Cond = wire.FlagIfErr, r
-		if !canSetExeFD() {
+		if !env.canSetExeFD() {
 			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses exe_fd without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", env.exe.Name())
 		}
 	} else {

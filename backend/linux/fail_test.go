@@ -60,11 +60,9 @@ func TestFailure(t *testing.T) {
 			defer plan.Close()
 			plan.Cmds = append(plan.Cmds, tt.extra)
 			before := openFDs(t)
-			p, err := Start(plan, &Options{})
+			err = startBuilt(t, plan, &Options{})
 			if err == nil {
-				p.Kill()
-				p.Wait()
-				t.Fatal("Start succeeded")
+				t.Fatal("the build succeeded")
 			}
 			var e *Error
 			if !errors.As(err, &e) {

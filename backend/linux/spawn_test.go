@@ -44,11 +44,9 @@ func TestStubFailsAtEachStep(t *testing.T) {
 		for i := 1; i <= n; i++ {
 			t.Run(fmt.Sprintf("%s/op%d", prog, i-1), func(t *testing.T) {
 				before := openFDs(t)
-				p, err := Start(plan, &Options{failAt: i, Files: []*os.File{nil, nil, nil}})
+				err := startBuilt(t, plan, &Options{failAt: i, Files: []*os.File{nil, nil, nil}})
 				if err == nil {
-					p.Kill()
-					p.Wait()
-					t.Fatal("Start succeeded")
+					t.Fatal("the build succeeded")
 				}
 				var e *Error
 				if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ENOSYS) {
@@ -111,7 +109,7 @@ func TestStubOpensByName(t *testing.T) {
 	f := planFileList(plan)[0]
 	f.Ino++
 	defer func() { f.Ino-- }()
-	_, err = Start(plan, &Options{byName: true})
+	err = startBuilt(t, plan, &Options{byName: true})
 	var e *Error
 	if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ESTALE) || !strings.Contains(err.Error(), "is the planned file") {
 		t.Fatalf("a replaced file: %v, want SIGSEGV, ESTALE and the check's name", err)
