@@ -24,6 +24,25 @@ func TestOnceInPlace(t *testing.T) {
 	}
 }
 
+// TestOnceLeavesNoChild: the program exec'd in place starts with no
+// child, as natively (nothing uexec or the stub started is left for it to
+// reap), traced by strace -f or not.
+func TestOnceLeavesNoChild(t *testing.T) {
+	needRun(t)
+	prog := testenv.BuildC(t, "testdata/progs/children.c")
+	want := "children=[] wait=-1 errno=10\n" // ECHILD
+	if r := runCmd(t, "", "", prog); r.stdout != want {
+		t.Fatalf("natively: %v", r)
+	}
+	strace := testenv.NeedTool(t, "strace")
+	for _, pre := range [][]string{nil, {strace, "-f", "-o", "/dev/null"}} {
+		r := runCmd(t, "", "", append(append([]string{}, pre...), uexecBin, "run", "--once", prog)...)
+		if r.status != 0 || r.stdout != want {
+			t.Errorf("%q --once: %v, want %q", pre, r, want)
+		}
+	}
+}
+
 // TestOnceWithoutPtrace: --once needs no ptrace: it works under strace -f,
 // under gdb, and under a seccomp filter that makes ptrace fail.
 func TestOnceWithoutPtrace(t *testing.T) {
