@@ -20,8 +20,7 @@
 //
 // An exec the kernel would refuse fails with the same errno and starts
 // nothing. A failure past the point of no return is a *StartError whose
-// Signal (SIGSEGV) killed the process, as Linux kills it: Spawn's error
-// where the plan knows it beforehand, else Wait's, with the status.
+// Signal (SIGSEGV) killed the process, as Linux kills it.
 //
 // # A whole process tree
 //

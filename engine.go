@@ -383,9 +383,7 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	p.Pid, p.Notes, p.Kernel, p.p = bp.Pid, bp.Notes, bp.Kernel, bp
 	prog, uid, comm := plan.Program, plan.Cred.UID, plan.Comm
 	p.reap = sync.OnceFunc(func() {
-		var err error
-		p.st, err = bp.Wait()
-		p.err = startError(err)
+		p.st, p.err = bp.Wait()
 		if p.err == nil {
 			ws, _ := p.st.Sys().(syscall.WaitStatus)
 			e.crashed(ws, prog, uid, comm)
@@ -427,9 +425,7 @@ func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 
 // Wait waits for the program to exit and returns its status. For a Tree
 // it is not available (os.ProcessState is the os package's): use
-// WaitStatus. A stub that failed to build the image after Spawn returned
-// (past the point of no return) left a process dead of SIGSEGV: its
-// status comes with a *StartError naming the stub's step and errno.
+// WaitStatus.
 func (p *Process) Wait() (*os.ProcessState, error) {
 	if p.tr != nil {
 		return nil, errors.New("uexec: Wait of a tree: use WaitStatus")
@@ -457,11 +453,11 @@ func (p *Process) WaitStatus() (syscall.WaitStatus, error) {
 	if p.tr != nil {
 		return p.tr.Wait(), p.err
 	}
-	if p.st == nil {
+	if p.err != nil {
 		return 0, p.err
 	}
 	ws, _ := p.st.Sys().(syscall.WaitStatus)
-	return ws, p.err
+	return ws, nil
 }
 
 // Release lets a tree go without waiting for its descendants, once its

@@ -3,6 +3,8 @@
 package linux
 
 import (
+	"golang.org/x/sys/unix"
+
 	"os"
 	"os/exec"
 	"testing"
@@ -66,7 +68,7 @@ func BenchmarkStart(b *testing.B) {
 
 // BenchmarkSteps measures the steps of one start that happen in this
 // process, for the README's breakdown: compiling the plan into the stub's
-// program, and writing it to a sealed memfd.
+// program, and writing it to a sealed memfd or to a pipe.
 func BenchmarkSteps(b *testing.B) {
 	needPtrace(b)
 	plan, err := newSwitch(b).Execve(selfRequest(b, "/bin/true", []string{"/bin/true"}, nil, false))
@@ -94,6 +96,17 @@ func BenchmarkSteps(b *testing.B) {
 				b.Fatal(err)
 			}
 			f.Close()
+		}
+	})
+	// What Start does (a pipe, for a plan that fits one).
+	b.Run("plan-fd", func(b *testing.B) {
+		prog := make([]byte, 8000)
+		for b.Loop() {
+			fd, err := planDescriptor(prog)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Close(fd)
 		}
 	})
 }

@@ -60,9 +60,11 @@ func TestFailure(t *testing.T) {
 			defer plan.Close()
 			plan.Cmds = append(plan.Cmds, tt.extra)
 			before := openFDs(t)
-			err = startBuilt(t, plan, &Options{})
+			p, err := Start(plan, &Options{})
 			if err == nil {
-				t.Fatal("the build succeeded")
+				p.Kill()
+				p.Wait()
+				t.Fatal("Start succeeded")
 			}
 			var e *Error
 			if !errors.As(err, &e) {

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -175,20 +174,4 @@ func cc(t testing.TB, name, src string, flags ...string) string {
 		need(t, false, "gcc "+name+": "+err.Error()+": "+string(out))
 	}
 	return bin
-}
-
-// startBuilt starts plan and returns the error of its build: Start's own,
-// or, where Start returned at the stub's exec (its point of no return),
-// what Wait gives once the process is gone, within a deadline. A build
-// that succeeded is waited for and nil.
-func startBuilt(t *testing.T, plan *execsw.Plan, opts *Options) error {
-	t.Helper()
-	p, err := Start(plan, opts)
-	if err != nil {
-		return err
-	}
-	kill := time.AfterFunc(10*time.Second, func() { p.Kill() })
-	defer kill.Stop()
-	_, err = p.Wait()
-	return err
 }

@@ -95,22 +95,11 @@ type Process struct {
 	// cloned: the stub forks the program's process and sends its pid over
 	// the tree's socket (stubEnv.cloneProgram); Pid is the stub's.
 	cloned bool
-	// report: Start returned at the stub's exec; what the build came to
-	// is read at Wait.
-	report *stubReport
 }
 
 // Wait waits for the process to exit and returns its status (exit code or
-// signal, through ProcessState.Sys's syscall.WaitStatus). A stub that
-// failed to build the image past the point of no return, which Start did
-// not wait for, died of SIGSEGV: its *Error comes with that status.
-func (p *Process) Wait() (*os.ProcessState, error) {
-	st, err := p.p.Wait()
-	if err == nil && p.report != nil {
-		err = p.report.read(p.Pid, st)
-	}
-	return st, err
-}
+// signal, through ProcessState.Sys's syscall.WaitStatus).
+func (p *Process) Wait() (*os.ProcessState, error) { return p.p.Wait() }
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.p.Signal(sig) }

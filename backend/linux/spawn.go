@@ -26,8 +26,7 @@ import (
 // plan stub with the plan on a descriptor, and the stub builds the image
 // itself. A pipe (close-on-exec in the program, so only the stub holds
 // it) tells whether the stub got to the program: it is closed just before
-// the jump, or carries the failed op and its result (read by Start, or by
-// Wait where every failure is past the point of no return).
+// the jump, or carries the failed op and its result.
 func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	filtered := sys.SeccompFiltered()
 	if filtered && sys.CloseRefused() {
@@ -97,12 +96,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		return nil, &Error{Step: "making the status pipe", Err: os.NewSyscallError("pipe2", err)}
 	}
 	sr, sw := pipe[0], pipe[1]
-	var p *Process
-	defer func() {
-		if p == nil || p.report == nil {
-			unix.Close(sr)
-		}
-	}()
+	defer unix.Close(sr)
 	closeSW := sync.OnceFunc(func() { unix.Close(sw) })
 	defer closeSW()
 	env.statusFD = slot(uintptr(sw))
@@ -174,32 +168,30 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if i := opts.failAt - 1; i >= 0 && i < len(cp.prog.Ops) {
 		cp.prog.Ops[i] = wire.Op{Kind: wire.Syscall, Nr: 1 << 20, Name: "injected failure"}
 	}
-	mfd, err := planMemfd(cp.prog.Encode())
+	pfd, err := planDescriptor(cp.prog.Encode())
 	if err != nil {
 		return nil, &Error{Step: "writing the plan", Err: err}
 	}
-	opened = append(opened, mfd)
+	defer unix.Close(pfd)
 	step("build:compiled")
 	for len(fds) < planFD {
 		fds = append(fds, uintptr(len(fds)))
 	}
-	fds = append(fds, mfd.Fd())
+	fds = append(fds, uintptr(pfd))
 
 	if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 		// Nothing is this thread's: fork from here.
-		p, err, _ = forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
+		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
 		return p, err
 	}
 	// The persona (and, with AtEntry, the tracer) is this thread's.
-	p, err = onNewThread(func() (*Process, error, bool) {
+	return onNewThread(func() (*Process, error, bool) {
 		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
 	})
-	return p, err
 }
 
-// forkStub forks and execs the stub and, where the stub's build may end
-// otherwise than past the point of no return (see the end), waits until
-// it entered the program or died. traced reports whether a tracee may be left attached.
+// forkStub forks and execs the stub, and waits until it entered the
+// program or died. traced reports whether a tracee may be left attached.
 // The first callerN of fds are the caller's descriptors.
 func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *execsw.Plan, cp *compiled, opts *Options,
 	persona uint32, closeSW func(), sr int, direct bool) (p *Process, err error, traced bool) {
@@ -297,20 +289,6 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			return nil, &Error{Pid: pid, Step: "detaching", Err: err}, true
 		}
 	}
-	if cp.kernel == "" && opts.notifySock == nil && !spa.Ptrace {
-		// Every failure of the stub's build is past the point of no
-		// return, which the stub's exec was: as os/exec's Start, return
-		// now. The program's death by SIGSEGV is what its Wait gives,
-		// with the stub's report, read then (the status pipe is at its
-		// end once the process is gone): not waiting for the end of
-		// the build here spares a wake-up of this thread on the stub's
-		// CPU and a switch back (BenchmarkSpawn: 20 us of 560).
-		out.report = &stubReport{fd: sr, prog: cp.prog}
-		return out, nil, false
-	}
-	// The stub's kernel exec may fail before its point of no return,
-	// with the errno a caller gets; a tree's listener comes after the
-	// build; a tracer saw the entry.
 	if err := stubStatus(fdReader(sr), cp.prog); err != nil {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
@@ -332,29 +310,6 @@ func buildError(pid int, err error, ws unix.WaitStatus) *Error {
 		e.Step, e.Err = se.step, se.err
 	}
 	return e
-}
-
-// stubReport is the status pipe of a stub whose build Start did not wait
-// for: read by Wait once the process is gone.
-type stubReport struct {
-	fd   int
-	prog *wire.Program
-	once sync.Once
-	err  error
-}
-
-// read returns the stub's failure after the process ended with st, or
-// nil if it entered the program (or was killed before it could say).
-func (r *stubReport) read(pid int, st *os.ProcessState) error {
-	r.once.Do(func() {
-		err := stubStatus(fdReader(r.fd), r.prog)
-		unix.Close(r.fd)
-		if err != nil {
-			ws, _ := st.Sys().(syscall.WaitStatus)
-			r.err = buildError(pid, err, unix.WaitStatus(ws))
-		}
-	})
-	return r.err
 }
 
 // errDirect: the kernel execs the program, with no stub (spawn's direct).
@@ -451,6 +406,37 @@ func (r fdReader) Read(b []byte) (int, error) {
 	}
 }
 
+// planDescriptor returns a descriptor holding the plan b for the stub: a
+// pipe holding all of it, its writing end closed, where b fits one
+// (planstub.PipePlanMax, and the pipe's capacity: a user over
+// pipe-user-pages-soft gets one page), else a sealed memfd. The pipe takes
+// 7 us to make where the memfd takes 14 (BenchmarkSteps: plan-fd, memfd):
+// no shmem inode to make and seal, 2 system calls fewer; its writing end
+// closed, nobody can change the plan either.
+func planDescriptor(b []byte) (int, error) {
+	if len(b) <= planstub.PipePlanMax {
+		var p [2]int
+		// Non-blocking: a write that does not fit fails at once.
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err == nil {
+			n, err := unix.Write(p[1], b)
+			unix.Close(p[1])
+			if err == nil && n == len(b) {
+				return p[0], nil
+			}
+			unix.Close(p[0])
+		}
+	}
+	fd, err := memfdFD("uexec-plan")
+	if err != nil {
+		return -1, err
+	}
+	if err := sealFD(fd, b); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
 // planMemfd returns a sealed memfd holding b.
 func planMemfd(b []byte) (*os.File, error) {
 	f, err := newMemfd("uexec-plan")
@@ -466,23 +452,42 @@ func planMemfd(b []byte) (*os.File, error) {
 
 // newMemfd returns an empty memfd that can be sealed and never executed.
 func newMemfd(name string) (*os.File, error) {
+	fd, err := memfdFD(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// memfdFD is newMemfd's descriptor.
+func memfdFD(name string) (int, error) {
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_NOEXEC_SEAL)
 	if err == unix.EINVAL {
 		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
-		return nil, os.NewSyscallError("memfd_create", err)
+		return -1, os.NewSyscallError("memfd_create", err)
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 // fillMemfd writes b to the memfd f and seals it: nobody, not even we, may
 // change it from then on.
-func fillMemfd(f *os.File, b []byte) error {
-	if _, err := f.WriteAt(b, 0); err != nil {
-		return err
+func fillMemfd(f *os.File, b []byte) error { return sealFD(int(f.Fd()), b) }
+
+// sealFD is fillMemfd of the descriptor fd.
+func sealFD(fd int, b []byte) error {
+	for off := 0; off < len(b); {
+		n, err := unix.Pwrite(fd, b[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("pwrite", err)
+		}
+		off += n
 	}
-	_, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
 	return os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
 }
 

@@ -3,6 +3,7 @@
 package linux
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/internal/planstub"
 	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/vm"
 )
@@ -44,9 +46,11 @@ func TestStubFailsAtEachStep(t *testing.T) {
 		for i := 1; i <= n; i++ {
 			t.Run(fmt.Sprintf("%s/op%d", prog, i-1), func(t *testing.T) {
 				before := openFDs(t)
-				err := startBuilt(t, plan, &Options{failAt: i, Files: []*os.File{nil, nil, nil}})
+				p, err := Start(plan, &Options{failAt: i, Files: []*os.File{nil, nil, nil}})
 				if err == nil {
-					t.Fatal("the build succeeded")
+					p.Kill()
+					p.Wait()
+					t.Fatal("Start succeeded")
 				}
 				var e *Error
 				if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ENOSYS) {
@@ -109,7 +113,7 @@ func TestStubOpensByName(t *testing.T) {
 	f := planFileList(plan)[0]
 	f.Ino++
 	defer func() { f.Ino-- }()
-	err = startBuilt(t, plan, &Options{byName: true})
+	_, err = Start(plan, &Options{byName: true})
 	var e *Error
 	if !errors.As(err, &e) || e.Signal != syscall.SIGSEGV || !errors.Is(err, unix.ESTALE) || !strings.Contains(err.Error(), "is the planned file") {
 		t.Fatalf("a replaced file: %v, want SIGSEGV, ESTALE and the check's name", err)
@@ -190,5 +194,38 @@ func spawnRefusedChild(t *testing.T) {
 	_, err = Start(plan, &Options{Path: ls, Argv: argv, SigMask: &mask})
 	if !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "executing the stub") {
 		t.Errorf("Start with a signal mask in the sandbox: %v, want the stub's EACCES", err)
+	}
+}
+
+// TestPlanDescriptor: a plan that fits a pipe is handed over in one, whole
+// and with its writing end closed (read to EOF it is the plan); a larger
+// one in a sealed memfd.
+func TestPlanDescriptor(t *testing.T) {
+	for _, n := range []int{100, planstub.PipePlanMax, planstub.PipePlanMax + 1} {
+		b := bytes.Repeat([]byte{0xa5}, n)
+		fd, err := planDescriptor(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		isPipe := st.Mode&unix.S_IFMT == unix.S_IFIFO
+		if isPipe != (n <= planstub.PipePlanMax) {
+			t.Errorf("%d bytes: a pipe %v, want %v", n, isPipe, !isPipe)
+		}
+		if !isPipe {
+			seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+			if err != nil || seals&unix.F_SEAL_WRITE == 0 {
+				t.Errorf("%d bytes: memfd seals %#x (%v), want F_SEAL_WRITE", n, seals, err)
+			}
+		}
+		f := os.NewFile(uintptr(fd), "plan")
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%d bytes: read back %d bytes (%v)", n, len(got), err)
+		}
+		f.Close()
 	}
 }

@@ -33,4 +33,7 @@ const (
 	// PlanOffset is where a plan appended to a copy of the stub starts,
 	// for a stub exec'd by descriptor (AT_EXECFN /dev/fd/N).
 	PlanOffset = 0x4000
+	// PipePlanMax is the largest plan the stub reads from a pipe (a
+	// pipe's default capacity), in PipePlanMax bytes of memory.
+	PipePlanMax = 0x10000
 )

@@ -3,13 +3,16 @@ package planstub
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/internal/wire"
@@ -65,7 +68,7 @@ func TestLayout(t *testing.T) {
 	}
 	for name, want := range map[string]uint64{
 		"RESERVED_START": ReservedStart, "RESERVED_END": ReservedEnd, "STUB_BASE": Base,
-		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr, "PLAN_OFFSET": PlanOffset,
+		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr, "PLAN_OFFSET": PlanOffset, "PIPE_PLAN_MAX": PipePlanMax,
 		"PLAN_MAGIC": wire.Magic, "PLAN_VERSION": wire.Version, "NREGS": wire.NRegs,
 	} {
 		if defs[name] != want {
@@ -146,5 +149,69 @@ func TestRunByHand(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestPlanInPipe: a plan on a pipe is read to the size its header gives; a
+// pipe that ends before it, a header claiming more than PipePlanMax, and a
+// pipe still empty (non-blocking, its writing end open) kill the stub
+// with SIGSEGV at once, with nothing run. (Every Start of a plan that fits
+// one reads it so: the backend's tests.)
+func TestPlanInPipe(t *testing.T) {
+	stub := filepath.Join(t.TempDir(), "stub")
+	if err := os.WriteFile(stub, ELF(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hdr := func(size uint64) []byte {
+		var b []byte
+		for _, v := range []uint32{wire.Magic, wire.Version, 0, 80} {
+			b = binary.LittleEndian.AppendUint32(b, v)
+		}
+		for _, v := range []uint64{^uint64(0), 48, 0, size} {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name     string
+		contents []byte
+		keepOpen bool
+	}{
+		{"short", hdr(1000), false},
+		{"too big", append(hdr(PipePlanMax+1), make([]byte, 100)...), false},
+		{"garbage", []byte("not a plan"), false},
+		{"empty, writer open", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p [2]int
+			if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+				t.Fatal(err)
+			}
+			r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+			defer r.Close()
+			defer w.Close()
+			if _, err := w.Write(tc.contents); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.keepOpen {
+				w.Close()
+			}
+			cmd := exec.Command(stub, "3")
+			cmd.ExtraFiles = []*os.File{r}
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil || err.Error() != "signal: segmentation fault" {
+					t.Errorf("%v, want signal: segmentation fault", err)
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("the stub still runs after 10 s, reading its pipe")
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@
 #define RUN_ADDR       0x10010000000 /* the anonymous copy the stub runs from */
 #define PLAN_ADDR      0x10020000000 /* the plan, mapped privately */
 #define PLAN_OFFSET    0x4000        /* a plan appended to a copy of the stub */
+#define PIPE_PLAN_MAX  0x10000       /* the largest plan passed in a pipe */
 
 #define PLAN_MAGIC   0x4c505855 /* "UXPL" little-endian */
 #define PLAN_VERSION 1

@@ -14,7 +14,8 @@
  *     fails with EBUSY while one is).
  *  2. stub_main reads what only the running process knows (its stack top,
  *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
- *     descriptor named by argv[1] (a number, or a path to open), or, exec'd
+ *     descriptor named by argv[1] (a number, or a path to open; a pipe is
+ *     read into anonymous memory), or, exec'd
  *     by descriptor (AT_EXECFN "/dev/fd/N", whatever its argv: a tree's
  *     redirect passes the caller's own), reads it from its own file (a copy
  *     of the stub with the plan at PLAN_OFFSET, through /proc/self/exe: the
@@ -231,8 +232,11 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 
 	/* argv[1] is the plan's descriptor, a path to open (a tracer's
 	 * /proc/PID/fd/N), or the plan itself in hex after an 'x' (copied by
-	 * the kernel's exec with the arguments). */
+	 * the kernel's exec with the arguments). The descriptor is a sealed
+	 * memfd, mapped, or a pipe (Start's, for a plan of at most
+	 * PIPE_PLAN_MAX bytes: no shmem inode to make), read. */
 	s64 size;
+	u64 mapped = 0;
 	if (self) {
 		u64 fd = (u64)selffd;
 		s64 end = selfend;
@@ -288,14 +292,36 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 			}
 		}
 		size = sys6(8 /* lseek */, fd, 0, 2 /* SEEK_END */, 0, 0, 0);
-		if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
-			die(-1UL, size < 0 ? size : -8);
-		s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
-			     0x108002 /* MAP_PRIVATE|MAP_POPULATE|MAP_FIXED_NOREPLACE */, fd, 0);
-		if ((u64)m != PLAN_ADDR)
-			die(-1UL, m);
+		if (size == -29 /* ESPIPE */) {
+			/* A pipe holding the whole plan, its writing end closed
+			 * before the stub's fork: read into PIPE_PLAN_MAX bytes of
+			 * anonymous memory, until the header's size is in. */
+			s64 m = sys6(9 /* mmap */, PLAN_ADDR, PIPE_PLAN_MAX, 3,
+				     0x100022 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1UL, 0);
+			if ((u64)m != PLAN_ADDR)
+				die(-1UL, m);
+			mapped = PIPE_PLAN_MAX;
+			const struct hdr *ph = (const struct hdr *)PLAN_ADDR;
+			for (size = 0; size < (s64)sizeof(struct hdr) || (u64)size < ph->size;) {
+				s64 n = sys6(0 /* read */, fd, PLAN_ADDR + (u64)size, PIPE_PLAN_MAX - (u64)size, 0, 0, 0);
+				if (n <= 0)
+					die(-1UL, n < 0 ? n : -8);
+				size += n;
+				if (size >= (s64)sizeof(struct hdr) && ph->size > PIPE_PLAN_MAX)
+					die(-1UL, -8);
+			}
+		} else {
+			if (size < (s64)sizeof(struct hdr) || size > (s64)(RESERVED_END - PLAN_ADDR))
+				die(-1UL, size < 0 ? size : -8);
+			s64 m = sys6(9 /* mmap */, PLAN_ADDR, (u64)size, 3 /* PROT_READ|PROT_WRITE */,
+				     0x108002 /* MAP_PRIVATE|MAP_POPULATE|MAP_FIXED_NOREPLACE */, fd, 0);
+			if ((u64)m != PLAN_ADDR)
+				die(-1UL, m);
+		}
 		sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
 	}
+	if (!mapped)
+		mapped = (u64)size;
 
 	const struct hdr *h = (const struct hdr *)PLAN_ADDR;
 	status_fd = h->statusfd;
@@ -305,7 +331,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	    sizeof *h + (u64)h->nops * sizeof(struct op) > h->dataoff)
 		die(-1UL, -8 /* ENOEXEC */);
 	R[R_DATA] = PLAN_ADDR + h->dataoff;
-	R[R_UNMAPLEN] = ((PLAN_ADDR + (u64)size + 4095) & ~4095UL) - RUN_ADDR;
+	R[R_UNMAPLEN] = ((PLAN_ADDR + mapped + 4095) & ~4095UL) - RUN_ADDR;
 
 	const struct op *ops = (const struct op *)(h + 1);
 	for (u64 i = 0; i < h->nops; i++) {
