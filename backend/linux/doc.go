@@ -4,8 +4,9 @@
 // The plan is compiled (compile.go) into a program for the plan stub
 // (package internal/planstub: a freestanding ELF built from C, linked at
 // 0x10000001000), in package internal/wire's versioned format, and handed
-// to the stub on a sealed memfd (in a tree, appended to a copy of the stub
-// that the caller execs by descriptor). The kernel's exec of the stub gives a
+// to the stub on a pipe where it fits one, else on a sealed memfd (in a
+// tree, appended to a copy of the stub that the caller execs by
+// descriptor). The kernel's exec of the stub gives a
 // fresh, flushed address space (other threads gone, caught handlers reset,
 // close-on-exec descriptors closed, rseq, fs/gs and FPU state reset, a
 // vfork parent released) and is the exec's point of no return. The stub
