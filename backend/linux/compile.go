@@ -29,17 +29,15 @@ type stubEnv struct {
 	statusFD int   // where the stub reports a failure; -1 for nowhere
 	closeFDs []int // the stub's descriptors that are uexec's: closed at the end
 	noRandom bool
-	persona  uint32 // the stub's personality
-	// selfPersona is the personality of the thread that read persona.
-	selfPersona uint32
-	vdso        vdsoFacts // this kernel's vdso
-	rlimit      uint64    // the stub's RLIMIT_STACK (soft)
-	stubArgs    int       // bytes of the stub's execfn, argv and envp strings
-	exe         *vm.File  // the file /proc/PID/exe should name; nil leaves it
-	setCreds    bool      // apply set-id credentials (a privileged uexec)
-	sigMask     *uint64   // the program's signal mask; nil keeps the stub's
-	rand        io.Reader // AT_RANDOM
-	logf        func(string, ...any)
+	persona  uint32    // the stub's personality
+	vdso     vdsoFacts // this kernel's vdso
+	rlimit   uint64    // the stub's RLIMIT_STACK (soft)
+	stubArgs int       // bytes of the stub's execfn, argv and envp strings
+	exe      *vm.File  // the file /proc/PID/exe should name; nil leaves it
+	setCreds bool      // apply set-id credentials (a privileged uexec)
+	sigMask  *uint64   // the program's signal mask; nil keeps the stub's
+	rand     io.Reader // AT_RANDOM
+	logf     func(string, ...any)
 	// notify: the stub installs the untraced tree's seccomp filter (with
 	// no_new_privs first when noNewPrivs) before the program runs, and
 	// sends its listener to the supervisor over the socket notifySock.
@@ -56,6 +54,8 @@ type stubEnv struct {
 	nonDumpable bool
 	// fexec: the kernel's exec is fexecve of this descriptor (Options).
 	fexec *Fexecve
+	// selfPersona is the personality of the thread that read persona.
+	selfPersona uint32
 	// exeFD caches canSetExeFD for one build: 0 unknown, 1 yes, -1 no.
 	exeFD int8
 }

@@ -152,11 +152,11 @@ func TestRunByHand(t *testing.T) {
 	}
 }
 
-// TestPlanInPipe: a plan on a pipe is read to the size its header gives; a
-// pipe that ends before it, a header claiming more than PipePlanMax, and a
-// pipe still empty (non-blocking, its writing end open) kill the stub
-// with SIGSEGV at once, with nothing run. (Every Start of a plan that fits
-// one reads it so: the backend's tests.)
+// TestPlanInPipe: a pipe that ends before the size its plan's header
+// gives, a header claiming more than PipePlanMax, garbage, and a pipe
+// still empty (non-blocking, its writing end open) kill the stub with
+// SIGSEGV at once: no hang, nothing run. (A whole plan on a pipe is what
+// every Start of a plan that fits one hands over: the backend's tests.)
 func TestPlanInPipe(t *testing.T) {
 	stub := filepath.Join(t.TempDir(), "stub")
 	if err := os.WriteFile(stub, ELF(), 0o755); err != nil {
