@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,6 +77,66 @@ func TestSpawnExecuteOnly(t *testing.T) {
 		"plan: exact by the kernel: uexec may not read " + prog + ",",
 		"hello tls=42 argc=2 [xo] [a]\ntree false: exit status 0 <nil>" + kernel,
 		"hello tls=42 argc=2 [xo] [a]\ntree true: 0 <nil>" + kernel,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("as 65534 (%v), want %q in:\n%s", err, want, got)
+		}
+	}
+}
+
+// TestSpawnAsUserForks: for an ordinary user, whose stub could not make
+// /proc/PID/exe the program's, Spawn of a plain program is the kernel's
+// exec from the fork, as os/exec makes it: no stub runs (its program is
+// never logged) and Process.Kernel says why. With a signal mask to set,
+// which os/exec's fork cannot, the stub runs and then execs the program.
+func TestSpawnAsUserForks(t *testing.T) {
+	if path := os.Getenv("UEXEC_USERFORK_CHILD"); path != "" {
+		e := uexec.NewEngine()
+		var mask uint64 = 1 << (syscall.SIGUSR1 - 1)
+		for _, m := range []*uint64{nil, &mask} {
+			stubRan := false
+			s := &uexec.SpawnRequest{Path: path, Argv: []string{"hello"}, Env: []string{}, SigMask: m,
+				Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+				Logf:  func(f string, a ...any) { stubRan = stubRan || strings.HasPrefix(f, "stub program") }}
+			p, err := e.Spawn(context.Background(), s)
+			if err != nil {
+				fmt.Printf("spawn: %v\n", err)
+				continue
+			}
+			st, err := p.Wait()
+			fmt.Printf("mask %v: %v %v stub %v kernel %q\n", m != nil, st, err, stubRan, p.Kernel)
+		}
+		return
+	}
+	testenv.NeedRoot(t) // a user to drop to
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir := testenv.SharedTempDir(t)
+	copyTo := func(src, name string) string {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	self := copyTo(os.Args[0], "uexec.test")
+	prog := copyTo(testenv.BuildC(t, "cmd/uexec/testdata/progs/hello.c", "-static"), "hello")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", self, "-test.run=^TestSpawnAsUserForks$")
+	cmd.Env = append(os.Environ(), "UEXEC_USERFORK_CHILD="+prog)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the child as 65534 did not end within 30 s:\n%s", out)
+	}
+	got := string(out)
+	kernel := ` kernel "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN`
+	for _, want := range []string{
+		"hello tls=42 argc=1 [hello]\nmask false: exit status 0 <nil> stub false" + kernel,
+		"hello tls=42 argc=1 [hello]\nmask true: exit status 0 <nil> stub true" + kernel,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("as 65534 (%v), want %q in:\n%s", err, want, got)

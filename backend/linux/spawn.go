@@ -121,11 +121,19 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	// not extended (an emulation root).
 	byKernel := opts.Path != "" && plan.Extended == ""
 	setID := setIDKernelNote(plan, persona, env.rlimit)
-	// Under filters, a kernel exec os/exec could make is made so, with no
-	// stub at all (its calls are judged too).
-	// So is one only the kernel can make (KernelOnly): no stub has
-	// anything to do for it.
-	direct := (filtered || plan.KernelOnly != "") && byKernel && kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil
+	// start forks and execs the stub with cp, or, with a note in direct,
+	// the program itself.
+	start := func(cp *compiled, direct string) (*Process, error) {
+		if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
+			// Nothing is this thread's: fork from here.
+			p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
+			return p, err
+		}
+		// The persona (and, with AtEntry, the tracer) is this thread's.
+		return onNewThread(func() (*Process, error, bool) {
+			return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
+		})
+	}
 	if byKernel && (!env.canSetExeFD() || opts.kernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, build a 32-bit image, lay
@@ -144,6 +152,13 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 			why = filteredNote
 		case env.canSetExeFD():
 			why = kernelExactNote
+		}
+		if kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil {
+			// The stub would have nothing to do but its execve of the
+			// program: the fork's own exec of it is the same exec, with
+			// one exec less (as os/exec makes it). Under filters it also
+			// keeps the stub's calls from being judged.
+			return start(nil, why)
 		}
 		// Root's filter sets PF_SUPERPRIV in the stub: a fork clears it.
 		env.cloneProgram = env.notify && !env.noNewPrivs && opts.Sys == nil && !opts.StopAtEntry && opts.AtEntry == nil
@@ -179,22 +194,15 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	fds = append(fds, uintptr(pfd))
 
-	if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
-		// Nothing is this thread's: fork from here.
-		p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
-		return p, err
-	}
-	// The persona (and, with AtEntry, the tracer) is this thread's.
-	return onNewThread(func() (*Process, error, bool) {
-		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
-	})
+	return start(cp, "")
 }
 
 // forkStub forks and execs the stub, and waits until it entered the
-// program or died. traced reports whether a tracee may be left attached.
-// The first callerN of fds are the caller's descriptors.
+// program or died; or, with direct (why the kernel makes the exec), forks
+// and execs the program. traced reports whether a tracee may be left
+// attached. The first callerN of fds are the caller's descriptors.
 func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *execsw.Plan, cp *compiled, opts *Options,
-	persona uint32, closeSW func(), sr int, direct bool) (p *Process, err error, traced bool) {
+	persona uint32, closeSW func(), sr int, direct string) (p *Process, err error, traced bool) {
 	var spa syscall.SysProcAttr
 	if opts.Sys != nil {
 		spa = *opts.Sys
@@ -215,7 +223,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		return syscall.ForkExec(path, argv, attr)
 	}
 	var pid int
-	if err = errDirect; !direct {
+	if err = errDirect; direct == "" {
 		if err = stubRunsHere(); err == nil {
 			pid, err = forkExec(path, argv, attr)
 		}
@@ -235,10 +243,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			// asked for: the kernel makes it, as os/exec would.
 			kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
 			if err == errDirect {
-				kernel = filteredNote
-				if plan.KernelOnly != "" {
-					kernel = plan.KernelOnly
-				}
+				kernel = direct
 			}
 			attr.Env, attr.Files = opts.Env, fds[:callerN]
 			if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {
