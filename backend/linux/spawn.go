@@ -298,23 +298,17 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
 		proc.Release()
-		return nil, buildError(pid, err, ws), false
+		e := &Error{Pid: pid, Step: "building the image", Err: err}
+		if ws.Signaled() {
+			e.Signal = ws.Signal()
+		}
+		var se *stubError
+		if errors.As(err, &se) {
+			e.Step, e.Err = se.step, se.err
+		}
+		return nil, e, false
 	}
 	return out, nil, false
-}
-
-// buildError is the *Error of a stub whose status pipe said err and which
-// ended with ws.
-func buildError(pid int, err error, ws unix.WaitStatus) *Error {
-	e := &Error{Pid: pid, Step: "building the image", Err: err}
-	if ws.Signaled() {
-		e.Signal = ws.Signal()
-	}
-	var se *stubError
-	if errors.As(err, &se) {
-		e.Step, e.Err = se.step, se.err
-	}
-	return e
 }
 
 // errDirect: the kernel execs the program, with no stub (spawn's direct).
