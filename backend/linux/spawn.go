@@ -57,6 +57,55 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 		// The stub has it open for the kernel's exec; the program must not.
 		env.closeFDs = append(env.closeFDs, f.FD)
 	}
+	persona, err := env.selfLimits(opts.NoRandom)
+	if err != nil {
+		return nil, &Error{Step: "reading the personality", Err: err}
+	}
+	// onThread runs fork on the thread it must run on.
+	onThread := func(fork func() (*Process, error, bool)) (*Process, error) {
+		if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
+			// Nothing is this thread's: fork from here.
+			p, err, _ := fork()
+			return p, err
+		}
+		// The persona (and, with AtEntry, the tracer) is this thread's.
+		return onNewThread(fork)
+	}
+	// The kernel's exec of opts.Path is the plan only when the plan is
+	// not extended (an emulation root).
+	byKernel := opts.Path != "" && plan.Extended == ""
+	setID := setIDKernelNote(plan, persona, env.rlimit)
+	kernelWhy := "" // why the kernel makes the exec, if it does
+	if byKernel && (!env.canSetExeFD() || opts.kernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
+		// The plan is the kernel's own exec: only the kernel can make
+		// /proc/PID/exe the program's here, build a 32-bit image, lay
+		// a set-id image out as its credentials decide, or be sure to
+		// pass this process's seccomp filters (the stub's calls are
+		// not the program's).
+		kernelWhy = kernelExeNote
+		switch {
+		case plan.KernelOnly != "":
+			kernelWhy = plan.KernelOnly
+		case setID != "":
+			kernelWhy = setID
+		case plan.Compat:
+			kernelWhy = compatNote
+		case filtered:
+			kernelWhy = filteredNote
+		case env.canSetExeFD():
+			kernelWhy = kernelExactNote
+		}
+		if kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil {
+			// The stub would have nothing to do but its execve of the
+			// program: the fork's own exec of it is the same exec, with
+			// one exec less (as os/exec makes it), and nothing of the
+			// stub's to set up. Under filters it also keeps the stub's
+			// calls from being judged.
+			return onThread(func() (*Process, error, bool) {
+				return forkStub("", nil, fds, len(files), plan, nil, opts, persona, func() {}, -1, kernelWhy)
+			})
+		}
+	}
 	slot := func(fd uintptr) int {
 		for inherited(len(fds)) {
 			fds = append(fds, uintptr(len(fds)))
@@ -112,57 +161,11 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	argv := []string{stubArgv0, strconv.Itoa(planFD)}
 	env.stubArgs = stringsLen(stubPath, argv, nil)
-	persona, err := env.selfLimits(opts.NoRandom)
-	if err != nil {
-		return nil, &Error{Step: "reading the personality", Err: err}
-	}
 	var cp *compiled
-	// The kernel's exec of opts.Path is the plan only when the plan is
-	// not extended (an emulation root).
-	byKernel := opts.Path != "" && plan.Extended == ""
-	setID := setIDKernelNote(plan, persona, env.rlimit)
-	// start forks and execs the stub with cp, or, with a note in direct,
-	// the program itself.
-	start := func(cp *compiled, direct string) (*Process, error) {
-		if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
-			// Nothing is this thread's: fork from here.
-			p, err, _ := forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
-			return p, err
-		}
-		// The persona (and, with AtEntry, the tracer) is this thread's.
-		return onNewThread(func() (*Process, error, bool) {
-			return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, direct)
-		})
-	}
-	if byKernel && (!env.canSetExeFD() || opts.kernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
-		// The plan is the kernel's own exec: only the kernel can make
-		// /proc/PID/exe the program's here, build a 32-bit image, lay
-		// a set-id image out as its credentials decide, or be sure to
-		// pass this process's seccomp filters (the stub's calls are
-		// not the program's).
-		why := kernelExeNote
-		switch {
-		case plan.KernelOnly != "":
-			why = plan.KernelOnly
-		case setID != "":
-			why = setID
-		case plan.Compat:
-			why = compatNote
-		case filtered:
-			why = filteredNote
-		case env.canSetExeFD():
-			why = kernelExactNote
-		}
-		if kernelInstead(plan, opts) && !opts.StopAtEntry && opts.AtEntry == nil {
-			// The stub would have nothing to do but its execve of the
-			// program: the fork's own exec of it is the same exec, with
-			// one exec less (as os/exec makes it). Under filters it also
-			// keeps the stub's calls from being judged.
-			return start(nil, why)
-		}
+	if kernelWhy != "" {
 		// Root's filter sets PF_SUPERPRIV in the stub: a fork clears it.
 		env.cloneProgram = env.notify && !env.noNewPrivs && opts.Sys == nil && !opts.StopAtEntry && opts.AtEntry == nil
-		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, why)
+		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, kernelWhy)
 	} else if cp, err = compile(plan, env); errors.Is(err, errKernelOnly) && byKernel {
 		cp, err = compileKernelExec(opts.Path, opts.Argv, opts.Env, env, fmt.Sprintf("%v: the kernel execs the program", err))
 	}
@@ -194,7 +197,9 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	fds = append(fds, uintptr(pfd))
 
-	return start(cp, "")
+	return onThread(func() (*Process, error, bool) {
+		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, "")
+	})
 }
 
 // forkStub forks and execs the stub, and waits until it entered the
