@@ -48,30 +48,7 @@ func TestSpawnExecuteOnly(t *testing.T) {
 		return
 	}
 	testenv.NeedRoot(t) // root's execute-only file, a user to drop to
-	setpriv := testenv.NeedTool(t, "setpriv")
-	dir := testenv.SharedTempDir(t)
-	copyTo := func(src, name string, mode os.FileMode) string {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(dir, name)
-		if err := os.WriteFile(dst, b, mode); err != nil || os.Chmod(dst, mode) != nil {
-			t.Fatal(err)
-		}
-		return dst
-	}
-	self := copyTo(os.Args[0], "uexec.test", 0o755) // the test binary's directory is root's alone
-	prog := copyTo(testenv.BuildC(t, "cmd/uexec/testdata/progs/hello.c", "-static"), "xo", 0o711)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", self, "-test.run=^TestSpawnExecuteOnly$")
-	cmd.Env = append(os.Environ(), "UEXEC_XO_CHILD="+prog)
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("the child as 65534 did not end within 30 s:\n%s", out)
-	}
-	got := string(out)
+	prog, got, err := asNobody(t, "TestSpawnExecuteOnly", "UEXEC_XO_CHILD", "xo", 0o711)
 	kernel := ` kernel "exact by the kernel: uexec may not read ` + prog
 	for _, want := range []string{
 		"plan: exact by the kernel: uexec may not read " + prog + ",",
@@ -109,30 +86,7 @@ func TestSpawnAsUserForks(t *testing.T) {
 		return
 	}
 	testenv.NeedRoot(t) // a user to drop to
-	setpriv := testenv.NeedTool(t, "setpriv")
-	dir := testenv.SharedTempDir(t)
-	copyTo := func(src, name string) string {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(dir, name)
-		if err := os.WriteFile(dst, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dst
-	}
-	self := copyTo(os.Args[0], "uexec.test")
-	prog := copyTo(testenv.BuildC(t, "cmd/uexec/testdata/progs/hello.c", "-static"), "hello")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", self, "-test.run=^TestSpawnAsUserForks$")
-	cmd.Env = append(os.Environ(), "UEXEC_USERFORK_CHILD="+prog)
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("the child as 65534 did not end within 30 s:\n%s", out)
-	}
-	got := string(out)
+	_, got, err := asNobody(t, "TestSpawnAsUserForks", "UEXEC_USERFORK_CHILD", "hello", 0o755)
 	kernel := ` kernel "exact by the kernel: /proc/PID/exe needs CAP_SYS_ADMIN`
 	for _, want := range []string{
 		"hello tls=42 argc=1 [hello]\nmask false: exit status 0 <nil> stub false" + kernel,
@@ -142,4 +96,36 @@ func TestSpawnAsUserForks(t *testing.T) {
 			t.Errorf("as 65534 (%v), want %q in:\n%s", err, want, got)
 		}
 	}
+}
+
+// asNobody runs the test named test of a copy of this binary as uid and
+// gid 65534, with env set to the path of a copy of the static hello
+// program named name, of mode mode, and returns that path and the child's
+// output. The child has 30 s.
+func asNobody(t *testing.T, test, env, name string, mode os.FileMode) (prog, out string, err error) {
+	t.Helper()
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir := testenv.SharedTempDir(t)
+	copyTo := func(src, name string, mode os.FileMode) string {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.WriteFile(dst, b, mode); err != nil || os.Chmod(dst, mode) != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	self := copyTo(os.Args[0], "uexec.test", 0o755) // the test binary's directory is root's alone
+	prog = copyTo(testenv.BuildC(t, "cmd/uexec/testdata/progs/hello.c", "-static"), name, mode)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", self, "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env+"="+prog)
+	b, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the child as 65534 did not end within 30 s:\n%s", b)
+	}
+	return prog, string(b), err
 }
