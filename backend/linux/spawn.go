@@ -430,6 +430,11 @@ func planDescriptor(b []byte) (int, error) {
 			unix.Close(p[0])
 		}
 	}
+	return planMemfd(b)
+}
+
+// planMemfd returns a sealed memfd holding b.
+func planMemfd(b []byte) (int, error) {
 	fd, err := memfdFD("uexec-plan")
 	if err != nil {
 		return -1, err
@@ -439,19 +444,6 @@ func planDescriptor(b []byte) (int, error) {
 		return -1, err
 	}
 	return fd, nil
-}
-
-// planMemfd returns a sealed memfd holding b.
-func planMemfd(b []byte) (*os.File, error) {
-	f, err := newMemfd("uexec-plan")
-	if err != nil {
-		return nil, err
-	}
-	if err := fillMemfd(f, b); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }
 
 // newMemfd returns an empty memfd that can be sealed and never executed.
