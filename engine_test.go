@@ -76,6 +76,11 @@ func TestSpawnFailuresLeaveNothing(t *testing.T) {
 	defer w.Close()
 
 	e := uexec.NewEngine()
+	// What a Spawn opens once and keeps (/proc/sys/kernel/randomize_va_space)
+	// is open before the count.
+	if p, err := e.Spawn(context.Background(), &uexec.SpawnRequest{Path: "/bin/true", Argv: []string{"true"}}); err == nil {
+		p.Wait()
+	}
 	before, kids := openFDs(t), children(t)
 	for _, tc := range []struct {
 		name string
@@ -114,6 +119,17 @@ func TestSpawnFailuresLeaveNothing(t *testing.T) {
 			}
 		})
 	}
+	t.Run("missing working directory", func(t *testing.T) {
+		// The fork's chdir fails, as os/exec's does.
+		p, err := e.Spawn(context.Background(), &uexec.SpawnRequest{Path: "/bin/true", Argv: []string{"true"}, Dir: dir + "/gone"})
+		if err == nil {
+			p.Wait()
+			t.Fatal("started /bin/true")
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			t.Errorf("got %v, want ENOENT", err)
+		}
+	})
 	if after := openFDs(t); after != before {
 		t.Errorf("descriptors: %d before, %d after", before, after)
 	}

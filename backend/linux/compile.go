@@ -88,6 +88,9 @@ type compiled struct {
 	// kernel says why the stub hands the exec as requested to the kernel
 	// (compileKernelExec); "" when it builds the image.
 	kernel string
+	// raw: the stub is to be started by vforkExec (its program sets the
+	// signal mask).
+	raw bool
 }
 
 // compiler builds the ops; registers are handed out in order.

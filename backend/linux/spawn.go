@@ -61,9 +61,13 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if err != nil {
 		return nil, &Error{Step: "reading the personality", Err: err}
 	}
+	// raw: the stub is started by vforkExec, not syscall.ForkExec (what
+	// a SysProcAttr, a tracer at the entry or a tree's filter need is
+	// Go's child's).
+	raw := opts.Sys == nil && opts.AtEntry == nil && !opts.StopAtEntry && opts.notifySock == nil
 	// onThread runs fork on the thread it must run on.
 	onThread := func(fork func() (*Process, error, bool)) (*Process, error) {
-		if env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
+		if raw || env.selfPersona == persona && opts.AtEntry == nil && !opts.StopAtEntry {
 			// Nothing is this thread's: fork from here.
 			p, err, _ := fork()
 			return p, err
@@ -162,6 +166,15 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	argv := []string{stubArgv0, strconv.Itoa(planFD)}
 	env.stubArgs = stringsLen(stubPath, argv, nil)
 	var cp *compiled
+	if raw && env.sigMask == nil {
+		// vforkExec's child blocks every signal: the stub sets the
+		// mask Go's child would have restored.
+		var m unix.Sigset_t
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, nil, &m); err != nil {
+			return nil, &Error{Step: "reading the signal mask", Err: err}
+		}
+		env.sigMask = &m.Val[0]
+	}
 	if kernelWhy != "" {
 		// Root's filter sets PF_SUPERPRIV in the stub: a fork clears it.
 		env.cloneProgram = env.notify && !env.noNewPrivs && opts.Sys == nil && !opts.StopAtEntry && opts.AtEntry == nil
@@ -172,6 +185,7 @@ func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if err != nil {
 		return nil, &Error{Step: "compiling the plan", Err: err}
 	}
+	cp.raw = raw
 	if env.noNewPrivs {
 		cp.notes = append(cp.notes, "no_new_privs: an ordinary user's tree needs it for its seccomp filter, so set-id bits and file capabilities are ignored in the whole tree")
 	}
@@ -230,7 +244,15 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	var pid int
 	if err = errDirect; direct == "" {
 		if err = stubRunsHere(); err == nil {
-			pid, err = forkExec(path, argv, attr)
+			if nofile, ok := childNofile(); cp != nil && cp.raw && ok {
+				p := -1
+				if persona != old {
+					p = int(persona)
+				}
+				pid, err = vforkExec(path, argv, opts.Dir, fds, p, nofile)
+			} else {
+				pid, err = forkExec(path, argv, attr)
+			}
 		}
 	}
 	closeSW()

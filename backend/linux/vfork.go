@@ -1,0 +1,186 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// vforkArgs is vforkRun's argument (vfork_amd64.s).
+type vforkArgs struct {
+	ops          *vforkOp
+	nops         uintptr
+	block, saved uint64
+	failed       int64
+	errno        uintptr
+}
+
+// vforkOp is a system call of vforkRun's child.
+type vforkOp struct {
+	nr      uintptr
+	args    [6]uintptr
+	mayFail uintptr // nonzero: its failure does not stop the child
+}
+
+func vforkRun(x *vforkArgs) (pid uintptr)
+
+// vforkExec starts path with argv and no environment in a child that
+// gets dir as its working directory (unless ""), fds as its descriptors 0,
+// 1, ... (^uintptr(0): closed) and, before
+// the exec, the personality persona (when it is not this process's) and
+// the soft RLIMIT_NOFILE nofile (when set): syscall.ForkExec's child with
+// less. It returns the child's pid once the child has exec'd, or reaps the
+// child and returns the errno of its step that failed.
+//
+// What it leaves out is what the stub's exec does or the stub's plan does:
+// no exec pipe (the vfork returns when the child has exec'd or exited, and
+// the child reports a failure in memory this process shares with it: one
+// wake-up of this thread fewer, ~10 us here); no reset of the 64 signal
+// handlers (the exec resets the caught ones, and every signal stays blocked
+// until then); the signal mask is the plan's (env.sigMask), set by the
+// stub. Go's child did the rest the same way: the descriptors' two passes,
+// the limit's restore.
+func vforkExec(path string, argv []string, dir string, fds []uintptr, persona int, nofile *unix.Rlimit) (int, error) {
+	path0, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return 0, err
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return 0, err
+	}
+	envp, _ := syscall.SlicePtrFromStrings(nil) // on the heap: its address is held as a uintptr
+	ops := make([]vforkOp, 0, 2*len(fds)+4)
+	op := func(nr uintptr, args ...uintptr) {
+		o := vforkOp{nr: nr}
+		copy(o.args[:], args)
+		ops = append(ops, o)
+	}
+	var dir0 *byte
+	if dir != "" {
+		if dir0, err = syscall.BytePtrFromString(dir); err != nil {
+			return 0, err
+		}
+		op(unix.SYS_CHDIR, uintptr(unsafe.Pointer(dir0)))
+	}
+	if persona >= 0 {
+		op(unix.SYS_PERSONALITY, uintptr(persona))
+	}
+	// The descriptors, as syscall.forkAndExecInChild1 places them: those
+	// below their place moved up first, so that the second pass stomps
+	// on none it needs later.
+	fd := make([]int, len(fds))
+	next := len(fds)
+	for i, f := range fds {
+		fd[i] = int(f)
+		if int(f) >= next {
+			next = int(f) + 1
+		}
+	}
+	for i := range fd {
+		if fd[i] >= 0 && fd[i] < i {
+			op(unix.SYS_DUP3, uintptr(fd[i]), uintptr(next), unix.O_CLOEXEC)
+			fd[i] = next
+			next++
+		}
+	}
+	for i := range fd {
+		switch {
+		case fd[i] < 0:
+			// Its failure (EBADF: nothing there) is no failure:
+			// forkAndExecInChild1 ignores it too.
+			op(unix.SYS_CLOSE, uintptr(i))
+			ops[len(ops)-1].mayFail = 1
+		case fd[i] == i:
+			op(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0)
+		default:
+			op(unix.SYS_DUP3, uintptr(fd[i]), uintptr(i), 0)
+		}
+	}
+	if nofile != nil {
+		op(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(nofile)), 0)
+	}
+	op(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path0)), uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+	x := &vforkArgs{ops: &ops[0], nops: uintptr(len(ops)), block: ^uint64(0), failed: -1}
+	syscall.ForkLock.Lock()
+	pid := vforkRun(x)
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(ops)
+	runtime.KeepAlive(argvp)
+	runtime.KeepAlive(path0)
+	runtime.KeepAlive(dir0)
+	runtime.KeepAlive(envp)
+	runtime.KeepAlive(nofile)
+	if e := int64(pid); e < 0 && e > -4096 {
+		return 0, syscall.Errno(-e)
+	}
+	if x.failed >= 0 {
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(int(pid), &ws, 0, nil); err != unix.EINTR {
+				break
+			}
+		}
+		return 0, syscall.Errno(x.errno)
+	}
+	return int(pid), nil
+}
+
+// childNofile is the soft RLIMIT_NOFILE syscall.ForkExec's child would set
+// before its exec: Go's start raises this process's soft limit to the hard
+// one less 1 and keeps the original to itself (syscall's
+// origRlimitNofile), to give its children. Where the limit is so now, the
+// original is learnt once from such a child (nofileProbe). nil: the limit
+// stays as it is. ok false: the original is not known, and only
+// syscall.ForkExec gives it.
+func childNofile() (lim *unix.Rlimit, ok bool) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil || cur.Max == 0 || cur.Cur != cur.Max-1 {
+		// Not raised by Go's start, or set since (syscall.Setrlimit
+		// then drops the original too).
+		return nil, true
+	}
+	orig, err := nofileProbe()
+	if err != nil {
+		return nil, false
+	}
+	if orig.Max != cur.Max {
+		return nil, true
+	}
+	return orig, true
+}
+
+// nofileProbe reads RLIMIT_NOFILE in a child of syscall.ForkExec, which
+// restores the original before it execs: the stub, which waits for its
+// plan on a pipe that gets none (killed then).
+var nofileProbe = sync.OnceValues(func() (*unix.Rlimit, error) {
+	path, err := planStub.path()
+	if err != nil {
+		return nil, err
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	defer unix.Close(p[1])
+	pid, err := syscall.ForkExec(path, []string{stubArgv0, "0"}, &syscall.ProcAttr{Env: []string{}, Files: []uintptr{uintptr(p[0])}})
+	unix.Close(p[0])
+	if err != nil {
+		return nil, err
+	}
+	var lim unix.Rlimit
+	err = unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &lim)
+	unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	return &lim, err
+})

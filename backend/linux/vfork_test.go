@@ -1,0 +1,154 @@
+//go:build linux && amd64
+
+package linux
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// stateProg prints what a program inherits from the fork that started it:
+// its cwd, personality, RLIMIT_NOFILE, signal mask and ignored signals,
+// and each descriptor below 32 with its close-on-exec flag and file.
+const stateProg = `#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+int main(void) {
+	char b[4096];
+	struct rlimit r;
+	getrlimit(RLIMIT_NOFILE, &r);
+	printf("cwd %s\npersonality %#x\nnofile %lu %lu\n", getcwd(b, sizeof b), personality(0xffffffff),
+	       (unsigned long)r.rlim_cur, (unsigned long)r.rlim_max);
+	FILE *f = fopen("/proc/self/status", "r");
+	while (fgets(b, sizeof b, f))
+		if (!strncmp(b, "SigBlk", 6) || !strncmp(b, "SigIgn", 6))
+			fputs(b, stdout);
+	fclose(f);
+	for (int fd = 0; fd < 32; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+		if (fl < 0)
+			continue;
+		char p[64];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(p, b, sizeof b - 1);
+		b[n < 0 ? 0 : n] = 0;
+		printf("fd %d cloexec %d %s\n", fd, fl & FD_CLOEXEC, b);
+	}
+	return 0;
+}
+`
+
+// startedState runs prog with files as its descriptors (nil: closed) in
+// dir, by os/exec and by Start (whose stub vforkExec starts), and returns
+// both outputs.
+func startedState(t *testing.T, prog, dir string, files []*os.File) (native, under string) {
+	t.Helper()
+	cmd := exec.Command(prog)
+	cmd.Dir, cmd.Env = dir, []string{}
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = files[0], &out, files[2], files[3:]
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("native %s: %v", prog, err)
+	}
+	plan, err := newSwitch(t).Execve(selfRequest(t, prog, []string{prog}, []string{}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	r, w := pipe(t)
+	fs := append([]*os.File{files[0], w, files[2]}, files[3:]...)
+	p, err := Start(plan, &Options{Path: prog, Argv: []string{prog}, Env: []string{}, Dir: dir, Files: fs})
+	w.Close()
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if p.Kernel != "" {
+		t.Fatalf("the kernel made the exec (%s): the stub's start is not tested", p.Kernel)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(r)
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The two stdouts are different pipes.
+	pipeLine := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if !strings.HasPrefix(l, "fd 1 ") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	return pipeLine(out.String()), pipeLine(got.String())
+}
+
+// TestVforkStartMatchesForkExec: a program whose stub vforkExec started
+// inherits what it would from os/exec's fork: the working directory, the
+// descriptors moved into place (one below its slot, one above, one in
+// place, a closed slot), none of them close-on-exec, the signal mask and
+// the ignored signals.
+func TestVforkStartMatchesForkExec(t *testing.T) {
+	testenv.NeedRoot(t)
+	prog := cc(t, "state", stateProg)
+	dn, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	a, b := pipe(t)
+	// Stdin (0) goes to slot 5, which the pipe's end in slot 0 would
+	// stomp on without the first pass.
+	files := []*os.File{b, nil, dn, nil, a, os.Stdin}
+	native, under := startedState(t, prog, "/usr", files)
+	if native != under {
+		t.Errorf("os/exec's program saw:\n%s\nStart's:\n%s", native, under)
+	}
+	if !strings.Contains(native, "cwd /usr\n") || !strings.Contains(native, "fd 4 cloexec 0 pipe:") {
+		t.Errorf("the test does not see what it sets up:\n%s", native)
+	}
+}
+
+// TestVforkNofile runs this test in a process started with a soft
+// RLIMIT_NOFILE below the hard one, which Go's start raises and gives its
+// children back (syscall.ForkExec): Start's program must get it back too.
+func TestVforkNofile(t *testing.T) {
+	testenv.NeedRoot(t)
+	if os.Getenv("UEXEC_TEST_NOFILE") == "" {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Need(t, lim.Max > 300, "the hard RLIMIT_NOFILE is %d: no room for a lower soft one", lim.Max)
+		cmd := exec.Command("/bin/sh", "-c", `ulimit -Sn 256 && exec "$0" -test.run '^TestVforkNofile$' -test.v`, os.Args[0])
+		cmd.Env = append(os.Environ(), "UEXEC_TEST_NOFILE=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestVforkNofile") {
+			t.Fatalf("the test with a soft limit of 256: %v\n%s", err, out)
+		}
+		return
+	}
+	var lim unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	if lim.Cur != lim.Max-1 {
+		t.Fatalf("RLIMIT_NOFILE is %d/%d: Go's start did not raise it", lim.Cur, lim.Max)
+	}
+	prog := cc(t, "state", stateProg)
+	native, under := startedState(t, prog, "/", []*os.File{os.Stdin, nil, os.Stderr})
+	if !strings.Contains(native, "nofile 256 ") {
+		t.Fatalf("os/exec's program does not see the soft limit of 256:\n%s", native)
+	}
+	if native != under {
+		t.Errorf("os/exec's program saw:\n%s\nStart's:\n%s", native, under)
+	}
+}
