@@ -31,10 +31,9 @@ func vforkRun(x *vforkArgs) (pid uintptr)
 
 // vforkExec starts path with argv and no environment in a child that
 // gets dir as its working directory (unless ""), fds as its descriptors 0,
-// 1, ... (^uintptr(0): closed) and, before
-// the exec, the personality persona (when it is not this process's) and
-// the soft RLIMIT_NOFILE nofile (when set): syscall.ForkExec's child with
-// less. It returns the child's pid once the child has exec'd, or reaps the
+// 1, ... (^uintptr(0): closed) and, before the exec, the personality
+// persona (unless -1) and the soft RLIMIT_NOFILE nofile (unless nil):
+// syscall.ForkExec's child with less. It returns the child's pid once the child has exec'd, or reaps the
 // child and returns the errno of its step that failed.
 //
 // What it leaves out is what the stub's exec does or the stub's plan does:
@@ -120,12 +119,7 @@ func vforkExec(path string, argv []string, dir string, fds []uintptr, persona in
 		return 0, syscall.Errno(-e)
 	}
 	if x.failed >= 0 {
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(int(pid), &ws, 0, nil); err != unix.EINTR {
-				break
-			}
-		}
+		reap(int(pid))
 		return 0, syscall.Errno(x.errno)
 	}
 	return int(pid), nil
@@ -176,11 +170,16 @@ var nofileProbe = sync.OnceValues(func() (*unix.Rlimit, error) {
 	var lim unix.Rlimit
 	err = unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &lim)
 	unix.Kill(pid, unix.SIGKILL)
+	reap(pid)
+	return &lim, err
+})
+
+// reap waits for the child pid to end.
+func reap(pid int) {
 	var ws unix.WaitStatus
 	for {
 		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-			break
+			return
 		}
 	}
-	return &lim, err
-})
+}
