@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -244,13 +245,24 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	var pid int
 	if err = errDirect; direct == "" {
 		if err = stubRunsHere(); err == nil {
-			if nofile, ok := childNofile(); cp != nil && cp.raw && ok {
+			nofile, ok := (*unix.Rlimit)(nil), false
+			if cp != nil && cp.raw {
+				nofile, ok = childNofile()
+			}
+			switch {
+			case ok:
 				p := -1
 				if persona != old {
 					p = int(persona)
 				}
 				pid, err = vforkExec(path, argv, opts.Dir, fds, p, nofile)
-			} else {
+			case cp != nil && cp.raw:
+				// Forked from any thread (onThread): the persona set
+				// for the fork must stay this one's.
+				runtime.LockOSThread()
+				pid, err = forkExec(path, argv, attr)
+				runtime.UnlockOSThread()
+			default:
 				pid, err = forkExec(path, argv, attr)
 			}
 		}
