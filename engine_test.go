@@ -126,8 +126,8 @@ func TestSpawnFailuresLeaveNothing(t *testing.T) {
 			p.Wait()
 			t.Fatal("started /bin/true")
 		}
-		if !errors.Is(err, unix.ENOENT) {
-			t.Errorf("got %v, want ENOENT", err)
+		if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), dir+"/gone") {
+			t.Errorf("got %v, want ENOENT naming the directory", err)
 		}
 	})
 	if after := openFDs(t); after != before {

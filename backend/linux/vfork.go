@@ -3,6 +3,7 @@
 package linux
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"syscall"
@@ -33,8 +34,9 @@ func vforkRun(x *vforkArgs) (pid uintptr)
 // gets dir as its working directory (unless ""), fds as its descriptors 0,
 // 1, ... (^uintptr(0): closed) and, before the exec, the personality
 // persona (unless -1) and the soft RLIMIT_NOFILE nofile (unless nil):
-// syscall.ForkExec's child with less. It returns the child's pid once the child has exec'd, or reaps the
-// child and returns the errno of its step that failed.
+// syscall.ForkExec's child with less. It returns the child's pid once the
+// child has exec'd, or reaps the child and returns its step that failed
+// with the errno (errors.Is gives it).
 //
 // What it leaves out is what the stub's exec does or the stub's plan does:
 // no exec pipe (the vfork returns when the child has exec'd or exited, and
@@ -120,9 +122,33 @@ func vforkExec(path string, argv []string, dir string, fds []uintptr, persona in
 	}
 	if x.failed >= 0 {
 		reap(int(pid))
-		return 0, syscall.Errno(x.errno)
+		step := "the child"
+		if x.failed < int64(len(ops)) {
+			step = vforkStep(ops[x.failed], dir, path)
+		}
+		return 0, fmt.Errorf("%s: %w", step, syscall.Errno(x.errno))
 	}
 	return int(pid), nil
+}
+
+// vforkStep names o, one of vforkExec's ops, for its error.
+func vforkStep(o vforkOp, dir, path string) string {
+	a := o.args
+	switch o.nr {
+	case unix.SYS_CHDIR:
+		return "chdir " + dir
+	case unix.SYS_EXECVE:
+		return "execve " + path
+	case unix.SYS_PERSONALITY:
+		return fmt.Sprintf("personality(%#x)", a[0])
+	case unix.SYS_DUP3:
+		return fmt.Sprintf("dup3(%d, %d)", a[0], a[1])
+	case unix.SYS_FCNTL:
+		return fmt.Sprintf("fcntl(%d, F_SETFD)", a[0])
+	case unix.SYS_PRLIMIT64:
+		return "setrlimit(RLIMIT_NOFILE)"
+	}
+	return fmt.Sprintf("system call %d", o.nr)
 }
 
 // childNofile is the soft RLIMIT_NOFILE syscall.ForkExec's child would set

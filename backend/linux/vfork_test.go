@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -150,5 +151,26 @@ func TestVforkNofile(t *testing.T) {
 	}
 	if native != under {
 		t.Errorf("os/exec's program saw:\n%s\nStart's:\n%s", native, under)
+	}
+}
+
+// TestVforkArgsLayout keeps vforkArgs and vforkOp where vfork_amd64.s
+// reads and writes them.
+func TestVforkArgsLayout(t *testing.T) {
+	var x vforkArgs
+	var o vforkOp
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"ops", unsafe.Offsetof(x.ops), 0}, {"nops", unsafe.Offsetof(x.nops), 8},
+		{"block", unsafe.Offsetof(x.block), 16}, {"saved", unsafe.Offsetof(x.saved), 24},
+		{"failed", unsafe.Offsetof(x.failed), 32}, {"errno", unsafe.Offsetof(x.errno), 40},
+		{"op.args", unsafe.Offsetof(o.args), 8}, {"op.mayFail", unsafe.Offsetof(o.mayFail), 56},
+		{"op size", unsafe.Sizeof(o), 64},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, vfork_amd64.s has %d", c.name, c.got, c.want)
+		}
 	}
 }
