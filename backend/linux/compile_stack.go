@@ -79,23 +79,26 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 	c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp, wire.At(wire.RData, off), wire.Imm(uint64(len(lay.Bytes)))}, Name: "write the stack"})
 
 	le := binary.LittleEndian
-	aux := map[uint64]wire.Value{} // stack offset of an aux value -> its value
-	for j, e := range lay.Auxv {
-		o := uint64(lay.AuxvAddr-lay.SP) + 16*uint64(j) + 8
-		switch e.Type {
-		case stack.AT_PHDR, stack.AT_ENTRY:
-			aux[o] = wire.At(pd, e.Value)
-		case stack.AT_BASE:
-			if e.Value != 0 {
-				aux[o] = wire.At(regOf(vm.Addr(e.Value)), e.Value)
-			}
-		case stack.AT_SYSINFO_EHDR:
-			aux[o] = vdso
-		}
-	}
-	for o := uint64(0); o+8 <= uint64(len(lay.Bytes)); o += 8 {
+	// The words that can hold pointers: argc, argv, envp and the aux
+	// vector, below the strings (which both layouts share).
+	auxOff := uint64(lay.AuxvAddr - lay.SP)
+	for o := uint64(0); o < auxOff+16*uint64(len(lay.Auxv)); o += 8 {
 		w1, w2 := le.Uint64(lay.Bytes[o:]), le.Uint64(lay2.Bytes[o:])
-		v, isAux := aux[o]
+		var v wire.Value
+		isAux := false
+		if o >= auxOff && (o-auxOff)%16 == 8 {
+			// An aux value whose address is the running image's.
+			switch e := lay.Auxv[(o-auxOff)/16]; e.Type {
+			case stack.AT_PHDR, stack.AT_ENTRY:
+				v, isAux = wire.At(pd, e.Value), true
+			case stack.AT_BASE:
+				if e.Value != 0 {
+					v, isAux = wire.At(regOf(vm.Addr(e.Value)), e.Value), true
+				}
+			case stack.AT_SYSINFO_EHDR:
+				v, isAux = vdso, true
+			}
+		}
 		switch {
 		case isAux:
 			if v.Reg == 0 && v.Imm == w1 {

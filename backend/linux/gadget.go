@@ -271,12 +271,15 @@ func gadgetsIn(f *vm.File, off, n uint64) (gadgetOffs, [len(gadgetOffs{})][8]byt
 		return gadgetOffs{}, bytes, false
 	}
 	key.mtime, key.ctime = st.Mtim.Nano(), st.Ctim.Nano()
-	v, ok := gadgetCache.Load(key)
+	v, inMemory := gadgetCache.Load(key)
+	ok = inMemory
 	if !ok {
 		v, ok = gadgetDisk.lookup(key)
 	}
 	if ok && readGadgets(f, off, n, v.(gadgetOffs), &bytes) {
-		gadgetCache.Store(key, v)
+		if !inMemory {
+			gadgetCache.Store(key, v)
+		}
 		return v.(gadgetOffs), bytes, true
 	}
 	offs := searchGadgets(int(fd.Fd()), off, n)
