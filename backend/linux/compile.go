@@ -415,7 +415,7 @@ func (c *compiler) run() error {
 	if env.vdso.gadget != 0 {
 		gadget = vdso.Plus(env.vdso.gadget)
 	} else {
-		c.note("the stub's copy at %#x (its code and its stack) and its plan at %#x stay mapped: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr, planstub.PlanAddr)
+		c.note("the stub's code, its data and stack at %#x and its plan at %#x stay mapped: this kernel's vdso has no `syscall` that returns with the registers cleared", planstub.RunAddr, planstub.PlanAddr)
 	}
 	c.emit(wire.Op{Kind: wire.Finish, V: [8]wire.Value{gadget, entry, sp, via, wire.Imm(uint64(words)), wire.Imm(fill)}, Name: "enter the program"})
 	return nil

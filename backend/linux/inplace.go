@@ -117,7 +117,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		return fail("materialising the stub", err)
 	}
 	byKernel := opts.Path != "" && plan.Extended == ""
-	refused := stubRunsHere()
+	refused := stubRunsHere(stubPath, true)
 	if refused != nil && !byKernel {
 		// Past the exec of the stub it would die: refused before.
 		return fail("executing the stub", refused)
@@ -213,7 +213,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			mfd.Close()
 			return fail("writing the plan", os.NewSyscallError("dup3", err))
 		}
-		if stubPath, err = planStub.cachedFile(); err != nil {
+		if stubPath, err = planStub.filePath(); err != nil {
 			mfd.Close()
 			return fail("materialising the stub", err)
 		}

@@ -244,7 +244,9 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	}
 	var pid int
 	if err = errDirect; direct == "" {
-		if err = stubRunsHere(); err == nil {
+		// An image built, here or in the tree the stub starts.
+		builds := cp.kernel == "" || opts.notifySock != nil && !opts.kernelExact
+		if err = stubRunsHere(path, builds); err == nil {
 			nofile, ok := (*unix.Rlimit)(nil), false
 			if cp != nil && cp.raw {
 				nofile, ok = childNofile()
@@ -353,16 +355,20 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 // errDirect: the kernel execs the program, with no stub (spawn's direct).
 var errDirect = errors.New("the kernel execs the program directly")
 
-// errMDWE: the stub cannot run where this process is under
-// memory-deny-write-execute: its first step maps its copy of itself
-// writable and executable (a new executable mapping that is written
-// first is refused as well).
-var errMDWE = fmt.Errorf("memory-deny-write-execute is on (prctl PR_SET_MDWE, MemoryDenyWriteExecute=): the stub cannot make its copy of itself executable: %w", unix.EACCES)
+// errMDWE: the stub builds no image where this process is under
+// memory-deny-write-execute: an image may need a mapping both writable
+// and executable (an executable stack), which the kernel's exec makes
+// there but mprotect(2) refuses, and a stub exec'd as itself (a memfd's,
+// a tree's copy) first maps its copy of itself so.
+var errMDWE = fmt.Errorf("memory-deny-write-execute is on (prctl PR_SET_MDWE, MemoryDenyWriteExecute=): uexec's stub cannot build an image under it: %w", unix.EACCES)
 
-// stubRunsHere returns errMDWE where the stub could not run in a process
-// this one starts.
-func stubRunsHere() error {
-	if sys.MDWE() {
+// stubRunsHere returns errMDWE where the stub at path could not run in a
+// process this one starts: under memory-deny-write-execute it runs only as
+// its launcher's interpreter, which maps nothing writable and executable,
+// and only where no image is built (builds), by it or in the tree it
+// starts (whose builds run copies of the stub).
+func stubRunsHere(path string, builds bool) error {
+	if sys.MDWE() && (builds || !planStub.isLauncher(path)) {
 		return errMDWE
 	}
 	return nil
@@ -602,7 +608,7 @@ func followToEntry(pid int, anyPtracer, entering bool, entryWords int, wait func
 		if execed {
 			return &regs, nil
 		}
-		last := regs.Orig_rax == unix.SYS_MUNMAP && regs.Rdi == planstub.RunAddr
+		last := regs.Orig_rax == unix.SYS_MUNMAP && regs.Rdi == planstub.ReservedStart
 		if !entering && last {
 			break
 		}

@@ -122,8 +122,8 @@ func TestStubOpensByName(t *testing.T) {
 
 // TestSpawnStubRefused: in a sandbox that may execute only /usr and the
 // test (Landlock), or under memory-deny-write-execute (PR_SET_MDWE, where
-// the stub cannot make its copy of itself executable), the stub cannot
-// run; Start then has the kernel exec the program as planned, and it runs
+// the stub builds no image: an image may need a mapping both writable and
+// executable), the stub cannot run; Start then has the kernel exec the program as planned, and it runs
 // as natively, with the caller's descriptors only, and Process.Kernel says
 // why. Where the stub would have set up more than os/exec does (a signal
 // mask), Start fails with EACCES, naming the stub.
@@ -140,7 +140,7 @@ func TestSpawnStubRefused(t *testing.T) {
 	}
 	for _, wrap := range [][]string{
 		{box, "/usr:" + filepath.Dir(exe)},
-		{mdwe}, // memory-deny-write-execute: the stub cannot run either
+		{mdwe}, // memory-deny-write-execute: the stub builds no image
 	} {
 		cmd := exec.Command(wrap[0], append(wrap[1:], exe, "-test.run=^TestSpawnStubRefused$", "-test.v")...)
 		cmd.Env = append(os.Environ(), "UEXEC_SPAWN_REFUSED=1")

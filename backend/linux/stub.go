@@ -23,6 +23,10 @@ import (
 // file when memfds cannot be executed.
 type stubCache struct {
 	elf func() []byte
+	// launcher, when set, makes the launcher of the cached file (see
+	// planstub.Launcher), which the file's path execs instead: an exec
+	// of the stub as an interpreter saves its copy of itself (~7 µs).
+	launcher func(interp string) []byte
 	// fileFirst prefers the cached file to the memfd: an exec through
 	// /proc/PID/fd/N costs about 70 µs more here (measured).
 	fileFirst bool
@@ -31,18 +35,20 @@ type stubCache struct {
 	memPath   string // /proc/PID/fd/N of memfd
 	memBad    bool   // executing the memfd failed: use the file
 	file      string // the cached file, once verified
+	launch    string // its launcher beside it, once verified
 }
 
 // planStub is the stub that runs a plan (internal/planstub).
-var planStub = &stubCache{elf: planstub.ELF, memfd: -1, fileFirst: true}
+var planStub = &stubCache{elf: planstub.ELF, launcher: planstub.Launcher, memfd: -1, fileFirst: true}
 
 // path returns a path that execve(2) runs as the stub: the cached file
-// (fileFirst), or a sealed memfd of this process named through
-// /proc/PID/fd, which works for the processes that see this process's
-// /proc; the cached file when memfds cannot be created executable.
+// or its launcher (fileFirst), or a sealed memfd of this process named
+// through /proc/PID/fd, which works for the processes that see this
+// process's /proc; the cached file when memfds cannot be created
+// executable.
 func (stubs *stubCache) path() (string, error) {
 	if stubs.fileFirst {
-		if p, err := stubs.cachedFile(); err == nil {
+		if p, err := stubs.filePath(); err == nil {
 			return p, nil
 		}
 	}
@@ -57,7 +63,7 @@ func (stubs *stubCache) path() (string, error) {
 		}
 		merr = err
 	}
-	p, err := stubs.cachedFile()
+	p, err := stubs.filePath()
 	if err != nil && merr != nil {
 		// Both ways failed: say why the memfd did (a sandbox refusing
 		// memfd_create), not only why no directory would take the file.
@@ -155,6 +161,35 @@ func (stubs *stubCache) cachedFile() (string, error) {
 		errs = append(errs, err)
 	}
 	return "", fmt.Errorf("materialising the stub: %w", errors.Join(errs...))
+}
+
+// filePath is the path of the cached file that an exec runs as the stub:
+// its launcher where there is one, else the file itself.
+func (stubs *stubCache) filePath() (string, error) {
+	p, err := stubs.cachedFile()
+	if err != nil || stubs.launcher == nil {
+		return p, err
+	}
+	stubs.mu.Lock()
+	defer stubs.mu.Unlock()
+	if stubs.launch == "" {
+		b := stubs.launcher(p)
+		sum := sha256.Sum256(b)
+		l, err := stubFileIn(filepath.Dir(p), "launch-"+hex.EncodeToString(sum[:8]), b)
+		if err != nil {
+			// The file itself runs the stub as well, copying itself.
+			return p, nil
+		}
+		stubs.launch = l
+	}
+	return stubs.launch, nil
+}
+
+// isLauncher reports whether path is the launcher filePath returned.
+func (stubs *stubCache) isLauncher(path string) bool {
+	stubs.mu.Lock()
+	defer stubs.mu.Unlock()
+	return stubs.launch != "" && path == stubs.launch
 }
 
 func stubFileIn(dir, name string, want []byte) (string, error) {

@@ -173,7 +173,7 @@ func asLaunch(r result) string { return r.stdout + fmt.Sprintf("status %d\n", r.
 // rule by a uexec (or a caller) without CAP_SYS_ADMIN or
 // CAP_CHECKPOINT_RESTORE, which prctl's exe_fd needs.
 // In a tree the stub is an unnamed copy (O_TMPFILE) beside the cached one.
-var stubExe = regexp.MustCompile(`(?m)^exe (/memfd:uexec-stub \(deleted\)|\S*/uexec(-\d+)?/(stub-[0-9a-f]+|#\d+ \(deleted\)))$`)
+var stubExe = regexp.MustCompile(`(?m)^exe (/memfd:uexec-stub \(deleted\)|\S*/uexec(-\d+)?/((stub|launch)-[0-9a-f]+|#\d+ \(deleted\)))$`)
 
 // documentedExe returns got with an exe line that names the stub replaced
 // by the kernel's exe line of want: the difference is documented, and

@@ -367,11 +367,14 @@ func sharedUexec(t *testing.T) (dir, bin string) {
 }
 
 // TestStubMDWE: under memory-deny-write-execute (PR_SET_MDWE, which an exec
-// keeps) the stub cannot make its copy of itself executable: --once has
-// the kernel exec the program in place, as natively, and says so in the
-// log; the tree cannot start and says so in one line naming --once (exit
-// 125), for root and an ordinary user. The stub died of SIGSEGV: uexec
-// with it, and the program never ran.
+// keeps) the stub builds no image (an image may need a mapping both
+// writable and executable, which the kernel's exec makes there and
+// mprotect refuses): --once has the kernel exec the program in place, as
+// natively, and says so in the log; the tree, whose execs are the
+// kernel's, runs as natively (its first stub, its launcher's interpreter,
+// maps nothing writable and executable: it could not start before); a
+// tree that builds (--build) cannot start and says so in one line naming
+// --once (exit 125): for root and an ordinary user.
 func TestStubMDWE(t *testing.T) {
 	needRun(t)
 	testenv.NeedRoot(t) // a user to drop to
@@ -382,19 +385,28 @@ func TestStubMDWE(t *testing.T) {
 		run := func(argv ...string) result {
 			return runCmd(t, "", "/", append(append(append([]string{}, user...), mdwe), argv...)...)
 		}
-		native := run("/bin/echo", "hi")
+		native := run("/bin/sh", "-c", "/bin/echo hi")
 		if native.stdout != "hi\n" || native.status.ExitStatus() != 0 {
 			t.Fatalf("natively under MDWE: %v", native)
 		}
-		r := run(bin, "run", "--once", "--log-execs", "-", "/bin/echo", "hi")
+		r := run(bin, "run", "--once", "--log-execs", "-", "/bin/sh", "-c", "/bin/echo hi")
 		// An ordinary user's --once is the kernel's anyway (/proc/PID/exe).
 		if r.stdout != native.stdout || r.status != native.status || !strings.Contains(r.stderr, `"by":"kernel"`) ||
 			user == nil && !strings.Contains(r.stderr, "PR_SET_MDWE") {
 			t.Errorf("%v: uexec run --once under MDWE: %v", user, r)
 		}
-		r = run(bin, "run", "/bin/echo", "hi")
+		r = run(bin, "run", "--log-execs", "-", "/bin/sh", "-c", "/bin/echo hi")
+		lines, rest := splitLog(r.stderr)
+		echo := false
+		for _, l := range lines {
+			echo = echo || strings.Contains(l, `"path":"/bin/echo"`) && strings.Contains(l, `"by":"kernel"`)
+		}
+		if r.stdout != native.stdout || r.status != native.status || rest != "" || !echo {
+			t.Errorf("%v: uexec run under MDWE: %v, want the program's output and /bin/echo's exec logged as the kernel's", user, r)
+		}
+		r = run(bin, "run", "--build", "/bin/echo", "hi")
 		if r.status.ExitStatus() != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "PR_SET_MDWE") || !strings.Contains(r.stderr, "use --once") {
-			t.Errorf("%v: uexec run under MDWE: %v, want exit 125 naming PR_SET_MDWE and --once", user, r)
+			t.Errorf("%v: uexec run --build under MDWE: %v, want exit 125 naming PR_SET_MDWE and --once", user, r)
 		}
 	}
 }

@@ -68,7 +68,7 @@ func TestLayout(t *testing.T) {
 	}
 	for name, want := range map[string]uint64{
 		"RESERVED_START": ReservedStart, "RESERVED_END": ReservedEnd, "STUB_BASE": Base,
-		"RUN_ADDR": RunAddr, "PLAN_ADDR": PlanAddr, "PLAN_OFFSET": PlanOffset, "PIPE_PLAN_MAX": PipePlanMax,
+		"RUN_ADDR": RunAddr, "SCRATCH_LEN": ScratchLen, "PLAN_ADDR": PlanAddr, "PLAN_OFFSET": PlanOffset, "PIPE_PLAN_MAX": PipePlanMax,
 		"PLAN_MAGIC": wire.Magic, "PLAN_VERSION": wire.Version, "NREGS": wire.NRegs,
 	} {
 		if defs[name] != want {
@@ -101,8 +101,8 @@ func TestLayout(t *testing.T) {
 	if loads != 1 {
 		t.Errorf("%d PT_LOAD segments, want 1", loads)
 	}
-	// The copy and the two pages of the stub's stack after it.
-	if end-Base+2*4096 > PlanAddr-RunAddr {
+	// The stub's data and stack, and its copy after them.
+	if ScratchLen+end-Base > PlanAddr-RunAddr {
 		t.Errorf("the stub (%#x bytes) does not fit below the plan", end-Base)
 	}
 	if len(ELF()) > PlanOffset {
@@ -111,8 +111,9 @@ func TestLayout(t *testing.T) {
 }
 
 // TestRunByHand: the stub without a plan changes nothing and exits 127,
-// run by its name or exec'd by descriptor (AT_EXECFN /dev/fd/N, where a
-// plan would follow it at PlanOffset); a copy with a broken plan appended
+// run by its name, as its launcher's interpreter, or exec'd by descriptor
+// (AT_EXECFN /dev/fd/N, where a plan would follow it at PlanOffset); a
+// copy with a broken plan appended
 // is killed by SIGSEGV, as an exec failing past its point of no return.
 func TestRunByHand(t *testing.T) {
 	dir := t.TempDir()
@@ -129,6 +130,7 @@ func TestRunByHand(t *testing.T) {
 		return f
 	}
 	plain := write("stub", ELF())
+	launcher := write("launch", Launcher(plain.Name()))
 	broken := write("broken", append(append(append([]byte{}, ELF()...), make([]byte, PlanOffset-len(ELF()))...), []byte("not a plan, long enough to be read as one: 0123456789abcdef")...))
 	for _, tc := range []struct {
 		name string
@@ -136,6 +138,7 @@ func TestRunByHand(t *testing.T) {
 		want string
 	}{
 		{"by name", exec.Command(plain.Name()), "exit status 127"},
+		{"by its launcher", exec.Command(launcher.Name()), "exit status 127"},
 		{"by descriptor", exec.Command("/dev/fd/3"), "exit status 127"},
 		{"by descriptor, broken plan", exec.Command("/dev/fd/3"), "signal: segmentation fault"},
 	} {
@@ -155,11 +158,16 @@ func TestRunByHand(t *testing.T) {
 // TestPlanInPipe: a pipe that ends before the size its plan's header
 // gives, a header claiming more than PipePlanMax, garbage, and a pipe
 // still empty (non-blocking, its writing end open) kill the stub with
-// SIGSEGV at once: no hang, nothing run. (A whole plan on a pipe is what
-// every Start of a plan that fits one hands over: the backend's tests.)
+// SIGSEGV at once: no hang, nothing run, the stub exec'd as itself or as
+// its launcher's interpreter. (A whole plan on a pipe is what every Start
+// of a plan that fits one hands over: the backend's tests.)
 func TestPlanInPipe(t *testing.T) {
-	stub := filepath.Join(t.TempDir(), "stub")
+	dir := t.TempDir()
+	stub, launcher := filepath.Join(dir, "stub"), filepath.Join(dir, "launch")
 	if err := os.WriteFile(stub, ELF(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(launcher, Launcher(stub), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	hdr := func(size uint64) []byte {
@@ -176,11 +184,14 @@ func TestPlanInPipe(t *testing.T) {
 		name     string
 		contents []byte
 		keepOpen bool
+		launched bool
 	}{
-		{"short", hdr(1000), false},
-		{"too big", append(hdr(PipePlanMax+1), make([]byte, 100)...), false},
-		{"garbage", []byte("not a plan"), false},
-		{"empty, writer open", nil, true},
+		{"short", hdr(1000), false, false},
+		{"too big", append(hdr(PipePlanMax+1), make([]byte, 100)...), false, false},
+		{"garbage", []byte("not a plan"), false, false},
+		{"empty, writer open", nil, true, false},
+		{"garbage, by the launcher", []byte("not a plan"), false, true},
+		{"empty, writer open, by the launcher", nil, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p [2]int
@@ -196,7 +207,11 @@ func TestPlanInPipe(t *testing.T) {
 			if !tc.keepOpen {
 				w.Close()
 			}
-			cmd := exec.Command(stub, "3")
+			path := stub
+			if tc.launched {
+				path = launcher
+			}
+			cmd := exec.Command(path, "3")
 			cmd.ExtraFiles = []*os.File{r}
 			done := make(chan error, 1)
 			if err := cmd.Start(); err != nil {

@@ -89,7 +89,7 @@ const (
 	RTop      = 2 // the stack top: end of the [stack] mapping
 	RVDSO     = 3 // the stub's vdso (AT_SYSINFO_EHDR)
 	RSP       = 4 // the stub's initial stack pointer
-	RUnmapLen = 5 // length of the stub's copy and the plan, from RUN_ADDR
+	RUnmapLen = 5 // length of the stub's mappings and the plan, from RESERVED_START
 	RFirst    = 6 // the first register ops may set
 )
 

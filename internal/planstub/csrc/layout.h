@@ -8,7 +8,8 @@
 #define RESERVED_START 0x10000000000
 #define RESERVED_END   0x10040000000
 #define STUB_BASE      0x10000001000 /* link address: the ELF header */
-#define RUN_ADDR       0x10010000000 /* the anonymous copy the stub runs from */
+#define RUN_ADDR       0x10010000000 /* the stub's data and stack; exec'd as itself, its copy after them */
+#define SCRATCH_LEN    0x3000        /* the data page and two pages of stack */
 #define PLAN_ADDR      0x10020000000 /* the plan, mapped privately */
 #define PLAN_OFFSET    0x4000        /* a plan appended to a copy of the stub */
 #define PIPE_PLAN_MAX  0x10000       /* the largest plan passed in a pipe */

@@ -8,10 +8,14 @@
  * stub.elf, and TestStubBuild checks that stub.elf is exactly its build.
  *
  * Steps:
- *  1. _start copies the stub into anonymous memory at RUN_ADDR, continues
- *     there (by iretq: see _start) and unmaps the stub's file, so that no
- *     mapping of the stub's file is left (prctl(PR_SET_MM_MAP)'s exe_fd
- *     fails with EBUSY while one is).
+ *  1. _start maps the stub's data and stack at RUN_ADDR. Exec'd as the
+ *     interpreter of its launcher (a file with no PT_LOAD, whose PT_INTERP
+ *     names the stub: AT_ENTRY is not the stub's), the stub's file is not
+ *     the process's exe, so prctl(PR_SET_MM_MAP)'s exe_fd may be set while
+ *     the stub runs from it: nothing more. Exec'd as itself, _start also
+ *     copies the stub into that anonymous memory, continues there (by
+ *     iretq: see _start) and unmaps the stub's file, so that no mapping of
+ *     the exe's file is left (exe_fd fails with EBUSY while one is).
  *  2. stub_main reads what only the running process knows (its stack top,
  *     from AT_EXECFN; its vdso, AT_SYSINFO_EHDR), maps the plan from the
  *     descriptor named by argv[1] (a number, or a path to open; a pipe is
@@ -21,7 +25,8 @@
  *     of the stub with the plan at PLAN_OFFSET, through /proc/self/exe: the
  *     descriptor was close-on-exec, so that a caller whose exec of the stub
  *     failed does not keep it); closes it, and runs the plan's ops.
- *  3. The last op (finish) unmaps the copy and the plan and enters the
+ *  3. The last op (finish) unmaps everything of the stub's, from
+ *     RESERVED_START to the plan's end, and enters the
  *     program: it jumps to a `syscall` in the vdso that is followed only by
  *     register clears and `ret`, with rax = munmap and the program's entry
  *     stored just below its stack pointer. The stub's code is gone before
@@ -63,15 +68,14 @@ enum { R_ZERO, R_DATA, R_TOP, R_VDSO, R_SP, R_UNMAPLEN, R_FIRST_FREE };
 #define AT_EXECFN 31
 #define AT_SYSINFO_EHDR 33
 
-/* The stub's data is in its text, so that its ELF has one PT_LOAD and no
- * .bss (one mapping fewer for the kernel's exec, no page to zero: about
- * 12 us of the 160 us a fork, exec and wait of the stub took here): the
- * stub writes it only in its anonymous copy. */
-extern u64 R[NREGS] __attribute__((visibility("hidden")));
-extern s64 status_fd __attribute__((visibility("hidden")));
+/* The stub's data: the first page at RUN_ADDR, mapped by _start (the
+ * stub's text is read-only, and as an interpreter it runs where the kernel
+ * mapped it). Its ELF has one PT_LOAD and no .bss: one mapping fewer for
+ * the kernel's exec. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-__asm__(".text\n.balign 8\nR: .zero 8*" STR(NREGS) "\nstatus_fd: .quad -1\n");
+#define R ((u64 *)RUN_ADDR)
+#define status_fd (*(s64 *)(RUN_ADDR + 8 * NREGS))
 
 static s64 sys6(s64 n, u64 a, u64 b, u64 c, u64 d, u64 e, u64 f)
 {
@@ -190,6 +194,7 @@ static u64 strlen_(const char *s)
 
 __attribute__((noreturn, used)) void stub_main(u64 *sp)
 {
+	status_fd = -1;
 	u64 argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	u64 *p = (u64 *)(argv + argc + 1);
@@ -331,7 +336,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	    sizeof *h + (u64)h->nops * sizeof(struct op) > h->dataoff)
 		die(-1UL, -8 /* ENOEXEC */);
 	R[R_DATA] = PLAN_ADDR + h->dataoff;
-	R[R_UNMAPLEN] = ((PLAN_ADDR + mapped + 4095) & ~4095UL) - RUN_ADDR;
+	R[R_UNMAPLEN] = ((PLAN_ADDR + mapped + 4095) & ~4095UL) - RESERVED_START;
 
 	const struct op *ops = (const struct op *)(h + 1);
 	for (u64 i = 0; i < h->nops; i++) {
@@ -373,7 +378,7 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 		} else if (o->kind == K_FINISH) {
 			if (val(o, 4) > 32)
 				die(i, -22);
-			finish(val(o, 0), val(o, 1), val(o, 2), val(o, 3), val(o, 4), val(o, 5), RUN_ADDR,
+			finish(val(o, 0), val(o, 1), val(o, 2), val(o, 3), val(o, 4), val(o, 5), RESERVED_START,
 			       R[R_UNMAPLEN]);
 		} else {
 			die(i, -8);
@@ -384,40 +389,71 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	die(h->nops, -8);
 }
 
-/* The stub's own stack is the two pages after its copy: the kernel's stack
- * is where the program's goes. */
+/* The stub's data and stack are SCRATCH_LEN bytes at RUN_ADDR: the
+ * kernel's stack is where the program's goes. */
 __asm__(".text\n"
 	".globl _start\n"
 	"_start:\n"
 	"	mov %rsp, %r12\n"
+	/* rsi = the aux vector, past argc, argv and envp */
+	"	mov (%rsp), %rax\n"
+	"	lea 16(%rsp,%rax,8), %rsi\n"
+	".Lenv:	lodsq\n"
+	"	test %rax, %rax\n"
+	"	jne .Lenv\n"
+	/* AT_ENTRY is _start when the stub was exec'd as itself */
+	".Laux:	mov (%rsi), %rax\n"
+	"	test %rax, %rax\n"
+	"	je .Lcopy\n"
+	"	add $16, %rsi\n"
+	"	cmp $9, %rax\n"
+	"	jne .Laux\n"
+	"	lea _start(%rip), %rax\n"
+	"	cmp %rax, -8(%rsi)\n"
+	"	je .Lcopy\n"
+	/* The launcher's interpreter: mmap(RUN_ADDR, SCRATCH_LEN, RW,
+	 * MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0) */
+	"	mov $9, %eax\n"
+	"	movabs $" STR(RUN_ADDR) ", %rdi\n"
+	"	mov $" STR(SCRATCH_LEN) ", %esi\n"
+	"	mov $3, %edx\n"
+	"	mov $0x108022, %r10d\n"
+	"	mov $-1, %r8\n"
+	"	xor %r9d, %r9d\n"
+	"	syscall\n"
+	"	cmp %rdi, %rax\n"
+	"	jne .Ldie\n"
+	"	jmp .Lmain\n"
 	/* r14 = the image's length: its one PT_LOAD's p_filesz (the ELF
 	 * header and the program headers are in it); r13 = that in pages */
+	".Lcopy:\n"
 	"	lea __ehdr_start(%rip), %rsi\n"
 	"	mov 0x20(%rsi), %rax\n"
 	"	mov 0x20(%rsi,%rax), %r14\n"
 	"	lea 4095(%r14), %r13\n"
 	"	and $-4096, %r13\n"
-	/* mmap(RUN_ADDR, r13 + 2 pages, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0):
+	/* mmap(RUN_ADDR, SCRATCH_LEN + r13, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0):
 	 * populated in one go, not a page fault per page of the copy and its
 	 * stack */
 	"	mov $9, %eax\n"
-	"	movabs $0x10010000000, %rdi\n"
-	"	lea 0x2000(%r13), %rsi\n"
+	"	movabs $" STR(RUN_ADDR) ", %rdi\n"
+	"	lea " STR(SCRATCH_LEN) "(%r13), %rsi\n"
 	"	mov $7, %edx\n"
 	"	mov $0x108022, %r10d\n"
 	"	mov $-1, %r8\n"
 	"	xor %r9d, %r9d\n"
 	"	syscall\n"
 	"	cmp %rdi, %rax\n"
-	"	jne 2f\n"
-	/* copy the image, then continue in the copy */
+	"	jne .Ldie\n"
+	/* copy the image after the scratch pages, then continue in the copy */
+	"	lea " STR(SCRATCH_LEN) "(%rax), %rdi\n"
 	"	lea __ehdr_start(%rip), %rsi\n"
 	"	mov %r14, %rcx\n"
 	"	rep movsb\n"
-	"	lea 1f(%rip), %rax\n"
+	"	lea .Lcopied(%rip), %rax\n"
 	"	lea __ehdr_start(%rip), %rcx\n"
 	"	sub %rcx, %rax\n"
-	"	movabs $0x10010000000, %rcx\n"
+	"	movabs $" STR(RUN_ADDR) " + " STR(SCRATCH_LEN) ", %rcx\n"
 	"	add %rcx, %rax\n"
 	/* into the copy by iretq, a serializing instruction: a jump to the
 	 * bytes just stored was seen here to run what was there before, now
@@ -433,16 +469,17 @@ __asm__(".text\n"
 	"	push %rax\n"
 	"	iretq\n"
 	/* munmap(STUB_BASE, r13): no mapping of the stub's file is left */
-	"1:	mov $11, %eax\n"
-	"	movabs $0x10000001000, %rdi\n"
+	".Lcopied:\n"
+	"	mov $11, %eax\n"
+	"	movabs $" STR(STUB_BASE) ", %rdi\n"
 	"	mov %r13, %rsi\n"
 	"	syscall\n"
 	"	test %rax, %rax\n"
-	"	jne 2f\n"
-	/* rsp = the top of the stack pages: RUN_ADDR + r13 + 2 pages */
-	"	movabs $0x10010002000, %rsp\n"
-	"	add %r13, %rsp\n"
+	"	jne .Ldie\n"
+	/* rsp = the top of the scratch pages */
+	".Lmain:\n"
+	"	movabs $" STR(RUN_ADDR) " + " STR(SCRATCH_LEN) ", %rsp\n"
 	"	mov %r12, %rdi\n"
 	"	call stub_main\n"
-	"2:	movb $0, -1\n"
-	"	jmp 2b\n");
+	".Ldie:	movb $0, -1\n"
+	"	jmp .Ldie\n");
