@@ -122,7 +122,9 @@ func TestVforkStartMatchesForkExec(t *testing.T) {
 
 // TestVforkNofile runs this test in a process started with a soft
 // RLIMIT_NOFILE below the hard one, which Go's start raises and gives its
-// children back (syscall.ForkExec): Start's program must get it back too.
+// children back (syscall.ForkExec): Start's program must get it back too,
+// the limit learnt from a probe child or, where the probe fails, from
+// syscall.ForkExec's own child.
 func TestVforkNofile(t *testing.T) {
 	testenv.NeedRoot(t)
 	if os.Getenv("UEXEC_TEST_NOFILE") == "" {
@@ -145,12 +147,24 @@ func TestVforkNofile(t *testing.T) {
 		t.Fatalf("RLIMIT_NOFILE is %d/%d: Go's start did not raise it", lim.Cur, lim.Max)
 	}
 	prog := cc(t, "state", stateProg)
-	native, under := startedState(t, prog, "/", []*os.File{os.Stdin, nil, os.Stderr})
-	if !strings.Contains(native, "nofile 256 ") {
-		t.Fatalf("os/exec's program does not see the soft limit of 256:\n%s", native)
+	check := func(how string) {
+		native, under := startedState(t, prog, "/", []*os.File{os.Stdin, nil, os.Stderr})
+		if !strings.Contains(native, "nofile 256 ") {
+			t.Fatalf("os/exec's program does not see the soft limit of 256:\n%s", native)
+		}
+		if native != under {
+			t.Errorf("%s: os/exec's program saw:\n%s\nStart's:\n%s", how, native, under)
+		}
 	}
-	if native != under {
-		t.Errorf("os/exec's program saw:\n%s\nStart's:\n%s", native, under)
+	check("the limit learnt from a probe")
+	// The probe failed: Start forks with syscall.ForkExec instead, on a
+	// locked thread, which gives the program the original limit itself.
+	probe, asked := nofileProbe, 0
+	nofileProbe = func() (*unix.Rlimit, error) { asked++; return nil, unix.EAGAIN }
+	defer func() { nofileProbe = probe }()
+	check("the probe failed")
+	if asked == 0 {
+		t.Errorf("Start did not ask for the original limit: the fallback was not taken")
 	}
 }
 
