@@ -159,8 +159,9 @@ func peek(tid int, addr uint64, v *uint64) error {
 var stubSyscall = sync.OnceValue(func() uint64 { return firstSyscall(planStub.elf()) })
 
 // firstSyscall returns the address of the first `syscall` (0f 05) from the
-// entry of the ELF executable b (the stub: position-dependent, its code
-// straight-line up to there), 0 if none.
+// entry of the ELF executable b (the stub: position-dependent, and no
+// instruction before that one holds those bytes, which a test checks
+// against its listing), 0 if none.
 func firstSyscall(b []byte) uint64 {
 	le := binary.LittleEndian
 	if len(b) < 64 || string(b[:4]) != "\x7fELF" {
