@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/internal/planstub"
-	"github.com/uexec/uexec/internal/sys"
 )
 
 // stubCache materialises one stub executable: as a sealed memfd, or as a
@@ -146,14 +145,21 @@ func (stubs *stubCache) cachedFile() (string, error) {
 	b := stubs.elf()
 	sum := sha256.Sum256(b)
 	name := "stub-" + hex.EncodeToString(sum[:8])
-	var dirs []string
-	if d, err := os.UserCacheDir(); err == nil {
-		dirs = append(dirs, filepath.Join(d, "uexec"))
-	}
-	dirs = append(dirs, filepath.Join(os.TempDir(), fmt.Sprintf("uexec-%d", os.Geteuid())))
 	var errs []error
-	for _, dir := range dirs {
-		p, err := stubFileIn(dir, name, b)
+	// The temporary directory only where the cache fails (made lazily:
+	// this is on every cold start's way).
+	for i := range 2 {
+		var dir string
+		if i == 0 {
+			d, err := os.UserCacheDir()
+			if err != nil {
+				continue
+			}
+			dir = d + "/uexec"
+		} else {
+			dir = filepath.Join(os.TempDir(), "uexec-"+strconv.Itoa(os.Geteuid()))
+		}
+		p, err := stubFileIn(dir, name, b, false)
 		if err == nil {
 			stubs.file = p
 			return p, nil
@@ -175,7 +181,7 @@ func (stubs *stubCache) filePath() (string, error) {
 	if stubs.launch == "" {
 		b := stubs.launcher(p)
 		sum := sha256.Sum256(b)
-		l, err := stubFileIn(filepath.Dir(p), "launch-"+hex.EncodeToString(sum[:8]), b)
+		l, err := stubFileIn(filepath.Dir(p), "launch-"+hex.EncodeToString(sum[:8]), b, true)
 		if err != nil {
 			// The file itself runs the stub as well, copying itself.
 			return p, nil
@@ -192,14 +198,25 @@ func (stubs *stubCache) isLauncher(path string) bool {
 	return stubs.launch != "" && path == stubs.launch
 }
 
-func stubFileIn(dir, name string, want []byte) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+// stubFileIn returns the path of a file name in dir holding exactly want,
+// made there if need be: dir private to us (made if missing; dirChecked:
+// known to be so), the file ours, writable by nobody else, executable
+// here.
+func stubFileIn(dir, name string, want []byte, dirChecked bool) (string, error) {
+	if !dirChecked {
+		if err := checkOwned(dir, true); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return "", err
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return "", err
+			}
+			if err := checkOwned(dir, true); err != nil {
+				return "", err
+			}
+		}
 	}
-	if err := checkOwned(dir, true); err != nil {
-		return "", err
-	}
-	p := filepath.Join(dir, name)
+	p := dir + "/" + name
 	if err := verifyStub(p, want); err == nil {
 		return p, executable(p)
 	}
@@ -245,6 +262,11 @@ func checkOwned(path string, dir bool) error {
 	if err := unix.Lstat(path, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
+	return ownedStat(path, &st, dir)
+}
+
+// ownedStat is checkOwned of path whose lstat is st.
+func ownedStat(path string, st *unix.Stat_t, dir bool) error {
 	kind := uint32(unix.S_IFREG)
 	if dir {
 		kind = unix.S_IFDIR
@@ -256,15 +278,25 @@ func checkOwned(path string, dir bool) error {
 	return nil
 }
 
+// verifyStub reports an error unless p is a file of ours, writable by
+// nobody else, that holds exactly want: checked on the open file (no
+// symbolic link followed), in one read.
 func verifyStub(p string, want []byte) error {
-	if err := checkOwned(p, false); err != nil {
-		return err
-	}
-	got, err := sys.ReadFileNoFollow(p)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if err := ownedStat(p, &st, false); err != nil {
 		return err
 	}
-	if !bytes.Equal(got, want) {
+	got := make([]byte, len(want)+1)
+	n, err := unix.Pread(fd, got, 0)
+	if err != nil || !bytes.Equal(got[:n], want) {
 		return fmt.Errorf("%s: not the stub: %w", p, unix.EEXIST)
 	}
 	return nil

@@ -5,6 +5,9 @@ package linux
 import (
 	"bytes"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/uexec/uexec/internal/planstub"
@@ -33,4 +36,89 @@ func TestStubPaths(t *testing.T) {
 			t.Errorf("%s: not executable: %v %v", p, st.Mode(), err)
 		}
 	}
+}
+
+// TestStubCacheChecked: the cached stub and its launcher are used only as
+// uexec wrote them: a file there with other bytes, a symbolic link to the
+// stub's bytes, or one writable by its group is replaced by the stub's
+// own; a cache directory writable by others is not used (the temporary
+// directory's is instead).
+func TestStubCacheChecked(t *testing.T) {
+	stub := planstub.ELF()
+	name := func(c *stubCache) string {
+		p, err := c.cachedFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	holds := func(p string, want []byte) {
+		t.Helper()
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o022 != 0 {
+			t.Fatalf("%s: %v %v, want a regular file writable by its owner alone", p, st.Mode(), err)
+		}
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("%s: does not hold what uexec wrote (%v)", p, err)
+		}
+	}
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	path := name(&stubCache{elf: planstub.ELF, memfd: -1}) // where it goes
+	elsewhere := filepath.Join(t.TempDir(), "copy")
+	if err := os.WriteFile(elsewhere, stub, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, tamper := range []struct {
+		name string
+		make func(p string) error
+	}{
+		{"other bytes", func(p string) error { return os.WriteFile(p, []byte("#!/bin/sh\necho replaced\n"), 0o555) }},
+		{"a symbolic link to the stub's bytes", func(p string) error { return os.Symlink(elsewhere, p) }},
+		{"writable by its group", func(p string) error {
+			if err := os.WriteFile(p, stub, 0o555); err != nil {
+				return err
+			}
+			return os.Chmod(p, 0o775)
+		}},
+	} {
+		for _, launcher := range []bool{false, true} {
+			c := &stubCache{elf: planstub.ELF, launcher: planstub.Launcher, memfd: -1}
+			target, want := path, stub
+			if launcher {
+				target, want = filepath.Join(filepath.Dir(path), "launch-"), planstub.Launcher(path)
+				matches, _ := filepath.Glob(target + "*")
+				if len(matches) != 1 {
+					t.Fatalf("launchers in the cache: %v", matches)
+				}
+				target = matches[0]
+			}
+			os.Chmod(filepath.Dir(target), 0o700)
+			os.Remove(target)
+			if err := tamper.make(target); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.filePath()
+			if err != nil {
+				t.Fatalf("%s: %v", tamper.name, err)
+			}
+			holds(path, stub)
+			if launcher {
+				holds(target, want)
+			}
+			if wantLauncher := filepath.Join(filepath.Dir(path), filepath.Base(got)); got != wantLauncher || !strings.HasPrefix(filepath.Base(got), "launch-") {
+				t.Errorf("%s: filePath %s, want the launcher beside %s", tamper.name, got, path)
+			}
+		}
+	}
+	// A cache directory others may write to is not used.
+	if err := os.Chmod(filepath.Dir(path), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	if got := name(&stubCache{elf: planstub.ELF, memfd: -1}); !strings.HasPrefix(got, tmp+"/") {
+		t.Errorf("with the cache directory writable by others: %s, want one under %s", got, tmp)
+	}
+	holds(filepath.Join(tmp, "uexec-"+strconv.Itoa(os.Geteuid()), filepath.Base(path)), stub)
 }
