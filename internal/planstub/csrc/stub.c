@@ -411,40 +411,36 @@ __asm__(".text\n"
 	"	lea _start(%rip), %rax\n"
 	"	cmp %rax, -8(%rsi)\n"
 	"	je .Lcopy\n"
-	/* The launcher's interpreter: mmap(RUN_ADDR, SCRATCH_LEN, RW,
-	 * MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0) */
-	"	mov $9, %eax\n"
-	"	movabs $" STR(RUN_ADDR) ", %rdi\n"
+	/* The launcher's interpreter: the scratch pages alone, RW; r13 = 0 */
 	"	mov $" STR(SCRATCH_LEN) ", %esi\n"
 	"	mov $3, %edx\n"
-	"	mov $0x108022, %r10d\n"
-	"	mov $-1, %r8\n"
-	"	xor %r9d, %r9d\n"
-	"	syscall\n"
-	"	cmp %rdi, %rax\n"
-	"	jne .Ldie\n"
-	"	jmp .Lmain\n"
+	"	xor %r13d, %r13d\n"
+	"	jmp .Lmap\n"
 	/* r14 = the image's length: its one PT_LOAD's p_filesz (the ELF
-	 * header and the program headers are in it); r13 = that in pages */
+	 * header and the program headers are in it); r13 = that in pages;
+	 * the scratch pages and the copy, RWX */
 	".Lcopy:\n"
 	"	lea __ehdr_start(%rip), %rsi\n"
 	"	mov 0x20(%rsi), %rax\n"
 	"	mov 0x20(%rsi,%rax), %r14\n"
 	"	lea 4095(%r14), %r13\n"
 	"	and $-4096, %r13\n"
-	/* mmap(RUN_ADDR, SCRATCH_LEN + r13, RWX, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0):
-	 * populated in one go, not a page fault per page of the copy and its
-	 * stack */
-	"	mov $9, %eax\n"
-	"	movabs $" STR(RUN_ADDR) ", %rdi\n"
 	"	lea " STR(SCRATCH_LEN) "(%r13), %rsi\n"
 	"	mov $7, %edx\n"
+	/* mmap(RUN_ADDR, rsi, edx, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE|MAP_FIXED_NOREPLACE, -1, 0):
+	 * populated in one go, not a page fault per page of the copy and its
+	 * stack */
+	".Lmap:\n"
+	"	mov $9, %eax\n"
+	"	movabs $" STR(RUN_ADDR) ", %rdi\n"
 	"	mov $0x108022, %r10d\n"
 	"	mov $-1, %r8\n"
 	"	xor %r9d, %r9d\n"
 	"	syscall\n"
 	"	cmp %rdi, %rax\n"
 	"	jne .Ldie\n"
+	"	test %r13, %r13\n"
+	"	je .Lmain\n"
 	/* copy the image after the scratch pages, then continue in the copy */
 	"	lea " STR(SCRATCH_LEN) "(%rax), %rdi\n"
 	"	lea __ehdr_start(%rip), %rsi\n"
