@@ -111,18 +111,37 @@ func TestCheckExecErrnos(t *testing.T) {
 			if tc.uid != 0 {
 				cred = Cred{UID: tc.uid, EUID: tc.uid, FSUID: tc.uid, GID: tc.uid, EGID: tc.uid, FSGID: tc.uid}
 			}
-			sw := &Switch{}
-			sw.Add(&fakeFormat{name: "m", magic: "MAGIC", hdr: 8}, PrioAny)
-			epp := &Package{Sw: sw, Path: tc.path, Req: &Request{Path: tc.path, Dir: dir, Cred: cred}}
-			defer epp.close()
-			err := epp.openExec()
+			// A walk of exactly 40 links can end in ELOOP, the kernel's
+			// and so uexec's (which lets the kernel walk): a lookup
+			// that leaves RCU mode (-ECHILD, which other processes'
+			// mounts cause) starts again with the links it followed
+			// counted (total_link_count is the nameidata's). Seen once
+			// under .ci/run; a few tries tell that from a wrong answer.
+			tries := 1
+			if tc.name == "40 links" {
+				tries = 5
+			}
+			var err, k error
+			for range tries {
+				sw := &Switch{}
+				sw.Add(&fakeFormat{name: "m", magic: "MAGIC", hdr: 8}, PrioAny)
+				epp := &Package{Sw: sw, Path: tc.path, Req: &Request{Path: tc.path, Dir: dir, Cred: cred}}
+				err = epp.openExec()
+				epp.close()
+				if tc.path != "/"+strings.Repeat("a/", 2048) {
+					k = kernelOpenErrno(t, tc.path, dir, tc.uid)
+				} else {
+					k = tc.want
+				}
+				if err == nil && k == nil {
+					break
+				}
+			}
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("openExec(%s): %v, want %v", tc.path, err, tc.want)
 			}
-			if tc.path != "/"+strings.Repeat("a/", 2048) {
-				if k := kernelOpenErrno(t, tc.path, dir, tc.uid); !errors.Is(k, tc.want) && !(k == nil && tc.want == nil) {
-					t.Errorf("kernel gives %v for %s; the table says %v", k, tc.path, tc.want)
-				}
+			if !errors.Is(k, tc.want) && !(k == nil && tc.want == nil) {
+				t.Errorf("kernel gives %v for %s; the table says %v", k, tc.path, tc.want)
 			}
 		})
 	}
