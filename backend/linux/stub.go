@@ -18,13 +18,15 @@ import (
 	"github.com/uexec/uexec/internal/planstub"
 )
 
-// stubCache materialises one stub executable: as a sealed memfd, or as a
-// file when memfds cannot be executed.
+// stubCache materialises one stub executable: as a file with its launcher
+// beside it, or as a sealed memfd when no file can be executed.
 type stubCache struct {
 	elf func() []byte
 	// launcher, when set, makes the launcher of the cached file (see
-	// planstub.Launcher), which the file's path execs instead: an exec
-	// of the stub as an interpreter saves its copy of itself (~7 µs).
+	// planstub.Launcher), which filePath returns instead: the stub exec'd
+	// as an interpreter makes no copy of itself, so it maps nothing
+	// writable and executable (a tree runs under MDWE); it is no faster
+	// (the kernel opens a second file: measured, README).
 	launcher func(interp string) []byte
 	// fileFirst prefers the cached file to the memfd: an exec through
 	// /proc/PID/fd/N costs about 70 µs more here (measured).

@@ -7,7 +7,8 @@
 // The stub is started with argv {anything, PLAN}, where PLAN is the
 // descriptor of its plan (a pipe holding all of it, its writing end
 // closed, or a sealed memfd) or a path the stub opens (a tracer's
-// /proc/PID/fd/N); or, a copy of it with the plan at PlanOffset,
+// /proc/PID/fd/N), exec'd as the interpreter of its launcher (Launcher)
+// or as itself; or, a copy of it with the plan at PlanOffset,
 // exec'd by descriptor (AT_EXECFN /dev/fd/N) with any argv. The kernel's
 // exec of the stub is the point of no return of the exec it carries out.
 package planstub
