@@ -202,9 +202,10 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		return os.NewSyscallError("execve", err)
 	}
 	err = exec(stubPath)
-	if planStub.memfdRefused(stubPath, err) {
-		// A sealed memfd cannot be written again: a new one takes the
-		// same number.
+	if planStub.refused(stubPath, err) {
+		// The stub file itself, with the plan compiled again for its
+		// name. A sealed memfd cannot be written again: a new one takes
+		// the same number.
 		mfd.Close()
 		if mfd, err = newMemfd("uexec-plan"); err != nil {
 			return fail("writing the plan", err)

@@ -23,12 +23,30 @@ import (
 	"github.com/uexec/uexec/vm"
 )
 
-// spawn starts plan the way os/exec starts a program: fork, exec of the
+// spawn is spawnOnce, again once with the stub file itself where the
+// kernel refused to execute the memfd or the launcher that the first
+// start tried (the plan depends on the name the stub is exec'd by).
+func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
+	p, err := spawnOnce(plan, opts)
+	if errors.Is(err, errStubRefused) {
+		if opts.Logf != nil {
+			opts.Logf("note: %v: the stub file itself is executed from now on", err)
+		}
+		p, err = spawnOnce(plan, opts)
+	}
+	return p, err
+}
+
+// errStubRefused marks the error of a start whose exec of the stub's memfd
+// or launcher the kernel refused (stubCache.refused).
+var errStubRefused = errors.New("refused by the kernel")
+
+// spawnOnce starts plan the way os/exec starts a program: fork, exec of the
 // plan stub with the plan on a descriptor, and the stub builds the image
 // itself. A pipe (close-on-exec in the program, so only the stub holds
 // it) tells whether the stub got to the program: it is closed just before
 // the jump, or carries the failed op and its result.
-func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
+func spawnOnce(plan *execsw.Plan, opts *Options) (*Process, error) {
 	filtered := sys.SeccompFiltered()
 	if filtered && sys.CloseRefused() {
 		// Go's fork and exec waits for the end of a pipe whose writing
@@ -272,8 +290,8 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	closeSW()
 	step("build:forked")
 	kernel := ""
-	if err != errMDWE && err != errDirect && planStub.memfdRefused(path, err) {
-		err = fmt.Errorf("%w (the stub's memfd cannot be executed here: the next start uses a file)", err)
+	if err != errMDWE && err != errDirect && planStub.refused(path, err) {
+		err = fmt.Errorf("%w: %w", err, errStubRefused)
 	} else if err == errDirect || err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
 		// A sandbox's exec rules (Landlock, an LSM) refuse the stub,
 		// or its filters would judge the stub's calls (direct).

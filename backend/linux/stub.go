@@ -37,6 +37,7 @@ type stubCache struct {
 	memBad    bool   // executing the memfd failed: use the file
 	file      string // the cached file, once verified
 	launch    string // its launcher beside it, once verified
+	launchBad bool   // executing the launcher failed (ENOEXEC): use the file
 }
 
 // planStub is the stub that runs a plan (internal/planstub).
@@ -114,22 +115,25 @@ func (stubs *stubCache) makeMemfd() (string, error) {
 	return stubs.memPath, nil
 }
 
-// memfdRefused reports whether err is the kernel refusing to execute the
-// memfd at path (a noexec policy); the file is used from then on.
-func (stubs *stubCache) memfdRefused(path string, err error) bool {
-	if err == nil || path != stubs.memPath || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)) {
+// refused reports whether err is the kernel refusing to execute path as
+// the stub where the stub file itself would run: the memfd (a noexec
+// policy), or the launcher (ENOEXEC: a kernel that loads no ELF without a
+// PT_LOAD; 6.18 does). The file itself is used from then on.
+func (stubs *stubCache) refused(path string, err error) bool {
+	if err == nil {
 		return false
 	}
-	stubs.markMemfdBad()
-	return true
-}
-
-// markMemfdBad makes path use the file from now on: executing the
-// memfd failed (a noexec policy).
-func (stubs *stubCache) markMemfdBad() {
 	stubs.mu.Lock()
-	stubs.memBad = true
-	stubs.mu.Unlock()
+	defer stubs.mu.Unlock()
+	switch {
+	case path == stubs.memPath && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOEXEC)):
+		stubs.memBad = true
+	case path == stubs.launch && path != "" && errors.Is(err, unix.ENOEXEC):
+		stubs.launchBad = true
+	default:
+		return false
+	}
+	return true
 }
 
 // cachedFile materialises the stub as an executable file, once per
@@ -180,6 +184,9 @@ func (stubs *stubCache) filePath() (string, error) {
 	}
 	stubs.mu.Lock()
 	defer stubs.mu.Unlock()
+	if stubs.launchBad {
+		return p, nil
+	}
 	if stubs.launch == "" {
 		b := stubs.launcher(p)
 		sum := sha256.Sum256(b)

@@ -4,11 +4,16 @@ package linux
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec/internal/planstub"
 )
@@ -121,4 +126,55 @@ func TestStubCacheChecked(t *testing.T) {
 		t.Errorf("with the cache directory writable by others: %s, want one under %s", got, tmp)
 	}
 	holds(filepath.Join(tmp, "uexec-"+strconv.Itoa(os.Geteuid()), filepath.Base(path)), stub)
+}
+
+// TestStubLauncherRefused: where the kernel refuses to execute the launcher
+// (ENOEXEC, as a kernel that loads no ELF without a PT_LOAD would; here a
+// launcher with a program header size no kernel accepts), a start runs the
+// stub file itself at once, and every later start too: the program runs,
+// and --verbose's log says so once.
+func TestStubLauncherRefused(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	broken := func(interp string) []byte {
+		b := planstub.Launcher(interp)
+		b[54], b[55] = 0, 0 // e_phentsize
+		return b
+	}
+	c := &stubCache{elf: planstub.ELF, launcher: broken, memfd: -1, fileFirst: true}
+	saved := planStub
+	planStub = c
+	defer func() { planStub = saved }()
+	launcher, err := c.filePath()
+	if err != nil || !c.isLauncher(launcher) {
+		t.Fatalf("filePath = %q, %v; want the launcher", launcher, err)
+	}
+	if err := exec.Command(launcher).Run(); !errors.Is(err, unix.ENOEXEC) {
+		t.Fatalf("the kernel's exec of the broken launcher: %v, want ENOEXEC", err)
+	}
+	plan, err := newSwitch(t).Execve(selfRequest(t, "/bin/true", []string{"/bin/true"}, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	for i := range 2 {
+		var notes []string
+		p, err := Start(plan, &Options{Files: []*os.File{nil, nil, nil}, Logf: func(f string, a ...any) {
+			if s := fmt.Sprintf(f, a...); strings.Contains(s, "stub file itself") {
+				notes = append(notes, s)
+			}
+		}})
+		if err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		st, err := p.Wait()
+		if err != nil || !st.Success() {
+			t.Fatalf("start %d: the program ended with %v, %v", i, st, err)
+		}
+		if want := map[int]int{0: 1, 1: 0}[i]; len(notes) != want {
+			t.Errorf("start %d: notes %q, want %d", i, notes, want)
+		}
+		if p, err := c.filePath(); err != nil || c.isLauncher(p) || !strings.Contains(p, "/stub-") {
+			t.Errorf("start %d: filePath = %q, %v; want the stub file", i, p, err)
+		}
+	}
 }
