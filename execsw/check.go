@@ -180,7 +180,7 @@ func (epp *Package) adoptChecked(file *os.File) (*vm.File, error) {
 	}
 	epp.lastAttr = Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
 		Mtime: st.Mtim, Ctime: st.Ctim}
-	vf := fh.file(st.Size, st.Dev, st.Ino)
+	vf := fh.file(&st)
 	epp.files = append(epp.files, vf)
 	return vf, nil
 }
@@ -206,7 +206,7 @@ func (epp *Package) PassExecutable(creds bool) error {
 		return &ExecError{Path: epp.Path, Reason: "opening the file again for AT_EXECFD", Err: err}
 	}
 	fh := newExecFile(fd, epp.File.Path)
-	vf := fh.file(epp.File.Size, epp.File.Dev, epp.File.Ino)
+	vf := fh.fileAs(epp.File)
 	epp.files = append(epp.files, vf)
 	epp.ExecFD, epp.execFDDepth, epp.execAttr = vf, epp.Depth, epp.Attr
 	epp.CredFromExecFD = creds
@@ -444,7 +444,7 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	if epp.Req.Cred.UID != 0 {
 		epp.lastAttr.Caps = readFileCaps(fh.fd)
 	}
-	vf := fh.file(st.Size, st.Dev, st.Ino)
+	vf := fh.file(&st)
 	epp.files = append(epp.files, vf)
 	return vf, nil
 }

@@ -82,9 +82,17 @@ func newExecFile(fd int, name string) *fdFile {
 	return &ef.fd
 }
 
-// file returns the vm.File of f.
-func (f *fdFile) file(size int64, dev, ino uint64) *vm.File {
+// file returns the vm.File of f, whose fstat after its open was st.
+func (f *fdFile) file(st *unix.Stat_t) *vm.File {
 	ef := f.ef
-	ef.File = vm.File{Path: f.name, R: f, Size: size, Dev: dev, Ino: ino}
+	ef.File = vm.File{Path: f.name, R: f, Size: st.Size, Dev: st.Dev, Ino: st.Ino,
+		Opened: vm.Pin{Size: st.Size, Mtime: [2]int64{st.Mtim.Sec, st.Mtim.Nsec}, Ctime: [2]int64{st.Ctim.Sec, st.Ctim.Nsec}}}
+	return &ef.File
+}
+
+// fileAs returns the vm.File of f, another open of the file of src.
+func (f *fdFile) fileAs(src *vm.File) *vm.File {
+	ef := f.ef
+	ef.File = vm.File{Path: f.name, R: f, Size: src.Size, Dev: src.Dev, Ino: src.Ino, Opened: src.Opened}
 	return &ef.File
 }

@@ -169,6 +169,9 @@ type File struct {
 	Size int64
 	// Dev and Ino identify the file (what /proc/PID/maps prints).
 	Dev, Ino uint64
+	// Opened is the file's version when the exec opened it (zero: not
+	// known): what a cache of what the file holds is keyed by.
+	Opened Pin
 	// Pin, when a policy set it (veriexec), is the version of the file
 	// whose contents the policy read: a backend maps the file only while
 	// it is still that version, and otherwise ends the image past the

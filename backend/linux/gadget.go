@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -46,8 +47,30 @@ type gadgetOffs [1 + maxPops + 1]int64
 
 const maxPops = 3
 
-// gadgetCache holds the gadgetOffs of each executable range searched.
-var gadgetCache sync.Map // gadgetKey -> gadgetOffs
+// gadgetCache holds, for each executable range searched, its gadgetOffs
+// and the bytes last read there.
+var gadgetCache sync.Map // gadgetKey -> gadgetHit
+
+// gadgetHit is what gadgetCache holds for a range: its gadgets' offsets,
+// and their bytes as read at a time (read, in ns).
+type gadgetHit struct {
+	offs  gadgetOffs
+	bytes [len(gadgetOffs{})][8]byte
+	read  int64
+}
+
+// gadgetSettled is how long after a file's ctime its bytes are read again
+// no more: a change of them is a write, which sets mtime and ctime to the
+// time of the write, as the file system's clock counts it (in jiffies, up
+// to 10 ms, where it has no fine-grained timestamps). Bytes read more than
+// that after the version's ctime are then the version's: a later write
+// makes another version (and the exec refuses a file open for writing,
+// ETXTBSY). The stub checks them again before it uses them.
+const gadgetSettled = int64(time.Second)
+
+// settled says whether h's bytes are those of every file of the version
+// whose ctime (ns) is ctime.
+func (h gadgetHit) settled(ctime int64) bool { return h.read-ctime > gadgetSettled }
 
 type gadgetKey struct {
 	dev, ino     uint64
@@ -260,34 +283,51 @@ func planSP(plan *execsw.Plan) (vm.Addr, bool) {
 }
 
 // gadgetsIn returns the gadgetOffs of the n bytes of f at off, and the 8
-// bytes at each offset that is not -1, read from f now: cached offsets are
-// used only while each is still a gadget of its kind there.
+// bytes at each offset that is not -1: those of this process's cache for
+// f's version, or read from f now, where offsets found earlier (the disk
+// cache's) are used only while each is still a gadget of its kind there.
 func gadgetsIn(f *vm.File, off, n uint64) (gadgetOffs, [len(gadgetOffs{})][8]byte, bool) {
 	var bytes [len(gadgetOffs{})][8]byte
 	key := gadgetKey{dev: f.Dev, ino: f.Ino, size: f.Size, off: off, n: n}
 	fd, ok := f.R.(interface{ Fd() uintptr })
-	var st unix.Stat_t
-	if !ok || unix.Fstat(int(fd.Fd()), &st) != nil {
+	if !ok {
 		return gadgetOffs{}, bytes, false
 	}
-	key.mtime, key.ctime = st.Mtim.Nano(), st.Ctim.Nano()
-	v, inMemory := gadgetCache.Load(key)
-	ok = inMemory
-	if !ok {
-		v, ok = gadgetDisk.lookup(key)
-	}
-	if ok && readGadgets(f, off, n, v.(gadgetOffs), &bytes) {
-		if !inMemory {
-			gadgetCache.Store(key, v)
+	if v := f.Opened; v.Ctime != [2]int64{} && v.Size == f.Size {
+		key.mtime, key.ctime = v.Mtime[0]*1e9+v.Mtime[1], v.Ctime[0]*1e9+v.Ctime[1]
+	} else {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd.Fd()), &st) != nil {
+			return gadgetOffs{}, bytes, false
 		}
-		return v.(gadgetOffs), bytes, true
+		key.mtime, key.ctime = st.Mtim.Nano(), st.Ctim.Nano()
+	}
+	// Offsets found earlier are used while each is still a gadget of its
+	// kind there: those of a version not settled, or the disk cache's.
+	var known gadgetOffs
+	v, found := gadgetCache.Load(key)
+	if found {
+		h := v.(gadgetHit)
+		if h.settled(key.ctime) {
+			return h.offs, h.bytes, true
+		}
+		known = h.offs
+	} else {
+		known, found = gadgetDisk.lookup(key)
+	}
+	if found {
+		if read := time.Now().UnixNano(); readGadgets(f, off, n, known, &bytes) {
+			gadgetCache.Store(key, gadgetHit{known, bytes, read})
+			return known, bytes, true
+		}
 	}
 	offs := searchGadgets(int(fd.Fd()), off, n)
-	gadgetCache.Store(key, offs)
 	gadgetDisk.add(key, offs)
+	read := time.Now().UnixNano()
 	if !readGadgets(f, off, n, offs, &bytes) {
 		return gadgetOffs{}, bytes, false // changed while searched
 	}
+	gadgetCache.Store(key, gadgetHit{offs, bytes, read})
 	return offs, bytes, true
 }
 

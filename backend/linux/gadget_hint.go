@@ -89,7 +89,7 @@ func (d *gadgetFile) format() string {
 	return b.String()
 }
 
-func (d *gadgetFile) lookup(k gadgetKey) (any, bool) {
+func (d *gadgetFile) lookup(k gadgetKey) (gadgetOffs, bool) {
 	d.load()
 	d.mu.Lock()
 	defer d.mu.Unlock()

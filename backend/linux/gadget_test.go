@@ -5,12 +5,16 @@ package linux
 import (
 	"bytes"
 	"debug/elf"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/uexec/uexec/execsw"
 	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/vm"
 )
@@ -105,6 +109,89 @@ func TestFindFlagsGadget(t *testing.T) {
 				t.Errorf("rflags seen over the stack pointers: %v", seen)
 			}
 		})
+	}
+}
+
+// TestGadgetCacheVersions: the gadgets are cached per version of the file
+// (its size and change times at its open). A file rewritten in place is
+// searched again, and its program enters through its new bytes. Bytes read
+// long enough after the version's ctime are used with no read of the file,
+// and if they were wrong (a cache this test corrupts), the stub's check
+// refuses them before the point of no return: the start fails with ESTALE
+// and nothing of the program runs.
+func TestGadgetCacheVersions(t *testing.T) {
+	path := flagsProg(t, "v", elf.PF_R|elf.PF_X, 0x100, 0x100, testelf.Blob{Off: 0x2040, Data: popfRet})
+	gadgetAt := func() (*execsw.Plan, vm.Addr) {
+		t.Helper()
+		plan, err := newSwitch(t).Execve(selfRequest(t, path, []string{path}, nil, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, aligned := planSP(plan)
+		g, ok := findFlagsGadget(plan, sp, aligned)
+		if !ok {
+			plan.Close()
+			t.Fatal("no gadget found")
+		}
+		return plan, g.at
+	}
+	plan, at := gadgetAt()
+	plan.Close()
+	if at != 0x402040 {
+		t.Fatalf("gadget at %#x, want 0x402040", at)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(make([]byte, 8), 0x2040)
+	if err == nil {
+		_, err = f.WriteAt(popfRet, 0x2080)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, at = gadgetAt()
+	if at != 0x402080 {
+		t.Fatalf("after a rewrite in place: gadget at %#x, want 0x402080", at)
+	}
+	if res, _ := runPlan(t, plan, true); !res.status.Exited() || res.status.ExitStatus() != 0x02 {
+		t.Errorf("after a rewrite in place: the program exited with %v, want rflags 0x202", res.status)
+	}
+	plan.Close()
+
+	// Corrupt this version's entry: the old offset and bytes, read as if
+	// long after the version's ctime.
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	corrupted := 0
+	gadgetCache.Range(func(k, v any) bool {
+		if key := k.(gadgetKey); key.ino == st.Ino && key.dev == st.Dev && key.ctime == st.Ctim.Nano() && key.off == 0x2000 {
+			h := v.(gadgetHit)
+			h.offs[0] = 0x40
+			copy(h.bytes[0][:], popfRet)
+			h.read = key.ctime + 2*gadgetSettled
+			gadgetCache.Store(k, h)
+			corrupted++
+		}
+		return true
+	})
+	if corrupted != 1 {
+		t.Fatalf("%d cache entries for the file's second segment now, want 1", corrupted)
+	}
+	plan, at = gadgetAt()
+	defer plan.Close()
+	if at != 0x402040 {
+		t.Fatalf("a settled entry: gadget at %#x, want the cached 0x402040", at)
+	}
+	_, err = Start(plan, &Options{Files: []*os.File{nil, nil, nil}})
+	if !errors.Is(err, unix.ESTALE) || !strings.Contains(err.Error(), "is the planned bytes") {
+		t.Errorf("Start with bytes that are not the file's: %v, want ESTALE from the stub's check", err)
 	}
 }
 
