@@ -120,6 +120,9 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 	return sp, nil
 }
 
+// superprivNote is the difference of an image whose exe_fd the stub set.
+const superprivNote = "PF_SUPERPRIV is set (/proc/PID/stat's flags 0x100, ps -o f shows 4): the stub's prctl(PR_SET_MM_MAP) with exe_fd used CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE, and only a fork clears the flag"
+
 // mm sets the mm fields with prctl(PR_SET_MM, PR_SET_MM_MAP), which needs
 // no capability except for exe_fd: where that is refused (EPERM without
 // CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) the call is made again without
@@ -182,6 +185,8 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 		o.Flags, o.Cond = wire.FlagIfErr, r
 		if !env.canSetExeFD() {
 			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses exe_fd without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", env.exe.Name())
+		} else {
+			c.note("%s", superprivNote)
 		}
 	} else {
 		c.note("/proc/PID/exe names the stub: the plan maps no program file")

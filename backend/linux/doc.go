@@ -73,6 +73,8 @@
 //     CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl's exe_fd):
 //     os.Executable, re-exec of /proc/self/exe and $ORIGIN in the main
 //     program see the stub.
+//   - PF_SUPERPRIV is set where the stub set /proc/PID/exe (its
+//     capability's use).
 //   - rflags is 0x246 at the first instruction of an image without bytes
 //     that set it (EntryFlags), and the 8 bytes below the initial stack
 //     pointer hold the entry address, below them the words those bytes pop
