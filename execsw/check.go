@@ -9,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -37,9 +39,20 @@ type ExecError struct {
 
 func (e *ExecError) Error() string {
 	if e.Reason == "" {
-		return fmt.Sprintf("%s: %v", e.Path, e.Err)
+		return fmt.Sprintf("%s: %v", ShowName(e.Path), e.Err)
 	}
-	return fmt.Sprintf("%s: %s: %v", e.Path, e.Reason, e.Err)
+	return fmt.Sprintf("%s: %s: %v", ShowName(e.Path), e.Reason, e.Err)
+}
+
+// ShowName is a file name as a message shows it: as it is, or quoted as a
+// Go string where it holds a control character or is not UTF-8, which a
+// terminal would otherwise act on (the CR that a #! line of a CRLF script
+// ends its interpreter's name with returns to the start of the line).
+func ShowName(name string) string {
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 func (e *ExecError) Unwrap() error { return e.Err }

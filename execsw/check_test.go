@@ -272,3 +272,24 @@ func TestReadFileCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestShowName: a name is shown as it is unless a terminal would act on it
+// or it is not text: a control character (C0, DEL, C1) or bytes that are
+// not UTF-8 get it quoted.
+func TestShowName(t *testing.T) {
+	for name, want := range map[string]string{
+		"/bin/sh":    "/bin/sh",
+		"/tmp/é ü":   "/tmp/é ü",
+		"/bin/sh\r":  `"/bin/sh\r"`,
+		"a\x1b[2Jb":  `"a\x1b[2Jb"`,
+		"del\x7f":    `"del\x7f"`,
+		"c1\u0085":   `"c1\u0085"`,
+		"latin1\xe9": `"latin1\xe9"`,
+		"new\nline":  `"new\nline"`,
+		"":           "",
+	} {
+		if got := ShowName(name); got != want {
+			t.Errorf("ShowName(%q) = %s, want %s", name, got, want)
+		}
+	}
+}

@@ -73,6 +73,10 @@ func writeFixtures(t *testing.T) {
 	write("noexec", []byte("#!/bin/sh\n"), 0o644)
 	write("garbage", []byte("\x7fELF but not really"), 0o755)
 	write("noshell", []byte("#!"+goldenDir+"/missing\n"), 0o755)
+	write("crlf", []byte("#!"+goldenDir+"/missing\r\necho hi\r\n"), 0o755)
+	// PT_INTERP past the file's end: the read is short (EIO).
+	short := pie.Bytes()
+	write("short", short[:bytes.Index(short, []byte(pie.Interp))+3], 0o755)
 }
 
 // normalise hides what differs between machines and runs: device and inode
@@ -144,6 +148,11 @@ func TestPlanFailures(t *testing.T) {
 		{"binfmt F without interpreter", []string{"plan", "--binfmt", ":a:E::x::" + goldenDir + "/nothing:F", "/bin/true"}, 125, "(ENOENT)"},
 		{"binfmt missing dir", []string{"plan", "--binfmt-dir", goldenDir + "/nothing", "/bin/true"}, 125, "(ENOENT)"},
 		{"missing interpreter", []string{"plan", goldenDir + "/noshell"}, 127, goldenDir + "/missing"},
+		// A CRLF script's interpreter ends in a CR, which a terminal
+		// would act on: the name is quoted.
+		{"CR in the interpreter's name", []string{"plan", goldenDir + "/crlf"}, 127, "uexec: " + goldenDir + "/crlf: \"" + goldenDir + "/missing\\r\": lookup: no such file or directory (ENOENT)\n"},
+		// The program's name once, as the line's.
+		{"short PT_INTERP", []string{"plan", goldenDir + "/short"}, 126, "uexec: " + goldenDir + "/short: elf: short read of PT_INTERP"},
 		{"usage", []string{"plan"}, 125, "no program given"},
 		{"help", []string{"plan", "--help"}, 0, ""},
 		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},

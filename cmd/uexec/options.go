@@ -13,6 +13,7 @@ import (
 
 	"github.com/uexec/uexec"
 	"github.com/uexec/uexec/execsw"
+	"github.com/uexec/uexec/format/elf"
 	"github.com/uexec/uexec/segvguard"
 )
 
@@ -513,7 +514,11 @@ func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err er
 	}
 	msg := err.Error()
 	var ee *execsw.ExecError
-	if errors.As(err, &ee) {
+	var fe *elf.FormatError
+	if errors.As(err, &fe) && fe.Path == prog && msg == fe.Error() {
+		// The program's name is the line's already.
+		msg = "elf: " + fe.Reason + ": " + fe.Err.Error()
+	} else if errors.As(err, &ee) {
 		msg = ee.Reason
 		var errno unix.Errno
 		if errors.As(ee.Err, &errno) {
@@ -524,14 +529,14 @@ func failure(stderr interface{ Write([]byte) (int, error) }, prog string, err er
 			}
 		}
 		if ee.Path != prog {
-			msg = ee.Path + ": " + msg
+			msg = execsw.ShowName(ee.Path) + ": " + msg
 		}
 	}
 	name := errnoName(err)
 	if name != "" {
-		fmt.Fprintf(stderr, "uexec: %s: %s (%s)\n", prog, msg, name)
+		fmt.Fprintf(stderr, "uexec: %s: %s (%s)\n", execsw.ShowName(prog), msg, name)
 	} else {
-		fmt.Fprintf(stderr, "uexec: %s: %s\n", prog, msg)
+		fmt.Fprintf(stderr, "uexec: %s: %s\n", execsw.ShowName(prog), msg)
 	}
 	if errors.Is(err, unix.ENOENT) {
 		return exitNotFound

@@ -22,7 +22,7 @@ type FormatError struct {
 func (e *FormatError) Error() string {
 	s := "elf: "
 	if e.Path != "" {
-		s += e.Path + ": "
+		s += execsw.ShowName(e.Path) + ": "
 	}
 	return s + e.Reason + ": " + e.Err.Error()
 }
