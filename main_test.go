@@ -1,0 +1,16 @@
+package uexec_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/uexec/uexec/internal/testenv"
+)
+
+// TestMain removes the programs the tests built (testenv.BuildC), which
+// would otherwise stay in the temporary directory after every run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
+}
