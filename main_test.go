@@ -7,10 +7,4 @@ import (
 	"github.com/uexec/uexec/internal/testenv"
 )
 
-// TestMain removes the programs the tests built (testenv.BuildC), which
-// would otherwise stay in the temporary directory after every run.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }

@@ -93,6 +93,15 @@ func build(t testing.TB, kind string, key []string, cmd func(out string) *exec.C
 	return out
 }
 
+// Main runs a package's tests and then Cleanup, for a TestMain of
+// os.Exit(testenv.Main(m)): the built programs would otherwise stay in the
+// temporary directory after every run.
+func Main(m *testing.M) int {
+	code := m.Run()
+	Cleanup()
+	return code
+}
+
 // Cleanup removes the built programs; call it from TestMain.
 func Cleanup() {
 	cache.Lock()
