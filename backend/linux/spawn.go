@@ -23,14 +23,18 @@ import (
 	"github.com/uexec/uexec/vm"
 )
 
-// spawn is spawnOnce, again once with the stub file itself where the
-// kernel refused to execute the memfd or the launcher that the first
-// start tried (the plan depends on the name the stub is exec'd by).
+// spawn is spawnOnce, again where the kernel refused to execute the
+// stub's memfd or launcher, which is then never tried again (the plan
+// depends on the name the stub is exec'd by): at most twice more, the
+// last with the stub file itself.
 func spawn(plan *execsw.Plan, opts *Options) (*Process, error) {
 	p, err := spawnOnce(plan, opts)
-	if errors.Is(err, errStubRefused) {
+	for range 2 {
+		if !errors.Is(err, errStubRefused) {
+			break
+		}
 		if opts.Logf != nil {
-			opts.Logf("note: %v: the stub file itself is executed from now on", err)
+			opts.Logf("note: %v: not tried again", err)
 		}
 		p, err = spawnOnce(plan, opts)
 	}

@@ -159,7 +159,7 @@ func TestStubLauncherRefused(t *testing.T) {
 	for i := range 2 {
 		var notes []string
 		p, err := Start(plan, &Options{Files: []*os.File{nil, nil, nil}, Logf: func(f string, a ...any) {
-			if s := fmt.Sprintf(f, a...); strings.Contains(s, "stub file itself") {
+			if s := fmt.Sprintf(f, a...); strings.Contains(s, "not tried again") {
 				notes = append(notes, s)
 			}
 		}})
