@@ -156,6 +156,8 @@ func TestPlanFailures(t *testing.T) {
 		{"usage", []string{"plan"}, 125, "no program given"},
 		{"help", []string{"plan", "--help"}, 0, ""},
 		{"bad option", []string{"plan", "--bogus", "x"}, 125, "unknown option --bogus"},
+		{"an option of run", []string{"plan", "--once", "/bin/true"}, 125, "--once is an option of run"},
+		{"an option of plan", []string{"run", "--json", "/bin/true"}, 125, "--json is an option of plan"},
 		{"bad chdir", []string{"plan", "-C", goldenDir + "/nothing", "/bin/true"}, 125, "cannot change directory to '" + goldenDir + "/nothing': no such file or directory (ENOENT)"},
 		{"chdir to a file", []string{"run", "-C", "/etc/passwd", "/bin/true"}, 125, "(ENOTDIR)"},
 		// An option's missing or empty value, a value to a flag: usage
@@ -163,6 +165,12 @@ func TestPlanFailures(t *testing.T) {
 		{"stop-at-exec without a glob", []string{"run", "--stop-at-exec"}, 125, "--stop-at-exec needs a value"},
 		{"empty log name", []string{"run", "--log-execs", "", "/bin/true"}, 125, "--log-execs '': no such file or directory (ENOENT)"},
 		{"empty emulation root", []string{"plan", "--emul-root", "", "/bin/true"}, 125, "--emul-root '': no such file or directory (ENOENT)"},
+		// An empty signatures file's name must not turn verification off.
+		{"empty veriexec file", []string{"run", "--veriexec", "", "/bin/true"}, 125, "--veriexec '': no such file or directory (ENOENT)"},
+		{"empty veriexec file to plan", []string{"plan", "--veriexec", "", "/bin/true"}, 125, "--veriexec '': no such file or directory (ENOENT)"},
+		{"empty veriexec file, strict", []string{"run", "--veriexec-strict", "3", "--veriexec", "", "/bin/true"}, 125, "--veriexec '': no such file or directory (ENOENT)"},
+		{"empty binfmt dir", []string{"plan", "--binfmt-dir", "", "/bin/true"}, 125, "--binfmt-dir '': no such file or directory (ENOENT)"},
+		{"empty veriexec learn file", []string{"run", "--veriexec-learn", "", "/bin/true"}, 125, "--veriexec-learn '': no such file or directory (ENOENT)"},
 		{"a flag's value", []string{"run", "--once=x", "/bin/true"}, 125, "--once takes no value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,5 +259,20 @@ func TestPlanBinfmtDir(t *testing.T) {
 	}
 	if want := []string{"/bin/echo", target, target, "x"}; !slices.Equal(j.Stack.Argv, want) {
 		t.Errorf("argv %q, want %q (P keeps argv[0])", j.Stack.Argv, want)
+	}
+}
+
+// TestPlanStdinNoShellNote: a program from standard input that the kernel
+// refuses with ENOEXEC gets no note of a /bin/sh fallback, which run does
+// not make for it (no name for the shell to read); a named file does.
+func TestPlanStdinNoShellNote(t *testing.T) {
+	var o, e bytes.Buffer
+	code := run(strings.NewReader("echo hi\n"), &o, &e, []string{"plan", "-"})
+	if code != exitCannot || !strings.Contains(e.String(), "(ENOEXEC)") || strings.Contains(e.String(), "/bin/sh") {
+		t.Errorf("plan - of a text: exit %d, stderr %q; want 126, ENOEXEC and no /bin/sh note", code, e.String())
+	}
+	writeFixtures(t)
+	if _, errOut, _ := runCLI(t, "plan", goldenDir+"/garbage"); !strings.Contains(errOut, "to /bin/sh") {
+		t.Errorf("plan of a named file the kernel refuses: stderr %q, want the /bin/sh note", errOut)
 	}
 }

@@ -126,7 +126,7 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			}
 		case "--json":
 			if cmd != "plan" {
-				return nil, fmt.Errorf("unknown option %s", a)
+				return nil, fmt.Errorf("%s is an option of plan", name)
 			}
 			o.json = true
 		case "-h", "--help":
@@ -136,12 +136,15 @@ func parseOptions(args []string, cmd string) (*options, error) {
 		case "--binfmt":
 			o.binfmt = append(o.binfmt, binfmtSource{isRule: true, rule: get()})
 		case "--binfmt-dir":
-			o.binfmt = append(o.binfmt, binfmtSource{dir: get()})
+			if d := get(); err == nil {
+				o.binfmt = append(o.binfmt, binfmtSource{dir: d})
+				err = nonEmpty(name, d)
+			}
 		case "--binfmt-system":
 			o.binfmt = append(o.binfmt, binfmtSource{system: true})
 		case "--stop-at-entry", "--stop-at-exec":
 			if cmd != "run" {
-				return nil, fmt.Errorf("unknown option %s", a)
+				return nil, fmt.Errorf("%s is an option of run", name)
 			}
 			if serr := o.stopOption(name, get); err == nil {
 				err = serr
@@ -150,7 +153,7 @@ func parseOptions(args []string, cmd string) (*options, error) {
 			o.segvguard, err = parseSegvguard(val, hasVal)
 		case "--once", "--no-wait-descendants", "--build", "--log-execs":
 			if cmd != "run" {
-				return nil, fmt.Errorf("unknown option %s", a)
+				return nil, fmt.Errorf("%s is an option of run", name)
 			}
 			switch name {
 			case "--once":

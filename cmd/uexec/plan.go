@@ -201,7 +201,9 @@ func cmdPlan(stdin io.Reader, stdout, stderr io.Writer, args []string) int {
 			writeJSON(stdout, j)
 		}
 		code := failure(stderr, o.argv[0], err)
-		if errors.Is(err, unix.ENOEXEC) {
+		if errors.Is(err, unix.ENOEXEC) && o.image == nil {
+			// (A program from standard input has no name for /bin/sh to
+			// read: run refuses it as fexecve(3) would.)
 			fmt.Fprintf(stderr, "uexec: note: execvp(3), env(1) and 'uexec run' hand a file the kernel refuses with ENOEXEC to /bin/sh\n")
 		}
 		if kernelOnly {

@@ -24,9 +24,12 @@ type veriexecOptions struct {
 func (v *veriexecOptions) parse(name string, get func() string) (ok bool, err error) {
 	switch name {
 	case "--veriexec":
+		// An empty name would read as no --veriexec: nothing verified.
 		v.file = get()
+		return true, nonEmpty(name, v.file)
 	case "--veriexec-learn":
 		v.learn = get()
+		return true, nonEmpty(name, v.learn)
 	case "--veriexec-strict":
 		s := get()
 		n, perr := strconv.Atoi(s)
