@@ -59,13 +59,13 @@ type gadgetHit struct {
 	read  int64
 }
 
-// gadgetSettled is how long after a file's ctime its bytes are read again
-// no more: a change of them is a write, which sets mtime and ctime to the
-// time of the write, as the file system's clock counts it (in jiffies, up
-// to 10 ms, where it has no fine-grained timestamps). Bytes read more than
-// that after the version's ctime are then the version's: a later write
-// makes another version (and the exec refuses a file open for writing,
-// ETXTBSY). The stub checks them again before it uses them.
+// gadgetSettled: bytes read more than this after their version's ctime
+// are used again without reading the file. A change of the bytes is a
+// write, which sets mtime and ctime to its time as the file system's clock
+// counts it (in jiffies, up to 10 ms, without fine-grained timestamps): a
+// write after such a read makes another version. (The exec refuses a file
+// open for writing, ETXTBSY, and the stub checks the bytes again before it
+// uses them.)
 const gadgetSettled = int64(time.Second)
 
 // settled says whether h's bytes are those of every file of the version
