@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -152,4 +154,32 @@ func statFields(out string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestSuperprivNoted: Process.Notes (--verbose) says PF_SUPERPRIV is set
+// exactly where the program sees it in its /proc/self/stat flags (the
+// stub's exe_fd, with root's capability).
+func TestSuperprivNoted(t *testing.T) {
+	plan, err := newSwitch(t).Execve(selfRequest(t, "/bin/cat", []string{"cat", "/proc/self/stat"}, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	res, proc := runPlan(t, plan, false)
+	// Field 9, after the comm in parentheses.
+	fields := strings.Fields(res.stdout[strings.LastIndexByte(res.stdout, ')')+1:])
+	if len(fields) < 7 {
+		t.Fatalf("/proc/self/stat: %q", res.stdout)
+	}
+	flags, err := strconv.ParseUint(fields[6], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := flags&0x100 != 0
+	if noted := slices.Contains(proc.Notes, superprivNote); noted != set {
+		t.Errorf("flags %#x (PF_SUPERPRIV %v), notes %q", flags, set, proc.Notes)
+	}
+	if os.Geteuid() == 0 && !set {
+		t.Errorf("as root the stub set exe_fd, but the flags are %#x", flags)
+	}
 }
