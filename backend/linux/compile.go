@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -74,6 +75,7 @@ func (env *stubEnv) canSetExeFD() bool {
 // compiled is a plan turned into the stub's program.
 type compiled struct {
 	prog  *wire.Program
+	buf   *progBuf // where prog's ops and data are (release)
 	notes []string
 	// cloned: the program runs in a process the stub forks
 	// (stubEnv.cloneProgram).
@@ -158,15 +160,54 @@ const lsmMmapMinAddr vm.Addr = 0x10000
 // depends on where the kernel put the stub's stack, vdso or a placed image
 // kept relative to the register that holds it.
 func compile(p *execsw.Plan, env *stubEnv) (*compiled, error) {
-	// Room for a dynamic program's plan (about 80 ops and 4 KiB of
-	// data), so that the slices are not grown op by op on every exec.
-	c := &compiler{p: p, env: env, next: wire.RFirst, out: &compiled{},
-		ops: make([]wire.Op, 0, 96), data: make([]byte, 0, 8192)}
+	b, _ := progBufs.Get().(*progBuf)
+	if b == nil {
+		// Room for a dynamic program's plan (about 80 ops and 4 KiB
+		// of data), so that the slices are not grown op by op.
+		b = &progBuf{ops: make([]wire.Op, 0, 96), data: make([]byte, 0, 8192)}
+	}
+	c := &compiler{p: p, env: env, next: wire.RFirst, out: &compiled{buf: b}, ops: b.ops[:0], data: b.data[:0]}
 	if err := c.run(); err != nil {
+		c.out.release()
 		return nil, err
 	}
 	c.out.prog = &wire.Program{StatusFD: int64(env.statusFD), Ops: c.ops, Data: c.data}
 	return c.out, nil
+}
+
+// progBuf holds a compiled program's ops and data, and progBufs those of
+// programs no longer needed: made anew, their ~24 KiB were cleared and
+// collected again on every start.
+type progBuf struct {
+	ops     []wire.Op
+	data    []byte
+	encoded []byte // the program's wire form (encode)
+}
+
+var progBufs sync.Pool
+
+// encode returns cp's program in its wire form, in memory release gives
+// back.
+func (cp *compiled) encode() []byte {
+	if cp.buf == nil {
+		return cp.prog.Encode()
+	}
+	cp.buf.encoded = cp.prog.EncodeTo(cp.buf.encoded)
+	return cp.buf.encoded
+}
+
+// release gives cp's program's memory back for the next compile; cp.prog
+// is not used after it.
+func (cp *compiled) release() {
+	if cp == nil || cp.buf == nil {
+		return
+	}
+	if cp.prog != nil {
+		cp.buf.ops, cp.buf.data = cp.prog.Ops, cp.prog.Data
+	}
+	clear(cp.buf.ops) // the names it holds
+	progBufs.Put(cp.buf)
+	cp.buf, cp.prog = nil, nil
 }
 
 func (c *compiler) note(format string, args ...any) {

@@ -3,6 +3,7 @@
 package linux
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -24,24 +25,13 @@ import (
 func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (wire.Value, error) {
 	p, env := c.p, c.env
 	top := p.Image.Top
-	img := p.Image
-	img.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
+	img := p.Image // Build copies the aux vector it fills in
 	if _, err := io.ReadFull(env.rand, img.Random[:]); err != nil {
 		return wire.Value{}, fmt.Errorf("AT_RANDOM: %w", err)
 	}
 	lay, err := stack.Build(&img)
 	if err != nil {
 		return wire.Value{}, err
-	}
-	// The same stack 16 MiB lower: the words that moved by that much are
-	// the pointers into the stack.
-	const shift = 16 << 20
-	img2 := img
-	img2.Top = top - shift
-	img2.Auxv = append([]stack.AuxEntry(nil), p.Image.Auxv...)
-	lay2, err := stack.Build(&img2)
-	if err != nil || len(lay2.Bytes) != len(lay.Bytes) {
-		return wire.Value{}, fmt.Errorf("laying out the stack again: %v: %w", err, unix.EFAULT)
 	}
 	c.out.sp = lay.SP
 
@@ -75,15 +65,23 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 	c.emit(wire.Op{Kind: wire.Min, Dst: low, V: [8]wire.Value{wire.At(wire.RSP, 0), sp}})
 	c.emit(wire.Op{Kind: wire.Sub, Dst: n, V: [8]wire.Value{wire.At(wire.RTop, 0), wire.At(low, 0)}})
 	c.emit(wire.Op{Kind: wire.Fill0, V: [8]wire.Value{wire.At(low, 0), wire.At(n, 0)}, Name: "clear the stub's stack"})
-	off := c.put(lay.Bytes)
-	c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp, wire.At(wire.RData, off), wire.Imm(uint64(len(lay.Bytes)))}, Name: "write the stack"})
+	// The gap below the strings (arch_align_stack: up to 8 KiB) is
+	// zeros, which the clear wrote: only the bytes on either side of it
+	// are copied.
+	lo, hi := stackGap(lay)
+	for _, part := range [][2]uint64{{0, lo}, {hi, uint64(len(lay.Bytes))}} {
+		if part[0] < part[1] {
+			off := c.put(lay.Bytes[part[0]:part[1]])
+			c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp.Plus(part[0]), wire.At(wire.RData, off), wire.Imm(part[1] - part[0])}, Name: "write the stack"})
+		}
+	}
 
 	le := binary.LittleEndian
 	// The words that can hold pointers: argc, argv, envp and the aux
-	// vector, below the strings (which both layouts share).
+	// vector, below the strings.
 	auxOff := uint64(lay.AuxvAddr - lay.SP)
 	for o := uint64(0); o < auxOff+16*uint64(len(lay.Auxv)); o += 8 {
-		w1, w2 := le.Uint64(lay.Bytes[o:]), le.Uint64(lay2.Bytes[o:])
+		w := le.Uint64(lay.Bytes[o:])
 		var v wire.Value
 		isAux := false
 		if o >= auxOff && (o-auxOff)%16 == 8 {
@@ -101,11 +99,11 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 		}
 		switch {
 		case isAux:
-			if v.Reg == 0 && v.Imm == w1 {
+			if v.Reg == 0 && v.Imm == w {
 				continue
 			}
-		case w1-w2 == shift:
-			v = at(vm.Addr(w1))
+		case stackPointer(lay, o):
+			v = at(vm.Addr(w))
 		default:
 			continue
 		}
@@ -118,6 +116,40 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 	c.lay = lay
 	c.rd = rd
 	return sp, nil
+}
+
+// stackPointer says whether the word at offset o of lay.Bytes holds an
+// address in the stack, as stack.Build lays it out: an argv or envp entry
+// (not their NULLs), or the value of AT_RANDOM, AT_EXECFN or AT_PLATFORM.
+func stackPointer(lay *stack.Layout, o uint64) bool {
+	a := lay.SP + vm.Addr(o)
+	argv := lay.ArgvAddr + vm.Addr(8*lay.Argc)
+	switch {
+	case a >= lay.ArgvAddr && a < argv, a >= lay.EnvpAddr && a < lay.AuxvAddr-8:
+		return true
+	case a >= lay.AuxvAddr && (a-lay.AuxvAddr)%16 == 8:
+		switch lay.Auxv[(a-lay.AuxvAddr)/16].Type {
+		case stack.AT_RANDOM, stack.AT_EXECFN, stack.AT_PLATFORM:
+			return true
+		}
+	}
+	return false
+}
+
+// stackGap returns where in lay.Bytes the zeros between the platform
+// string and the argument strings start and end: the random gap and the
+// alignment below the strings.
+func stackGap(lay *stack.Layout) (lo, hi uint64) {
+	b := lay.Bytes
+	lo = uint64(lay.PlatformAddr - lay.SP)
+	if n := bytes.IndexByte(b[lo:], 0); n >= 0 {
+		lo += uint64(n) + 1
+	}
+	hi = uint64(lay.ArgStart - lay.SP)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
 }
 
 // superprivNote is the difference of an image whose exe_fd the stub set.

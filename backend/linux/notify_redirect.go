@@ -122,7 +122,9 @@ func (tr *Tree) redirect(listener int, n *seccompNotif, call *stubCall, c *calle
 	for _, note := range cp.notes {
 		tr.logf("pid %d: note: %s", tid, note)
 	}
-	if err := pf.write(planStub.elf(), cp.prog.Encode()); err != nil {
+	err = pf.write(planStub.elf(), cp.encode())
+	cp.release() // the file has it
+	if err != nil {
 		return "writing the plan", err
 	}
 

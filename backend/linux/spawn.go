@@ -223,7 +223,7 @@ func spawnOnce(plan *execsw.Plan, opts *Options) (*Process, error) {
 	if i := opts.failAt - 1; i >= 0 && i < len(cp.prog.Ops) {
 		cp.prog.Ops[i] = wire.Op{Kind: wire.Syscall, Nr: 1 << 20, Name: "injected failure"}
 	}
-	pfd, err := planDescriptor(cp.prog.Encode())
+	pfd, err := planDescriptor(cp.encode())
 	if err != nil {
 		return nil, &Error{Step: "writing the plan", Err: err}
 	}
@@ -234,6 +234,7 @@ func spawnOnce(plan *execsw.Plan, opts *Options) (*Process, error) {
 	}
 	fds = append(fds, uintptr(pfd))
 
+	defer cp.release()
 	return onThread(func() (*Process, error, bool) {
 		return forkStub(stubPath, argv, fds, len(files), plan, cp, opts, persona, closeSW, sr, "")
 	})

@@ -139,11 +139,21 @@ type Program struct {
 }
 
 // Encode returns the program's wire form.
-func (p *Program) Encode() []byte {
+func (p *Program) Encode() []byte { return p.EncodeTo(nil) }
+
+// EncodeTo is Encode into buf's memory where it is large enough.
+func (p *Program) EncodeTo(buf []byte) []byte {
 	dataOff := HeaderSize + len(p.Ops)*OpSize
 	dataOff = (dataOff + 15) &^ 15
 	size := dataOff + len(p.Data)
-	b := make([]byte, size)
+	b := buf[:0]
+	if cap(b) < size {
+		b = make([]byte, size)
+	} else {
+		// Every byte but the padding before the data is written below.
+		b = b[:size]
+		clear(b[HeaderSize+len(p.Ops)*OpSize : dataOff])
+	}
 	le := binary.LittleEndian
 	le.PutUint32(b[0:], Magic)
 	le.PutUint32(b[4:], Version)

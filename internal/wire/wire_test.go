@@ -34,6 +34,24 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEncodeTo: a program encoded into memory that held a bigger one is
+// the same bytes as one encoded afresh (the padding and unused fields are
+// zeros, not what was there).
+func TestEncodeTo(t *testing.T) {
+	want := sample().Encode()
+	dirty := bytes.Repeat([]byte{0xa5}, 4*len(want))
+	got := sample().EncodeTo(dirty)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("EncodeTo a used buffer:\n%x\nwant\n%x", got, want)
+	}
+	if &got[0] != &dirty[0] {
+		t.Errorf("EncodeTo did not use the buffer it was given")
+	}
+	if small := sample().EncodeTo(make([]byte, 3)); !bytes.Equal(small, want) {
+		t.Errorf("EncodeTo a buffer too small: %x", small)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	good := sample().Encode()
 	for _, tc := range []struct {
