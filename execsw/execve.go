@@ -370,24 +370,20 @@ func finish(epp *Package) (*Plan, error) {
 		return nil, err
 	}
 	p.Image = img
-	lay, err := stack.Build(&img)
-	if err != nil {
-		return nil, &ExecError{Path: req.Path, Err: err}
-	}
-	p.Stack = lay
-	p.StackVMA = stackVMA(epp.Space.StackTop, lay.ArgStart, epp.layout().rlimStack)
-	// The kernel grows the new stack while it writes the tables; past
-	// RLIMIT_STACK the write faults after the point of no return.
-	if rl := epp.layout().rlimStack; uint64(epp.Space.StackTop-lay.SP.RoundDown()) > rl&^(vm.PageSize-1) {
-		p.Fatal = fmt.Errorf("%w: the initial stack needs %d bytes, RLIMIT_STACK is %d", ErrFatal, uint64(epp.Space.StackTop-lay.SP.RoundDown()), rl)
-	}
 	p.MM = MM{
 		StartCode: epp.ELF.StartCode, EndCode: epp.ELF.EndCode,
 		StartData: epp.ELF.StartData, EndData: epp.ELF.EndData,
 		StartBrk: epp.ELF.StartBrk, Brk: epp.ELF.StartBrk,
-		StartStack: lay.SP,
-		ArgStart:   lay.ArgStart, ArgEnd: lay.ArgEnd,
-		EnvStart: lay.EnvStart, EnvEnd: lay.EnvEnd,
+	}
+	p.rlimStack = epp.layout().rlimStack
+	if err := p.layStack(); err != nil {
+		return nil, &ExecError{Path: req.Path, Err: err}
+	}
+	lay := p.Stack
+	// The kernel grows the new stack while it writes the tables; past
+	// RLIMIT_STACK the write faults after the point of no return.
+	if rl := p.rlimStack; uint64(epp.Space.StackTop-lay.SP.RoundDown()) > rl&^(vm.PageSize-1) {
+		p.Fatal = fmt.Errorf("%w: the initial stack needs %d bytes, RLIMIT_STACK is %d", ErrFatal, uint64(epp.Space.StackTop-lay.SP.RoundDown()), rl)
 	}
 	if p.Fatal == nil {
 		if err := p.walkArgs(); errors.Is(err, ErrFatal) {
@@ -450,6 +446,25 @@ func (p *Plan) Renamed(planned, name string) {
 			}
 		}
 	}
+	if p.Stack != nil {
+		// The strings moved: so did everything below them.
+		p.layStack()
+	}
+}
+
+// layStack lays the initial stack out from p.Image, with the mm fields
+// and the [stack] mapping that follow from it.
+func (p *Plan) layStack() error {
+	lay, err := stack.Build(&p.Image)
+	if err != nil {
+		return err
+	}
+	p.Stack = lay
+	p.StackVMA = stackVMA(p.Image.Top, lay.ArgStart, p.rlimStack)
+	p.MM.StartStack = lay.SP
+	p.MM.ArgStart, p.MM.ArgEnd = lay.ArgStart, lay.ArgEnd
+	p.MM.EnvStart, p.MM.EnvEnd = lay.EnvStart, lay.EnvEnd
+	return nil
 }
 
 // Close releases the files a plan holds.

@@ -114,6 +114,7 @@ type Plan struct {
 	KernelOnly string
 
 	vdsoRegions []stack.VDSORegion
+	rlimStack   uint64 // the soft RLIMIT_STACK the stack was laid out with
 }
 
 // JoinNotes joins the non-empty notes with "; ", as an exec log's note

@@ -25,13 +25,19 @@ import (
 func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (wire.Value, error) {
 	p, env := c.p, c.env
 	top := p.Image.Top
-	img := p.Image // Build copies the aux vector it fills in
-	if _, err := io.ReadFull(env.rand, img.Random[:]); err != nil {
+	// The plan's layout, with AT_RANDOM bytes of this exec's own (a plan
+	// may be started more than once).
+	var random [16]byte
+	if _, err := io.ReadFull(env.rand, random[:]); err != nil {
 		return wire.Value{}, fmt.Errorf("AT_RANDOM: %w", err)
 	}
-	lay, err := stack.Build(&img)
-	if err != nil {
-		return wire.Value{}, err
+	lay := p.Stack
+	if lay == nil || lay.SP+vm.Addr(len(lay.Bytes)) != top {
+		img := p.Image // Build copies the aux vector it fills in
+		var err error
+		if lay, err = stack.Build(&img); err != nil {
+			return wire.Value{}, err
+		}
 	}
 	c.out.sp = lay.SP
 
@@ -72,6 +78,9 @@ func (c *compiler) stack(pd uint8, regOf func(vm.Addr) uint8, vdso wire.Value) (
 	for _, part := range [][2]uint64{{0, lo}, {hi, uint64(len(lay.Bytes))}} {
 		if part[0] < part[1] {
 			off := c.put(lay.Bytes[part[0]:part[1]])
+			if r := uint64(lay.RandomAddr - lay.SP); r >= part[0] && r+16 <= part[1] {
+				copy(c.data[off+r-part[0]:], random[:])
+			}
 			c.emit(wire.Op{Kind: wire.Copy, V: [8]wire.Value{sp.Plus(part[0]), wire.At(wire.RData, off), wire.Imm(part[1] - part[0])}, Name: "write the stack"})
 		}
 	}

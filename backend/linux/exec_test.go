@@ -183,3 +183,37 @@ func TestSuperprivNoted(t *testing.T) {
 		t.Errorf("as root the stub set exe_fd, but the flags are %#x", flags)
 	}
 }
+
+// TestPlanRandomPerStart: every start of one plan gets AT_RANDOM bytes of
+// its own, none the plan's (its stack is the plan's layout, reused), as
+// every kernel exec draws them anew; the rest of the stack is the plan's.
+func TestPlanRandomPerStart(t *testing.T) {
+	prog := cc(t, "random", `#include <stdio.h>
+#include <sys/auxv.h>
+int main(int argc, char **argv) {
+	unsigned char *r = (unsigned char *)getauxval(AT_RANDOM);
+	for (int i = 0; i < 16; i++) printf("%02x", r[i]);
+	printf(" %s %p\n", argv[1], (void *)argv[1]);
+	return 0;
+}`, "-static")
+	plan, err := newSwitch(t).Execve(selfRequest(t, prog, []string{prog, "arg"}, nil, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	planned := fmt.Sprintf("%x", plan.Image.Random)
+	seen := map[string]bool{}
+	var rest string
+	for range 3 {
+		res, _ := runPlan(t, plan, true)
+		random, tail, _ := strings.Cut(strings.TrimSpace(res.stdout), " ")
+		if len(random) != 32 || random == planned || seen[random] {
+			t.Errorf("AT_RANDOM %q: the plan's is %s, earlier starts' %v", random, planned, seen)
+		}
+		seen[random] = true
+		if rest != "" && tail != rest {
+			t.Errorf("argv[1] %q at another place than in the start before (%q), without ASLR", tail, rest)
+		}
+		rest = tail
+	}
+}
