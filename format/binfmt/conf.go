@@ -16,28 +16,38 @@ import (
 // precedence first (systemd's CONF_PATHS_NULSTR("binfmt.d")).
 var SystemDirs = []string{"/etc/binfmt.d", "/run/binfmt.d", "/usr/local/lib/binfmt.d", "/usr/lib/binfmt.d"}
 
-// ReadConf reads a binfmt.d file (binfmt.d(5)): one rule a line, blanks
-// around it ignored, empty lines and lines starting with # or ; skipped.
-// name names the file in errors ("FILE:LINE"). A line the kernel would
-// refuse is an error.
+// ReadConf reads a binfmt.d file (binfmt.d(5)) as systemd-binfmt does:
+// lines end at a newline, a carriage return (CRLF is one end) or a NUL
+// (read_line); spaces, tabs, CRs and newlines around a line are stripped
+// (strstrip), other blanks are not; empty lines and lines starting with #
+// or ; are skipped. Each rule reaches the kernel with a newline after it
+// (write_string_file), which counts in its 1920 bytes: a rule of 1920 is
+// refused. name names the file in errors ("FILE:LINE"). A line the kernel
+// would refuse is an error.
 func ReadConf(r io.Reader, name string) ([]*Rule, error) {
 	var rules []*Rule
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 1<<20)
+	sc.Split(scanConfLine)
 	n := 1
 	for ; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		line := strings.Trim(sc.Text(), " \t\r\n")
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
 		}
-		rule, err := Parse(line)
+		rule, err := Parse(line + "\n")
 		if err != nil {
 			var pe *ParseError
 			if errors.As(err, &pe) {
 				pe.Source = fmt.Sprintf("%s:%d", name, n)
+				pe.Rule = line
+				if len(line)+1 > maxRegister {
+					pe.Reason = fmt.Sprintf("%d bytes and the newline systemd-binfmt writes after them, over %d", len(line), maxRegister)
+				}
 			}
 			return nil, err
 		}
+		rule.Text = line
 		rules = append(rules, rule)
 	}
 	if err := sc.Err(); err == bufio.ErrTooLong {
@@ -47,6 +57,29 @@ func ReadConf(r io.Reader, name string) ([]*Rule, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return rules, nil
+}
+
+// scanConfLine is a bufio.SplitFunc of systemd's read_line: a line ends at
+// "\n", "\r", "\r\n" or NUL.
+func scanConfLine(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	for i, b := range data {
+		switch b {
+		case '\n', 0:
+			return i + 1, data[:i], nil
+		case '\r':
+			switch {
+			case i+1 < len(data) && data[i+1] == '\n':
+				return i + 2, data[:i], nil
+			case i+1 < len(data) || atEOF:
+				return i + 1, data[:i], nil
+			}
+			return 0, nil, nil // a newline may follow
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }
 
 // ConfFiles returns the *.conf files of dirs (highest precedence first)
