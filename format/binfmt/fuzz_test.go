@@ -39,12 +39,18 @@ func FuzzParse(f *testing.F) {
 func FuzzReadConf(f *testing.F) {
 	f.Add("# c\n:a:E::x::/p:\n;x\n")
 	f.Add(":a:M::\\x41::/p:\n\n :b:E::y::/q:F \n")
+	f.Add(":a:E::x::/p:\r:b:E::y::/p:\x00:c:E::z::/p:\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		rules, err := ReadConf(strings.NewReader(s), "fuzz.conf")
 		if err == nil {
 			for _, r := range rules {
-				if r == nil {
-					t.Fatal("nil rule")
+				// What systemd-binfmt would write, newline included,
+				// is a rule the kernel takes.
+				if r == nil || strings.ContainsAny(r.Text, "\r\n\x00") || len(r.Text)+1 > maxRegister {
+					t.Fatalf("rule %+v", r)
+				}
+				if _, err := Parse(r.Text + "\n"); err != nil {
+					t.Fatalf("rule %q: %v", r.Text, err)
 				}
 			}
 		}
