@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -311,32 +312,42 @@ func TestExecLogWriteFails(t *testing.T) {
 	}
 }
 
-// TestLogTreeDeep: a chain of 50 processes, each the child of the one
+// TestLogTreeDeep: a chain of processes, each the child of the one
 // before, renders in lines no wider than the width (the branches of deep
-// levels passed it: 150 columns for an 80-column width).
+// levels passed it: 150 columns for an 80-column width at 50), and a
+// chain of 20000 in memory that grows with it, not with its square (the
+// branches of every level were kept: gigabytes).
 func TestLogTreeDeep(t *testing.T) {
-	var b strings.Builder
-	for i := 1; i <= 50; i++ {
-		fmt.Fprintf(&b, `{"event":"exec","time":"2026-01-01T00:00:%02d.000000000Z","pid":%d,"ppid":%d,"cwd":"/","path":"/bin/sh","argv":["sh","-c","next"],"chain":[],"result":"ok","by":"uexec"}`+"\n", i, 100+i, 99+i)
-	}
-	for i := 50; i >= 1; i-- {
-		fmt.Fprintf(&b, `{"event":"exit","time":"2026-01-01T00:01:%02d.000000000Z","pid":%d,"status":0}`+"\n", i, 100+i)
-	}
-	l, err := readLog(strings.NewReader(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	if err := renderTree(&out, l, 80); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 50 {
-		t.Fatalf("%d lines, want 50:\n%s", len(lines), out.String())
-	}
-	for i, line := range lines {
-		if n := utf8.RuneCountInString(line); n > 80 {
-			t.Errorf("line %d: %d columns: %s", i, n, line)
+	for _, depth := range []int{50, 20000} {
+		var b strings.Builder
+		for i := 1; i <= depth; i++ {
+			fmt.Fprintf(&b, `{"event":"exec","time":"2026-01-01T00:00:00.%09dZ","pid":%d,"ppid":%d,"cwd":"/","path":"/bin/sh","argv":["sh","-c","next"],"chain":[],"result":"ok","by":"uexec"}`+"\n", i, 100+i, 99+i)
+		}
+		for i := depth; i >= 1; i-- {
+			fmt.Fprintf(&b, `{"event":"exit","time":"2026-01-01T00:01:00.%09dZ","pid":%d,"status":0}`+"\n", depth-i, 100+i)
+		}
+		l, err := readLog(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := renderTree(&out, l, 80); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != depth {
+			t.Fatalf("%d lines, want %d", len(lines), depth)
+		}
+		for i, line := range lines {
+			if n := utf8.RuneCountInString(line); n > 80 {
+				t.Errorf("depth %d, line %d: %d columns: %s", depth, i, n, line)
+			}
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(depth)*4096 {
+			t.Errorf("depth %d: %d MB allocated to render it", depth, alloc>>20)
 		}
 	}
 }

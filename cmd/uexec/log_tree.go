@@ -40,11 +40,15 @@ func renderTree(w io.Writer, l *execLogFile, width int) error {
 		// is cut there, as pstree cuts it.
 		fmt.Fprintf(w, "%s\n", shorten(lead+branch+text+suffix, width))
 		next := lead
-		switch branch {
-		case "├─ ":
-			next += "│  "
-		case "└─ ":
-			next += "   "
+		if utf8.RuneCountInString(lead) < width {
+			// Past the width the lead is cut from every line: it
+			// need not grow (a deep chain would make it quadratic).
+			switch branch {
+			case "├─ ":
+				next += "│  "
+			case "└─ ":
+				next += "   "
+			}
 		}
 		for i, c := range p.Children {
 			b := "├─ "
