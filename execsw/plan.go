@@ -61,8 +61,9 @@ type Plan struct {
 	ELF    ELFInfo
 	Compat bool // 32-bit image
 
-	// Stack is the initial stack laid out against Layout.StackTop; a
-	// backend whose stack top differs lays it out again with Image.
+	// Stack is the initial stack laid out from Image against
+	// Layout.StackTop (Renamed lays it out again); a backend whose stack
+	// top differs lays it out again with Image.
 	Stack *stack.Layout
 	Image stack.Image
 	AuxIn stack.AuxInfo
