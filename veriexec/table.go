@@ -16,10 +16,14 @@ import (
 // Table is a signatures file's entries, by path and, once loaded, by the
 // identity (device, inode) of the file each path named at load time.
 type Table struct {
-	Name    string // the file it was read from
-	entries []*Entry
-	byPath  map[string]*Entry
-	byID    map[fileID]*Entry
+	Name string // the file it was read from
+	// Warnings are what Load found wrong with the files listed, as
+	// veriexecctl load warns of them ("FILE:LINE: ..."): a path that
+	// names nothing, or no regular file.
+	Warnings []string
+	entries  []*Entry
+	byPath   map[string]*Entry
+	byID     map[fileID]*Entry
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -46,7 +50,10 @@ func (t *Table) add(e *Entry) error {
 // Load reads the signatures file name and resolves each entry's path to
 // the file it names now (symlinks followed, as veriexecctl load's namei
 // does): an exec is checked by the name it resolved to, or by the file's
-// identity. A path that does not exist stays as written.
+// identity. A path that does not exist stays as written, and so does
+// one that names no regular file; each is a warning (veriexecctl load
+// warns of them and skips them: here such a path matches once it names a
+// file of the listed fingerprint).
 func Load(name string) (*Table, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -66,7 +73,12 @@ func Load(name string) (*Table, error) {
 			return nil, &ParseError{File: name, Line: e.Line, Msg: err.Error(), Err: unix.EEXIST}
 		}
 		var st unix.Stat_t
-		if unix.Stat(e.Path, &st) == nil {
+		switch err := unix.Stat(e.Path, &st); {
+		case err != nil:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: %s: %v (%s): no file has this entry until the path names one", name, e.Line, e.Path, err, unix.ErrnoName(err.(unix.Errno))))
+		case st.Mode&unix.S_IFMT != unix.S_IFREG:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: %s is not a regular file: nothing exec'd matches the entry", name, e.Line, e.Path))
+		default:
 			r.byID[fileID{st.Dev, st.Ino}] = r.byPath[e.Path]
 		}
 	}

@@ -82,6 +82,9 @@ func (o *options) addVeriexec(sw *execsw.Switch) error {
 			}
 			return fmt.Errorf("--veriexec: %w", err)
 		}
+		for _, w := range t.Warnings {
+			logf("warning: --veriexec %s", w)
+		}
 		p := t.Policy(v.strict)
 		p.Logf = logf
 		sw.Policies = append(sw.Policies, p)

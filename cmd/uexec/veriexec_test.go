@@ -206,3 +206,42 @@ func TestVeriexecVerboseRefusal(t *testing.T) {
 		t.Errorf("an unlisted program under -v: %v", r)
 	}
 }
+
+// TestVeriexecLoadWarnings: an entry whose path names nothing, or names no
+// regular file, is a warning naming FILE:LINE when the signatures are
+// loaded (veriexecctl load warns of both), and the run goes on with the
+// entries that do name files.
+func TestVeriexecLoadWarnings(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	sigs := filepath.Join(dir, "sigs")
+	if r := runLimited(t, "learn", nil, "/", uexecBin, "run", "--build", "--veriexec-learn", sigs, "/bin/true"); r.status != 0 {
+		t.Fatalf("learning run: %v", r)
+	}
+	learned, err := os.ReadFile(sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^/\S+ SHA256 ([0-9a-f]{64})`).FindSubmatch(learned)
+	if m == nil {
+		t.Fatalf("no entry learned: %s", learned)
+	}
+	fp := string(m[1])
+	extra := dir + "/gone SHA256 " + fp + "\n" + dir + " SHA256 " + fp + "\n"
+	if err := os.WriteFile(sigs, append(learned, extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(string(learned), "\n")
+	r := runLimited(t, "enforce", nil, "/", uexecBin, "run", "--build", "--veriexec", sigs, "/bin/true")
+	for _, want := range []string{
+		"uexec: warning: --veriexec " + sigs + ":" + strconv.Itoa(n+1) + ": " + dir + "/gone: no such file or directory (ENOENT)",
+		"uexec: warning: --veriexec " + sigs + ":" + strconv.Itoa(n+2) + ": " + dir + " is not a regular file",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %v", want, r)
+		}
+	}
+	if r.status != 0 || strings.Count(r.stderr, "\n") != 2 {
+		t.Errorf("the listed program under the signatures with two warnings: %v", r)
+	}
+}
