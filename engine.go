@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,34 +24,44 @@ var ErrFatal = execsw.ErrFatal
 
 // Engine starts programs with uexec's exec engine instead of the kernel's
 // loader: a drop-in for os/exec where the exec must be uexec's.
+//
+// Its methods may be called from several goroutines at once, and binfmt
+// rules registered at any time. Set Switch and call Segvguard before its
+// first Spawn: like the switch's policies, a policy added while execs are
+// planned is not safe.
 type Engine struct {
 	// Switch is the exec switch used to plan every exec; NewEngine
-	// fills it with NewSwitch.
+	// fills it with NewSwitch, and a zero Engine's first use does.
 	Switch *execsw.Switch
 
-	guard *segvguard.Guard // Segvguard's
+	mu    sync.Mutex                      // makes the zero Engine's Switch and the guard once
+	guard atomic.Pointer[segvguard.Guard] // Segvguard's
 }
 
 // Segvguard returns the engine's PaX Segvguard (package segvguard),
 // adding one with cfg to its switch's policies on the first call (cfg is
-// ignored afterwards). The engine then reports to it every death by a
-// core-dumping signal of the programs it spawns (with Tree, of every
-// process of the tree), so that a program that crashed cfg.MaxCrashes
-// times within cfg.Expiry is refused with EPERM for cfg.Suspend: Spawn's
-// error, or the errno of a tree's execve.
+// ignored afterwards); call it before the engine's first Spawn. The engine
+// then reports to it every death by a core-dumping signal of the programs
+// it spawns (with Tree, of every process of the tree), so that a program
+// that crashed cfg.MaxCrashes times within cfg.Expiry is refused with
+// EPERM for cfg.Suspend: Spawn's error, or the errno of a tree's execve.
 func (e *Engine) Segvguard(cfg segvguard.Config) *segvguard.Guard {
-	if e.guard == nil {
-		e.guard = segvguard.New(cfg)
-		sw := e.sw()
-		sw.Policies = append(sw.Policies, e.guard)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if g := e.guard.Load(); g != nil {
+		return g
 	}
-	return e.guard
+	g := segvguard.New(cfg)
+	sw := e.swLocked()
+	sw.Policies = append(sw.Policies, g)
+	e.guard.Store(g)
+	return g
 }
 
 // crashed reports a death to the guard, if any.
 func (e *Engine) crashed(ws syscall.WaitStatus, prog execsw.Attr, uid uint32, comm string) {
-	if e.guard != nil && ws.Signaled() {
-		e.guard.Crashed(segvguard.Crash{Dev: prog.Dev, Ino: prog.Ino, UID: uid, Name: comm, Signal: ws.Signal()})
+	if g := e.guard.Load(); g != nil && ws.Signaled() {
+		g.Crashed(segvguard.Crash{Dev: prog.Dev, Ino: prog.Ino, UID: uid, Name: comm, Signal: ws.Signal()})
 	}
 }
 
@@ -65,17 +76,17 @@ func NewEngine() *Engine { return &Engine{Switch: NewSwitch()} }
 //	...
 //	err = e.Binfmt().Register(r)
 func (e *Engine) Binfmt() *binfmt.Misc {
-	if e.Switch == nil {
-		e.Switch = NewSwitch()
-	}
-	for _, f := range e.Switch.Entries() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sw := e.swLocked()
+	for _, f := range sw.Entries() {
 		if m, ok := f.(*binfmt.Misc); ok {
 			return m
 		}
 	}
 	m := &binfmt.Misc{}
 	// The entry is new: Add cannot refuse it.
-	_ = e.Switch.Add(m, execsw.PrioFirst)
+	_ = sw.Add(m, execsw.PrioFirst)
 	return m
 }
 
@@ -289,6 +300,13 @@ func (e *Engine) plan(s *SpawnRequest) (*execsw.Plan, bool, error) {
 }
 
 func (e *Engine) sw() *execsw.Switch {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.swLocked()
+}
+
+// swLocked is sw, e.mu held.
+func (e *Engine) swLocked() *execsw.Switch {
 	if e.Switch == nil {
 		e.Switch = NewSwitch()
 	}
@@ -341,7 +359,7 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 			topts.First = &backend.ExecEvent{Time: time.Now(), Ppid: os.Getpid(), Cwd: dir, Path: s.Path, Argv: s.Argv,
 				Chain: plan.Chain, By: "uexec", Note: plan.Cred.IgnoredNote(), Stopped: s.StopAtEntry}
 		}
-		if s.OnExit != nil || e.guard != nil {
+		if s.OnExit != nil || e.guard.Load() != nil {
 			topts.OnExit = func(bev *backend.ExitEvent) {
 				ev := exitEventOf(bev)
 				if ev.Planned {
@@ -392,7 +410,7 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 		close(p.exited)
 		close(p.done)
 	})
-	if ctx.Done() != nil || e.guard != nil {
+	if ctx.Done() != nil || e.guard.Load() != nil {
 		// The kill and the crash count need the exit as it happens.
 		p.reapInBackground()
 	}

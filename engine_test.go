@@ -4,16 +4,20 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/uexec/uexec"
+	"github.com/uexec/uexec/format/binfmt"
 	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
@@ -169,5 +173,54 @@ func TestSpawnKernel(t *testing.T) {
 		if (c.want == "") != (p.Kernel == "") || !strings.Contains(p.Kernel, c.want) {
 			t.Errorf("%s: Kernel %q, want %q", c.path, p.Kernel, c.want)
 		}
+	}
+}
+
+// TestEngineConcurrent: a zero Engine used by several goroutines at once,
+// from its first Spawn (which makes its switch), with binfmt rules
+// registered meanwhile: every start runs and is waited for. .ci/run runs
+// it under the race detector too, which is what sees a lazy
+// initialisation made twice.
+func TestEngineConcurrent(t *testing.T) {
+	e := &uexec.Engine{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const workers, starts = 6, 15
+	errs := make(chan error, workers*starts+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range starts {
+				p, err := e.Spawn(ctx, &uexec.SpawnRequest{Path: "/bin/true", Argv: []string{"true"}, Files: []*os.File{nil, nil, os.Stderr}})
+				if err != nil {
+					errs <- fmt.Errorf("worker %d, start %d: %w", w, i, err)
+					continue
+				}
+				if st, err := p.Wait(); err != nil || !st.Success() {
+					errs <- fmt.Errorf("worker %d, start %d: %v, %v", w, i, st, err)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r, err := binfmt.Parse(":uexec-concurrent:E::uexec-concurrent::/bin/sh:")
+		if err == nil {
+			err = e.Binfmt().Register(r)
+		}
+		if err != nil {
+			errs <- fmt.Errorf("binfmt rule: %w", err)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%d starts by %d goroutines did not end in 60 s", workers*starts, workers)
 	}
 }
