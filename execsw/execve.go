@@ -446,9 +446,11 @@ func (p *Plan) Renamed(planned, name string) {
 			}
 		}
 	}
-	if p.Stack != nil {
-		// The strings moved: so did everything below them.
-		p.layStack()
+	if p.Stack != nil && p.layStack() != nil {
+		// The strings moved, and so did everything below them; a
+		// stack that no longer fits is left for the backend to lay
+		// out (and refuse).
+		p.Stack = nil
 	}
 }
 

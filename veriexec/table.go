@@ -3,6 +3,7 @@ package veriexec
 import (
 	"bufio"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,7 +76,9 @@ func Load(name string) (*Table, error) {
 		var st unix.Stat_t
 		switch err := unix.Stat(e.Path, &st); {
 		case err != nil:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: %s: %v (%s): no file has this entry until the path names one", name, e.Line, e.Path, err, unix.ErrnoName(err.(unix.Errno))))
+			var errno unix.Errno
+			errors.As(err, &errno)
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: %s: %v (%s): no file has this entry until the path names one", name, e.Line, e.Path, err, unix.ErrnoName(errno)))
 		case st.Mode&unix.S_IFMT != unix.S_IFREG:
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: %s is not a regular file: nothing exec'd matches the entry", name, e.Line, e.Path))
 		default:
