@@ -63,7 +63,9 @@ func BuildGo(t testing.TB, src string, flags ...string) string {
 	gobin := NeedTool(t, "go")
 	return build(t, "go", append([]string{src}, flags...), func(out string) *exec.Cmd {
 		cmd := exec.Command(gobin, append(append([]string{"build", "-o", out}, flags...), src)...)
-		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
+		// GOFLAGS of the test's own build (-race) are not the
+		// program's: -race needs cgo, and the program is static.
+		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0", "GOFLAGS=")
 		return cmd
 	})
 }
