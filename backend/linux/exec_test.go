@@ -45,7 +45,7 @@ func goProgram() program {
 		bin := filepath.Join(dir, "goprog")
 		cmd := exec.Command(goBin, "build", "-o", bin, "main.go")
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GO111MODULE=off", "CGO_ENABLED=0", "GOFLAGS=") // not -race: a static program
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
