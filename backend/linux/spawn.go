@@ -265,7 +265,53 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 		}
 		return syscall.ForkExec(path, argv, attr)
 	}
+	// afterFork sorts the fork's result out: a stub the kernel refused,
+	// or the kernel's exec of the program instead of the stub's (kernel
+	// says why).
+	afterFork := func(pid int, err error) (int, string, error) {
+		kernel := ""
+		if err != errMDWE && err != errDirect && planStub.refused(path, err) {
+			err = fmt.Errorf("%w: %w", err, errStubRefused)
+		} else if err == errDirect || err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+			// A sandbox's exec rules (Landlock, an LSM) refuse the stub,
+			// or its filters would judge the stub's calls (direct).
+			if !kernelInstead(plan, opts) {
+				err = fmt.Errorf("executing the stub %s: %w", path, err)
+			} else {
+				// The plan is the kernel's own exec of what the caller
+				// asked for: the kernel makes it, as os/exec would.
+				kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
+				if err == errDirect {
+					kernel = direct
+				}
+				attr.Env, attr.Files = opts.Env, fds[:callerN]
+				if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {
+					return 0, "", &Error{Step: "the kernel's exec of " + opts.Path, Err: err}
+				}
+			}
+		}
+		if err != nil {
+			return 0, "", &Error{Step: "starting the stub", Err: err}
+		}
+		return pid, kernel, nil
+	}
+	// kernelProcess is the process of the kernel's exec of the program.
+	kernelProcess := func(pid int, kernel string) (*Process, error, bool) {
+		proc, err := os.FindProcess(pid)
+		if err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			reap(pid)
+			return nil, &Error{Pid: pid, Step: "opening a pidfd", Err: err}, false
+		}
+		if opts.Logf != nil {
+			opts.Logf("note: %s", kernel)
+		}
+		return &Process{Pid: pid, Kernel: kernel, p: proc}, nil, false
+	}
 	var pid int
+	// child, vforkExec's, reads this process's memory until its exec.
+	var child *vforkChild
+	defer func() { runtime.KeepAlive(child) }()
 	if err = errDirect; direct == "" {
 		// An image built, here or in the tree the stub starts.
 		builds := cp.kernel == "" || opts.notifySock != nil && !opts.kernelExact
@@ -280,7 +326,9 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 				if persona != old {
 					p = int(persona)
 				}
-				pid, err = vforkExec(path, argv, opts.Dir, fds, p, nofile)
+				if child, err = vforkExec(path, argv, opts.Dir, fds, p, nofile); err == nil {
+					pid = child.pid
+				}
 			case cp != nil && cp.raw:
 				// Forked from any thread (onThread): the persona set
 				// for the fork must stay this one's.
@@ -294,39 +342,19 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	}
 	closeSW()
 	step("build:forked")
-	kernel := ""
-	if err != errMDWE && err != errDirect && planStub.refused(path, err) {
-		err = fmt.Errorf("%w: %w", err, errStubRefused)
-	} else if err == errDirect || err != nil && !spa.Ptrace && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
-		// A sandbox's exec rules (Landlock, an LSM) refuse the stub,
-		// or its filters would judge the stub's calls (direct).
-		if !kernelInstead(plan, opts) {
-			err = fmt.Errorf("executing the stub %s: %w", path, err)
-		} else {
-			// The plan is the kernel's own exec of what the caller
-			// asked for: the kernel makes it, as os/exec would.
-			kernel = fmt.Sprintf("the stub could not be executed (%v): the kernel execs the program", err)
-			if err == errDirect {
-				kernel = direct
-			}
-			attr.Env, attr.Files = opts.Env, fds[:callerN]
-			if pid, err = forkExec(opts.Path, opts.Argv, attr); err != nil {
-				return nil, &Error{Step: "the kernel's exec of " + opts.Path, Err: err}, false
-			}
-		}
-	}
+	pid, kernel, err := afterFork(pid, err)
 	if err != nil {
-		return nil, &Error{Step: "starting the stub", Err: err}, false
+		return nil, err, false
+	}
+	if kernel != "" {
+		return kernelProcess(pid, kernel)
 	}
 	proc, err := os.FindProcess(pid)
 	if err != nil {
+		// Neither the stub nor a child still in this memory is left.
+		unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
 		return nil, &Error{Pid: pid, Step: "opening a pidfd", Err: err}, false
-	}
-	if kernel != "" {
-		if opts.Logf != nil {
-			opts.Logf("note: %s", kernel)
-		}
-		return &Process{Pid: pid, Kernel: kernel, p: proc}, nil, false
 	}
 	out := &Process{Pid: pid, Notes: cp.notes, Kernel: cp.kernel, p: proc, cloned: cp.cloned}
 	if opts.NoRandom {
@@ -371,6 +399,18 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 			e.Step, e.Err = se.step, se.err
 		}
 		return nil, e, false
+	}
+	if child != nil {
+		// The status pipe's end: the child got to the program, or
+		// ended before its exec of the stub.
+		if err := child.failure(); err != nil {
+			proc.Release()
+			pid, kernel, err := afterFork(0, err)
+			if err != nil {
+				return nil, err, false
+			}
+			return kernelProcess(pid, kernel)
+		}
 	}
 	return out, nil, false
 }

@@ -4,8 +4,8 @@ package linux
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -34,26 +34,26 @@ func vforkRun(x *vforkArgs) (pid uintptr)
 // gets dir as its working directory (unless ""), fds as its descriptors 0,
 // 1, ... (^uintptr(0): closed) and, before the exec, the personality
 // persona (unless -1) and the soft RLIMIT_NOFILE nofile (unless nil):
-// syscall.ForkExec's child with less. It returns the child's pid once the
-// child has exec'd, or reaps the child and returns its step that failed
-// with the errno (errors.Is gives it).
+// syscall.ForkExec's child with less. It returns as soon as the child is
+// cloned; whether the child's steps up to its exec succeeded is known once
+// it has exec'd or exited (vforkChild.failure).
 //
 // What it leaves out is what the stub's exec does or the stub's plan does:
-// no exec pipe (the vfork returns when the child has exec'd or exited, and
-// the child reports a failure in memory this process shares with it: one
-// wake-up of this thread fewer, ~10 us here); no reset of the 64 signal
-// handlers (the exec resets the caught ones, and every signal stays blocked
-// until then); the signal mask is the plan's (env.sigMask), set by the
-// stub. Go's child did the rest the same way: the descriptors' two passes,
-// the limit's restore.
-func vforkExec(path string, argv []string, dir string, fds []uintptr, persona int, nofile *unix.Rlimit) (int, error) {
+// no exec pipe and no wait for the exec (the child shares this process's
+// memory until its exec, and reports a failure there: the caller learns of
+// it from the end of the stub's status pipe, which it waits for anyway);
+// no reset of the 64 signal handlers (the exec resets the caught ones, and
+// every signal stays blocked until then); the signal mask is the plan's
+// (env.sigMask), set by the stub. Go's child did the rest the same way: the
+// descriptors' two passes, the limit's restore.
+func vforkExec(path string, argv []string, dir string, fds []uintptr, persona int, nofile *unix.Rlimit) (*vforkChild, error) {
 	path0, err := syscall.BytePtrFromString(path)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	argvp, err := syscall.SlicePtrFromStrings(argv)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	envp, _ := syscall.SlicePtrFromStrings(nil) // on the heap: its address is held as a uintptr
 	ops := make([]vforkOp, 0, 2*len(fds)+4)
@@ -65,7 +65,7 @@ func vforkExec(path string, argv []string, dir string, fds []uintptr, persona in
 	var dir0 *byte
 	if dir != "" {
 		if dir0, err = syscall.BytePtrFromString(dir); err != nil {
-			return 0, err
+			return nil, err
 		}
 		op(unix.SYS_CHDIR, uintptr(unsafe.Pointer(dir0)))
 	}
@@ -107,28 +107,50 @@ func vforkExec(path string, argv []string, dir string, fds []uintptr, persona in
 		op(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(nofile)), 0)
 	}
 	op(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path0)), uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
-	x := &vforkArgs{ops: &ops[0], nops: uintptr(len(ops)), block: ^uint64(0), failed: -1}
+	c := &vforkChild{x: &vforkArgs{ops: &ops[0], nops: uintptr(len(ops)), block: ^uint64(0), failed: -1},
+		ops: ops, dir: dir, path: path, keep: []any{argvp, path0, dir0, envp, nofile}}
 	syscall.ForkLock.Lock()
-	pid := vforkRun(x)
+	pid := vforkRun(c.x)
 	syscall.ForkLock.Unlock()
-	runtime.KeepAlive(ops)
-	runtime.KeepAlive(argvp)
-	runtime.KeepAlive(path0)
-	runtime.KeepAlive(dir0)
-	runtime.KeepAlive(envp)
-	runtime.KeepAlive(nofile)
 	if e := int64(pid); e < 0 && e > -4096 {
-		return 0, syscall.Errno(-e)
+		return nil, syscall.Errno(-e)
 	}
-	if x.failed >= 0 {
-		reap(int(pid))
-		step := "the child"
-		if x.failed < int64(len(ops)) {
-			step = vforkStep(ops[x.failed], dir, path)
-		}
-		return 0, fmt.Errorf("%s: %w", step, syscall.Errno(x.errno))
+	c.pid = int(pid)
+	return c, nil
+}
+
+// vforkChild is a child vforkExec started. Until it has exec'd or exited
+// it reads its ops and their strings from this process's memory, which it
+// shares: they are held here, and whoever holds the child keeps it until
+// then (failure, kill).
+type vforkChild struct {
+	pid       int
+	x         *vforkArgs
+	ops       []vforkOp
+	dir, path string
+	keep      []any // what the ops point to
+}
+
+// failure returns the child's step that failed, with its errno (errors.Is
+// gives it), having reaped the child; nil if the child got through its
+// exec. Only once the child has exec'd or exited: its steps are over.
+func (c *vforkChild) failure() error {
+	f := atomic.LoadInt64(&c.x.failed)
+	if f < 0 {
+		return nil
 	}
-	return int(pid), nil
+	reap(c.pid)
+	step := "the child"
+	if f < int64(len(c.ops)) {
+		step = vforkStep(c.ops[f], c.dir, c.path)
+	}
+	return fmt.Errorf("%s: %w", step, syscall.Errno(c.x.errno))
+}
+
+// kill ends the child and reaps it, wherever it is.
+func (c *vforkChild) kill() {
+	unix.Kill(c.pid, unix.SIGKILL)
+	reap(c.pid)
 }
 
 // vforkStep names o, one of vforkExec's ops, for its error.

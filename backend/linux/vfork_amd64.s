@@ -5,14 +5,15 @@
 // func vforkRun(x *vforkArgs) (pid uintptr)
 //
 // Blocks every signal of this thread, clones a child that shares this
-// process's memory (CLONE_VM|CLONE_VFORK: the kernel holds this thread until
-// the child execs or exits), and restores the mask. The child runs x's
-// system calls in order, the last an execve; the first that fails stores
-// its index and errno in x and the child exits with 127. The child runs on
-// this thread's stack, which it never writes (no call, no push: this
-// thread is held until the child is gone from it), and with every signal
-// blocked, so no handler of this process runs in it; the exec resets the
-// handlers, and the stub sets the program's mask.
+// process's memory (CLONE_VM, without CLONE_VFORK: this thread goes on at
+// once, and is not put to sleep until the child's exec and woken again),
+// and restores the mask. The child runs x's system calls in order, the
+// last an execve; the first that fails stores its index and errno in x and
+// the child exits with 127. The child keeps this thread's stack pointer but
+// never reads or writes the stack (no call, no push, no frame: this thread
+// goes on using it), only x and what its ops point to, and runs with every
+// signal blocked, so no handler of this process runs in it; the exec
+// resets the handlers, and the stub sets the program's mask.
 //
 // vforkArgs: ops (0), nops (8), the mask to block (16), the saved mask
 // (24), the failed op's index (32), its errno (40). An op is 8 words: the
@@ -26,8 +27,8 @@ TEXT ·vforkRun(SB),NOSPLIT|NOFRAME,$0-16
 	LEAQ	24(R12), DX
 	MOVQ	$8, R10
 	SYSCALL
-	MOVQ	$56, AX		// clone(CLONE_VM|CLONE_VFORK|SIGCHLD, 0, 0, 0, 0)
-	MOVQ	$0x4111, DI
+	MOVQ	$56, AX		// clone(CLONE_VM|SIGCHLD, 0, 0, 0, 0)
+	MOVQ	$0x111, DI
 	XORQ	SI, SI
 	XORQ	DX, DX
 	XORQ	R10, R10

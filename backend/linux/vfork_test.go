@@ -4,8 +4,11 @@ package linux
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -187,4 +190,87 @@ func TestVforkArgsLayout(t *testing.T) {
 			t.Errorf("%s at %d, vfork_amd64.s has %d", c.name, c.got, c.want)
 		}
 	}
+}
+
+// TestStartInMissingDir: a child of vforkExec whose steps before its exec
+// fail (its chdir) makes Start fail with the step and its errno, and is
+// reaped: the caller is told at the end of the status pipe, not by a wait
+// for the exec.
+func TestStartInMissingDir(t *testing.T) {
+	testenv.NeedRoot(t)
+	const prog = "/bin/true"
+	plan, err := newSwitch(t).Execve(selfRequest(t, prog, []string{prog}, []string{}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	before := childPids(t)
+	dir := filepath.Join(t.TempDir(), "gone")
+	for range 20 {
+		p, err := Start(plan, &Options{Path: prog, Argv: []string{prog}, Env: []string{}, Dir: dir})
+		if err == nil {
+			p.Wait()
+			t.Fatalf("Start in a missing directory started pid %d (Kernel %q)", p.Pid, p.Kernel)
+		}
+		if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "chdir "+dir) {
+			t.Fatalf("Start in a missing directory: %v, want the chdir's ENOENT", err)
+		}
+	}
+	if after := childPids(t); after != before {
+		t.Errorf("children before: %q, after: %q", before, after)
+	}
+}
+
+// childPids lists this process's children, zombies too.
+func childPids(t *testing.T) string {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that is gone
+		}
+		all = append(all, strings.Fields(string(b))...)
+	}
+	slices.Sort(all)
+	return strings.Join(all, " ")
+}
+
+// TestVforkChildFailure: vforkExec returns at once, before the child's
+// exec; once the child has ended, failure gives the step that failed (the
+// exec of a missing file) with its errno, and reaps it; a child that got
+// through its exec has no failure.
+func TestVforkChildFailure(t *testing.T) {
+	ended := func(pid int) {
+		t.Helper()
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+			t.Fatalf("waiting for pid %d to end: %v", pid, err)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	c, err := vforkExec(missing, []string{"missing"}, "", []uintptr{0, 1, 2}, -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(c.pid)
+	if err := c.failure(); !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "execve "+missing) {
+		t.Errorf("failure of an exec of a missing file: %v, want execve's ENOENT", err)
+	}
+	if err := unix.Kill(c.pid, 0); err != unix.ESRCH {
+		t.Errorf("pid %d after failure: kill(0) gives %v, want ESRCH (reaped)", c.pid, err)
+	}
+	c, err = vforkExec("/bin/true", []string{"true"}, "", []uintptr{0, 1, 2}, -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(c.pid)
+	if err := c.failure(); err != nil {
+		t.Errorf("failure of a child that exec'd /bin/true: %v", err)
+	}
+	reap(c.pid)
 }
