@@ -235,11 +235,10 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 	R[R_TOP] = execfn + strlen_((char *)execfn) + 1 + 8;
 	R[R_SP] = (u64)sp;
 
-	/* argv[1] is the plan's descriptor, a path to open (a tracer's
-	 * /proc/PID/fd/N), or the plan itself in hex after an 'x' (copied by
-	 * the kernel's exec with the arguments). The descriptor is a sealed
-	 * memfd, mapped, or a pipe (Start's, for a plan of at most
-	 * PIPE_PLAN_MAX bytes: no shmem inode to make), read. */
+	/* argv[1] is the plan's descriptor, or a path to open (a tracer's
+	 * /proc/PID/fd/N). The descriptor is a sealed memfd, mapped, or a
+	 * pipe (Start's, for a plan of at most PIPE_PLAN_MAX bytes: no shmem
+	 * inode to make), read. */
 	s64 size;
 	u64 mapped = 0;
 	if (self) {
@@ -261,27 +260,6 @@ __attribute__((noreturn, used)) void stub_main(u64 *sp)
 			got += n;
 		}
 		sys6(3 /* close */, fd, 0, 0, 0, 0, 0);
-	} else if (argv[1][0] == 'x') {
-		const char *x = argv[1] + 1;
-		u64 n = strlen_(x) / 2;
-		size = (s64)n;
-		if (n < sizeof(struct hdr) || n > RESERVED_END - PLAN_ADDR)
-			die(-1UL, -8);
-		s64 m = sys6(9 /* mmap */, PLAN_ADDR, n, 3, 0x100022 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1UL, 0);
-		if ((u64)m != PLAN_ADDR)
-			die(-1UL, m);
-		u8 *p = (u8 *)PLAN_ADDR;
-		for (u64 i = 0; i < n; i++) {
-			u8 b = 0;
-			for (int k = 0; k < 2; k++) {
-				char ch = x[2 * i + k];
-				u8 d = ch >= '0' && ch <= '9' ? (u8)(ch - '0') : ch >= 'a' && ch <= 'f' ? (u8)(ch - 'a' + 10) : 0xff;
-				if (d == 0xff)
-					die(-1UL, -8);
-				b = (u8)(b << 4 | d);
-			}
-			p[i] = b;
-		}
 	} else {
 		u64 fd = 0;
 		if (argv[1][0] == '/') {
