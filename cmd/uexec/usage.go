@@ -51,7 +51,8 @@ var optGroups = []optGroup{
 		{long: "--json", help: []string{"print the plan as JSON (schema in README.md)"}},
 	}},
 	{"run", []optSpec{
-		{short: "-v", long: "--verbose", help: []string{"say what differs from a kernel exec, and why"}},
+		{short: "-v", long: "--verbose", help: []string{"log each step of the build (the stub's program too)",
+			"and say what differs from a kernel exec, and why"}},
 		{long: "--once", help: []string{"load only PROGRAM, in uexec's place (same pid, no",
 			"ptrace); the kernel does the execs it makes"}},
 		{long: "--log-execs", arg: "FILE", complete: "file", help: []string{"one JSON line per exec of the process tree and",
