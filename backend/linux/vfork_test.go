@@ -274,3 +274,56 @@ func TestVforkChildFailure(t *testing.T) {
 	}
 	reap(c.pid)
 }
+
+// TestStartStubRefusedAfterClone: the kernel refusing the exec of the stub
+// in the clone's child (EACCES: a launcher without execute permission),
+// which the caller learns of only at the end of the status pipe, leads to
+// what a refusal at the fork does: the kernel execs the program, and
+// Process.Kernel says why.
+func TestStartStubRefusedAfterClone(t *testing.T) {
+	testenv.NeedRoot(t)
+	if _, ok := childNofile(); !ok {
+		t.Skip("RLIMIT_NOFILE's original is not known: Start forks with syscall.ForkExec")
+	}
+	stub, err := planStub.path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(stub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noexec := filepath.Join(t.TempDir(), "launch")
+	if err := os.WriteFile(noexec, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	planStub.mu.Lock()
+	launch, launchBad := planStub.launch, planStub.launchBad
+	planStub.launch, planStub.launchBad = noexec, false
+	planStub.mu.Unlock()
+	defer func() {
+		planStub.mu.Lock()
+		planStub.launch, planStub.launchBad = launch, launchBad
+		planStub.mu.Unlock()
+	}()
+	if got, _ := planStub.path(); got != noexec {
+		t.Fatalf("the stub is %s, not the test's %s", got, noexec)
+	}
+	const prog = "/bin/true"
+	plan, err := newSwitch(t).Execve(selfRequest(t, prog, []string{prog}, []string{}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	p, err := Start(plan, &Options{Path: prog, Argv: []string{prog}, Env: []string{}})
+	if err != nil {
+		t.Fatalf("Start with a stub the kernel refuses: %v", err)
+	}
+	st, err := p.Wait()
+	if err != nil || !st.Success() {
+		t.Fatalf("%s: %v %v", prog, st, err)
+	}
+	if !strings.Contains(p.Kernel, "the stub could not be executed (execve "+noexec+": permission denied)") {
+		t.Errorf("Kernel %q, want the kernel's exec for the stub's EACCES", p.Kernel)
+	}
+}
