@@ -122,7 +122,8 @@ func vforkExec(path string, argv []string, dir string, fds []uintptr, persona in
 // vforkChild is a child vforkExec started. Until it has exec'd or exited
 // it reads its ops and their strings from this process's memory, which it
 // shares: they are held here, and whoever holds the child keeps it until
-// then (failure, kill).
+// then (failure), or kills and reaps it first. (The names say vfork: the
+// child is one in all but CLONE_VFORK, the parent's wait.)
 type vforkChild struct {
 	pid       int
 	x         *vforkArgs
@@ -145,12 +146,6 @@ func (c *vforkChild) failure() error {
 		step = vforkStep(c.ops[f], c.dir, c.path)
 	}
 	return fmt.Errorf("%s: %w", step, syscall.Errno(c.x.errno))
-}
-
-// kill ends the child and reaps it, wherever it is.
-func (c *vforkChild) kill() {
-	unix.Kill(c.pid, unix.SIGKILL)
-	reap(c.pid)
 }
 
 // vforkStep names o, one of vforkExec's ops, for its error.
