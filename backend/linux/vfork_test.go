@@ -282,9 +282,8 @@ func TestVforkChildFailure(t *testing.T) {
 // Process.Kernel says why.
 func TestStartStubRefusedAfterClone(t *testing.T) {
 	testenv.NeedRoot(t)
-	if _, ok := childNofile(); !ok {
-		t.Skip("RLIMIT_NOFILE's original is not known: Start forks with syscall.ForkExec")
-	}
+	_, ok := childNofile()
+	testenv.Need(t, ok, "RLIMIT_NOFILE's original is not known: Start forks with syscall.ForkExec, not the clone")
 	stub, err := planStub.path()
 	if err != nil {
 		t.Fatal(err)
