@@ -204,7 +204,7 @@ func TestStartInMissingDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plan.Close()
-	before := childPids(t)
+	before := testenv.Children(t)
 	dir := filepath.Join(t.TempDir(), "gone")
 	for range 20 {
 		p, err := Start(plan, &Options{Path: prog, Argv: []string{prog}, Env: []string{}, Dir: dir})
@@ -216,28 +216,9 @@ func TestStartInMissingDir(t *testing.T) {
 			t.Fatalf("Start in a missing directory: %v, want the chdir's ENOENT", err)
 		}
 	}
-	if after := childPids(t); after != before {
+	if after := testenv.Children(t); !slices.Equal(after, before) {
 		t.Errorf("children before: %q, after: %q", before, after)
 	}
-}
-
-// childPids lists this process's children, zombies too.
-func childPids(t *testing.T) string {
-	t.Helper()
-	tasks, err := filepath.Glob("/proc/self/task/*/children")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []string
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // a thread that is gone
-		}
-		all = append(all, strings.Fields(string(b))...)
-	}
-	slices.Sort(all)
-	return strings.Join(all, " ")
 }
 
 // TestVforkChildFailure: vforkExec returns at once, before the child's

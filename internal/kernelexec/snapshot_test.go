@@ -42,24 +42,9 @@ func needCC(t *testing.T) {
 	}
 }
 
-// children lists the live children of this process.
-func children(t *testing.T) []string {
-	t.Helper()
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	var out []string
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		out = append(out, strings.Fields(string(b))...)
-	}
-	return out
-}
-
 func checkNoChildren(t *testing.T) {
 	t.Helper()
-	if c := children(t); len(c) != 0 {
+	if c := testenv.Children(t); len(c) != 0 {
 		t.Errorf("children left behind: %v", c)
 	}
 }

@@ -1,12 +1,13 @@
 // Package testenv holds what uexec's tests share: skipping for a missing
-// capability (a failure in CI, which sets UEXEC_REQUIRE_ALL=1) and building
-// the test programs from source.
+// capability (a failure in CI, which sets UEXEC_REQUIRE_ALL=1), building
+// the test programs from source, and listing what a test leaves behind.
 package testenv
 
 import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,4 +147,24 @@ func LineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// Children lists the pids of this process's children, zombies too (a child
+// not yet reaped), sorted.
+func Children(t testing.TB) []string {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that is gone
+		}
+		out = append(out, strings.Fields(string(b))...)
+	}
+	slices.Sort(out)
+	return out
 }
