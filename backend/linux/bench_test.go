@@ -5,10 +5,13 @@ package linux
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uexec/uexec/internal/testenv"
 	"github.com/uexec/uexec/vm"
 )
 
@@ -106,5 +109,62 @@ func BenchmarkSteps(b *testing.B) {
 				unix.Close(fd)
 			}
 		})
+	}
+}
+
+// BenchmarkStartSteps times each step of a start of a static program, for
+// the README's table of where one start goes: the plan, the work before
+// the fork (compiling, the pipes: step "build:compiled"), the fork's
+// return ("build:forked"), the stub's build until the end of its status
+// pipe (Start's return), and the program's run and wait; and os/exec's
+// whole run of the same program, alternated with it. Each is reported as
+// its median over the iterations (us-...). As root: an ordinary user's
+// start of this plan is the kernel's exec from the fork.
+func BenchmarkStartSteps(b *testing.B) {
+	testenv.NeedRoot(b)
+	static := cc(b, "static", "int main(void){return 0;}", "-static")
+	sw := newSwitch(b)
+	var marks map[string]time.Time
+	stepHook = func(s string) { marks[s] = time.Now() }
+	defer func() { stepHook = nil }()
+	steps := map[string][]time.Duration{}
+	add := func(name string, d time.Duration) { steps[name] = append(steps[name], d) }
+	for b.Loop() {
+		t0 := time.Now()
+		if err := exec.Command(static).Run(); err != nil {
+			b.Fatal(err)
+		}
+		add("os-exec", time.Since(t0))
+		marks = map[string]time.Time{}
+		t0 = time.Now()
+		plan, err := sw.Execve(selfRequest(b, static, []string{static}, nil, false))
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		p, err := Start(plan, &Options{Files: []*os.File{nil, nil, os.Stderr}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := p.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		plan.Close()
+		compiled, forked := marks["build:compiled"], marks["build:forked"]
+		if compiled.IsZero() || forked.IsZero() {
+			b.Fatalf("the start passed no step marks (%v): the stub did not build it", marks)
+		}
+		add("plan", t1.Sub(t0))
+		add("before-fork", compiled.Sub(t1))
+		add("fork", forked.Sub(compiled))
+		add("build", t2.Sub(forked))
+		add("run-wait", t3.Sub(t2))
+		add("total", t3.Sub(t0))
+	}
+	for name, d := range steps {
+		slices.Sort(d)
+		b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "us-"+name)
 	}
 }
