@@ -13,11 +13,14 @@ n=${1:-300}
 T=/sys/kernel/tracing
 [ -w "$T/trace" ] || { echo "once-phases.sh: needs root and tracefs at $T" >&2; exit 1; }
 work=$(mktemp -d)
+size=$(cat "$T/buffer_size_kb")
 events="syscalls/sys_enter_execve syscalls/sys_exit_execve syscalls/sys_enter_exit_group sched/sched_process_fork syscalls/sys_enter_munmap"
 off() {
 	echo 0 >"$T/tracing_on"
 	for e in $events; do echo 0 >"$T/events/$e/enable"; done
 	echo 0 >"$T/events/syscalls/sys_enter_munmap/filter"
+	echo >"$T/trace"
+	echo "$size" >"$T/buffer_size_kb"
 	rm -rf "$work"
 }
 trap off EXIT
