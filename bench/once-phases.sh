@@ -12,13 +12,16 @@ cd "$(dirname "$0")/.."
 n=${1:-300}
 T=/sys/kernel/tracing
 [ -w "$T/trace" ] || { echo "once-phases.sh: needs root and tracefs at $T" >&2; exit 1; }
+events="syscalls/sys_enter_execve syscalls/sys_exit_execve syscalls/sys_enter_exit_group sched/sched_process_fork syscalls/sys_enter_munmap"
+for e in $events; do
+	[ -e "$T/events/$e/enable" ] || { echo "once-phases.sh: this kernel has no tracepoint $e" >&2; exit 1; }
+done
 work=$(mktemp -d)
 size=$(cat "$T/buffer_size_kb")
-events="syscalls/sys_enter_execve syscalls/sys_exit_execve syscalls/sys_enter_exit_group sched/sched_process_fork syscalls/sys_enter_munmap"
-off() {
+off() { # also after a failure half-way: each step on its own
 	echo 0 >"$T/tracing_on"
-	for e in $events; do echo 0 >"$T/events/$e/enable"; done
-	echo 0 >"$T/events/syscalls/sys_enter_munmap/filter"
+	for e in $events; do echo 0 2>/dev/null >"$T/events/$e/enable" || true; done
+	echo 0 2>/dev/null >"$T/events/syscalls/sys_enter_munmap/filter" || true
 	echo >"$T/trace"
 	echo "$size" >"$T/buffer_size_kb"
 	rm -rf "$work"
