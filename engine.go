@@ -139,6 +139,18 @@ type SpawnRequest struct {
 	// exact (PF_SUPERPRIV, resource counters, LSM and audit), and it is
 	// faster. See README.md, "Who builds an exec".
 	Build bool
+	// ByKernel, without Tree, has the kernel make the exec wherever its
+	// plan is the kernel's own exec (no binfmt rule of the switch's, no
+	// emulation root, no file pinned by veriexec took part), as a tree
+	// does without Build: uexec still plans it (its checks, policies and
+	// errors are the plan's), and the exec is then exact in what only
+	// the kernel's exec gives (PF_SUPERPRIV clear, LSM transitions, audit
+	// and fanotify exec events, resource counters without the stub's
+	// work). Process.Kernel says so. Without it root's Spawn loads such a
+	// plan with uexec's stub too; an ordinary user's is the kernel's
+	// either way. Not with StopAtEntry, whose stop is uexec's to make.
+	// See README.md, "Who builds an exec".
+	ByKernel bool
 	// OnExec, with Tree, receives every exec of the tree, the first
 	// program's first, on the serving thread: it must not block.
 	OnExec func(ExecEvent)
@@ -196,8 +208,8 @@ type Process struct {
 	Notes []string
 	// Kernel says why the kernel, not uexec's stub, made the program's
 	// exec as requested (a 32-bit image; an ordinary user, for whom only
-	// the kernel's exec makes /proc/PID/exe the program's); "" when the
-	// stub built the image.
+	// the kernel's exec makes /proc/PID/exe the program's; ByKernel); ""
+	// when the stub built the image.
 	Kernel string
 
 	p  *backend.Process
@@ -333,7 +345,8 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 	sw := e.sw()
 	// No directory is the caller's own: the child inherits it.
 	opts := &backend.Options{Files: s.Files, Dir: s.Dir, NoRandom: noRandom,
-		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry}
+		Path: s.Path, Argv: s.Argv, Env: s.Env, SigMask: s.SigMask, Logf: s.Logf, StopAtEntry: s.StopAtEntry,
+		KernelExact: s.ByKernel && !s.Tree && !s.StopAtEntry}
 	if opts.Env == nil {
 		opts.Env = []string{}
 	}

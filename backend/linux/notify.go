@@ -72,7 +72,7 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 	// A stop at the first program's entry is uexec's to make, as a
 	// stop at an exec of the tree is (a traced kernel's exec would not
 	// raise a set-id program's ids).
-	o.kernelExact = topts.KernelExecs && topts.exactByKernel() && !opts.StopAtEntry
+	o.KernelExact = topts.KernelExecs && topts.exactByKernel() && !opts.StopAtEntry
 	p, err := spawn(plan, &o)
 	theirs.Close()
 	if err != nil {
@@ -718,6 +718,7 @@ const (
 	downgradedNote  = "a set-id exec uexec could not give its ids"
 	exelessNote     = "exact by the kernel: uexec, without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (prctl exe_fd), lets the kernel do every exec of its tree"
 	kernelExactNote = "exact by the kernel: the plan is its own exec, and no binfmt rule, emulation root, policy or stop of uexec's is in the tree (asked to build every exec, uexec run --build or SpawnRequest.Build, uexec builds it)"
+	kernelAskedNote = "exact by the kernel: the plan is its own exec, and the kernel was asked to make such an exec (SpawnRequest.ByKernel)"
 )
 
 // kernelExecs reports whether the kernel does every exec of the tree as it

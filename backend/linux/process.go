@@ -58,14 +58,20 @@ type Options struct {
 	// /dev/fd name: where the kernel does the exec, the stub calls
 	// execveat(FD, "", AT_EMPTY_PATH) as glibc's fexecve does.
 	Fexecve *Fexecve
+	// KernelExact has the kernel exec the program (after the stub's
+	// setup, where it has any) wherever the plan is the kernel's own exec
+	// of Path, as a tree does (TreeOptions.KernelExecs, which sets it for
+	// the first program): what only the kernel's exec gives is then exact
+	// (PF_SUPERPRIV clear, LSM transitions, audit and fanotify exec
+	// events, resource counters without the stub's work). A plan that is
+	// not (a binfmt rule of uexec's, an emulation root, files veriexec
+	// pinned) is built by the stub still.
+	KernelExact bool
 
 	// notifySock, when set, gets the listener of the untraced tree's
 	// filter, which the stub installs (StartTree).
 	notifySock *os.File
 
-	// kernelExact: the kernel execs the program (after the stub's setup)
-	// wherever the plan is its own exec (TreeOptions.KernelExecs).
-	kernelExact bool
 	// byName makes the stub open the plan's files by their names, as the
 	// tree's callers do (tests).
 	byName bool

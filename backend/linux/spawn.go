@@ -103,7 +103,7 @@ func spawnOnce(plan *execsw.Plan, opts *Options) (*Process, error) {
 	byKernel := opts.Path != "" && plan.Extended == ""
 	setID := setIDKernelNote(plan, persona, env.rlimit)
 	kernelWhy := "" // why the kernel makes the exec, if it does
-	if byKernel && (!env.canSetExeFD() || opts.kernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
+	if byKernel && (!env.canSetExeFD() || opts.KernelExact || plan.Compat || setID != "" || filtered || plan.KernelOnly != "") {
 		// The plan is the kernel's own exec: only the kernel can make
 		// /proc/PID/exe the program's here, build a 32-bit image, lay
 		// a set-id image out as its credentials decide, or be sure to
@@ -119,6 +119,8 @@ func spawnOnce(plan *execsw.Plan, opts *Options) (*Process, error) {
 			kernelWhy = compatNote
 		case filtered:
 			kernelWhy = filteredNote
+		case env.canSetExeFD() && opts.notifySock == nil:
+			kernelWhy = kernelAskedNote
 		case env.canSetExeFD():
 			kernelWhy = kernelExactNote
 		}
@@ -314,7 +316,7 @@ func forkStub(path string, argv []string, fds []uintptr, callerN int, plan *exec
 	defer func() { runtime.KeepAlive(child) }()
 	if err = errDirect; direct == "" {
 		// An image built, here or in the tree the stub starts.
-		builds := cp.kernel == "" || opts.notifySock != nil && !opts.kernelExact
+		builds := cp.kernel == "" || opts.notifySock != nil && !opts.KernelExact
 		if err = stubRunsHere(path, builds); err == nil {
 			nofile, ok := (*unix.Rlimit)(nil), false
 			if cp != nil && cp.raw {
