@@ -442,7 +442,7 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 // ExecInPlace replaces this process with plan's program, as execve does
 // (uexec run --once): the program keeps this pid, parent, process group,
 // session and terminal. s gives the exec as requested (Path, Argv, Env,
-// Dir, NoRandom, SigMask, Logf). It returns only on failure: before the
+// Dir, NoRandom, SigMask, Logf, ByKernel). It returns only on failure: before the
 // point of no return with this process intact, after it (a *StartError
 // with Signal set) with the process to be ended by that signal.
 func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
@@ -451,7 +451,8 @@ func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 		env = []string{}
 	}
 	return startError(backend.ExecInPlace(plan, &backend.InPlaceOptions{Path: s.Path, Argv: s.Argv, Env: env,
-		Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf, BeforeExec: s.BeforeExec}))
+		Dir: s.Dir, NoRandom: s.NoRandom || !Randomized(), SigMask: s.SigMask, Logf: s.Logf, BeforeExec: s.BeforeExec,
+		KernelExact: s.ByKernel}))
 }
 
 // Wait waits for the program to exit and returns its status. For a Tree

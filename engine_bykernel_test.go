@@ -111,3 +111,47 @@ func statFlags(t *testing.T, stat string) uint64 {
 	}
 	return n
 }
+
+// TestExecInPlaceByKernel: Engine.ExecInPlace with ByKernel has the kernel
+// exec the program in place (the pid stays; no PF_SUPERPRIV; BeforeExec
+// says why), where without it root's stub builds the image in place.
+func TestExecInPlaceByKernel(t *testing.T) {
+	testenv.NeedRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/bin/cat", "/proc/self/stat").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := statFlags(t, string(out))
+	for _, byKernel := range []bool{false, true} {
+		cmd := exec.Command(self)
+		cmd.Env = []string{"UEXEC_TEST_EXEC_IN_PLACE=/bin/cat /proc/self/stat"}
+		if byKernel {
+			cmd.Env = append(cmd.Env, "UEXEC_TEST_BY_KERNEL=1")
+		}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+		err := cmd.Run()
+		timer.Stop()
+		if err != nil {
+			t.Fatalf("ByKernel %v: %v\n%s", byKernel, err, stderr.String())
+		}
+		want, kernel := native|pfSuperpriv, `kernel: ""`
+		if byKernel {
+			want, kernel = native, "SpawnRequest.ByKernel"
+		}
+		if got := statFlags(t, stdout.String()); got != want {
+			t.Errorf("ByKernel %v: flags %#x, want %#x (natively %#x)", byKernel, got, want, native)
+		}
+		if pid := strings.Fields(stdout.String())[0]; pid != strconv.Itoa(cmd.Process.Pid) {
+			t.Errorf("ByKernel %v: the program's pid %s, not its caller's %d", byKernel, pid, cmd.Process.Pid)
+		}
+		if !strings.Contains(stderr.String(), kernel) {
+			t.Errorf("ByKernel %v: BeforeExec said %q, want %q", byKernel, stderr.String(), kernel)
+		}
+	}
+}

@@ -35,6 +35,9 @@ type InPlaceOptions struct {
 	// replaces this process, with why the kernel makes the exec as
 	// requested ("" when the stub builds the image).
 	BeforeExec func(kernel string)
+	// KernelExact is Options.KernelExact: the kernel execs Path in place
+	// wherever the plan is its own exec.
+	KernelExact bool
 }
 
 // ExecInPlace replaces this process with the plan's program, as execve(2)
@@ -69,12 +72,16 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	}
 	var rl unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_STACK, &rl)
-	if note := kernelExecInPlace(plan, persona, rl.Cur); note != "" && opts.Path != "" && plan.Extended == "" {
+	why := kernelExecInPlace(plan, persona, rl.Cur)
+	if why == "" && opts.KernelExact {
+		why = kernelAskedNote
+	}
+	if why != "" && opts.Path != "" && plan.Extended == "" {
 		if opts.Logf != nil {
-			opts.Logf("note: %s", note)
+			opts.Logf("note: %s", why)
 		}
-		before(note)
-		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+		before(why)
+		return execKernel(opts, persona)
 	}
 	env := &stubEnv{fds: map[*vm.File]int{}, statusFD: -1, noRandom: opts.NoRandom, rand: randReader(nil),
 		exe: programFile(plan), setCreds: os.Geteuid() == 0, sigMask: opts.SigMask, logf: opts.Logf, vdso: vdsoOnce()}
@@ -140,7 +147,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			opts.Logf("note: %s", note)
 		}
 		before(note)
-		return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+		return execKernel(opts, persona)
 	}
 	if refused != nil {
 		return kernelInstead(refused)
@@ -167,7 +174,7 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 				opts.Logf("note: %s", note)
 			}
 			before(note)
-			return &Error{Pid: os.Getpid(), Step: "executing " + opts.Path, Err: os.NewSyscallError("execve", unix.Exec(opts.Path, opts.Argv, opts.Env))}
+			return execKernel(opts, persona)
 		}
 		if err != nil {
 			return fail("compiling the plan", err)
@@ -181,25 +188,13 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 			}
 		}
 		step("once:compiled")
-		old, err := sys.Personality(sys.PersonalityQuery)
-		if err != nil {
-			return fail("reading the personality", err)
-		}
 		before("")
-		if old == persona {
-			return os.NewSyscallError("execve", unix.Exec(stubPath, argv, []string{}))
+		err = execAs(persona, stubPath, argv, []string{})
+		var be *Error
+		if errors.As(err, &be) {
+			return fail(be.Step, be.Err)
 		}
-		// The persona is the thread's: the exec must come from the
-		// thread that set it. (Locking costs the runtime a thread, so
-		// only here.)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if _, err := sys.Personality(persona); err != nil {
-			return fail("setting the personality", err)
-		}
-		err = unix.Exec(stubPath, argv, []string{})
-		_, _ = sys.Personality(old)
-		return os.NewSyscallError("execve", err)
+		return err
 	}
 	err = exec(stubPath)
 	if planStub.refused(stubPath, err) {
@@ -229,6 +224,42 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 		return kernelInstead(errors.Unwrap(err))
 	}
 	return fail("executing the stub", err)
+}
+
+// execKernel is the kernel's exec in place of the exec as requested, under
+// persona (ADDR_NO_RANDOMIZE for NoRandom, as the stub's exec would have
+// had it): it returns only on failure.
+func execKernel(opts *InPlaceOptions, persona uint32) error {
+	err := execAs(persona, opts.Path, opts.Argv, opts.Env)
+	var be *Error
+	if !errors.As(err, &be) {
+		be = &Error{Step: "executing " + opts.Path, Err: err}
+	}
+	be.Pid = os.Getpid()
+	return be
+}
+
+// execAs execs path under the personality persona, which is the calling
+// thread's: where it differs from the thread's own, the exec comes from the
+// thread that set it (locking costs the runtime a thread, so only then),
+// and the personality is restored if the exec fails. A failure of the exec
+// is execve's *os.SyscallError, one of the personality's an *Error.
+func execAs(persona uint32, path string, argv, envv []string) error {
+	old, err := sys.Personality(sys.PersonalityQuery)
+	if err != nil {
+		return &Error{Step: "reading the personality", Err: err}
+	}
+	if old == persona {
+		return os.NewSyscallError("execve", unix.Exec(path, argv, envv))
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, err := sys.Personality(persona); err != nil {
+		return &Error{Step: "setting the personality", Err: err}
+	}
+	err = unix.Exec(path, argv, envv)
+	_, _ = sys.Personality(old)
+	return os.NewSyscallError("execve", err)
 }
 
 // setIDKernelNote says why a set-id exec, or one of a program with file

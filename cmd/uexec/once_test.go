@@ -115,3 +115,32 @@ func TestOnceSetuidAsUser(t *testing.T) {
 		t.Errorf("natively:\n%v\nunder uexec --once:\n%v", native, under)
 	}
 }
+
+// TestNoRandomAsAnyUser: --no-random gives the program ADDR_NO_RANDOMIZE,
+// as setarch -R does natively, whoever runs uexec and whoever makes the
+// exec: root's --once (the stub's), an ordinary user's (the kernel's in
+// place, under the personality it sets first) and the tree's.
+func TestNoRandomAsAnyUser(t *testing.T) {
+	needRun(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	setarch := testenv.NeedTool(t, "setarch")
+	const prog, arg = "/bin/cat", "/proc/self/personality"
+	for _, u := range []struct {
+		name   string
+		prefix []string
+	}{
+		{"root", nil},
+		{"uid 65534", []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}},
+	} {
+		native := runCmd(t, "", "/", append(u.prefix, setarch, "-R", prog, arg)...)
+		if native.status != 0 || strings.TrimSpace(native.stdout) != "00040000" {
+			t.Fatalf("%s: setarch -R natively: %v", u.name, native)
+		}
+		for _, mode := range [][]string{{"--once"}, nil} {
+			argv := append(append(append(u.prefix, uexecBin, "run", "--no-random"), mode...), prog, arg)
+			if under := runCmd(t, "", "/", argv...); under.stdout != native.stdout || under.status != 0 {
+				t.Errorf("%s, uexec run --no-random %v: %v, natively %q", u.name, mode, under, native.stdout)
+			}
+		}
+	}
+}
