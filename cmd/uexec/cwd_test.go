@@ -58,3 +58,39 @@ func TestRunCwdWithoutName(t *testing.T) {
 		t.Errorf("the log names the removed cwd %d times, want 2 (sh and true):\n%s", n, r.stderr)
 	}
 }
+
+// TestRunUnsearchableCwd: an ordinary user whose cwd is a directory it
+// may not search (root's 0700, the cwd inherited through setpriv) runs
+// programs there as natively, the first program (tree and --once) and the
+// tree's: only -C changes the program's directory, as under env(1), and
+// uexec failed to enter its own cwd again by name (EACCES: exit 126 with
+// --once, and a tree whose stub "could not be executed"). -C to such a
+// directory is env's failure: exit 125, naming it.
+func TestRunUnsearchableCwd(t *testing.T) {
+	needRun(t)
+	testenv.NeedRoot(t) // a user to drop to, and a directory it may not search
+	dir, bin := sharedUexec(t)
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	user := asNobody(t)
+	script := "/bin/pwd; /bin/echo ok"
+	native := runCmd(t, "", locked, append(append([]string{}, user...), "/bin/sh", "-c", script)...)
+	if native.status != 0 || !strings.Contains(native.stdout, "ok") {
+		t.Fatalf("natively: %v", native)
+	}
+	for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+		under := runCmd(t, "", locked, append(append(append([]string{}, user...), bin), append(mode, "/bin/sh", "-c", script)...)...)
+		if native.String() != under.String() {
+			t.Errorf("uexec %v: natively:\n%v\nunder uexec:\n%v", mode, native, under)
+		}
+	}
+	env := runCmd(t, "", "/", append(append([]string{}, user...), "env", "-C", locked, "/bin/true")...)
+	for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+		under := runCmd(t, "", "/", append(append(append([]string{}, user...), bin), append(mode, "-C", locked, "/bin/true")...)...)
+		if under.status != env.status || !strings.Contains(under.stderr, "cannot change directory to '"+locked+"'") {
+			t.Errorf("uexec %v -C %s: %v; env -C: %v", mode, locked, under, env)
+		}
+	}
+}

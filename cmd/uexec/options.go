@@ -328,6 +328,10 @@ func (o *options) plan(sw *execsw.Switch, run bool) (*execsw.Plan, *execsw.Reque
 			var fi os.FileInfo
 			if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
 				err = unix.ENOTDIR
+			} else if err == nil {
+				// chdir(2)'s search permission, which env(1)'s own
+				// chdir fails on before any exec.
+				err = unix.Faccessat(unix.AT_FDCWD, abs, unix.X_OK, unix.AT_EACCESS)
 			}
 		}
 		if err != nil {

@@ -150,7 +150,15 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		logf = func(format string, a ...any) { io.WriteString(stderr, verboseLines(fmt.Sprintf(format, a...))) }
 	}
 	e := &uexec.Engine{Switch: sw}
-	sreq := &uexec.SpawnRequest{Files: files, Dir: req.Dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
+	// The program changes directory only with -C, as under env(1): its
+	// cwd is otherwise uexec's own, inherited, which a chdir by name could
+	// not always enter again (a directory its user may no longer search,
+	// one removed or renamed since).
+	dir := ""
+	if o.dir != "" {
+		dir = req.Dir
+	}
+	sreq := &uexec.SpawnRequest{Files: files, Dir: dir, NoRandom: req.NoRandom, Logf: logf, SigMask: initialSigMask,
 		Path: req.Path, Argv: req.Argv, Env: req.Envp, StopAtEntry: o.stopAtEntry, Memfd: o.image}
 	if !o.once {
 		return runTree(e, p, sreq, o, elog, first, sigs, stderr, closeFiles)
