@@ -331,7 +331,7 @@ func (tr *Tree) serve(listener, pidfd int) {
 		if tr.opts.OnFirstStop != nil && !tr.firstGone {
 			timeout = firstStopPoll
 		}
-		if _, err := unix.Poll(fds, timeout); err != nil {
+		if _, err := servePoll(fds, timeout); err != nil {
 			if err == unix.EINTR {
 				continue
 			}
