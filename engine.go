@@ -146,10 +146,11 @@ type SpawnRequest struct {
 	// errors are the plan's), and the exec is then exact in what only
 	// the kernel's exec gives (PF_SUPERPRIV clear, LSM transitions, audit
 	// and fanotify exec events, resource counters without the stub's
-	// work). Process.Kernel says so. Without it root's Spawn loads such a
-	// plan with uexec's stub too; an ordinary user's is the kernel's
-	// either way. Not with StopAtEntry, whose stop is uexec's to make.
-	// See README.md, "Who builds an exec".
+	// work). Process.Kernel says so (with ExecInPlace, BeforeExec's
+	// argument). Without it root's Spawn and ExecInPlace load such a plan
+	// with uexec's stub too; an ordinary user's is the kernel's either
+	// way. Not with StopAtEntry, whose stop is uexec's to make. See
+	// README.md, "Who builds an exec".
 	ByKernel bool
 	// OnExec, with Tree, receives every exec of the tree, the first
 	// program's first, on the serving thread: it must not block.
@@ -442,9 +443,10 @@ func (e *Engine) spawnPlan(ctx context.Context, plan *execsw.Plan, s *SpawnReque
 // ExecInPlace replaces this process with plan's program, as execve does
 // (uexec run --once): the program keeps this pid, parent, process group,
 // session and terminal. s gives the exec as requested (Path, Argv, Env,
-// Dir, NoRandom, SigMask, Logf, ByKernel). It returns only on failure: before the
-// point of no return with this process intact, after it (a *StartError
-// with Signal set) with the process to be ended by that signal.
+// Dir, NoRandom, SigMask, Logf, ByKernel). It returns only on failure:
+// before the point of no return with this process intact, after it (a
+// *StartError with Signal set) with the process to be ended by that
+// signal.
 func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 	env := s.Env
 	if env == nil {
