@@ -400,11 +400,15 @@ func (epp *Package) openFastFor(name, p string, noFollow bool) (vf *vm.File, res
 	})
 }
 
-// checkType refuses what is not a regular file (do_open_execat: S_ISREG).
+// checkType refuses what is not a regular file, with may_open's errno:
+// ELOOP for a symlink (reached only through a descriptor of one opened
+// O_PATH|O_NOFOLLOW, or its /proc/self/fd link), EACCES for the rest.
 func (epp *Package) checkType(name string, mode uint32) error {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		return nil
+	case unix.S_IFLNK:
+		return execErr(name, unix.ELOOP, "a symbolic link")
 	case unix.S_IFDIR:
 		return execErr(name, unix.EACCES, "is a directory")
 	default:

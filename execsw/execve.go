@@ -312,10 +312,13 @@ func finish(epp *Package) (*Plan, error) {
 
 	p.Cred = newCred(epp)
 	p.Comm = comm(req.Path)
-	if req.File != nil && epp.File != nil {
-		// An exec by descriptor names the task after the file that is
-		// loaded (its dentry), not after the /dev/fd/N name: for a
-		// script, after its interpreter (measured on 6.18).
+	if req.File != nil && epp.File != nil && isFDName(req.Path) {
+		// An exec by descriptor (AT_EMPTY_PATH) names the task after the
+		// file that is loaded (its dentry), not after the /dev/fd/N name:
+		// for a script, after its interpreter (measured on 6.18). One
+		// relative to a directory's descriptor, /dev/fd/N/NAME, is named
+		// after NAME (alloc_bprm sets comm_from_dentry for an empty name
+		// only).
 		p.Comm = comm(dentryName(epp.File))
 	}
 	var vsyscall uint64
@@ -393,6 +396,21 @@ func finish(epp *Package) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// isFDName reports whether name is /dev/fd/N, the name of an exec by
+// descriptor (fs/exec.c alloc_bprm's fdpath for an empty name).
+func isFDName(name string) bool {
+	n, ok := strings.CutPrefix(name, "/dev/fd/")
+	if !ok || n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // comm is the task name Linux sets: the basename of the path as passed,

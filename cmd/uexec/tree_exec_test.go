@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,8 +94,45 @@ func TestTreeExecs(t *testing.T) {
 			if by < 50 {
 				t.Errorf("%d execs by %s in the log, want every exec of the program (50 or more)", by, mode.by)
 			}
+			// The log's errno of each failed exec is the one the program
+			// got: the errnos of both, counted, are the same. (Where the
+			// kernel makes the exec, a log file's line is planned after
+			// the caller's exec has gone on: the writer of the ETXTBSY
+			// case may have closed its file by then.)
+			got, want := logErrnos(readExecLog(t, log)), outErrnos(native.stdout)
+			if mode.by == "kernel" {
+				delete(got, "ETXTBSY")
+				delete(want, "ETXTBSY")
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("failed execs by errno: log %v, program (natively) %v", got, want)
+			}
 		})
 	}
+}
+
+// errnoResult matches the result of a failed exec in the log: an errno's name.
+var errnoResult = regexp.MustCompile(`^E[A-Z0-9]+$`)
+
+// logErrnos counts the log's failed execs by errno.
+func logErrnos(lines []logLine) map[string]int {
+	n := map[string]int{}
+	for _, l := range lines {
+		if errnoResult.MatchString(l.Result) {
+			n[l.Result]++
+		}
+	}
+	return n
+}
+
+// outErrnos counts the failed execs that execs printed, by errno (execve's
+// return, posix_spawn's, a vfork child's).
+func outErrnos(out string) map[string]int {
+	n := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?:returned errno|posix_spawn \w+| err)=(E[A-Z0-9]+)`).FindAllStringSubmatch(out, -1) {
+		n[m[1]]++
+	}
+	return n
 }
 
 func mustAbs(t *testing.T, p string) string {

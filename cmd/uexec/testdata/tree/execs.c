@@ -201,6 +201,23 @@ static void c_at_rel_script_cloexec(void) {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	syscall(SYS_execveat, fd, "ok.sh", showargv, envp0, 0);
 }
+static void c_fexecve_opath_symlink(void) {
+	int fd = open(p("link"), O_PATH | O_NOFOLLOW);
+	syscall(SYS_execveat, fd, "", showargv, envp0, AT_EMPTY_PATH);
+}
+static void c_procfd_opath_symlink(void) {
+	char name[64];
+	snprintf(name, sizeof name, "/proc/self/fd/%d", open(p("link"), O_PATH | O_NOFOLLOW));
+	execve(name, showargv, envp0);
+}
+static void c_at_rel_symlink(void) {
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	syscall(SYS_execveat, fd, "link", showargv, envp0, 0);
+}
+static void c_at_rel_script(void) {
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	syscall(SYS_execveat, fd, "ok.sh", showargv, envp0, 0);
+}
 static void c_procself(void) {
 	char *a[] = {"show", "via", "/proc/self/exe", NULL};
 	execve("/proc/self/exe", a, envp0);
@@ -319,6 +336,8 @@ int main(int argc, char **argv) {
 		{"execveat-empty-noflag", c_at_empty_noflag}, {"fexecve", c_fexecve}, {"fexecve-opath", c_fexecve_path},
 		{"fexecve-dir", c_fexecve_dir}, {"fexecve-script-cloexec", c_fexecve_script_cloexec},
 		{"fexecve-script", c_fexecve_script}, {"execveat-relative-script-cloexec", c_at_rel_script_cloexec},
+		{"fexecve-opath-symlink", c_fexecve_opath_symlink}, {"proc-fd-opath-symlink", c_procfd_opath_symlink},
+		{"execveat-relative-symlink", c_at_rel_symlink}, {"execveat-relative-script", c_at_rel_script},
 		{"proc-self-exe", c_procself}, {"posix-spawn", c_posix_spawn}, {"vfork", c_vfork},
 		{"thread-exec", c_thread},
 	};
