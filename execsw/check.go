@@ -210,6 +210,13 @@ func (epp *Package) RunFile(file *os.File) { epp.next = file }
 // own offset). Call it before the interpreter's CheckExec, with Depth
 // already counting the rewrite.
 func (epp *Package) PassExecutable(creds bool) error {
+	if epp.ExecFD != nil {
+		// A rule before this one passed the file already: fs/exec.c
+		// exec_binprm refuses every rewrite after that one
+		// (have_execfd stays set), this one's too, once its
+		// interpreter is open: CheckExec fails it with ENOEXEC.
+		return nil
+	}
 	src, ok := epp.File.R.(interface{ Fd() uintptr })
 	if !ok {
 		return &ExecError{Path: epp.Path, Reason: "the file has no descriptor to pass as AT_EXECFD", Err: unix.EBADF}

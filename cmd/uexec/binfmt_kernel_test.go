@@ -385,6 +385,11 @@ func binfmtCases() []bfCase {
 		bfCase{name: "script after O hop", rules: []string{":rsx:E::rsx::DIR/interp.sh:O"}, argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
 		bfCase{name: "script after C hop", rules: []string{":rsx:E::rsx::DIR/interp.sh:C"}, argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
 		bfCase{name: "rule after O hop", rules: []string{":b:E::e2::DIR/probe:", ":rsx:E::rsx::DIR/i.e2:O"}, files: depthFiles(2), argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
+		// A second rule that passes the file: the first one's AT_EXECFD
+		// still forbids the rewrite (have_execfd stays set).
+		bfCase{name: "O rule after O hop", rules: []string{":b:E::e2::DIR/probe:O", ":rsx:E::rsx::DIR/i.e2:O"}, files: depthFiles(2), argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
+		bfCase{name: "C rule after C hop", rules: []string{":b:E::e2::DIR/probe:C", ":rsx:E::rsx::DIR/i.e2:C"}, files: depthFiles(2), argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
+		bfCase{name: "self-matching interpreter O", rules: []string{":rsx:E::rsx::DIR/probe.rsx:O"}, argv: argv, want: []string{"exec ENOEXEC"}, noOnce: true},
 	)
 	return cases
 }
