@@ -187,7 +187,7 @@ func (epp *Package) adoptChecked(file *os.File) (*vm.File, error) {
 		fh.Close()
 		return nil, &ExecError{Path: epp.Path, Reason: "fstat", Err: err}
 	}
-	if errno := textBusy(dup); errno != 0 {
+	if errno := TextBusy(dup); errno != 0 {
 		fh.Close()
 		return nil, execErr(epp.Path, errno, "file is open for writing")
 	}
@@ -449,7 +449,7 @@ func (epp *Package) checkOpened(fh *fdFile, name string, known *unix.Stat_t) (*v
 	}
 	// Only the kernel knows whether someone holds the file open for
 	// writing (deny_write_access).
-	if errno := textBusy(fh.fd); errno != 0 {
+	if errno := TextBusy(fh.fd); errno != 0 {
 		reason := "kernel refuses exec"
 		if errno == unix.ETXTBSY {
 			reason = "file is open for writing"
@@ -497,14 +497,14 @@ func readFileCaps(fd int) FileCaps {
 	return fc
 }
 
-// textBusy returns ETXTBSY when the file open as fd is open for writing
+// TextBusy returns ETXTBSY when the file open as fd is open for writing
 // anywhere, as Linux's deny_write_access finds it. A read lease is refused
 // exactly when the inode is open for writing (inode_is_open_for_write, the
 // counter deny_write_access tests), for two cheap system calls; where
 // leases are not allowed (not the owner without CAP_LEASE, leases
 // disabled) or a lease conflicts, an exec that cannot succeed asks the
 // kernel itself (kprobe.ExecCheck).
-func textBusy(fd int) unix.Errno {
+func TextBusy(fd int) unix.Errno {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err == nil {
 		unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
 		return 0

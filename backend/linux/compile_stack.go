@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -226,6 +227,11 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 		o.Flags, o.Cond = wire.FlagIfErr, r
 		if !env.canSetExeFD() {
 			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses exe_fd without CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE", env.exe.Name())
+		} else if !exeFDAllowed(env.exe) {
+			// A binfmt_misc F interpreter whose mode changed since its
+			// rule was registered: the kernel runs it (file_clone_open
+			// checks nothing again), prctl checks MAY_EXEC.
+			c.note("/proc/PID/exe names the stub, not %s: prctl(PR_SET_MM_MAP) refuses an exe_fd this process may not execute", env.exe.Name())
 		} else {
 			c.note("%s", superprivNote)
 		}
@@ -236,6 +242,17 @@ func (c *compiler) mm(pd uint8, sp wire.Value) error {
 	copy(comm[:15], p.Comm)
 	c.syscall("prctl(PR_SET_NAME)", unix.SYS_PRCTL, wire.Imm(unix.PR_SET_NAME), wire.At(wire.RData, c.put(comm)))
 	return nil
+}
+
+// exeFDAllowed reports whether this process may execute f, as
+// prctl_set_mm_exe_file requires of an exe_fd (MAY_EXEC, not on a noexec
+// mount); true when f has no descriptor to ask with.
+func exeFDAllowed(f *vm.File) bool {
+	r, ok := f.R.(interface{ Fd() uintptr })
+	if !ok {
+		return true
+	}
+	return unix.Faccessat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(r.Fd())), unix.X_OK, unix.AT_EACCESS) == nil
 }
 
 // stackStart returns where the [stack] mapping of a kernel exec starts for

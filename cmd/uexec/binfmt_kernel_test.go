@@ -541,6 +541,13 @@ func TestBinfmtRegisterStrings(t *testing.T) {
 	p := binfmtProgs(t)
 	dir := testenv.SharedTempDir(t)
 	copyFile(t, p.probe, dir+"/noexec", 0o644)
+	// busy is open for writing while the rules are registered.
+	copyFile(t, p.probe, dir+"/busy", 0o755)
+	busy, err := os.OpenFile(dir+"/busy", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	long := func(n int) string { return strings.Repeat("x", n) }
 	hex := func(n int) string { return strings.Repeat(`\x41`, n) }
 	ok := ":a:E::rsx::/bin/true:"
@@ -617,6 +624,13 @@ func TestBinfmtRegisterStrings(t *testing.T) {
 		{"F unexecutable interpreter", []string{":a:E::rsx::" + dir + "/noexec:F"}},
 		{"F directory interpreter", []string{":a:E::rsx::" + dir + ":F"}},
 		{"missing interpreter without F", []string{":a:E::rsx::" + dir + "/missing:"}},
+		// The kernel opens an F interpreter before it looks the name up.
+		{"name 256 F missing interpreter", []string{":" + long(256) + ":E::rsx::" + dir + "/missing:F"}},
+		{"duplicate name F missing interpreter", []string{ok, ":a:E::rsx::" + dir + "/missing:F"}},
+		{"duplicate name F unexecutable interpreter", []string{ok, ":a:E::rsx::" + dir + "/noexec:F"}},
+		{"name status F missing interpreter", []string{":status:E::rsx::" + dir + "/missing:F"}},
+		{"F interpreter open for writing", []string{":a:E::rsx::" + dir + "/busy:F"}},
+		{"open for writing without F", []string{":a:E::rsx::" + dir + "/busy:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{p.launch, "-b", "-R"}
@@ -691,4 +705,28 @@ func copyExec(t *testing.T, dir, src, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestBinfmtFixedInterpreterChmod: an F interpreter made unexecutable
+// after its rule was registered still runs, as the kernel runs it
+// (file_clone_open checks nothing again), but prctl(PR_SET_MM_MAP) refuses
+// it as exe_fd (MAY_EXEC), so /proc/PID/exe names the stub, and --verbose
+// says why (a documented difference).
+func TestBinfmtFixedInterpreterChmod(t *testing.T) {
+	p := binfmtProgs(t)
+	testenv.NeedRoot(t)
+	dir := testenv.SharedTempDir(t)
+	targets(t, p, dir)
+	rule := ":rsx:E::rsx::" + dir + "/probe2:F"
+	r := runLimited(t, "uexec run", nil, dir, p.uexec, "run", "--verbose", "--binfmt", rule, "--",
+		"/bin/sh", "-c", "chmod 644 "+dir+"/probe2 && exec ./target.rsx A")
+	if r.status.ExitStatus() != 0 || !strings.Contains(r.stdout, "argv[1] ./target.rsx\n") {
+		t.Fatalf("the interpreter did not run: %v", r)
+	}
+	if !stubExe.MatchString(r.stdout) {
+		t.Errorf("exe does not name the stub:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "refuses an exe_fd this process may not execute") {
+		t.Errorf("--verbose does not say why exe names the stub:\n%s", r.stderr)
+	}
 }

@@ -102,6 +102,30 @@ func TestRegister(t *testing.T) {
 	if err := m.Register(parse(":h:E::x::" + dir + ":F")); !errors.Is(err, unix.EACCES) {
 		t.Errorf("F with a directory: %v, want EACCES", err)
 	}
+	// bm_register_write's order: the F interpreter is opened before the
+	// name is looked up.
+	if err := m.Register(parse(":a:E::x::" + dir + "/missing:F")); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("F with a missing interpreter, a name taken: %v, want ENOENT", err)
+	}
+	if err := m.Register(parse(":" + strings.Repeat("n", 256) + ":E::x::/p:")); !errors.Is(err, unix.ENAMETOOLONG) {
+		t.Errorf("a name of 256 bytes: %v, want ENAMETOOLONG", err)
+	}
+	if err := m.Register(parse(":" + strings.Repeat("n", 255) + ":E::x::/p:")); err != nil {
+		t.Errorf("a name of 255 bytes: %v", err)
+	}
+	busy := filepath.Join(dir, "busy")
+	os.WriteFile(busy, []byte("#!/bin/sh\n"), 0o755)
+	w, err := os.OpenFile(busy, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(parse(":b:E::x::" + busy + ":F")); !errors.Is(err, unix.ETXTBSY) {
+		t.Errorf("F with an interpreter open for writing: %v, want ETXTBSY", err)
+	}
+	w.Close()
+	if err := m.Register(parse(":b:E::x::" + busy + ":F")); err != nil {
+		t.Errorf("F with that interpreter closed again: %v", err)
+	}
 	if err := m.Register(parse(":t:E::x::/bin/true:F")); err != nil {
 		t.Errorf("F with /bin/true: %v", err)
 	}

@@ -29,20 +29,15 @@ type entry struct {
 
 var _ execsw.Format = (*Misc)(nil)
 
-// Register adds r as the newest rule (bm_register_write): EEXIST when a
-// rule of that name is registered; with FixBinary, the interpreter is
-// opened now with this process's credentials, and its open errors
-// (ENOENT, EACCES) refuse the rule.
+// Register adds r as the newest rule, in bm_register_write's order: with
+// FixBinary the interpreter is opened first, with this process's
+// credentials, and its open errors (ENOENT, EACCES, ETXTBSY) refuse the
+// rule; then the name is looked up in binfmt_misc's directory:
+// ENAMETOOLONG beyond 255 bytes, EEXIST when a rule of that name is
+// registered (or the name is "status" or "register").
 func (m *Misc) Register(r *Rule) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r.Name == "status" || r.Name == "register" {
-		// binfmt_misc's own files: the kernel finds the name taken.
-		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("%q is binfmt_misc's own file", r.Name), Err: unix.EEXIST}
-	}
-	if m.names[r.Name] {
-		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf("a rule named %q is registered", r.Name), Err: unix.EEXIST}
-	}
 	e := &entry{Rule: r}
 	if r.Flags&FixBinary != 0 {
 		f, err := openInterp(r.Interpreter)
@@ -50,6 +45,21 @@ func (m *Misc) Register(r *Rule) error {
 			return &ParseError{Rule: r.Text, Reason: "opening the interpreter " + r.Interpreter, Err: err}
 		}
 		e.file = f
+	}
+	refuse := func(errno unix.Errno, format string, args ...any) error {
+		if e.file != nil {
+			e.file.Close()
+		}
+		return &ParseError{Rule: r.Text, Reason: fmt.Sprintf(format, args...), Err: errno}
+	}
+	switch {
+	case len(r.Name) > nameMax:
+		return refuse(unix.ENAMETOOLONG, "name of %d bytes", len(r.Name))
+	case r.Name == "status" || r.Name == "register":
+		// binfmt_misc's own files: the kernel finds the name taken.
+		return refuse(unix.EEXIST, "%q is binfmt_misc's own file", r.Name)
+	case m.names[r.Name]:
+		return refuse(unix.EEXIST, "a rule named %q is registered", r.Name)
 	}
 	// Appended, not put first: tens of thousands of rules (a binfmt.d
 	// of them) registered in linear time.
@@ -125,6 +135,11 @@ func openInterp(path string) (*os.File, error) {
 	if err := unix.Fstatfs(fd, &sfs); err == nil && sfs.Flags&unix.ST_NOEXEC != 0 {
 		f.Close()
 		return nil, unix.EACCES
+	}
+	// deny_write_access: a file open for writing is ETXTBSY.
+	if errno := execsw.TextBusy(fd); errno != 0 {
+		f.Close()
+		return nil, errno
 	}
 	return f, nil
 }

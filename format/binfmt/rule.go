@@ -100,8 +100,8 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // empty magic or a bad \x escape; a mask whose decoded length differs
 // from the magic's; magic beyond the first 256 bytes; an empty extension
 // or one with a '/'; an empty interpreter; any flag letter but P, O, C, F;
-// anything after the flags. A name longer than 255 bytes is ENAMETOOLONG,
-// as the register file's lookup refuses it.
+// anything after the flags. (A name longer than 255 bytes is Register's
+// ENAMETOOLONG, as the register file's lookup comes after the parse.)
 func Parse(s string) (*Rule, error) {
 	r, reason, errno := parse(s)
 	if errno != 0 {
@@ -230,9 +230,6 @@ func parse(s string) (*Rule, string, unix.Errno) {
 	}
 	if p != count {
 		return nil, fmt.Sprintf("%q after the flags (only P, O, C and F are flags)", trimPad(buf[p:], count-p)), unix.EINVAL
-	}
-	if len(r.Name) > nameMax {
-		return nil, fmt.Sprintf("name of %d bytes", len(r.Name)), unix.ENAMETOOLONG
 	}
 	return r, "", 0
 }
