@@ -161,6 +161,7 @@ func startNotifyTree(plan *execsw.Plan, opts *Options, topts *TreeOptions) (*Tre
 			}
 			tr.emit(&first)
 		}
+		raiseServingPriority()
 		tr.serve(listener, pidfd)
 		unix.Close(pidfd)
 		if tr.release >= 0 {
@@ -407,6 +408,8 @@ const serveNotifyArg = "notify"
 // listener hangs up. It returns the helper's exit status.
 func ServeNotify() int {
 	const listener = 3
+	runtime.LockOSThread() // the priority is this thread's
+	raiseServingPriority()
 	var n seccompNotif
 	fds := []unix.PollFd{{Fd: listener, Events: unix.POLLIN}}
 	for {
