@@ -89,3 +89,20 @@ func squash(p string) string {
 	}
 	return strings.Join(out, "/")
 }
+
+// checkChdir returns chdir(2)'s error for dir in this process, without
+// changing directory: the lookup's (ENOENT, ENOTDIR, ELOOP,
+// ENAMETOOLONG, EACCES on the way), ENOTDIR for what is not a directory,
+// EACCES without search permission. Its text is os/exec's for a child's
+// failed chdir.
+func checkChdir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return &os.PathError{Op: "chdir", Path: dir, Err: err}
+	}
+	return nil
+}

@@ -92,10 +92,16 @@ func (e *Engine) Binfmt() *binfmt.Misc {
 
 // SpawnRequest describes a program to start.
 type SpawnRequest struct {
+	// The three are execve's, as os.StartProcess passes them (not
+	// exec.Cmd): Argv and Env exactly as given, with no duplicate
+	// removed (an empty Argv gives the kernel's argc 1 and argv[0] "").
 	Path string   // the file to execute; no PATH search
 	Argv []string // argv, argv[0] included
 	Env  []string // the environment; nil means an empty one
-	Dir  string   // working directory; "" means this process's
+	// Dir is the working directory ("" means this process's). A bad
+	// one fails with chdir's error (an *os.PathError "chdir DIR")
+	// before any of the exec's, as the child's chdir comes first.
+	Dir string
 	// Files become descriptors 0, 1, 2, ...; nil means os.Stdin,
 	// os.Stdout and os.Stderr. A nil file leaves its number closed, and
 	// so do 0, 1 and 2 past a shorter list, as with os.StartProcess; a
@@ -282,6 +288,13 @@ func (e *Engine) plan(s *SpawnRequest) (*execsw.Plan, bool, error) {
 	if s.EmulRoot != "" && !filepath.IsAbs(s.EmulRoot) {
 		return nil, false, fmt.Errorf("uexec: SpawnRequest.EmulRoot %q is not an absolute path", s.EmulRoot)
 	}
+	if s.Dir != "" {
+		// The child changes directory before its exec: a bad Dir's
+		// error comes first, whatever the exec's would be.
+		if err := checkChdir(s.Dir); err != nil {
+			return nil, false, err
+		}
+	}
 	req, err := SelfRequest(s.Path, s.Argv, s.Env)
 	if err != nil {
 		return nil, false, err
@@ -457,9 +470,10 @@ func (e *Engine) ExecInPlace(plan *execsw.Plan, s *SpawnRequest) error {
 		KernelExact: s.ByKernel}))
 }
 
-// Wait waits for the program to exit and returns its status. For a Tree
-// it is not available (os.ProcessState is the os package's): use
-// WaitStatus.
+// Wait waits for the program to exit and returns its status, with a nil
+// error whatever the status, as os.Process.Wait does (exec.Cmd.Wait makes
+// an *exec.ExitError of a failed one). For a Tree it is not available
+// (os.ProcessState is the os package's): use WaitStatus.
 func (p *Process) Wait() (*os.ProcessState, error) {
 	if p.tr != nil {
 		return nil, errors.New("uexec: Wait of a tree: use WaitStatus")

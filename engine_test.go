@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -134,6 +135,38 @@ func TestSpawnFailuresLeaveNothing(t *testing.T) {
 			t.Errorf("got %v, want ENOENT naming the directory", err)
 		}
 	})
+	// The fork changes directory before its exec: a bad Dir's error comes
+	// before the program's, as os/exec's child (the oracle) finds it.
+	for _, tc := range []struct{ name, path, dir string }{
+		{"not executable", noexec, dir + "/gone"},
+		{"directory", dir, dir + "/gone"},
+		{"missing", dir + "/nope", noexec},
+		{"past the point of no return", fatal, dir + "/gone"},
+		{"too big", "/bin/true", dir + "/gone"},
+	} {
+		t.Run("working directory first, "+tc.name, func(t *testing.T) {
+			argv := []string{tc.path}
+			if tc.name == "too big" {
+				argv = append(argv, strings.Repeat("x", 200000))
+			}
+			cmd := exec.Command(tc.path, argv[1:]...)
+			cmd.Dir = tc.dir
+			werr := cmd.Start()
+			var want syscall.Errno
+			if werr == nil || !errors.As(werr, &want) {
+				cmd.Wait()
+				t.Fatalf("os/exec: %v, want a chdir errno", werr)
+			}
+			p, err := e.Spawn(context.Background(), &uexec.SpawnRequest{Path: tc.path, Argv: argv, Dir: tc.dir})
+			if err == nil {
+				p.Wait()
+				t.Fatalf("started %s", tc.path)
+			}
+			if !errors.Is(err, want) || !strings.Contains(err.Error(), "chdir "+tc.dir) {
+				t.Errorf("got %v, want %v naming the directory (os/exec: %v)", err, want, werr)
+			}
+		})
+	}
 	if after := openFDs(t); after != before {
 		t.Errorf("descriptors: %d before, %d after", before, after)
 	}
