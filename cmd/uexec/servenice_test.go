@@ -33,6 +33,7 @@ func TestTreeServingPriority(t *testing.T) {
 	}{{"root", nil, "-10"}, {"65534", asNobody(t), "3"}} {
 		t.Run(user.name, func(t *testing.T) {
 			caller := slice(append(append([]string{}, user.prefix...), nice, "-n", "3")...)
+			testenv.Need(t, caller != "", "se.slice in /proc/PID/sched (Linux 6.6)")
 			r := runCmd(t, "", "", append(append([]string{}, user.prefix...), nice, "-n", "3", bin, "run", "/bin/sh", "-c", script)...)
 			if r.status != 0 {
 				t.Fatalf("%v", r)
