@@ -90,3 +90,23 @@ func (epp *Package) emulPlan(p *Plan) {
 		}
 	}
 }
+
+// InterpName is the name an interpreter is given for the file being
+// executed now (a #! script's, a binfmt_misc rule's file name): the path
+// as passed, or, for a file found under the emulation root where the
+// name names another file in the caller's root, that file's path in the
+// caller's root (DIR/bin/script). The interpreter opens the name itself,
+// with no emulation root: the name as passed would make it read another
+// file than the one planned (and verified).
+func (epp *Package) InterpName() string {
+	for _, h := range epp.emulHits {
+		if h.name == epp.Path {
+			if r := strings.TrimSuffix(epp.Req.Root, "/"); r != "" {
+				return strings.TrimPrefix(h.host, r)
+			}
+			return h.host
+		}
+	}
+	return epp.Path
+}
+

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,7 +179,8 @@ func muslRoot(t *testing.T) (root, prog, script string) {
 
 // TestRunEmulRoot: a program, its dynamic linker and a script found only
 // under the emulation root run under `uexec run --emul-root` as under
-// chroot (same stdout and exit status), as root and as uid 65534, in tree
+// chroot (same stdout and exit status; the script's interpreter gets the
+// script by its name in the real root), as root and as uid 65534, in tree
 // mode and with --once; a child the tree execs gets the root too.
 func TestRunEmulRoot(t *testing.T) {
 	needRun(t)
@@ -211,6 +214,10 @@ func TestRunEmulRoot(t *testing.T) {
 		{"program", []string{prog, "one", "two words"}, native(prog, "one", "two words")},
 		{"script", []string{script, "arg"}, native(script, "arg")},
 	}
+	// The script's name its interpreter gets is its file's name in the
+	// caller's root (the interpreter opens it there, not under DIR),
+	// where chroot's interpreter gets the name as given.
+	cases[1].want.stdout = strings.Replace(cases[1].want.stdout, " ["+script+"] ", " ["+root+script+"] ", 1)
 	child := native(prog, "child", "x")
 	child.stdout += "status 0\n"
 	if child.status.ExitStatus() != 0 || !strings.HasPrefix(child.stdout, "hello tls=42 argc=3") {
@@ -237,6 +244,46 @@ func TestRunEmulRoot(t *testing.T) {
 		argv := append(append(append([]string{}, who.prefix...), bin), "run", "--emul-root", root, tree, "x")
 		if got := runCmd(t, "", "/", argv...); got.stdout != child.stdout || got.status != child.status {
 			t.Errorf("%s, a child of the tree: %v\nwant stdout:\n%s", who.name, got, child.stdout)
+		}
+	}
+}
+
+// TestEmulRootScriptIsDIRs: a script found under the emulation root runs
+// as DIR's file even where the real root has another file of that name: its
+// interpreter, which opens the script itself outside DIR, gets DIR's file
+// by its name in the real root. So the bytes that run are the ones planned
+// and, with --veriexec, verified: at strict 3, listing DIR's script only,
+// it runs. As root and as uid 65534, in tree mode and with --once.
+func TestEmulRootScriptIsDIRs(t *testing.T) {
+	needRun(t)
+	dir, bin := sharedUexec(t)
+	emul := filepath.Join(dir, "emul")
+	name := filepath.Join(dir, "s.sh")
+	host := emul + name
+	writeFile(t, name, "#!/bin/sh\necho REAL\n", 0o755)
+	writeFile(t, host, "#!/bin/sh\necho DIR \"$0\"\n", 0o755)
+	// Listed: DIR's script, and /bin/sh and its loader as interpreters.
+	var sigs strings.Builder
+	for _, e := range [][2]string{{host, "direct"}, {"/bin/sh", "indirect"}, {"/lib64/ld-linux-x86-64.so.2", "indirect"}} {
+		p, err := filepath.EvalSymlinks(e[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sigs, "%s sha256 %x %s\n", p, sha256.Sum256(b), e[1])
+	}
+	sigsFile := filepath.Join(dir, "sigs")
+	writeFile(t, sigsFile, sigs.String(), 0o644)
+	for _, user := range [][]string{nil, asNobody(t)} {
+		for _, mode := range [][]string{{"run"}, {"run", "--once"}, {"run", "--veriexec", sigsFile, "--veriexec-strict", "3"}} {
+			argv := append(append(append(append([]string{}, user...), bin), mode...), "--emul-root", emul, name)
+			r := runCmd(t, "", "/", argv...)
+			if want := "DIR " + host + "\n"; r.stdout != want || r.status != 0 {
+				t.Errorf("%v: %v, want stdout %q", argv, r, want)
+			}
 		}
 	}
 }

@@ -189,7 +189,7 @@ func (m *Misc) MakeCmds(epp *execsw.Package) error {
 	} else {
 		epp.Args.RemoveArgZero()
 	}
-	if err := epp.Args.Push("file name", epp.Path); err != nil {
+	if err := epp.Args.Push("file name", epp.InterpName()); err != nil {
 		return &execsw.ExecError{Path: epp.Path, Reason: "binfmt rule " + e.Name, Err: err}
 	}
 	if err := epp.Args.Push("interpreter name", e.Interpreter); err != nil {

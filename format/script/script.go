@@ -156,7 +156,8 @@ func (Format) MakeCmds(epp *execsw.Package) error {
 		epp.Flags |= execsw.FlagDestr
 		return &execsw.ExecError{Path: epp.Path, Reason: "no arguments collected", Err: unix.EINVAL}
 	}
-	if err := epp.Args.Rewrite(interp, arg, hasArg, epp.Path); err != nil {
+	name := epp.InterpName()
+	if err := epp.Args.Rewrite(interp, arg, hasArg, name); err != nil {
 		epp.Flags |= execsw.FlagDestr
 		return &execsw.ExecError{Path: epp.Path, Reason: "#! rewrite", Err: err}
 	}
@@ -164,7 +165,7 @@ func (Format) MakeCmds(epp *execsw.Package) error {
 	if hasArg {
 		epp.FakeArgs = append(epp.FakeArgs, arg)
 	}
-	epp.FakeArgs = append(epp.FakeArgs, epp.Path)
+	epp.FakeArgs = append(epp.FakeArgs, name)
 	epp.Chain = append(epp.Chain, execsw.Link{Format: "script", Path: epp.Path})
 	epp.Flags |= execsw.FlagIndir | execsw.FlagHasArgl | execsw.FlagSkipArg
 	epp.Depth++
