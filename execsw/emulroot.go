@@ -109,4 +109,3 @@ func (epp *Package) InterpName() string {
 	}
 	return epp.Path
 }
-
