@@ -70,11 +70,23 @@ func Load(name string) (*Table, error) {
 		if p, err := filepath.EvalSymlinks(e.Path); err == nil {
 			e.Path = p
 		}
+		var st unix.Stat_t
+		serr := unix.Stat(e.Path, &st)
+		if old, ok := r.byID[fileID{st.Dev, st.Ino}]; ok && serr == nil && old.Path != e.Path {
+			// A hard link of a listed file: one file, one entry, as
+			// NetBSD keys its table by vnode.
+			if old.Type != e.Type || string(old.Fingerprint) != string(e.Fingerprint) {
+				return nil, &ParseError{File: name, Line: e.Line, Err: unix.EEXIST,
+					Msg: fmt.Sprintf("%s: the file of %s (line %d, a hard link), with another fingerprint", e.Path, old.Path, old.Line)}
+			}
+			old.Flags |= e.Flags
+			r.byPath[e.Path] = old
+			continue
+		}
 		if err := r.add(e); err != nil {
 			return nil, &ParseError{File: name, Line: e.Line, Msg: err.Error(), Err: unix.EEXIST}
 		}
-		var st unix.Stat_t
-		switch err := unix.Stat(e.Path, &st); {
+		switch err := serr; {
 		case err != nil:
 			var errno unix.Errno
 			errors.As(err, &errno)
