@@ -76,6 +76,14 @@ func ExecInPlace(plan *execsw.Plan, opts *InPlaceOptions) error {
 	if why == "" && opts.KernelExact {
 		why = kernelAskedNote
 	}
+	if why == "" && plan.Extended == "" {
+		if pid := sys.TracerPid(); pid != 0 {
+			// A debugger or strace follows the exec it sees: the
+			// kernel's is the program's (its exec event, file and
+			// symbols), the stub's would be the launcher's.
+			why = fmt.Sprintf("uexec is traced (by pid %d): the kernel execs the program, whose exec its tracer then sees as natively", pid)
+		}
+	}
 	if why != "" && opts.Path != "" && plan.Extended == "" {
 		if opts.Logf != nil {
 			opts.Logf("note: %s", why)

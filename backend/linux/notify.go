@@ -258,14 +258,8 @@ func ptraceUsable() error {
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, 0, 0, 0, 0, 0); e == unix.EPERM || e == unix.EACCES || e == unix.ENOSYS {
 		return os.NewSyscallError("ptrace", e)
 	}
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok && strings.TrimSpace(v) != "0" {
-			return fmt.Errorf("uexec is traced by pid %s: %w", strings.TrimSpace(v), unix.EPERM)
-		}
+	if pid := sys.TracerPid(); pid != 0 {
+		return fmt.Errorf("uexec is traced by pid %d: %w", pid, unix.EPERM)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -141,6 +142,39 @@ func TestNoRandomAsAnyUser(t *testing.T) {
 			if under := runCmd(t, "", "/", argv...); under.stdout != native.stdout || under.status != 0 {
 				t.Errorf("%s, uexec run --no-random %v: %v, natively %q", u.name, mode, under, native.stdout)
 			}
+		}
+	}
+}
+
+// TestOnceTracedSeesProgram: under a tracer, --once has the kernel exec a
+// program whose plan is the kernel's own, so that the tracer sees the
+// program's exec as natively: strace's execve of it, gdb's "executing new
+// program" naming it (its symbols and breakpoints then resolve). A plan
+// only the stub can build (a binfmt rule of uexec's) is still the stub's
+// under a tracer, and runs.
+func TestOnceTracedSeesProgram(t *testing.T) {
+	needRun(t)
+	strace := testenv.NeedTool(t, "strace")
+	gdb := testenv.NeedTool(t, "gdb")
+	trace := filepath.Join(t.TempDir(), "trace")
+	r := runCmd(t, "", "", strace, "-f", "-e", "trace=execve", "-o", trace, uexecBin, "run", "--once", "--verbose", "/bin/echo", "x")
+	if r.status != 0 || r.stdout != "x\n" || !strings.Contains(r.stderr, "uexec is traced") {
+		t.Fatalf("under strace: %v", r)
+	}
+	if b, err := os.ReadFile(trace); err != nil || !strings.Contains(string(b), `execve("/bin/echo", ["/bin/echo", "x"]`) {
+		t.Errorf("strace does not show the program's execve (%v):\n%s", err, b)
+	}
+	r = runCmd(t, "", "", gdb, "-batch", "-nx", "-ex", "run", "--args", uexecBin, "run", "--once", "/bin/true")
+	if !strings.Contains(r.stdout, "executing new program: /bin/true\n") && !strings.Contains(r.stdout, "executing new program: /usr/bin/true\n") {
+		t.Errorf("gdb did not follow the exec into /bin/true:\n%v", r)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.uxt")
+	writeFile(t, script, "echo from rule\n", 0o755)
+	for _, pre := range [][]string{{strace, "-f", "-o", "/dev/null"}, {gdb, "-batch", "-nx", "-ex", "run", "--args"}} {
+		r := runCmd(t, "", "", append(append([]string{}, pre...), uexecBin, "run", "--once", "--binfmt", ":uxt:E::uxt::/bin/sh:", script)...)
+		if !strings.Contains(r.stdout, "from rule\n") {
+			t.Errorf("%s, a binfmt rule's exec (the stub's): %v", pre[0], r)
 		}
 	}
 }

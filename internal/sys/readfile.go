@@ -1,7 +1,9 @@
 package sys
 
 import (
+	"bytes"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,4 +41,20 @@ func readFile(path string, flags int) ([]byte, error) {
 		}
 		buf = buf[:len(buf)+n]
 	}
+}
+
+// TracerPid returns the pid of this process's tracer (ptrace), 0 when it
+// has none or /proc/self/status cannot be read.
+func TracerPid() int {
+	b, err := ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nTracerPid:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	pid, _ := strconv.Atoi(string(bytes.TrimSpace(line)))
+	return pid
 }
