@@ -2,6 +2,7 @@ package veriexec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,6 +143,11 @@ func writeAtomic(path string, data []byte) error {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
+		// Named after the file asked for: the temporary one is ours.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = &os.PathError{Op: "write", Path: path, Err: pe.Err}
+		}
 		return err
 	}
 	_, err = f.Write(data)

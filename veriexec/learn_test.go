@@ -48,3 +48,14 @@ func TestLearnerWritesOnlyFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnerNamesItsFile: a learned table that cannot be written is an
+// error naming the file asked for, not the temporary file it is written
+// through.
+func TestLearnerNamesItsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing", "sigs")
+	err := writeAtomic(path, []byte("x"))
+	if !errors.Is(err, syscall.ENOENT) || err.Error() != "write "+path+": no such file or directory" {
+		t.Errorf("got %v, want ENOENT naming %s", err, path)
+	}
+}
