@@ -3,7 +3,6 @@
 package linux
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -68,9 +67,15 @@ func runnable(plan *execsw.Plan, byKernel bool) error {
 		return fmt.Errorf("uexec backend: %s: only the kernel's exec of the request can run it: %w", plan.KernelOnly, syscall.EACCES)
 	}
 	// Without a 32-bit stub, a 32-bit image is the kernel's exec of the
-	// same request, where that is the plan (byKernel).
+	// same request, where that is the plan (byKernel); where it is not
+	// (an extended plan: the kernel would run another file) it is
+	// ENOEXEC, as a tree refuses it.
 	if plan.Compat && !byKernel {
-		return fmt.Errorf("uexec backend: 32-bit images need a 32-bit stub: %w", errors.ErrUnsupported)
+		why := "the kernel's exec is not the plan"
+		if plan.Extended != "" {
+			why = "the kernel's exec would not see the " + plan.Extended
+		}
+		return fmt.Errorf("a 32-bit image, which uexec has no 32-bit stub to build, and %s: %w", why, syscall.ENOEXEC)
 	}
 	return nil
 }

@@ -393,7 +393,7 @@ func startFailed(err error, o *options, elog *execLog, first *uexec.ExecEvent, s
 		return 128 + int(be.Signal)
 	}
 	elog.write(*first)
-	fmt.Fprintf(stderr, "uexec: %s: %v\n", o.argv[0], err)
+	fmt.Fprintf(stderr, "uexec: %s: %v%s\n", o.argv[0], err, errnoSuffix(err))
 	if errors.As(err, &be) && kernelExecStep(be.Step) && errors.Is(err, unix.ENOENT) {
 		// The kernel's own exec of the program found nothing (a
 		// missing interpreter): env(1)'s 127. uexec's own failures
