@@ -123,3 +123,26 @@ func TestLogFirstByKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestRun32BitUnderEmulRoot: a 32-bit program found under the emulation
+// root is the stub's to build (the kernel's exec would find another file)
+// and uexec has no 32-bit stub: the first program and --once fail with
+// ENOEXEC (exit 126), as a tree's exec of it does, whatever the kernel's
+// IA-32 emulation.
+func TestRun32BitUnderEmulRoot(t *testing.T) {
+	needRun(t)
+	emul := t.TempDir()
+	if err := os.MkdirAll(emul+"/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := exit32().Bytes()
+	if err := os.WriteFile(emul+"/bin/uexec-test-exit32", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+		argv := append(append([]string{uexecBin}, mode...), "--emul-root", emul, "/bin/uexec-test-exit32")
+		if r := runCmd(t, "", "", argv...); r.status.ExitStatus() != 126 || !strings.Contains(r.stderr, "(ENOEXEC)") {
+			t.Errorf("%v: %v, want exit 126 and ENOEXEC", argv[1:], r)
+		}
+	}
+}
