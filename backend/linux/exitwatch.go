@@ -73,6 +73,12 @@ func newExitWatch(onExit func(*ExitEvent)) (*exitWatch, error) {
 // exitImage is what an exec of plan gives a process, for its ExitEvent.
 // The real uid does not change at an exec.
 func exitImage(plan *execsw.Plan, path string) *ExitEvent {
+	if plan.Fatal != nil {
+		// Killed past the point of no return, whoever makes the exec:
+		// no crash of the program (NetBSD's exec exits without
+		// sigexit then), as the stub's own death there is not.
+		return nil
+	}
 	if len(plan.Chain) > 0 {
 		path = plan.Chain[0].Path
 	}

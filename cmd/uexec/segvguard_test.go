@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uexec/uexec/internal/testelf"
 	"github.com/uexec/uexec/internal/testenv"
 )
 
@@ -99,6 +100,30 @@ func TestSegvguardOrdinaryUser(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	checkSegvguard(t, dir, stdout, stderr, false)
+}
+
+// TestSegvguardFatalExec: a process killed past the point of no return of
+// its exec (an image the kernel cannot finish) is no crash of the program,
+// whoever makes the exec: root's stub, or the kernel in an ordinary user's
+// tree. Three such deaths under --segvguard=1 are each the exec's SIGSEGV,
+// and nothing is suspended.
+func TestSegvguardFatalExec(t *testing.T) {
+	needRun(t)
+	setpriv := testenv.NeedTool(t, "setpriv")
+	dir := testenv.SharedTempDir(t)
+	f := testelf.Static64()
+	f.Progs[1].Filesz = 0x4000 // past its p_memsz: the exec dies after its point of no return
+	writeFile(t, filepath.Join(dir, "fatal"), string(f.Bytes()), 0o755)
+	bin := filepath.Join(dir, "uexec")
+	copyFile(t, uexecBin, bin, 0o755)
+	loop := "for i in 1 2 3; do ./fatal; echo \"fatal $?\"; done"
+	for _, user := range [][]string{nil, {setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}} {
+		argv := append(append([]string{}, user...), bin, "run", "--segvguard=1,60,60", "/bin/sh", "-c", loop)
+		stdout, stderr, code := runWithin(t, dir, argv...)
+		if code != 0 || stdout != "fatal 139\nfatal 139\nfatal 139\n" || strings.Contains(stderr, "Segvguard") {
+			t.Errorf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", argv, code, stdout, stderr)
+		}
+	}
 }
 
 // TestSegvguardUsage: --once cannot count crashes (a usage error), and
