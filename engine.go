@@ -134,8 +134,11 @@ type SpawnRequest struct {
 	// and its descendants reaches the engine through a seccomp filter
 	// (seccomp user notification; the tree is not traced) and is planned
 	// with the engine's switch and the caller's own state. It needs
-	// ptrace (this process must not be traced itself). See README.md,
-	// "Every exec of the tree".
+	// ptrace (this process must not be traced itself). The thread of
+	// this process that serves the tree runs at nice -10 where this
+	// process may raise its priority, with a 0.1 ms time slice, so that a
+	// caller it wakes does not preempt it (README.md, Benchmarks). See
+	// README.md, "Every exec of the tree".
 	Tree bool
 	// Build, with Tree, has uexec's stub build every exec of the tree
 	// that it can make exact (where it may set /proc/PID/exe: CAP_SYS_ADMIN
