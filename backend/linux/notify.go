@@ -516,13 +516,15 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	}
 	// AT_EXECVE_CHECK: every check, no exec. The kernel's own answer,
 	// with the caller's securebits, is the native one; the log has the
-	// call as far as uexec could read it.
+	// call as far as uexec could read it. With a flag execveat does not
+	// know the call is EINVAL, no check (execRequest refuses it).
+	isCheck := flags&sys.AT_EXECVE_CHECK != 0 && flags&^uint64(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|sys.AT_EXECVE_CHECK) == 0
 	check := func() {
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
 		execd = false // no exec
 	}
 	c, err := readCaller(pid)
-	if err != nil && flags&sys.AT_EXECVE_CHECK != 0 {
+	if err != nil && isCheck {
 		check()
 		return
 	}
@@ -536,7 +538,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 		tr.exits.track(tgid)
 	}
 	path, argv, envp, argErr, err := readCall(pid, pathPtr, argvPtr, envpPtr)
-	if flags&sys.AT_EXECVE_CHECK != 0 {
+	if isCheck {
 		if err == nil {
 			ev.Path, ev.Argv = path, argv
 		}
