@@ -214,10 +214,35 @@ func readLog(r io.Reader) (*execLogFile, error) {
 			l.Execs = append(l.Execs, e)
 		}
 	}
+	l.adoptRoots()
 	for _, p := range l.Procs {
 		sort.SliceStable(p.Children, func(i, j int) bool { return p.Children[i].Start.Before(p.Children[j].Start) })
 	}
 	return l, nil
+}
+
+// adoptRoots gives a parent to each root whose parent's first exec line
+// comes after its own (a subshell's child, then the subshell's exec): the
+// earliest process of its ppid whose first exec comes after its own. (One
+// whose parent was live at its line has it; one whose parent never
+// exec'd stays a root, unless its pid came round again within the log.)
+func (l *execLogFile) adoptRoots() {
+	var roots []*logProc
+	for _, p := range l.Roots {
+		var parent *logProc
+		for _, q := range l.Procs {
+			if q.Pid == p.Ppid && q != p && q.Start.After(p.Start) && (parent == nil || q.Start.Before(parent.Start)) {
+				parent = q
+			}
+		}
+		if parent == nil {
+			roots = append(roots, p)
+			continue
+		}
+		p.parent = parent
+		parent.Children = append(parent.Children, p)
+	}
+	l.Roots = roots
 }
 
 // readLine reads one line of br without its newline: io.EOF with the

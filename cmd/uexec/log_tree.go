@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,39 @@ func shellJoin(argv []string) string {
 			b.WriteString(a)
 			continue
 		}
+		if strings.IndexFunc(a, unicode.IsControl) >= 0 {
+			// A newline or an escape sequence written as is would break
+			// the line (or drive the terminal): bash's $'...' form.
+			b.WriteString(ansiQuote(a))
+			continue
+		}
 		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
 	}
+	return b.String()
+}
+
+// ansiQuote is a as bash's $'...' quoting: control characters, quotes and
+// backslashes escaped.
+func ansiQuote(a string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for _, r := range a {
+		switch {
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('\'')
 	return b.String()
 }
