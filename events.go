@@ -34,6 +34,8 @@ type ExecEvent struct {
 	// Stopped: the new image waits at its first instruction in a plain
 	// stop (SpawnRequest.StopAtEntry, StopAtExec); SIGCONT runs it.
 	Stopped bool
+	// Check: an execveat with AT_EXECVE_CHECK, which execs nothing.
+	Check bool
 }
 
 // ExitEvent is the end of a process of a tree (SpawnRequest.OnExit): an
@@ -53,7 +55,7 @@ type ExitEvent struct {
 
 func execEventOf(ev *backend.ExecEvent) ExecEvent {
 	return ExecEvent{Time: ev.Time, Pid: ev.Pid, Tgid: ev.Tgid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path, Argv: ev.Argv,
-		Chain: ev.Chain, Err: startError(ev.Err), By: ev.By, Note: ev.Note, Stopped: ev.Stopped}
+		Chain: ev.Chain, Err: startError(ev.Err), By: ev.By, Note: ev.Note, Stopped: ev.Stopped, Check: ev.Check}
 }
 
 func exitEventOf(ev *backend.ExitEvent) ExitEvent {

@@ -520,6 +520,7 @@ func (tr *Tree) notified(listener int, n *seccompNotif) {
 	// know the call is EINVAL, no check (execRequest refuses it).
 	isCheck := flags&sys.AT_EXECVE_CHECK != 0 && flags&^uint64(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|sys.AT_EXECVE_CHECK) == 0
 	check := func() {
+		ev.Check = true
 		kernel("AT_EXECVE_CHECK: checked by the kernel")
 		execd = false // no exec
 	}

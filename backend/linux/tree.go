@@ -103,6 +103,9 @@ type ExecEvent struct {
 	// Stopped: the new image waits at its first instruction in a group
 	// stop (TreeOptions.StopAtExec).
 	Stopped bool
+	// Check: an execveat with AT_EXECVE_CHECK, which checks and execs
+	// nothing (the kernel's answer).
+	Check bool
 }
 
 // Tree is a process tree whose execs are done by uexec's engine: the first

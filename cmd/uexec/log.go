@@ -114,12 +114,13 @@ type logExec struct {
 	Given  string
 	Argv   []string
 	Result string
+	Check  bool // execveat(AT_EXECVE_CHECK): no exec
 	proc   *logProc
 }
 
 // Done reports whether the exec replaced the image (by uexec or the
-// kernel).
-func (e *logExec) Done() bool { return e.Result == "ok" || e.Result == "kernel" }
+// kernel): not a check (AT_EXECVE_CHECK), which execs nothing.
+func (e *logExec) Done() bool { return !e.Check && (e.Result == "ok" || e.Result == "kernel") }
 
 // logImage is an image a process ran: from a successful exec to the next
 // one or the process's end.
@@ -206,7 +207,7 @@ func readLog(r io.Reader) (*execLogFile, error) {
 				live[rec.Pid] = p
 				l.Procs = append(l.Procs, p)
 			}
-			e := &logExec{Time: t, Cwd: rec.Cwd, Path: rec.Path, Given: rec.Path, Argv: rec.Argv, Result: rec.Result, proc: p}
+			e := &logExec{Time: t, Cwd: rec.Cwd, Path: rec.Path, Given: rec.Path, Argv: rec.Argv, Result: rec.Result, Check: rec.Check, proc: p}
 			if e.Path != "" && !filepath.IsAbs(e.Path) && e.Cwd != "" {
 				e.Path = filepath.Join(e.Cwd, e.Path)
 			}

@@ -73,8 +73,11 @@ func procLabel(l *execLogFile, p *logProc) string {
 		parts = append(parts, shellJoin(img.Argv))
 	}
 	if len(parts) == 0 && len(p.Execs) > 0 {
-		e := p.Execs[0]
-		return shellJoin(e.Argv) + " [exec failed: " + p.Execs[len(p.Execs)-1].Result + "]"
+		e, last := p.Execs[0], p.Execs[len(p.Execs)-1]
+		if last.Check {
+			return shellJoin(e.Argv) + " [checked, not exec'd]"
+		}
+		return shellJoin(e.Argv) + " [exec failed: " + last.Result + "]"
 	}
 	return strings.Join(parts, " ⇒ ")
 }

@@ -33,6 +33,7 @@ type execLogLine struct {
 	Note   string        `json:"note,omitempty"`
 
 	Stopped bool `json:"stopped,omitempty"` // --stop-at-entry, --stop-at-exec
+	Check   bool `json:"check,omitempty"`   // execveat(AT_EXECVE_CHECK): no exec
 }
 
 // execLog writes --log-execs lines; nil writes nothing.
@@ -98,7 +99,7 @@ func (l *execLog) write(ev uexec.ExecEvent) {
 	}
 	line := execLogLine{Event: "exec",
 		Time: ev.Time.UTC().Format(time.RFC3339Nano), Pid: ev.Pid, Ppid: ev.Ppid, Cwd: ev.Cwd, Path: ev.Path,
-		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note, Stopped: ev.Stopped,
+		Argv: ev.Argv, Chain: ev.Chain, Result: "ok", By: ev.By, Note: ev.Note, Stopped: ev.Stopped, Check: ev.Check,
 	}
 	if ev.Tgid != 0 && ev.Tgid != ev.Pid {
 		line.Tgid = ev.Tgid

@@ -82,17 +82,31 @@ func TestTreeExecs(t *testing.T) {
 				t.Errorf("%s:\nnative:\n%suexec:\n%s", name, want, got)
 			}
 			// Every exec the program made is in the log, by uexec with
-			// --build (the kernel: a 32-bit image), else by the kernel.
+			// --build (the kernel: a 32-bit image, a check), else by the
+			// kernel.
 			by := 0
 			for _, l := range readExecLog(t, log) {
 				if l.By == mode.by {
 					by++
-				} else if !strings.Contains(l.Note, "32-bit") {
+				} else if !strings.Contains(l.Note, "32-bit") && !l.Check {
 					t.Errorf("exec by %s: %+v", l.By, l)
 				}
 			}
 			if by < 50 {
 				t.Errorf("%d execs by %s in the log, want every exec of the program (50 or more)", by, mode.by)
+			}
+			// The AT_EXECVE_CHECK call is logged as a check (no exec).
+			checks := 0
+			for _, l := range readExecLog(t, log) {
+				if l.Check {
+					checks++
+					if !strings.HasSuffix(l.Path, "/self") || l.By != "kernel" {
+						t.Errorf("check line %+v", l)
+					}
+				}
+			}
+			if checks != 1 {
+				t.Errorf("%d lines with check, want 1 (execveat-check)", checks)
 			}
 			// The log's errno of each failed exec is the one the program
 			// got: the errnos of both, counted, are the same. (Where the
@@ -164,6 +178,7 @@ type logLine struct {
 	Error  string `json:"error"`
 	By     string `json:"by"`
 	Note   string `json:"note"`
+	Check  bool   `json:"check"`
 }
 
 func readExecLog(t *testing.T, name string) []logLine {

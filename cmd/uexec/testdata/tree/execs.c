@@ -156,6 +156,7 @@ static void c_efault_argv(void) { execve(p("self"), (char **)8, envp0); }
 static void c_efault_argv_missing(void) { execve(p("missing"), (char **)8, envp0); }
 static void c_efault_str(void) { char *a[] = {"show", (char *)8, NULL}; execve(p("self"), a, envp0); }
 static void c_at_flags(void) { syscall(SYS_execveat, AT_FDCWD, p("self"), showargv, envp0, 0x8000); }
+static void c_at_check(void) { syscall(SYS_execveat, AT_FDCWD, p("self"), showargv, envp0, 0x10000); }
 static void c_at_flags_check(void) { syscall(SYS_execveat, AT_FDCWD, p("self"), showargv, envp0, 0x10000 | 0x8000); }
 static void c_at_badfd(void) { syscall(SYS_execveat, 999, "self", showargv, envp0, 0); }
 static void c_at_notdirfd(void) {
@@ -330,7 +331,7 @@ int main(int argc, char **argv) {
 		{"argc0", c_argc0}, {"null-argv", c_nullargv}, {"efault-path", c_efault_path},
 		{"efault-argv", c_efault_argv}, {"efault-argv-missing", c_efault_argv_missing},
 		{"efault-string", c_efault_str},
-		{"execveat-flags", c_at_flags}, {"execveat-flags-with-check", c_at_flags_check}, {"execveat-badfd", c_at_badfd}, {"execveat-notdir-fd", c_at_notdirfd},
+		{"execveat-flags", c_at_flags}, {"execveat-flags-with-check", c_at_flags_check}, {"execveat-check", c_at_check}, {"execveat-badfd", c_at_badfd}, {"execveat-notdir-fd", c_at_notdirfd},
 		{"execveat-relative", c_at_rel}, {"execveat-relative-missing", c_at_rel_missing},
 		{"execveat-absolute", c_at_abs}, {"execveat-nofollow-link", c_at_nofollow},
 		{"execveat-nofollow-file", c_at_nofollow_file}, {"execveat-empty-cwd", c_at_empty_nofd},
