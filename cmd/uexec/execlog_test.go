@@ -270,8 +270,7 @@ func TestExecLogBuild(t *testing.T) {
 // nested processes, a failed PATH search, an exec that replaced a shell, a
 // crash, a signal, a process not seen to end, a child logged before its
 // parent's exec, an argv with a newline and an escape sequence, an
-// AT_EXECVE_CHECK before the exec it checked) at 72
-// columns.
+// AT_EXECVE_CHECK before the exec it checked) at 72 columns.
 func TestLogTreeGolden(t *testing.T) {
 	t.Setenv("COLUMNS", "72")
 	var out, errb bytes.Buffer
