@@ -142,14 +142,21 @@ func (m *callerMem) vector(addr uint64) ([]string, error) {
 		ptrs = append(ptrs, p)
 	}
 	out := make([]string, len(ptrs))
+	var long error
 	for i, p := range ptrs {
 		s, err := m.cstring(p, maxArgStrlen, errLongArg)
+		if err == errLongArg {
+			// E2BIG, with every string for the log as the call has
+			// them (strace shows them so).
+			long = err
+			s, err = m.cstring(p, maxArgBytes, errLongArg)
+		}
 		if err != nil {
 			return nil, err
 		}
 		out[i] = s
 	}
-	return out, nil
+	return out, long
 }
 
 // caller is what an exec needs of the process making it.
