@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,6 +58,43 @@ func TestRunSignalEnds(t *testing.T) {
 		}
 		if time.Now().After(end) {
 			t.Fatal("the released descendant's exec failed")
+		}
+	}
+}
+
+// TestRunSignalBeforeStart: SIGUSR1, SIGUSR2 and SIGQUIT to uexec while it
+// opens its log (a FIFO no one reads) end it by that signal, without a core
+// file or a word, as they would end env(1) before its exec (the Go runtime
+// alone dropped the first two and printed a stack dump for SIGQUIT).
+func TestRunSignalBeforeStart(t *testing.T) {
+	needRun(t)
+	dir := t.TempDir()
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT} {
+		fifo := filepath.Join(dir, "fifo-"+sig.String())
+		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(uexecBin, "run", "--log-execs", fifo, "/bin/true")
+		cmd.Dir = dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%v: uexec did not end within 2 s", sig)
+		}
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != sig || ws.CoreDump() || stderr.Len() != 0 {
+			t.Errorf("%v: uexec ended %v, stderr %q", sig, cmd.ProcessState, stderr.String())
 		}
 	}
 }

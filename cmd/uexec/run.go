@@ -59,6 +59,34 @@ func catchable() []os.Signal {
 	return out
 }
 
+// endOnSignals makes SIGUSR1, SIGUSR2 and SIGQUIT, unless uexec's caller
+// ignored them, end uexec by the same signal (without a core file) until
+// the function it returns is called. The Go runtime ends it by SIGHUP,
+// SIGINT and SIGTERM itself.
+func endOnSignals() (stop func()) {
+	c := make(chan os.Signal, 1)
+	var sigs []os.Signal
+	for _, s := range []os.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	signal.Notify(c, sigs...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-c:
+			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+			sigexit.Die(s.(syscall.Signal))
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(c)
+		close(done)
+	}
+}
+
 // ttySignals are the signals a terminal sends to its whole foreground
 // process group, which holds the program too: forwarding them again would
 // deliver them twice.
@@ -81,6 +109,12 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		}
 		return 0
 	}
+	// Until signals are caught for the program (below), one ends uexec
+	// as it would end env(1) before its exec: the Go runtime alone would
+	// drop SIGUSR1 and SIGUSR2 and end with a stack dump on SIGQUIT (the
+	// log's open may wait for a FIFO's reader, the program be read from
+	// standard input).
+	stopEarly := endOnSignals()
 	elog, err := openExecLog(o.logExecs, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "uexec: --log-execs: %v%s\n", err, errnoSuffix(err))
@@ -115,6 +149,7 @@ func cmdRun(stdin io.Reader, stdout, stderr io.Writer, args []string) (code int)
 		keepOnSIGPIPE()
 		signal.Notify(sigs, catchable()...)
 		defer signal.Stop(sigs)
+		stopEarly()
 	}
 	first := &uexec.ExecEvent{Time: time.Now(), Pid: os.Getpid(), Ppid: os.Getpid(), Path: o.argv[0], Argv: o.argv, By: "uexec"}
 	o.treeNoNewPrivs = !o.once && uexec.TreeNoNewPrivs()
