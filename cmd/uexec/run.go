@@ -23,9 +23,28 @@ import (
 )
 
 // forwarded are the signals uexec passes on to the program, as a process
-// supervisor would; the program decides what they do.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT}
+// supervisor would; the program decides what they do. Besides the usual
+// ones, each other signal a kill(2) of the program's pid would deliver to
+// it natively: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT come to the
+// channel only when sent (a fault of uexec's own still crashes uexec), and
+// the real-time signals. Not forwarded: those uexec may get for itself
+// (SIGPIPE, SIGXFSZ and SIGXCPU of its own writes and time, SIGSYS of a
+// seccomp filter, SIGTRAP), the runtime's (SIGPROF, SIGURG), and the stops
+// and SIGCHLD, which job control and the waits handle.
+var forwarded = append([]os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT,
+	syscall.SIGALRM, syscall.SIGVTALRM, syscall.SIGPWR, syscall.SIGSTKFLT,
+	syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGABRT}, realtimeSignals()...)
+
+// realtimeSignals are SIGRTMIN (34, as glibc has it: 32 and 33 are its
+// own) to SIGRTMAX.
+func realtimeSignals() []os.Signal {
+	var out []os.Signal
+	for s := 34; s <= 64; s++ {
+		out = append(out, syscall.Signal(s))
+	}
+	return out
+}
 
 // initialSigMask is the signal mask uexec was started with, which the
 // program inherits as from a kernel exec; nil when unknown.

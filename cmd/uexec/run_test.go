@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,10 +173,12 @@ func TestRunExitStatuses(t *testing.T) {
 }
 
 // TestRunForwardsSignals sends signals to uexec and checks that the program
-// got them.
+// got them: the usual ones, and others a kill of the program's pid would
+// give it natively (SIGALRM, a SIGSEGV sent by kill, a real-time signal).
 func TestRunForwardsSignals(t *testing.T) {
 	needRun(t)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT,
+		syscall.SIGALRM, syscall.SIGVTALRM, syscall.SIGPWR, syscall.SIGABRT, syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.Signal(40)} {
 		t.Run(sig.String(), func(t *testing.T) {
 			name := strings.TrimPrefix(unixSigName(sig), "SIG")
 			cmd := exec.Command(uexecBin, "run", "--build", "/bin/bash", "-c",
@@ -185,10 +188,15 @@ func TestRunForwardsSignals(t *testing.T) {
 			pr, pw, _ := os.Pipe()
 			cmd.Stdout = pw
 			cmd.Stderr = &out
+			// Its own process group, killed at the end: a program that
+			// outlives uexec must not outlive the test.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			pw.Close()
+			pr.SetReadDeadline(time.Now().Add(10 * time.Second))
 			buf := make([]byte, 6)
 			if _, err := pr.Read(buf); err != nil || string(buf) != "ready\n" {
 				t.Fatalf("program did not start: %q %v %s", buf, err, out.String())
@@ -216,8 +224,13 @@ func TestRunForwardsSignals(t *testing.T) {
 
 func unixSigName(s syscall.Signal) string {
 	names := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP",
-		syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH", syscall.SIGQUIT: "SIGQUIT"}
-	return names[s]
+		syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH", syscall.SIGQUIT: "SIGQUIT",
+		syscall.SIGALRM: "SIGALRM", syscall.SIGVTALRM: "SIGVTALRM", syscall.SIGPWR: "SIGPWR", syscall.SIGABRT: "SIGABRT",
+		syscall.SIGSEGV: "SIGSEGV", syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGILL: "SIGILL"}
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return strconv.Itoa(int(s)) // bash's trap takes a number
 }
 
 // TestRunOptions checks the env(1)-like options under run.
