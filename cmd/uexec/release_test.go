@@ -36,18 +36,7 @@ func TestRunSignalEnds(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(700 * time.Millisecond):
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("%s: uexec did not end within 0.7 s of SIGTERM", c.name)
-		}
-		if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !c.want(ws) {
+		if ws := signalAfter(t, cmd, syscall.SIGTERM, 700*time.Millisecond); !c.want(ws) {
 			t.Errorf("%s: uexec ended %v", c.name, cmd.ProcessState)
 		}
 	}
@@ -81,20 +70,28 @@ func TestRunSignalBeforeStart(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
-		cmd.Process.Signal(sig)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("%v: uexec did not end within 2 s", sig)
-		}
-		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		ws := signalAfter(t, cmd, sig, 2*time.Second)
 		if !ws.Signaled() || ws.Signal() != sig || ws.CoreDump() || stderr.Len() != 0 {
 			t.Errorf("%v: uexec ended %v, stderr %q", sig, cmd.ProcessState, stderr.String())
 		}
 	}
+}
+
+// signalAfter sends sig to the started cmd 0.3 s after its start and
+// returns its wait status; one still running within after of the signal
+// is killed and fails the test.
+func signalAfter(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, after time.Duration) syscall.WaitStatus {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(after):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%v: uexec did not end within %v of %v", cmd.Args, after, sig)
+	}
+	return cmd.ProcessState.Sys().(syscall.WaitStatus)
 }
